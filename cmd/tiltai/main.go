@@ -1,0 +1,61 @@
+// Command tiltai is the single Tiltai binary: link-spec tools, and (as they
+// land) the scheduler, the executor, the embedded Mesos master and `tiltai up`.
+// Each subcommand turns its flags into a typed config and hands it to a package;
+// no business logic lives here.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI and returns the process exit code, so tests can drive
+// the whole program in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var coder cli.ExitCoder
+	if errors.As(err, &coder) {
+		if msg := coder.Error(); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return coder.ExitCode()
+	}
+	fmt.Fprintf(stderr, "tiltai: %v\n", err)
+	return 1
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "tiltai",
+		Usage: "wire microservice gates from outside the code, on Mesos",
+		Description: "Tiltai gives services gates: in-process ZeroMQ interfaces whose peers are\n" +
+			"wired by a link spec and rewired live. See docs/ for the link-spec format.",
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Errors are printed once, by run, with the right exit code.
+		ExitErrHandler:       func(*cli.Context, error) {},
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			versionCommand(),
+		},
+	}
+}
