@@ -95,7 +95,9 @@ func (c *Client) SetGates(g []GateInfo) {
 }
 
 // Ready tells the executor that every in-gate is bound.
-func (c *Client) Ready() { c.update(func(s *clientState) { s.ready = true; s.dirty[TypeReady] = true }) }
+func (c *Client) Ready() {
+	c.update(func(s *clientState) { s.ready = true; s.dirty[TypeReady] = true })
+}
 
 // Applied tells the executor that snapshot version v is applied.
 func (c *Client) Applied(v uint64) {
@@ -116,7 +118,9 @@ func (c *Client) Rejected(v uint64, err error) {
 }
 
 // Drained tells the executor that the service has drained its in-gates.
-func (c *Client) Drained() { c.update(func(s *clientState) { s.drained = true; s.dirty[TypeDrained] = true }) }
+func (c *Client) Drained() {
+	c.update(func(s *clientState) { s.drained = true; s.dirty[TypeDrained] = true })
+}
 
 func (c *Client) update(f func(*clientState)) {
 	select {

@@ -40,14 +40,14 @@ type Hello struct {
 // server publishes a new State after every change; values are never mutated
 // after publication.
 type State struct {
-	Connected   bool      // a service connection is open and said hello
-	Connections int       // connections accepted so far (reconnects count)
-	Hello       Hello     // from the latest hello
+	Connected   bool  // a service connection is open and said hello
+	Connections int   // connections accepted so far (reconnects count)
+	Hello       Hello // from the latest hello
 	Gates       []GateInfo
-	Ready       bool      // all the service's in-gates are bound
-	Pushed      uint64    // latest snapshot version handed to Push
-	Applied     uint64    // latest version the service reports applied
-	Rejected    uint64    // latest version the service rejected, with RejectErr
+	Ready       bool   // all the service's in-gates are bound
+	Pushed      uint64 // latest snapshot version handed to Push
+	Applied     uint64 // latest version the service reports applied
+	Rejected    uint64 // latest version the service rejected, with RejectErr
 	RejectErr   string
 	Status      *Status   // latest heartbeat, nil before the first
 	LastBeat    time.Time // when it arrived

@@ -248,4 +248,3 @@ func (s Snapshot) Normalize() Snapshot {
 func (s Snapshot) Peers(name string) []string {
 	return s.Out[name].Peers
 }
-
