@@ -95,9 +95,6 @@ type GateCounters struct {
 	// Rerouted counts messages taken back from a peer that died or was drained
 	// past its deadline, and queued again for the others.
 	Rerouted uint64 `json:"rerouted"`
-	// Unconfirmed counts messages written to a plain (non-Tiltai) peer whose
-	// connection then broke: they may or may not have arrived.
-	Unconfirmed uint64 `json:"unconfirmed"`
 	// Refused counts incoming connections refused: bad handshake, garbage,
 	// oversized frames, too many connections, draining.
 	Refused uint64 `json:"refused"`

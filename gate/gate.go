@@ -1,0 +1,563 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tiltai/tiltai/gate/control"
+)
+
+// Errors callers may need to tell apart.
+var (
+	// ErrClosed: the gate (or its hub) is closed.
+	ErrClosed = errors.New("gate closed")
+	// ErrDrained: an in-gate was drained and everything it held was received.
+	ErrDrained = errors.New("gate drained")
+	// ErrPattern: the operation does not exist for the gate's pattern.
+	ErrPattern = errors.New("operation not supported by this gate's pattern")
+	// ErrPeerLost: the peer of a request (or of a request being replied to)
+	// went away; the request may or may not have been processed.
+	ErrPeerLost = errors.New("peer lost")
+	// ErrTooBig: a message exceeds Options.MaxMessageSize.
+	ErrTooBig = errors.New("message too big")
+)
+
+type counters struct {
+	sent, received, dropped, rerouted, refused atomic.Uint64
+}
+
+// Gate is one named gate of a service: an in-gate (binds; pull, sub, rep,
+// pair) or an out-gate (connects to every current peer; push, pub, req,
+// pair). Methods are safe for concurrent use.
+type Gate struct {
+	hub     *Hub
+	name    string
+	dir     control.Direction
+	pattern control.Pattern
+	opt     Options
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	ctr     counters
+
+	sendQ    *sendQueue // push, pair
+	recvQ    *recvQueue // pull, sub, rep, pair
+	progress signal     // something was written or acknowledged
+
+	lmu       sync.Mutex
+	links     map[*link]struct{} // live, handshaken connections
+	rr        int                // req round robin
+	linkSig   signal             // a link came, went or became idle
+	topics    map[string]struct{} // sub
+	peers     map[string]*peer    // out-gates: configured peers
+	ln        net.Listener        // in-gates
+	bound     string
+	draining  bool
+	closing   bool
+	drainDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newGate(h *Hub, spec control.GateSpec) *Gate {
+	ctx, cancel := context.WithCancel(h.ctx)
+	g := &Gate{
+		hub: h, name: spec.Name, dir: spec.Dir, pattern: spec.Pattern, opt: h.opt,
+		log: h.log, ctx: ctx, cancel: cancel, progress: newSignal(),
+		links: map[*link]struct{}{}, linkSig: newSignal(), topics: map[string]struct{}{},
+		peers: map[string]*peer{}, drainDone: make(chan struct{}),
+	}
+	switch g.pattern {
+	case control.Push, control.Pair:
+		g.sendQ = newSendQueue(g.opt.QueueLen, g.opt.QueueBytes)
+	}
+	switch g.pattern {
+	case control.Pull, control.Sub, control.Rep, control.Pair:
+		g.recvQ = newRecvQueue(g.opt.QueueBytes)
+	}
+	return g
+}
+
+// Name returns the gate's name.
+func (g *Gate) Name() string { return g.name }
+
+// Pattern returns the gate's pattern.
+func (g *Gate) Pattern() control.Pattern { return g.pattern }
+
+// Addr returns an in-gate's bound address (tcp://host:port), else "".
+func (g *Gate) Addr() string { return g.bound }
+
+// Send sends one message made of parts. For push and pair it blocks while the
+// gate's queue is full (no peer, or every peer busy) until ctx ends; for pub
+// it never blocks: a subscriber whose queue is full loses the message, and
+// that is counted as dropped. The gate owns the parts after Send: do not
+// modify them.
+func (g *Gate) Send(ctx context.Context, parts ...[]byte) error {
+	return g.SendMsg(ctx, Message(parts))
+}
+
+// SendMsg is Send with a Message.
+func (g *Gate) SendMsg(ctx context.Context, m Message) error {
+	if len(m) == 0 {
+		return fmt.Errorf("cannot send on gate %q: a message needs at least one part", g.name)
+	}
+	size := m.Size()
+	if size > g.opt.MaxMessageSize {
+		return fmt.Errorf("cannot send on gate %q: %w (%d bytes, limit %d)", g.name, ErrTooBig, size, g.opt.MaxMessageSize)
+	}
+	switch g.pattern {
+	case control.Push, control.Pair:
+		if err := g.sendQ.push(ctx, m, size); err != nil {
+			return fmt.Errorf("cannot send on gate %q: %w", g.name, err)
+		}
+		return nil
+	case control.Pub:
+		return g.publish(m, size)
+	}
+	return fmt.Errorf("cannot send on %s gate %q: %w (use Request or Reply)", g.pattern, g.name, ErrPattern)
+}
+
+func (g *Gate) publish(m Message, size int) error {
+	g.lmu.Lock()
+	if g.closing {
+		g.lmu.Unlock()
+		return fmt.Errorf("cannot send on gate %q: %w", g.name, ErrClosed)
+	}
+	delivered := false
+	for l := range g.links {
+		if !l.active.Load() || !l.subscribed(m[0]) {
+			continue
+		}
+		delivered = true
+		if !l.pq.tryPush(m, size) {
+			g.ctr.dropped.Add(1)
+		}
+	}
+	g.lmu.Unlock()
+	if !delivered && len(g.links) == 0 {
+		// Nobody connected: the message reaches no one. Counted, as is every loss.
+		g.ctr.dropped.Add(1)
+	}
+	return nil
+}
+
+// Recv returns the next message of a pull, sub or pair gate. It returns
+// ErrDrained once a drained gate has handed over everything it held.
+func (g *Gate) Recv(ctx context.Context) (Message, error) {
+	switch g.pattern {
+	case control.Pull, control.Sub, control.Pair:
+	default:
+		return nil, fmt.Errorf("cannot receive on %s gate %q: %w", g.pattern, g.name, ErrPattern)
+	}
+	m, err := g.recvQ.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.ctr.received.Add(1)
+	return m.msg, nil
+}
+
+// Messages is the channel view of Recv: it delivers messages until ctx ends
+// or the gate is drained or closed, then closes the channel.
+func (g *Gate) Messages(ctx context.Context) <-chan Message {
+	ch := make(chan Message)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer close(ch)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() { // Recv must also end when the gate closes
+			select {
+			case <-g.ctx.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for {
+			m, err := g.Recv(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// Subscribe adds a topic prefix to a sub gate ("" means everything).
+func (g *Gate) Subscribe(topic string) error { return g.setTopic(topic, true) }
+
+// Unsubscribe removes a topic prefix from a sub gate.
+func (g *Gate) Unsubscribe(topic string) error { return g.setTopic(topic, false) }
+
+func (g *Gate) setTopic(topic string, on bool) error {
+	if g.pattern != control.Sub {
+		return fmt.Errorf("cannot subscribe on %s gate %q: %w", g.pattern, g.name, ErrPattern)
+	}
+	g.lmu.Lock()
+	if on {
+		g.topics[topic] = struct{}{}
+	} else {
+		delete(g.topics, topic)
+	}
+	links := slices.Collect(mapKeys(g.links))
+	g.lmu.Unlock()
+	for _, l := range links {
+		sendSubs(l, on, []string{topic}, false)
+	}
+	return nil
+}
+
+// sendSubs tells a publisher about topics; with sync, an extension peer also
+// learns that the subscription list is complete.
+func sendSubs(l *link, on bool, topics []string, sync bool) error {
+	return l.write(true, func(w *bufioWriter) error {
+		kind, flag := byte(kindUnsub), byte(0)
+		if on {
+			kind, flag = kindSub, 1
+		}
+		for _, t := range topics {
+			if l.ext {
+				writeExt(w, kind, []byte(t))
+			} else {
+				writePlain(w, Message{append([]byte{flag}, t...)})
+			}
+		}
+		if sync && l.ext {
+			return writeExt(w, kindSync, nil)
+		}
+		return nil
+	})
+}
+
+// Request sends a request on a req gate to the next idle peer (round robin)
+// and waits for its reply. If the peer goes away before replying the error
+// wraps ErrPeerLost: the request may or may not have been processed.
+func (g *Gate) Request(ctx context.Context, parts ...[]byte) (Message, error) {
+	if g.pattern != control.Req {
+		return nil, fmt.Errorf("cannot request on %s gate %q: %w", g.pattern, g.name, ErrPattern)
+	}
+	m := Message(parts)
+	if len(m) == 0 {
+		return nil, fmt.Errorf("cannot request on gate %q: a message needs at least one part", g.name)
+	}
+	if s := m.Size(); s > g.opt.MaxMessageSize {
+		return nil, fmt.Errorf("cannot request on gate %q: %w (%d bytes)", g.name, ErrTooBig, s)
+	}
+	for {
+		l, err := g.acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cannot request on gate %q: %w", g.name, err)
+		}
+		err = l.write(true, func(w *bufioWriter) error {
+			if l.ext {
+				return writeBatch(w, []Message{m})
+			}
+			return writePlain(w, append(Message{nil}, m...))
+		})
+		if err != nil {
+			continue // not sent: safe to try another peer
+		}
+		g.ctr.sent.Add(1)
+		select {
+		case rep := <-l.replies:
+			g.release(l)
+			g.ctr.received.Add(1)
+			return rep, nil
+		case <-l.done:
+			return nil, fmt.Errorf("request on gate %q to %s: %w: %v", g.name, l.remote, ErrPeerLost, l.err)
+		case <-ctx.Done():
+			g.abandon(l)
+			return nil, fmt.Errorf("request on gate %q to %s: %w", g.name, l.remote, ctx.Err())
+		}
+	}
+}
+
+func (g *Gate) acquire(ctx context.Context) (*link, error) {
+	for {
+		g.lmu.Lock()
+		if g.closing {
+			g.lmu.Unlock()
+			return nil, ErrClosed
+		}
+		ls := slices.SortedFunc(mapKeys(g.links), func(a, b *link) int { return compareStr(a.remote, b.remote) })
+		for i := range ls {
+			l := ls[(g.rr+i)%len(ls)]
+			if l.reqState == reqIdle && !l.closed() {
+				l.reqState = reqBusy
+				g.rr = (g.rr + i + 1) % len(ls)
+				g.lmu.Unlock()
+				return l, nil
+			}
+		}
+		g.lmu.Unlock()
+		select {
+		case <-g.linkSig:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-g.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (g *Gate) release(l *link) {
+	g.lmu.Lock()
+	l.reqState = reqIdle
+	g.lmu.Unlock()
+	g.linkSig.notify()
+}
+
+// abandon marks a request whose caller gave up: its reply, when it comes, is
+// discarded before the link takes another request.
+func (g *Gate) abandon(l *link) {
+	g.lmu.Lock()
+	select {
+	case <-l.replies:
+		l.reqState = reqIdle
+	default:
+		l.reqState = reqStale
+	}
+	g.lmu.Unlock()
+	g.linkSig.notify()
+}
+
+// reply is called by a req link's reader with a reply.
+func (g *Gate) reply(l *link, m Message) {
+	g.lmu.Lock()
+	defer g.lmu.Unlock()
+	switch l.reqState {
+	case reqBusy:
+		l.replies <- m // capacity 1, one request at a time
+	case reqStale:
+		l.reqState = reqIdle
+		g.ctr.dropped.Add(1) // a reply nobody waits for any more
+		g.linkSig.notify()
+	}
+}
+
+// Request is a request received on a rep gate.
+type Request struct {
+	Msg  Message
+	g    *Gate
+	from *link
+	env  [][]byte
+	done atomic.Bool
+}
+
+// RecvRequest returns the next request of a rep gate. Requests may be handled
+// concurrently; each must be answered with Reply.
+func (g *Gate) RecvRequest(ctx context.Context) (*Request, error) {
+	if g.pattern != control.Rep {
+		return nil, fmt.Errorf("cannot receive requests on %s gate %q: %w", g.pattern, g.name, ErrPattern)
+	}
+	m, err := g.recvQ.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.ctr.received.Add(1)
+	return &Request{Msg: m.msg, g: g, from: m.from, env: m.env}, nil
+}
+
+// Reply answers the request. It fails with ErrPeerLost if the requester went
+// away.
+func (r *Request) Reply(parts ...[]byte) error {
+	if r.done.Swap(true) {
+		return errors.New("request already answered")
+	}
+	l := r.from
+	if l.closed() {
+		r.g.ctr.dropped.Add(1)
+		return fmt.Errorf("cannot reply on gate %q: %w (%s)", r.g.name, ErrPeerLost, l.remote)
+	}
+	m := Message(parts)
+	err := l.write(true, func(w *bufioWriter) error {
+		if l.ext {
+			return writeBatch(w, []Message{m})
+		}
+		return writePlain(w, append(slices.Clone(r.env), m...))
+	})
+	if err != nil {
+		r.g.ctr.dropped.Add(1)
+		return fmt.Errorf("cannot reply on gate %q: %w: %v", r.g.name, ErrPeerLost, err)
+	}
+	r.g.ctr.sent.Add(1)
+	return nil
+}
+
+// Stats returns the gate's counters.
+func (g *Gate) Stats() control.GateCounters {
+	c := control.GateCounters{
+		Pattern: g.pattern, Dir: g.dir,
+		Sent: g.ctr.sent.Load(), Received: g.ctr.received.Load(), Dropped: g.ctr.dropped.Load(),
+		Rerouted: g.ctr.rerouted.Load(), Refused: g.ctr.refused.Load(),
+	}
+	if g.sendQ != nil {
+		c.QueueDepth += g.sendQ.len()
+	}
+	if g.recvQ != nil {
+		c.QueueDepth += g.recvQ.len()
+	}
+	g.lmu.Lock()
+	for l := range g.links {
+		n, _ := l.inflight()
+		c.InFlight += n
+		if l.pq != nil {
+			c.QueueDepth += l.pq.len()
+		}
+	}
+	c.Peers = len(g.links)
+	c.PeersWanted = len(g.peers)
+	g.lmu.Unlock()
+	return c
+}
+
+// addLink registers a handshaken link; false if the gate is closing.
+func (g *Gate) addLink(l *link) bool {
+	g.lmu.Lock()
+	if g.closing {
+		g.lmu.Unlock()
+		return false
+	}
+	g.links[l] = struct{}{}
+	g.lmu.Unlock()
+	g.linkSig.notify()
+	return true
+}
+
+func (g *Gate) removeLink(l *link) {
+	g.lmu.Lock()
+	delete(g.links, l)
+	g.lmu.Unlock()
+	g.linkSig.notify()
+	g.progress.notify()
+}
+
+// reroute queues msgs again for the other peers (push, pair).
+func (g *Gate) reroute(msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	g.ctr.rerouted.Add(uint64(len(msgs)))
+	g.sendQ.pushFront(msgs)
+}
+
+// serve runs a handshaken link until it dies or, for a dialled peer, until
+// stop is closed and its in-flight messages are acknowledged (or the drain
+// timeout passes). It returns when every goroutine it started has ended.
+func (g *Gate) serve(l *link, stop <-chan struct{}) {
+	if !g.addLink(l) {
+		l.close(ErrClosed)
+		return
+	}
+	defer g.removeLink(l)
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); l.readLoop() }()
+
+	var writeDone chan struct{}
+	startWriter := func(q *sendQueue) {
+		writeDone = make(chan struct{})
+		go func() { defer close(writeDone); l.sendLoop(q, stop) }()
+	}
+	switch g.pattern {
+	case control.Push, control.Pair:
+		startWriter(g.sendQ)
+	case control.Pub:
+		startWriter(l.pq)
+	case control.Sub:
+		g.lmu.Lock()
+		topics := slices.Collect(mapKeys(g.topics))
+		g.lmu.Unlock()
+		sendSubs(l, true, topics, true)
+	}
+
+	select {
+	case <-l.done:
+	case <-stop:
+		// Planned removal: the writer stops taking new messages; what is in
+		// flight is acknowledged before the connection closes.
+		if writeDone != nil {
+			<-writeDone
+		}
+		if g.pattern == control.Pub {
+			g.flushPub(l)
+		}
+		l.write(true, func(*bufioWriter) error { return nil })
+		g.awaitAcks(l)
+		l.close(errRemoved)
+	}
+	<-readDone
+	if writeDone != nil {
+		<-writeDone
+	}
+	if l.pq != nil {
+		g.ctr.dropped.Add(uint64(l.pq.drop()))
+	}
+	if g.pattern == control.Push || g.pattern == control.Pair {
+		g.reroute(l.takeUnacked())
+	}
+	if g.pattern == control.Req {
+		g.lmu.Lock()
+		l.reqState = reqBusy // never hand out a dead link
+		g.lmu.Unlock()
+	}
+}
+
+var errRemoved = errors.New("peer removed")
+
+// awaitAcks waits until l has nothing unacknowledged, or the drain timeout.
+func (g *Gate) awaitAcks(l *link) {
+	if !l.ext || !(g.pattern == control.Push || g.pattern == control.Pair) {
+		return
+	}
+	t := time.NewTimer(g.opt.DrainTimeout)
+	defer t.Stop()
+	for {
+		if n, _ := l.inflight(); n == 0 {
+			return
+		}
+		select {
+		case <-l.spaceSig:
+		case <-l.done:
+			return
+		case <-t.C:
+			n, _ := l.inflight()
+			g.log.Warn("peer did not acknowledge in time; re-routing its messages", "gate", g.name, "peer", l.remote, "count", n)
+			return
+		}
+	}
+}
+
+// flushPub sends what a removed subscriber's queue still holds.
+func (g *Gate) flushPub(l *link) {
+	for l.pq.len() > 0 && !l.closed() {
+		batch := l.pq.take(g.opt.BatchMsgs, g.opt.BatchBytes, nil, l.done)
+		err := l.write(false, func(w *bufioWriter) error {
+			if l.ext {
+				return writeBatch(w, batch)
+			}
+			for _, m := range batch {
+				writePlain(w, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return
+		}
+		g.ctr.sent.Add(uint64(len(batch)))
+	}
+}

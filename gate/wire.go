@@ -1,0 +1,423 @@
+package gate
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// ZMTP 3 framing constants (rfc.zeromq.org/spec:23).
+const (
+	flagMore     = 0x01
+	flagLong     = 0x02
+	flagCommand  = 0x04
+	flagReserved = 0xF8
+
+	greetingLen = 64
+	// maxHandshakeCmd bounds a command frame during the handshake (READY with
+	// metadata is tiny; libzmq caps it at a few KiB).
+	maxHandshakeCmd = 64 << 10
+	// maxFramesPerMsg bounds the parts of one plain multipart message.
+	maxFramesPerMsg = 1024
+)
+
+// extProperty is the ZMTP metadata property by which a gate tells a peer that
+// it speaks the Tiltai extension: batched data frames and acknowledgements.
+// Plain ZeroMQ peers (zmq4, libzmq) ignore unknown X- properties, and a gate
+// that does not see it from its peer speaks plain ZMTP to it.
+const (
+	extProperty = "X-Tiltai"
+	extVersion  = "1"
+)
+
+// Kinds of the first byte of an extension frame (one frame per ZMTP message).
+const (
+	kindData  = 'D' // a batch of messages
+	kindAck   = 'A' // uvarint: cumulative messages received on this connection
+	kindSub   = 'S' // subscribe to the topic that follows
+	kindUnsub = 'U' // unsubscribe
+	kindSync  = 'Y' // all current subscriptions have been sent
+)
+
+// ErrProtocol marks a connection dropped for breaking the wire protocol.
+var ErrProtocol = errors.New("gate wire protocol violation")
+
+func protoErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
+}
+
+// guard validates the bytes zmq4 reads during the handshake before zmq4 sees
+// them: zmq4 allocates whatever size a frame header declares, and a hostile
+// peer could make it allocate exabytes. It accepts a ZMTP 3.x greeting for the
+// NULL mechanism and then only short command frames.
+type guard struct {
+	pos     int    // bytes of the greeting seen
+	hdr     []byte // frame header bytes seen so far
+	body    uint64 // body bytes still to pass
+	greeted bool
+}
+
+func (g *guard) feed(p []byte) error {
+	for len(p) > 0 {
+		if !g.greeted {
+			b := p[0]
+			switch {
+			case g.pos == 0 && b != 0xFF:
+				return protoErr("not a ZMTP greeting (first byte %#x)", b)
+			case g.pos == 9 && b != 0x7F:
+				return protoErr("not a ZMTP greeting (byte 9 is %#x)", b)
+			case g.pos == 10 && b < 3:
+				return protoErr("ZMTP version %d (need 3)", b)
+			case g.pos >= 12 && g.pos < 32:
+				want := byte(0)
+				if i := g.pos - 12; i < 4 {
+					want = "NULL"[i]
+				}
+				if b != want {
+					return protoErr("security mechanism is not NULL")
+				}
+			}
+			g.pos++
+			p = p[1:]
+			if g.pos == greetingLen {
+				g.greeted = true
+			}
+			continue
+		}
+		if g.body > 0 {
+			n := min(uint64(len(p)), g.body)
+			g.body -= n
+			p = p[n:]
+			continue
+		}
+		g.hdr = append(g.hdr, p[0])
+		p = p[1:]
+		fl := g.hdr[0]
+		if fl&flagReserved != 0 || fl&flagCommand == 0 || fl&flagMore != 0 {
+			return protoErr("frame flags %#x during handshake (want a command)", fl)
+		}
+		need := 2
+		if fl&flagLong != 0 {
+			need = 9
+		}
+		if len(g.hdr) < need {
+			continue
+		}
+		var size uint64
+		if need == 2 {
+			size = uint64(g.hdr[1])
+		} else {
+			size = binary.BigEndian.Uint64(g.hdr[1:])
+		}
+		if size > maxHandshakeCmd {
+			return protoErr("handshake command of %d bytes (at most %d)", size, maxHandshakeCmd)
+		}
+		g.body, g.hdr = size, g.hdr[:0]
+	}
+	return nil
+}
+
+// wireConn is the net.Conn zmq4 handshakes over: reads pass through a
+// buffered reader and the guard; writes go straight to the socket (zmq4 waits
+// for the peer's greeting after sending its own, so nothing may sit in a
+// buffer). After the handshake the link reads and writes the buffers itself.
+type wireConn struct {
+	net.Conn
+	br      *bufio.Reader
+	g       guard
+	guarded bool
+}
+
+func (c *wireConn) Read(p []byte) (int, error) {
+	n, err := c.br.Read(p)
+	if n > 0 && c.guarded {
+		if gerr := c.g.feed(p[:n]); gerr != nil {
+			// Report no bytes: io.ReadFull would discard an error that
+			// arrives with the last bytes it wanted.
+			return 0, gerr
+		}
+	}
+	return n, err
+}
+
+// extSecurity is the ZMTP NULL mechanism with two changes: it advertises the
+// Tiltai extension in READY metadata, and it parses the peer's READY with a
+// bounds-checked parser (zmq4's panics on truncated properties).
+type extSecurity struct {
+	peerExt bool
+}
+
+func (*extSecurity) Type() zmq4.SecurityType { return zmq4.NullSecurity }
+
+func (s *extSecurity) Handshake(conn *zmq4.Conn, server bool) error {
+	body := appendProperty(nil, "Socket-Type", conn.Meta["Socket-Type"])
+	body = appendProperty(body, "Identity", "")
+	body = appendProperty(body, extProperty, extVersion)
+	if err := conn.SendCmd(zmq4.CmdReady, body); err != nil {
+		return fmt.Errorf("cannot send READY: %w", err)
+	}
+	cmd, err := conn.RecvCmd()
+	if err != nil {
+		return fmt.Errorf("cannot read READY: %w", err)
+	}
+	switch cmd.Name {
+	case zmq4.CmdReady:
+	case zmq4.CmdError:
+		return fmt.Errorf("peer refused the handshake: %q", truncate(string(cmd.Body), 200))
+	default:
+		return protoErr("expected READY, got command %q", truncate(cmd.Name, 40))
+	}
+	props, err := parseProperties(cmd.Body)
+	if err != nil {
+		return err
+	}
+	for k, v := range props {
+		switch strings.ToLower(k) {
+		case "socket-type":
+			conn.Peer.Meta["Socket-Type"] = v
+		case "identity":
+			conn.Peer.Meta["Identity"] = v
+		case strings.ToLower(extProperty):
+			s.peerExt = v == extVersion
+		}
+	}
+	if conn.Peer.Meta["Socket-Type"] == "" {
+		return protoErr("peer READY has no Socket-Type")
+	}
+	return nil
+}
+
+func (*extSecurity) Encrypt(w io.Writer, data []byte) (int, error) { return w.Write(data) }
+func (*extSecurity) Decrypt(w io.Writer, data []byte) (int, error) { return w.Write(data) }
+
+func appendProperty(b []byte, k, v string) []byte {
+	b = append(b, byte(len(k)))
+	b = append(b, k...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+// parseProperties parses ZMTP metadata: repeated name-length(1) name
+// value-length(4) value.
+func parseProperties(b []byte) (map[string]string, error) {
+	props := map[string]string{}
+	for len(b) > 0 {
+		n := int(b[0])
+		if n == 0 || len(b) < 1+n+4 {
+			return nil, protoErr("truncated READY metadata")
+		}
+		k := string(b[1 : 1+n])
+		vlen := binary.BigEndian.Uint32(b[1+n:])
+		b = b[1+n+4:]
+		if uint64(vlen) > uint64(len(b)) {
+			return nil, protoErr("READY property %q declares %d bytes, %d left", truncate(k, 40), vlen, len(b))
+		}
+		props[k] = string(b[:vlen])
+		b = b[vlen:]
+	}
+	return props, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// appendFrameHeader appends a ZMTP frame header for a body of size bytes.
+func appendFrameHeader(b []byte, flags byte, size int) []byte {
+	if size > 255 {
+		b = append(b, flags|flagLong)
+		return binary.BigEndian.AppendUint64(b, uint64(size))
+	}
+	return append(b, flags, byte(size))
+}
+
+// frame is one ZMTP frame as read.
+type frame struct {
+	flags byte
+	body  []byte
+}
+
+// readFrame reads one frame, refusing reserved flags and bodies over max
+// before allocating them.
+func readFrame(br *bufio.Reader, max int) (frame, error) {
+	var hdr [9]byte
+	if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+		return frame{}, err
+	}
+	fl := hdr[0]
+	if fl&flagReserved != 0 {
+		return frame{}, protoErr("frame flags %#x have reserved bits set", fl)
+	}
+	size := uint64(hdr[1])
+	if fl&flagLong != 0 {
+		if _, err := io.ReadFull(br, hdr[2:9]); err != nil {
+			return frame{}, err
+		}
+		size = binary.BigEndian.Uint64(hdr[1:9])
+	}
+	if size > uint64(max) {
+		return frame{}, protoErr("frame of %d bytes exceeds the %d-byte limit", size, max)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return frame{}, err
+	}
+	return frame{flags: fl, body: body}, nil
+}
+
+type bufioWriter = bufio.Writer
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func compareStr(a, b string) int { return strings.Compare(a, b) }
+
+// Message is one application message: one or more parts (frames). For pub/sub
+// the first part is the topic, matched by prefix.
+type Message [][]byte
+
+// Size is the total payload bytes of m.
+func (m Message) Size() int {
+	n := 0
+	for _, p := range m {
+		n += len(p)
+	}
+	return n
+}
+
+// batchSize returns the encoded size of msgs in a data batch (after the kind
+// byte).
+func batchSize(msgs []Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += uvarintLen(uint64(len(m)))
+		for _, p := range m {
+			n += uvarintLen(uint64(len(p))) + len(p)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// writeBatch writes msgs as one ZMTP frame: 'D', then per message
+// uvarint(parts) and per part uvarint(len) and its bytes.
+func writeBatch(w *bufio.Writer, msgs []Message) error {
+	var hdr [16]byte
+	h := appendFrameHeader(hdr[:0], 0, 1+batchSize(msgs))
+	h = append(h, kindData)
+	w.Write(h)
+	var vb [binary.MaxVarintLen64]byte
+	for _, m := range msgs {
+		w.Write(vb[:binary.PutUvarint(vb[:], uint64(len(m)))])
+		for _, p := range m {
+			w.Write(vb[:binary.PutUvarint(vb[:], uint64(len(p)))])
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// decodeBatch parses the body of a data batch (after the kind byte). Parts
+// alias b. maxMsg bounds each message's payload.
+func decodeBatch(b []byte, maxMsg int) ([]Message, int, error) {
+	// Count first so the messages and their parts take two allocations.
+	var nmsg, nparts int
+	for rest := b; len(rest) > 0; {
+		parts, n := binary.Uvarint(rest)
+		if n <= 0 || parts == 0 || parts > maxFramesPerMsg {
+			return nil, 0, protoErr("bad part count in batch")
+		}
+		rest = rest[n:]
+		size := 0
+		for range parts {
+			l, n := binary.Uvarint(rest)
+			if n <= 0 || l > uint64(len(rest)-n) {
+				return nil, 0, protoErr("bad part length in batch")
+			}
+			size += int(l)
+			if size > maxMsg {
+				return nil, 0, protoErr("message of more than %d bytes in batch", maxMsg)
+			}
+			rest = rest[n+int(l):]
+		}
+		nmsg++
+		nparts += int(parts)
+	}
+	msgs := make([]Message, 0, nmsg)
+	all := make([][]byte, nparts)
+	bytes := 0
+	for len(b) > 0 {
+		parts, n := binary.Uvarint(b)
+		b = b[n:]
+		m := all[:parts:parts]
+		all = all[parts:]
+		for i := range m {
+			l, n := binary.Uvarint(b)
+			m[i] = b[n : n+int(l) : n+int(l)]
+			b = b[n+int(l):]
+			bytes += int(l)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, bytes, nil
+}
+
+// writePlain writes m as a plain ZMTP multipart message.
+func writePlain(w *bufio.Writer, m Message) error {
+	var hdr [9]byte
+	for i, p := range m {
+		var fl byte
+		if i < len(m)-1 {
+			fl = flagMore
+		}
+		w.Write(appendFrameHeader(hdr[:0], fl, len(p)))
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeExt writes one extension frame: kind and body.
+func writeExt(w *bufio.Writer, kind byte, body []byte) error {
+	var hdr [9]byte
+	w.Write(appendFrameHeader(hdr[:0], 0, 1+len(body)))
+	w.WriteByte(kind)
+	_, err := w.Write(body)
+	return err
+}
+
+func writeCmd(w *bufio.Writer, name string, body []byte) error {
+	var hdr [9]byte
+	w.Write(appendFrameHeader(hdr[:0], flagCommand, 1+len(name)+len(body)))
+	w.WriteByte(byte(len(name)))
+	w.WriteString(name)
+	_, err := w.Write(body)
+	return err
+}
