@@ -388,7 +388,13 @@ func (l *Leadership) monitor(watch <-chan zk.Event) {
 				continue
 			}
 			if ev.Type == zk.EventNodeDeleted {
-				l.end(ErrNodeDeleted)
+				select {
+				case <-l.c.closing:
+					// Our own Close ended the session and so the node.
+					l.end(ErrClosed)
+				default:
+					l.end(ErrNodeDeleted)
+				}
 				return
 			}
 			// Anything else (data changed) leaves us leading; watch again.

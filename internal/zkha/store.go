@@ -208,6 +208,11 @@ func (l *Leadership) Put(ctx context.Context, key string, data []byte, expected 
 	if expected < NoVersion {
 		return 0, fmt.Errorf("cannot write %q: invalid version %d", key, expected)
 	}
+	select {
+	case <-l.done:
+		return 0, fmt.Errorf("cannot write %q: %w", key, l.Err())
+	default:
+	}
 	c := l.c
 	if err := c.prepare(ctx); err != nil {
 		return 0, fmt.Errorf("cannot write %q: %w", key, err)
@@ -244,6 +249,9 @@ func (l *Leadership) put(ctx context.Context, key string, data []byte, expected 
 		}
 	} else if !exists {
 		return 0, fmt.Errorf("%w: %w (expected version %d)", ErrConflict, ErrNotFound, expected)
+	} else if stat.Version != base {
+		// Fail before writing any chunk; the commit below checks again.
+		return 0, fmt.Errorf("%w: version is %d, not %d", ErrConflict, stat.Version, expected)
 	}
 
 	inline := len(data)+1 <= chunkSize
@@ -304,7 +312,9 @@ func (l *Leadership) put(ctx context.Context, key string, data []byte, expected 
 	}
 	res, err := l.fenced(ctx, &zk.SetDataRequest{Path: p, Data: append([]byte{formatChunked}, m...), Version: base})
 	if err != nil {
-		// The new chunks are garbage; the next write collects them.
+		// The new chunks are garbage: remove them now if we still may
+		// write, else the next write collects them.
+		l.collectGen(ctx, p, gen, n)
 		return 0, err
 	}
 	v := Version(res[1].Stat.Version)
@@ -374,9 +384,20 @@ func (l *Leadership) collectChunks(ctx context.Context, p, keep string) {
 		batch := ops[:min(len(ops), 200)]
 		ops = ops[len(batch):]
 		if _, err := l.fenced(ctx, batch...); err != nil {
-			c.log.Debug("cannot collect old chunks; the next write will", "path", p, "error", err)
+			c.log.Warn("cannot collect old chunks; the next write will", "path", p, "error", err)
 			return
 		}
+	}
+}
+
+// collectGen deletes the n chunks of one generation, best effort.
+func (l *Leadership) collectGen(ctx context.Context, p, gen string, n int) {
+	var ops []any
+	for i := range n {
+		ops = append(ops, &zk.DeleteRequest{Path: p + "/" + chunkName(gen, i), Version: -1})
+	}
+	if _, err := l.fenced(ctx, ops...); err != nil {
+		l.c.log.Debug("cannot remove the chunks of a failed write; the next write will", "path", p, "error", err)
 	}
 }
 
@@ -388,6 +409,11 @@ func (l *Leadership) Delete(ctx context.Context, key string, expected Version) e
 	}
 	if expected < 0 {
 		return fmt.Errorf("cannot delete %q: give the version read (not %d)", key, expected)
+	}
+	select {
+	case <-l.done:
+		return fmt.Errorf("cannot delete %q: %w", key, l.Err())
+	default:
 	}
 	c := l.c
 	if err := c.prepare(ctx); err != nil {
