@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tiltai/tiltai/linkspec"
+	"github.com/urfave/cli/v2"
+)
+
+func linksCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "links",
+		Usage: "check, draw and compare link specs",
+		Description: "A link spec names services, the gates each opens (push, pull, pub, sub, req, rep,\n" +
+			"pair) and the links from out-gates to in-gates. See docs/linkspec.md.\n" +
+			"FILE may be - for standard input.",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "validate",
+				Usage:     "check link specs; print every problem as FILE:LINE:COL",
+				ArgsUsage: "FILE...",
+				Description: "Checks each file and lists every problem at once. Exits 1 if any file has an\n" +
+					"error (with --strict, a warning too), 0 otherwise.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "strict", Usage: "treat warnings (e.g. a gate no link uses) as errors"},
+				},
+				Action: linksValidate,
+			},
+			{
+				Name:      "graph",
+				Usage:     "draw a link spec: Graphviz DOT, or a tree for the terminal",
+				ArgsUsage: "FILE",
+				Description: "Writes the services, their gates and the links between them. Render DOT with\n" +
+					"  tiltai links graph spec.yaml | dot -Tsvg > spec.svg",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "format", Value: "dot", Usage: "dot or text"},
+				},
+				Action: linksGraph,
+			},
+			{
+				Name:      "diff",
+				Usage:     "show what would change going from one spec to another",
+				ArgsUsage: "OLD NEW",
+				Description: "Lists services added, removed, scaled or changed (and whether their tasks will\n" +
+					"be replaced) and links added or removed.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "format", Value: "text", Usage: "text or json"},
+					&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when the specs differ, as git diff --exit-code"},
+				},
+				Action: linksDiff,
+			},
+		},
+	}
+}
+
+// readSpec reads and parses one spec file ("-" is standard input), printing
+// its problems to stderr. It returns nil when the spec has errors.
+func readSpec(c *cli.Context, path string) (*linkspec.Spec, linkspec.Problems, error) {
+	var rd io.Reader
+	name := path
+	if path == "-" {
+		rd, name = c.App.Reader, "<stdin>"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, cli.Exit(fmt.Sprintf("tiltai: cannot read the link spec: %v", err), 2)
+		}
+		defer f.Close()
+		rd = f
+	}
+	spec, probs := linkspec.ParseReader(name, rd)
+	for _, p := range probs {
+		fmt.Fprintln(c.App.ErrWriter, p)
+	}
+	return spec, probs, nil
+}
+
+func needArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() != n && !(n < 0 && c.NArg() >= -n) {
+		return cli.Exit(fmt.Sprintf("usage: %s %s (see %s --help)", c.Command.HelpName, usage, c.Command.HelpName), 2)
+	}
+	return nil
+}
+
+func linksValidate(c *cli.Context) error {
+	if err := needArgs(c, -1, "FILE..."); err != nil {
+		return err
+	}
+	failed := 0
+	for _, path := range c.Args().Slice() {
+		spec, probs, err := readSpec(c, path)
+		if err != nil {
+			return err
+		}
+		if probs.Err() != nil || (c.Bool("strict") && len(probs) > 0) {
+			failed++
+			continue
+		}
+		tasks := 0
+		for _, s := range spec.Services {
+			tasks += s.Instances
+		}
+		if path == "-" {
+			path = "<stdin>"
+		}
+		fmt.Fprintf(c.App.Writer, "%s: ok: %d services (%d tasks), %d links\n", path, len(spec.Services), tasks, len(spec.Links))
+	}
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("tiltai links validate: %d of %d specs have problems", failed, c.NArg()), 1)
+	}
+	return nil
+}
+
+func linksGraph(c *cli.Context) error {
+	if err := needArgs(c, 1, "FILE"); err != nil {
+		return err
+	}
+	spec, probs, err := readSpec(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	if probs.Err() != nil {
+		return cli.Exit("tiltai links graph: the spec has errors; fix them first (tiltai links validate)", 1)
+	}
+	switch c.String("format") {
+	case "dot":
+		return linkspec.WriteDOT(c.App.Writer, spec)
+	case "text":
+		return linkspec.WriteText(c.App.Writer, spec)
+	}
+	return cli.Exit(fmt.Sprintf("tiltai links graph: unknown --format %q; use dot or text", c.String("format")), 2)
+}
+
+func linksDiff(c *cli.Context) error {
+	if err := needArgs(c, 2, "OLD NEW"); err != nil {
+		return err
+	}
+	format := c.String("format")
+	if format != "text" && format != "json" {
+		return cli.Exit(fmt.Sprintf("tiltai links diff: unknown --format %q; use text or json", format), 2)
+	}
+	var specs [2]*linkspec.Spec
+	for i, path := range c.Args().Slice() {
+		spec, probs, err := readSpec(c, path)
+		if err != nil {
+			return err
+		}
+		if probs.Err() != nil {
+			return cli.Exit(fmt.Sprintf("tiltai links diff: %s has errors; fix them first", path), 1)
+		}
+		specs[i] = spec
+	}
+	changes := linkspec.Diff(specs[0], specs[1])
+	if format == "json" {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if changes == nil {
+			changes = []linkspec.Change{}
+		}
+		if err := enc.Encode(changes); err != nil {
+			return err
+		}
+	} else {
+		if len(changes) == 0 {
+			fmt.Fprintln(c.App.Writer, "no changes")
+		}
+		for _, ch := range changes {
+			fmt.Fprintln(c.App.Writer, ch)
+		}
+	}
+	if len(changes) > 0 && c.Bool("exit-code") {
+		return cli.Exit("", 1)
+	}
+	return nil
+}

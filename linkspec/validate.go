@@ -1,0 +1,294 @@
+package linkspec
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+const dnsHint = "use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+
+// reservedEnvPrefixes are set by Mesos and the Tiltai executor; a spec that
+// set them would confuse the service about its own wiring.
+var reservedEnvPrefixes = []string{"TILTAI_", "MESOS_", "LIBPROCESS_"}
+
+// Validate checks a spec built or changed in code (e.g. scaled through the
+// API). Problems are located when the spec came from Parse.
+func (s *Spec) Validate() Problems {
+	r := &reporter{file: s.file, locs: s.locs}
+	if r.locs == nil {
+		r.locs = map[string]Pos{}
+	}
+	validate(r, s, nil)
+	r.probs.sort()
+	return r.probs
+}
+
+// validate reports every semantic problem: names, ranges, references and
+// pattern compatibility. bad marks fields the decoder already reported.
+func validate(r *reporter, s *Spec, bad map[string]bool) {
+	if bad == nil {
+		bad = map[string]bool{}
+	}
+	if s.Version != FormatVersion && !bad["version"] {
+		r.errorf("version", fmt.Sprintf("write `version: %d`", FormatVersion), "unsupported spec version %d", s.Version)
+	}
+	if len(s.Services) > MaxServices {
+		r.errorf("services", "split the system into several specs", "%d services; at most %d are allowed", len(s.Services), MaxServices)
+	}
+	for _, name := range s.ServiceNames() {
+		validateService(r, s.Services[name], "services."+name, bad)
+	}
+	if len(s.Links) > MaxLinks {
+		r.errorf("links", "fewer, wider links (one link reaches every instance)", "%d links; at most %d are allowed", len(s.Links), MaxLinks)
+	}
+	validateLinks(r, s, bad)
+}
+
+func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
+	if !dnsLabel.MatchString(svc.Name) {
+		r.errorf(p, dnsHint, "service name %q is not a DNS label", svc.Name)
+	}
+	cmd := join(p, "command")
+	switch {
+	case bad[cmd]:
+	case strings.TrimSpace(svc.Command) == "":
+		r.errorf(cmd, "name the executable to run, e.g. `command: ./feeder`", "service %q has an empty command", svc.Name)
+	case len(svc.Command) > maxCommandBytes:
+		r.errorf(cmd, "put long scripts in a file fetched through uris", "command is longer than %d bytes", maxCommandBytes)
+	}
+	for k := range svc.Env {
+		ep := join(join(p, "env"), k)
+		if !envName.MatchString(k) {
+			r.errorf(ep, "use letters, digits and '_', not starting with a digit", "environment variable name %q is not valid", k)
+		}
+		for _, pre := range reservedEnvPrefixes {
+			if strings.HasPrefix(k, pre) {
+				r.errorf(ep, "rename it; Mesos and the Tiltai executor set "+pre+"* themselves", "environment variable %q is reserved", k)
+			}
+		}
+	}
+	for i, u := range svc.URIs {
+		up := fmt.Sprintf("%s.uris[%d]", p, i)
+		if bad[up] {
+			continue
+		}
+		if msg := checkURI(u); msg != "" {
+			r.errorf(up, "use http(s)://, file:// or an absolute path the agent can read", "%s", msg)
+		}
+		if u.OutputFile != "" && (path.IsAbs(u.OutputFile) || strings.Contains(u.OutputFile, "..")) {
+			r.errorf(up, "give a file name relative to the sandbox", "output_file %q leaves the sandbox", u.OutputFile)
+		}
+	}
+	if f := join(p, "instances"); !bad[f] && (svc.Instances < 0 || svc.Instances > MaxInstances) {
+		r.errorf(f, fmt.Sprintf("use 0 to %d (0 keeps the service defined but stopped)", MaxInstances), "instances %d is out of range", svc.Instances)
+	}
+	checkRange(r, bad, join(p, "cpus"), "cpus", svc.CPUs, false, MaxCPUs, "e.g. 0.1 for a tenth of a core")
+	checkRange(r, bad, join(p, "mem"), "mem", svc.Mem, false, MaxMemMiB, "mem is in MiB, e.g. 64")
+	checkRange(r, bad, join(p, "disk"), "disk", svc.Disk, true, MaxDiskMiB, "disk is in MiB; 0 asks for none")
+	checkDur(r, bad, join(p, "kill_grace_period"), "kill_grace_period", svc.KillGracePeriod, true, MaxGracePeriod)
+	checkDur(r, bad, join(p, "health.ready_timeout"), "ready_timeout", svc.Health.ReadyTimeout, false, time.Hour)
+	checkDur(r, bad, join(p, "health.liveness_timeout"), "liveness_timeout", svc.Health.LivenessTimeout, true, time.Hour)
+	checkDur(r, bad, join(p, "backoff.initial"), "backoff initial", svc.Backoff.Initial, false, time.Hour)
+	checkDur(r, bad, join(p, "backoff.max"), "backoff max", svc.Backoff.Max, false, 24*time.Hour)
+	if f := join(p, "backoff.factor"); !bad[f] && (svc.Backoff.Factor < 1 || svc.Backoff.Factor > 10) {
+		r.errorf(f, "use 1 (constant delay) to 10; Marathon's default is 1.15", "backoff factor %g is out of range", svc.Backoff.Factor)
+	}
+	if svc.Backoff.Max < svc.Backoff.Initial && !bad[join(p, "backoff.max")] && !bad[join(p, "backoff.initial")] {
+		r.errorf(join(p, "backoff.max"), "make max at least initial", "backoff max %s is less than initial %s", svc.Backoff.Max.Std(), svc.Backoff.Initial.Std())
+	}
+	if len(svc.Gates) > MaxGates {
+		r.errorf(join(p, "gates"), "merge gates: one gate can carry many kinds of message", "%d gates; at most %d per service", len(svc.Gates), MaxGates)
+	}
+	for _, g := range sortedKeys(svc.Gates) {
+		gp := join(join(p, "gates"), g)
+		if !dnsLabel.MatchString(g) {
+			r.errorf(gp, dnsHint, "gate name %q is not a DNS label", g)
+		}
+		if pat := svc.Gates[g]; !bad[gp] && !pat.Valid() {
+			pos := r.locs[gp+"="]
+			if pos.Line == 0 {
+				pos = r.locs[gp]
+			}
+			r.errorAt(pos, gp, "use one of "+patternList(), "gate %q has unknown pattern %q", g, pat)
+		}
+	}
+}
+
+func checkURI(u URI) string {
+	v := strings.TrimSpace(u.Value)
+	if v == "" {
+		return "empty uri"
+	}
+	if strings.HasPrefix(v, "/") {
+		return ""
+	}
+	pu, err := url.Parse(v)
+	if err != nil {
+		return fmt.Sprintf("uri %q does not parse: %v", v, err)
+	}
+	switch pu.Scheme {
+	case "http", "https", "ftp", "ftps", "hdfs", "s3", "s3a", "s3n":
+		if pu.Host == "" {
+			return fmt.Sprintf("uri %q has no host", v)
+		}
+		return ""
+	case "file":
+		return ""
+	case "":
+		return fmt.Sprintf("uri %q is a relative path; the agent would not find it", v)
+	}
+	return fmt.Sprintf("uri %q has scheme %q, which the Mesos fetcher does not fetch", v, pu.Scheme)
+}
+
+func checkRange(r *reporter, bad map[string]bool, f, what string, v float64, zeroOK bool, max float64, hint string) {
+	if bad[f] {
+		return
+	}
+	switch {
+	case v < 0 || (!zeroOK && v == 0):
+		r.errorf(f, hint, "%s must be positive, not %g", what, v)
+	case v > max:
+		r.errorf(f, fmt.Sprintf("use at most %g", max), "%s %g is more than any agent offers", what, v)
+	}
+}
+
+func checkDur(r *reporter, bad map[string]bool, f, what string, d Duration, zeroOK bool, max time.Duration) {
+	if bad[f] {
+		return
+	}
+	switch {
+	case d < 0 || (!zeroOK && d == 0):
+		r.errorf(f, "give a positive duration such as \"5s\"", "%s must be positive, not %s", what, d.Std())
+	case d.Std() > max:
+		r.errorf(f, fmt.Sprintf("use at most %s", max), "%s %s is too long", what, d.Std())
+	}
+}
+
+func validateLinks(r *reporter, s *Spec, bad map[string]bool) {
+	type use struct {
+		link int
+		from bool
+	}
+	used := map[GateRef][]use{}
+	seen := map[Link]int{}
+	for i, l := range s.Links {
+		lp := fmt.Sprintf("links[%d]", i)
+		if bad[lp] || l.From.Service == "" {
+			continue
+		}
+		fromOK := checkEnd(r, s, join(lp, "from"), l.From)
+		toOK := checkEnd(r, s, join(lp, "to"), l.To)
+		if first, dup := seen[l]; dup {
+			r.errorf(lp, fmt.Sprintf("remove it (the first is links[%d], line %d)", first, r.locs[fmt.Sprintf("links[%d]", first)].Line), "duplicate link %s", l)
+			continue
+		}
+		seen[l] = i
+		used[l.From] = append(used[l.From], use{i, true})
+		used[l.To] = append(used[l.To], use{i, false})
+		if !fromOK || !toOK {
+			continue
+		}
+		fp := s.Services[l.From.Service].Gates[l.From.Gate]
+		tp := s.Services[l.To.Service].Gates[l.To.Gate]
+		if !fp.Valid() || !tp.Valid() {
+			continue // already reported at the gate
+		}
+		switch {
+		case !fp.Sends():
+			r.errorf(join(lp, "from"), fmt.Sprintf("links start at a push, pub, req or pair gate; swap from and to if %s sends to %s", l.To, l.From),
+				"%s is a %s gate, which receives; it cannot be a link's source", l.From, fp)
+		case !tp.Receives():
+			r.errorf(join(lp, "to"), "links end at a pull, sub, rep or pair gate",
+				"%s is a %s gate, which sends; it cannot be a link's target", l.To, tp)
+		case tp != fp.Peer():
+			r.errorf(lp, fmt.Sprintf("a %s gate links to a %s gate; change one of the patterns", fp, fp.Peer()),
+				"incompatible patterns: %s is %s but %s is %s", l.From, fp, l.To, tp)
+		case fp == Pair:
+			for _, ref := range []GateRef{l.From, l.To} {
+				if n := s.Services[ref.Service].Instances; n > 1 {
+					r.errorf(lp, fmt.Sprintf("scale %s to 1 instance, or use push/pull or req/rep to reach several", ref.Service),
+						"pair links are one-to-one, but %s has %d instances", ref.Service, n)
+				}
+			}
+		}
+	}
+	// A pair gate belongs to exactly one link, on one side.
+	for _, ref := range sortedRefs(used) {
+		uses := used[ref]
+		svc := s.Services[ref.Service]
+		if svc == nil || svc.Gates[ref.Gate] != Pair || len(uses) < 2 {
+			continue
+		}
+		lp := fmt.Sprintf("links[%d]", uses[1].link)
+		r.errorf(lp, "give each pair link its own pair gate", "pair gate %s is used by %d links; a pair gate has exactly one peer", ref, len(uses))
+	}
+	// Declared but never linked: allowed (the spec may be mid-edit) but
+	// probably a mistake — an unlinked out-gate blocks its sender forever.
+	for _, name := range s.ServiceNames() {
+		svc := s.Services[name]
+		for _, g := range sortedKeys(svc.Gates) {
+			ref := GateRef{name, g}
+			if len(used[ref]) == 0 && svc.Gates[g].Valid() {
+				what := "receives nothing"
+				if svc.Gates[g].Sends() && svc.Gates[g] != Pair {
+					what = "blocks every send (no peers)"
+				}
+				r.warnf(fmt.Sprintf("services.%s.gates.%s", name, g), "add a link for it or remove it",
+					"gate %s is declared but no link uses it; it %s", ref, what)
+			}
+		}
+	}
+}
+
+func checkEnd(r *reporter, s *Spec, p string, ref GateRef) bool {
+	svc := s.Services[ref.Service]
+	if svc == nil {
+		r.errorf(p, suggestOr(ref.Service, s.ServiceNames(), "declare it under services"), "unknown service %q in link end %s", ref.Service, ref)
+		return false
+	}
+	if _, ok := svc.Gates[ref.Gate]; !ok {
+		r.errorf(p, suggestOr(ref.Gate, sortedKeys(svc.Gates), fmt.Sprintf("declare it under services.%s.gates", ref.Service)),
+			"service %q has no gate %q", ref.Service, ref.Gate)
+		return false
+	}
+	return true
+}
+
+func suggestOr(got string, known []string, fallback string) string {
+	// A typo is a small share of the name: "plaintxt" for "plaintext", but
+	// not "b" for "a".
+	limit := min(2, len(got)/3)
+	for _, k := range known {
+		if editDistance(got, k) <= limit {
+			return fmt.Sprintf("did you mean %q? otherwise %s", k, fallback)
+		}
+	}
+	return fallback
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
+}
+
+func sortedRefs[V any](m map[GateRef]V) []GateRef {
+	refs := make([]GateRef, 0, len(m))
+	for k := range m {
+		refs = append(refs, k)
+	}
+	sortRefs(refs)
+	return refs
+}
