@@ -53,9 +53,9 @@ type Gate struct {
 	progress signal     // something was written or acknowledged
 
 	lmu       sync.Mutex
-	links     map[*link]struct{} // live, handshaken connections
-	rr        int                // req round robin
-	linkSig   signal             // a link came, went or became idle
+	links     map[*link]struct{}  // live, handshaken connections
+	rr        int                 // req round robin
+	linkSig   signal              // a link came, went or became idle
 	topics    map[string]struct{} // sub
 	peers     map[string]*peer    // out-gates: configured peers
 	ln        net.Listener        // in-gates
@@ -419,6 +419,7 @@ func (g *Gate) Stats() control.GateCounters {
 		if l.pq != nil {
 			c.QueueDepth += l.pq.len()
 		}
+		c.QueueDepth += int(l.writing.Load())
 	}
 	c.Peers = len(g.links)
 	c.PeersWanted = len(g.peers)
@@ -496,7 +497,7 @@ func (g *Gate) serve(l *link, stop <-chan struct{}) {
 		if g.pattern == control.Pub {
 			g.flushPub(l)
 		}
-		l.write(true, func(*bufioWriter) error { return nil })
+		l.flush()
 		g.awaitAcks(l)
 		l.close(errRemoved)
 	}
@@ -545,7 +546,7 @@ func (g *Gate) awaitAcks(l *link) {
 // flushPub sends what a removed subscriber's queue still holds.
 func (g *Gate) flushPub(l *link) {
 	for l.pq.len() > 0 && !l.closed() {
-		batch := l.pq.take(g.opt.BatchMsgs, g.opt.BatchBytes, nil, l.done)
+		batch := l.pq.take(g.opt.BatchMsgs, g.opt.BatchBytes, nil, l.done, nil)
 		err := l.write(false, func(w *bufioWriter) error {
 			if l.ext {
 				return writeBatch(w, batch)

@@ -39,6 +39,7 @@ type link struct {
 	acked    uint64 // cumulative acknowledged count
 	written  uint64 // cumulative written count
 	spaceSig signal
+	writing  atomic.Int64 // messages of an untracked batch being written
 
 	// Receiver side: cumulative messages received, and the count last acked.
 	recvN, ackedN uint64
@@ -140,6 +141,11 @@ func (l *link) write(flush bool, f func(w *bufio.Writer) error) error {
 	return nil
 }
 
+// flush writes out whatever is buffered.
+func (l *link) flush() {
+	l.write(true, func(*bufio.Writer) error { return nil })
+}
+
 // inflight returns the unacknowledged message count and bytes.
 func (l *link) inflight() (int, int) {
 	l.umu.Lock()
@@ -190,6 +196,9 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 					maxMsgs = min(maxMsgs, g.opt.Window-n)
 					break
 				}
+				// The window is full: what is buffered must reach the peer,
+				// or its acknowledgement never comes.
+				l.flush()
 				select {
 				case <-l.spaceSig:
 				case <-stop:
@@ -199,7 +208,7 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 				}
 			}
 		}
-		batch := q.take(maxMsgs, g.opt.BatchBytes, stop, l.done)
+		batch := q.take(maxMsgs, g.opt.BatchBytes, stop, l.done, l.flush)
 		if batch == nil {
 			return
 		}
@@ -212,6 +221,9 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 			l.written += uint64(len(batch))
 			l.umu.Unlock()
 		}
+		if !track {
+			l.writing.Store(int64(len(batch)))
+		}
 		err := l.write(q.len() == 0, func(w *bufio.Writer) error {
 			if l.ext {
 				return writeBatch(w, batch)
@@ -223,7 +235,12 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 			}
 			return nil
 		})
+		l.writing.Store(0)
 		if err != nil {
+			if g.pattern == control.Pub {
+				g.ctr.dropped.Add(uint64(len(batch)))
+				return
+			}
 			if !track {
 				// A plain peer has no acks: what failed to write is taken
 				// back whole (some of it may have arrived).

@@ -85,7 +85,10 @@ func (q *sendQueue) pushFront(msgs []Message) {
 
 // take removes up to maxMsgs messages and about maxBytes bytes (at least one
 // message), waiting until there is one or stop is closed.
-func (q *sendQueue) take(maxMsgs, maxBytes int, stop, done <-chan struct{}) []Message {
+//
+// idle, if not nil, runs before each wait: a writer flushes there, since
+// another writer may have taken what it expected to write next.
+func (q *sendQueue) take(maxMsgs, maxBytes int, stop, done <-chan struct{}, idle func()) []Message {
 	for {
 		q.mu.Lock()
 		if n := q.lenLocked(); n > 0 {
@@ -118,6 +121,9 @@ func (q *sendQueue) take(maxMsgs, maxBytes int, stop, done <-chan struct{}) []Me
 			return out
 		}
 		q.mu.Unlock()
+		if idle != nil {
+			idle()
+		}
 		select {
 		case <-q.notEmpty:
 		case <-stop:
