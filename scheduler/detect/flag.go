@@ -1,0 +1,210 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tiltai/tiltai/internal/zkha"
+)
+
+// DefaultPort is the Mesos master's port when a host is given without one.
+const DefaultPort = 5050
+
+// Kind says how a --master value finds the master.
+type Kind int
+
+const (
+	// Static: a fixed master URL (host:port or http(s)://).
+	Static Kind = iota + 1
+	// ZooKeeper: follow the masters' election in ZooKeeper.
+	ZooKeeper
+	// File: read the value from a file (file:///path), as Mesos does.
+	File
+)
+
+// Source is a parsed --master value.
+type Source struct {
+	Kind Kind
+	URL  *url.URL // Static: scheme, host:port and an optional path prefix
+	ZK   zkha.URL // ZooKeeper: ensemble, path and credentials
+	Path string   // File: the file to read
+}
+
+// String renders the source for logs, credentials masked.
+func (s Source) String() string {
+	switch s.Kind {
+	case Static:
+		return s.URL.String()
+	case ZooKeeper:
+		return s.ZK.String()
+	case File:
+		return "file://" + s.Path
+	}
+	return "(none)"
+}
+
+// FlagError is a --master value that could not be parsed: at which column
+// (1-based, in bytes) and what was wrong there.
+type FlagError struct {
+	Input  string
+	Column int
+	Msg    string
+}
+
+func (e *FlagError) Error() string {
+	return fmt.Sprintf("invalid --master %q at column %d: %s (want host:port, http(s)://host:port[/path], "+
+		"zk://host:port[,host:port...]/path or file:///path)", e.Input, e.Column, e.Msg)
+}
+
+// ParseFlag parses a --master value. It does no IO: a file:// source is read
+// by New.
+func ParseFlag(s string) (Source, error) {
+	fail := func(col int, format string, args ...any) (Source, error) {
+		return Source{}, &FlagError{Input: s, Column: col + 1, Msg: fmt.Sprintf(format, args...)}
+	}
+	if s == "" {
+		return fail(0, "empty; set --master or MESOS_MASTER")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return fail(i, "byte 0x%02x is not allowed (spaces and control or non-ASCII characters)", c)
+		}
+	}
+	scheme, rest, hasScheme := strings.Cut(s, "://")
+	if !hasScheme {
+		hp, col, msg := hostPort(s)
+		if msg != "" {
+			return fail(col, "%s", msg)
+		}
+		return Source{Kind: Static, URL: &url.URL{Scheme: "http", Host: hp}}, nil
+	}
+	switch scheme {
+	case "zk":
+		u, err := zkha.ParseURL(s)
+		if err != nil {
+			var ue *zkha.URLError
+			if errors.As(err, &ue) {
+				return Source{}, &FlagError{Input: redactZK(s), Column: ue.Column, Msg: ue.Msg}
+			}
+			return Source{}, err
+		}
+		return Source{Kind: ZooKeeper, ZK: u}, nil
+	case "file":
+		switch {
+		case rest == "":
+			return fail(len(s), "missing the file path")
+		case rest[0] != '/':
+			return fail(len(scheme)+3, "file:// needs an absolute path (file:///etc/mesos/master)")
+		}
+		return Source{Kind: File, Path: rest}, nil
+	case "http", "https":
+	default:
+		return fail(0, "scheme %q is not http, https, zk or file", scheme)
+	}
+	off := len(scheme) + 3
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		return fail(i, "query strings and fragments are not supported")
+	}
+	slash := strings.IndexByte(rest, '/')
+	authority, path := rest, ""
+	if slash >= 0 {
+		authority, path = rest[:slash], rest[slash:]
+	}
+	if at := strings.IndexByte(authority, '@'); at >= 0 {
+		return fail(off, "credentials do not belong in the URL; use --mesos_authentication_principal and --mesos_authentication_secret_file")
+	}
+	hp, col, msg := hostPort(authority)
+	if msg != "" {
+		return fail(off+col, "%s", msg)
+	}
+	if strings.Contains(path, "//") {
+		return fail(off+len(authority)+strings.Index(path, "//"), "empty segment in the path")
+	}
+	path = strings.TrimSuffix(path, "/")
+	return Source{Kind: Static, URL: &url.URL{Scheme: scheme, Host: hp, Path: path}}, nil
+}
+
+// hostPort checks "host[:port]" (IPv6 in brackets) and fills in the port.
+func hostPort(hp string) (string, int, string) {
+	if hp == "" {
+		return "", 0, "no host given"
+	}
+	host, port := hp, ""
+	if hp[0] == '[' {
+		end := strings.IndexByte(hp, ']')
+		if end < 0 {
+			return "", 0, "IPv6 address without the closing ']'"
+		}
+		host = hp[1:end]
+		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil {
+			return "", 1, "not an IPv6 address"
+		}
+		switch after := hp[end+1:]; {
+		case after == "":
+		case after[0] == ':':
+			port = after[1:]
+			if port == "" {
+				return "", end + 1, "empty port after ':'"
+			}
+		default:
+			return "", end + 1, "expected ':port' after the IPv6 address"
+		}
+	} else {
+		if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+			host, port = hp[:i], hp[i+1:]
+			if port == "" {
+				return "", i, "empty port after ':'"
+			}
+			if strings.IndexByte(host, ':') >= 0 {
+				return "", 0, "an IPv6 address must be written in brackets, e.g. [::1]:5050"
+			}
+		}
+		if host == "" {
+			return "", 0, "empty host name"
+		}
+		off := 0
+		for _, label := range strings.Split(host, ".") {
+			if label == "" {
+				return "", off, "empty label in the host name"
+			}
+			for i := 0; i < len(label); i++ {
+				c := label[i]
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+					return "", off + i, fmt.Sprintf("character %q is not allowed in a host name", c)
+				}
+			}
+			off += len(label) + 1
+		}
+	}
+	p := DefaultPort
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || port[0] == '+' || port[0] == '-' {
+			return "", len(hp) - len(port), fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+		}
+		p = n
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), 0, ""
+}
+
+// redactZK masks a zk:// password in an input echoed by an error.
+func redactZK(s string) string {
+	rest := strings.TrimPrefix(s, "zk://")
+	end := strings.IndexByte(rest, '/')
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return s
+	}
+	return "zk://" + user + ":***" + rest[at:]
+}
