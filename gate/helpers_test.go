@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 // (DESIGN.md), and a socket's accept loop and connection reader can outlive
 // Close briefly.
 var zmq4Leaks = []goleak.Option{
-	goleak.IgnoreTopFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),
+	goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),
 	goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*socket).accept"),
 	goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*qreader).listen"),
 	goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*pubQReader).listen"),

@@ -1,0 +1,160 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tiltai/tiltai/gate/control"
+)
+
+// TestHubOverControlSocket plays the executor (control.Server) against two
+// hubs (feeder: out push; worker: in pull) as the executor and scheduler
+// would: readiness after binding, snapshot → applied, heartbeats with gate
+// and application counters, then a planned drain with zero loss.
+func TestHubOverControlSocket(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	dir, err := os.MkdirTemp("", "tiltai-gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	srvCfg := control.ServerConfig{HeartbeatInterval: 20 * time.Millisecond}
+	workerSrv, err := control.Listen(ctx, filepath.Join(dir, "w.sock"), srvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer workerSrv.Close()
+	feederSrv, err := control.Listen(ctx, filepath.Join(dir, "f.sock"), srvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feederSrv.Close()
+
+	// The executor's environment, parsed as a service would.
+	wenv, err := control.ParseEnv(control.Env{Control: workerSrv.Addr(), TaskID: "w1", Service: "worker",
+		Gates: []control.GateSpec{{Name: "plaintext", Dir: control.In, Pattern: control.Pull, Bind: "tcp://127.0.0.1:0"}}}.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := New(ctx, Config{Logger: testLogger(t), TaskID: wenv.TaskID, Service: wenv.Service, Gates: wenv.Gates, Control: wenv.Control})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Close()
+	if _, err := workerSrv.Wait(ctx, func(s control.State) bool { return s.Connected }); err != nil {
+		t.Fatal(err)
+	}
+	if workerSrv.State().Ready {
+		t.Fatal("ready before the in-gate is bound")
+	}
+	in, err := worker.In("plaintext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := workerSrv.WaitReady(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Hello.TaskID != "w1" {
+		t.Fatalf("hello %+v", st.Hello)
+	}
+	if _, err := workerSrv.Wait(ctx, func(s control.State) bool { return len(s.Gates) == 1 && s.Gates[0].Bound == in.Addr() }); err != nil {
+		t.Fatal(err)
+	}
+
+	feeder, err := New(ctx, Config{Logger: testLogger(t), TaskID: "f1", Service: "feeder", Control: feederSrv.Addr(),
+		Gates: []control.GateSpec{{Name: "plaintext", Dir: control.Out, Pattern: control.Push}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feeder.Close()
+	if _, err := feederSrv.WaitReady(ctx); err != nil {
+		t.Fatal("a service without in-gates is ready at once:", err)
+	}
+	out, err := feeder.Out("plaintext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot with a wrong pattern is rejected, not applied.
+	if err := feederSrv.Push(snap(1, "plaintext", control.Pub, in.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feederSrv.WaitApplied(ctx, 1); err == nil {
+		t.Fatal("snapshot with a wrong pattern was applied")
+	}
+	if err := feederSrv.Push(snap(2, "plaintext", control.Push, in.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feederSrv.WaitApplied(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	c := collect(ctx, in, 0)
+	const n = 1000
+	for i := range uint64(n) {
+		if err := out.Send(ctx, seqMsg(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worker.SetCounter("seen", 1)
+	if _, err := workerSrv.Wait(ctx, func(s control.State) bool {
+		return s.Status != nil && s.Status.Gates["plaintext"].Received == n && s.Status.App["seen"] == 1
+	}); err != nil {
+		t.Fatal("heartbeat never showed the counters:", err)
+	}
+	if _, err := feederSrv.Wait(ctx, func(s control.State) bool {
+		return s.Status != nil && s.Status.Gates["plaintext"].Sent == n && s.Status.Applied == 2
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Planned removal: upstream first (v3 without the worker), then drain.
+	if err := feederSrv.Push(control.Snapshot{Version: 3, Out: map[string]control.OutLink{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feederSrv.WaitApplied(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := workerSrv.Drain(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-worker.Draining():
+	default:
+		t.Fatal("Draining not closed")
+	}
+	c.wg.Wait() // Recv returned ErrDrained
+	if c.count() != n {
+		t.Fatalf("received %d of %d", c.count(), n)
+	}
+	if _, err := in.Recv(ctx); !errors.Is(err, ErrDrained) {
+		t.Fatalf("Recv after drain = %v", err)
+	}
+}
+
+func TestHubRejectsBadConfig(t *testing.T) {
+	_, err := New(context.Background(), Config{Gates: []control.GateSpec{
+		{Name: "a", Dir: control.In, Pattern: control.Push},
+		{Name: "a", Dir: control.Out, Pattern: control.Push},
+	}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	h, err := New(context.Background(), Config{Gates: []control.GateSpec{{Name: "a", Dir: control.Out, Pattern: control.Push}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.In("a"); err == nil {
+		t.Error("opened an out-gate as in")
+	}
+	if _, err := h.Out("b"); err == nil {
+		t.Error("opened an undeclared gate")
+	}
+	if err := h.SetCounter("bad name", 1); err == nil {
+		t.Error("bad counter name accepted")
+	}
+}
