@@ -188,7 +188,7 @@ func (r *ProcessRunner) fetch(ctx context.Context, sandbox string, f Fetch) erro
 	case "http", "https":
 		client := r.Client
 		if client == nil {
-			client = &http.Client{Timeout: 30 * time.Second}
+			client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		}
 		var req *http.Request
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, f.URI, nil)

@@ -538,7 +538,8 @@ func (s *Server) startProbe(a *appState, t *task) {
 	}
 	addr := net.JoinHostPort(t.Host, fmt.Sprint(port))
 	stop := t.stopProbe
-	client := &http.Client{Timeout: timeout}
+	// No keep-alive: a probe connection must not outlive its task.
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
