@@ -1,0 +1,863 @@
+package localmesos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+	"github.com/tiltai/tiltai/localmesos/internal/wire"
+)
+
+// agent is one Mesos agent: it launches executors, serves their executor
+// API, and keeps each task's status updates until the scheduler
+// acknowledges them. Fields below box are owned by run.
+type agent struct {
+	cfg        Config
+	log        *slog.Logger
+	index      int
+	toMaster   func(any) bool // posts to the current master; false if none
+	launcher   Launcher
+	cmdLaunch  Launcher // the built-in command executor
+	execCtx    context.Context
+	httpClient *http.Client
+	box        *mailbox
+	hostname   string
+	ip         string
+	port       int
+	workDir    string
+	total      res.Resources
+	done       chan struct{}
+	wg         sync.WaitGroup // launch and wait goroutines
+
+	id         string
+	registered bool
+	frameworks map[string]*agentFramework
+	dirty      map[*agentExecutor]bool
+	closing    bool
+	counters   agentCounters
+}
+
+type agentCounters struct {
+	updatesRetried, unexpectedAcks, messagesDropped, updatesIgnored int64
+}
+
+type agentFramework struct {
+	info        mesos.FrameworkInfo
+	executors   map[string]*agentExecutor
+	tasks       map[string]*agentTask
+	terminating bool
+}
+
+type execState int
+
+const (
+	execLaunching execState = iota
+	execRegistering
+	execRunning
+	execTerminating
+	execTerminated
+)
+
+type agentExecutor struct {
+	fwID        string
+	info        mesos.ExecutorInfo
+	containerID string
+	sandbox     string
+	command     bool
+	state       execState
+	proc        Process
+	pid         int
+	stream      *wire.Stream
+	queued      []mesos.TaskInfo
+	launched    map[string]bool
+	timer       *time.Timer
+	timeoutWhy  mesos.TaskStatus_Reason // which (re-)registration timeout applies
+	timedOut    bool                    // killed because it did not subscribe in time
+}
+
+type agentTask struct {
+	info     mesos.TaskInfo
+	execID   string
+	state    mesos.TaskState
+	latest   *mesos.TaskStatus
+	pending  []pendingUpdate
+	retry    *time.Timer
+	interval time.Duration
+}
+
+type pendingUpdate struct {
+	Status       mesos.TaskStatus
+	Stored       mesos.TaskStatus
+	FromExecutor bool
+}
+
+// --- messages inside the agent ---
+
+type execLaunched struct {
+	fwID, execID, containerID string
+	proc                      Process
+	err                       error
+}
+
+type execTerminatedMsg struct {
+	fwID, execID, containerID string
+	status                    int32
+}
+
+type execTimeout struct{ fwID, execID, containerID string }
+
+type retryUpdate struct {
+	fwID, taskID string
+	uuid         string
+}
+
+type masterChanged struct{}
+
+type execCall struct {
+	call   *executor.Call
+	codec  wire.Codec
+	reply  chan execReply
+	remote string
+}
+
+type execReply struct {
+	err    *wire.Error
+	stream *wire.Stream
+}
+
+type execStreamEnded struct {
+	fwID, execID string
+	stream       *wire.Stream
+}
+
+type agentStateRequest struct{ reply chan []byte }
+
+type killAll struct{ done chan struct{} }
+
+func (a *agent) post(m any) bool { return a.box.post(m) }
+
+func (a *agent) endpoint() string { return fmt.Sprintf("%s:%d", a.ip, a.port) }
+
+func (a *agent) after(d time.Duration, msg any) *time.Timer {
+	return time.AfterFunc(d, func() { a.box.post(msg) })
+}
+
+func (a *agent) run(ctx context.Context) {
+	defer close(a.done)
+	defer a.stop()
+	a.register()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.box.notify:
+		}
+		for _, msg := range a.box.take() {
+			a.handle(msg)
+		}
+		a.flushCheckpoints()
+	}
+}
+
+// stop ends this agent incarnation: executors of checkpointing frameworks
+// keep running for the next one to recover; the others are killed.
+func (a *agent) stop() {
+	for _, fw := range a.frameworks {
+		for _, e := range fw.executors {
+			if e.timer != nil {
+				e.timer.Stop()
+			}
+			if e.stream != nil {
+				e.stream.Close()
+			}
+			if (!fw.info.GetCheckpoint() || a.closing) && e.proc != nil {
+				_ = e.proc.Kill()
+			}
+		}
+		for _, t := range fw.tasks {
+			if t.retry != nil {
+				t.retry.Stop()
+			}
+		}
+	}
+	a.box.close()
+	if a.id != "" {
+		a.toMaster(agentDisconnected{agentID: a.id})
+	}
+}
+
+func (a *agent) handle(msg any) {
+	switch x := msg.(type) {
+	case agentRegistered:
+		a.registered = true
+		if a.id != x.agentID {
+			a.id = x.agentID
+			if err := a.saveAgentID(); err != nil {
+				a.log.Error("cannot checkpoint the agent id", "agent_id", a.id, "error", err)
+			}
+		}
+		a.log.Info("agent registered with the master", "agent_id", a.id)
+		// Everything unacknowledged goes to the (new) master again.
+		for fwID, fw := range a.frameworks {
+			for _, t := range fw.tasks {
+				if len(t.pending) > 0 {
+					a.forward(fwID, t)
+				}
+			}
+		}
+	case masterChanged:
+		a.registered = false
+		a.register()
+	case updateFramework:
+		if fw := a.frameworks[x.info.ID.Value]; fw != nil {
+			fw.info = x.info
+		}
+	case runTask:
+		a.runTask(x)
+	case execLaunched:
+		a.execLaunched(x)
+	case execTerminatedMsg:
+		a.execTerminated(x)
+	case execTimeout:
+		a.execTimeout(x)
+	case execCall:
+		x.reply <- a.execCall(x)
+	case execStreamEnded:
+		if e := a.executor(x.fwID, x.execID); e != nil && e.stream == x.stream && e.state == execRunning {
+			// The executor went away without exiting (or the agent is
+			// closing its side); it may re-subscribe.
+			e.stream = nil
+		}
+	case statusAck:
+		a.ack(x)
+	case retryUpdate:
+		a.retry(x)
+	case killTask:
+		a.killTask(x)
+	case shutdownExecutor:
+		if e := a.executor(x.fwID, x.execID); e != nil {
+			a.shutdownExecutor(e)
+		}
+	case shutdownFramework:
+		a.shutdownFramework(x.fwID)
+	case frameworkToExecutor:
+		e := a.executor(x.fwID, x.execID)
+		if e == nil || e.stream == nil || e.state != execRunning {
+			a.counters.messagesDropped++
+			a.log.Warn("dropping message for an executor that does not exist or is not subscribed", "framework_id", x.fwID, "executor_id", x.execID)
+			return
+		}
+		e.stream.Send(&executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: x.data}})
+	case agentStateRequest:
+		x.reply <- a.renderState()
+	case agentIDRequest:
+		if a.registered {
+			x.reply <- []byte(a.id)
+		} else {
+			x.reply <- nil
+		}
+	case killAll:
+		a.closing = true
+		for _, fw := range a.frameworks {
+			for _, e := range fw.executors {
+				if e.proc != nil {
+					_ = e.proc.Kill()
+				}
+			}
+		}
+		close(x.done)
+	default:
+		a.log.Error("agent got an unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (a *agent) register() {
+	var reg = agentRegister{agentID: a.id, hostname: a.hostname, port: a.port, total: a.total, link: a}
+	for fwID, fw := range a.frameworks {
+		if fw.terminating {
+			continue
+		}
+		reg.frameworks = append(reg.frameworks, fw.info)
+		for _, e := range fw.executors {
+			if e.state != execTerminated {
+				reg.executors = append(reg.executors, reportedExecutor{frameworkID: fwID, info: e.info, command: e.command})
+			}
+		}
+		for _, t := range fw.tasks {
+			execID := ""
+			if e := fw.executors[t.execID]; e != nil && !e.command {
+				execID = t.execID
+			}
+			reg.tasks = append(reg.tasks, reportedTask{frameworkID: fwID, info: t.info, executorID: execID, state: t.state, latest: t.latest})
+		}
+	}
+	a.toMaster(reg)
+}
+
+func (a *agent) executor(fwID, execID string) *agentExecutor {
+	if fw := a.frameworks[fwID]; fw != nil {
+		return fw.executors[execID]
+	}
+	return nil
+}
+
+// --- launching ---
+
+func (a *agent) runTask(x runTask) {
+	fwID := x.framework.ID.Value
+	fw := a.frameworks[fwID]
+	if fw == nil {
+		fw = &agentFramework{info: x.framework, executors: map[string]*agentExecutor{}, tasks: map[string]*agentTask{}}
+		a.frameworks[fwID] = fw
+	}
+	fw.info = x.framework
+	t := x.task
+	var info mesos.ExecutorInfo
+	command := t.Executor == nil
+	if command {
+		info = commandExecutorInfo(fwID, t)
+	} else {
+		info = *t.Executor
+	}
+	execID := info.ExecutorID.Value
+	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+	fw.tasks[t.TaskID.Value] = at
+	e := fw.executors[execID]
+	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
+		a.agentUpdate(fwID, at, mesos.TASK_LOST, mesos.REASON_EXECUTOR_TERMINATED, "Executor terminating", e)
+		return
+	}
+	if e == nil {
+		e = &agentExecutor{fwID: fwID, info: info, containerID: newUUID(), command: command, launched: map[string]bool{}}
+		e.sandbox = filepath.Join(a.workDir, "slaves", a.id, "frameworks", fwID, "executors", execID, "runs", e.containerID)
+		fw.executors[execID] = e
+		e.queued = append(e.queued, t)
+		a.launchExecutor(fw, e)
+		a.dirty[e] = true
+		return
+	}
+	if e.state == execRunning && e.stream != nil {
+		a.sendLaunch(e, t)
+	} else {
+		e.queued = append(e.queued, t)
+	}
+	a.dirty[e] = true
+}
+
+// commandExecutorInfo is the ExecutorInfo Mesos makes for a command task.
+func commandExecutorInfo(fwID string, t mesos.TaskInfo) mesos.ExecutorInfo {
+	name := fmt.Sprintf("Command Executor (Task: %s) (Command: sh -c '%s')", t.TaskID.Value, t.Command.GetValue())
+	if t.Command.Shell != nil && !*t.Command.Shell {
+		name = fmt.Sprintf("Command Executor (Task: %s) (Command: [%s])", t.TaskID.Value, strings.Join(t.Command.Arguments, ", "))
+	}
+	source := t.TaskID.Value
+	typ := mesos.ExecutorInfo_CUSTOM
+	return mesos.ExecutorInfo{
+		Type: typ, ExecutorID: mesos.ExecutorID{Value: t.TaskID.Value}, FrameworkID: &mesos.FrameworkID{Value: fwID},
+		Command: t.Command, Name: &name, Source: &source,
+	}
+}
+
+func (a *agent) sendLaunch(e *agentExecutor, t mesos.TaskInfo) {
+	e.launched[t.TaskID.Value] = true
+	e.stream.Send(&executor.Event{Type: executor.Event_LAUNCH, Launch: &executor.Event_Launch{Task: t}})
+}
+
+func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
+	e.state = execLaunching
+	spec := ExecutorSpec{
+		FrameworkID: e.fwID, ExecutorID: e.info.ExecutorID.Value, ContainerID: e.containerID,
+		Sandbox: e.sandbox, Env: a.executorEnv(fw, e),
+	}
+	if e.info.Command != nil {
+		spec.Command = *e.info.Command
+	}
+	launcher := a.launcher
+	if e.command {
+		launcher = a.cmdLaunch
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		msg := execLaunched{fwID: e.fwID, execID: spec.ExecutorID, containerID: spec.ContainerID}
+		if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
+			msg.err = fmt.Errorf("cannot create the sandbox: %w", err)
+		} else {
+			latest := filepath.Join(filepath.Dir(spec.Sandbox), "latest")
+			_ = os.Remove(latest)
+			_ = os.Symlink(spec.ContainerID, latest)
+			msg.err = fetchURIs(a.execCtx, a.httpClient, spec.Command.URIs, spec.Sandbox)
+		}
+		if msg.err == nil {
+			msg.proc, msg.err = launcher.Launch(a.execCtx, spec)
+		}
+		if !a.box.post(msg) && msg.proc != nil {
+			// This agent incarnation is gone; the next one recovers the
+			// executor from its checkpoint, or it is killed below.
+			_ = msg.proc
+		}
+	}()
+}
+
+// executorEnv is the environment Mesos 1.11 gives an executor.
+func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	grace := a.cfg.ExecutorShutdownGracePeriod
+	if g := e.info.ShutdownGracePeriod; g != nil {
+		grace = time.Duration(g.GetNanoseconds())
+	}
+	env := map[string]string{
+		"LIBPROCESS_IP":                        a.ip,
+		"LIBPROCESS_PORT":                      "0",
+		"MESOS_AGENT_ENDPOINT":                 a.endpoint(),
+		"MESOS_CHECKPOINT":                     "0",
+		"MESOS_DIRECTORY":                      e.sandbox,
+		"MESOS_SANDBOX":                        e.sandbox,
+		"MESOS_EXECUTOR_ID":                    e.info.ExecutorID.Value,
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": mesosDuration(grace),
+		"MESOS_FRAMEWORK_ID":                   e.fwID,
+		"MESOS_HTTP_COMMAND_EXECUTOR":          "0",
+		"MESOS_SLAVE_ID":                       a.id,
+		"MESOS_SLAVE_PID":                      fmt.Sprintf("slave(1)@%s", a.endpoint()),
+		"PATH":                                 path,
+	}
+	if fw.info.GetCheckpoint() {
+		env["MESOS_CHECKPOINT"] = "1"
+		env["MESOS_RECOVERY_TIMEOUT"] = mesosDuration(a.cfg.RecoveryTimeout)
+		env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = mesosDuration(a.cfg.SubscriptionBackoffMax)
+	}
+	if a.cfg.ExecutorAuth != nil {
+		if tok, err := a.cfg.ExecutorAuth.Token(e.fwID, e.info.ExecutorID.Value); err == nil && tok != "" {
+			env["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"] = tok
+		} else if err != nil {
+			a.log.Error("cannot make an executor token", "framework_id", e.fwID, "executor_id", e.info.ExecutorID.Value, "error", err)
+		}
+	}
+	if !e.command && e.info.Command != nil && e.info.Command.Environment != nil {
+		for _, v := range e.info.Command.Environment.Variables {
+			if v.GetType() == mesos.Environment_Variable_VALUE || v.Type == nil {
+				env[v.Name] = v.GetValue()
+			}
+		}
+	}
+	return sortedEnv(env)
+}
+
+func (a *agent) execLaunched(x execLaunched) {
+	e := a.executor(x.fwID, x.execID)
+	if e == nil || e.containerID != x.containerID || e.state != execLaunching {
+		if x.proc != nil {
+			_ = x.proc.Kill() // shut down while launching
+		}
+		return
+	}
+	if x.err != nil {
+		a.log.Error("executor launch failed", "framework_id", x.fwID, "executor_id", x.execID, "error", x.err)
+		fw := a.frameworks[x.fwID]
+		for _, t := range e.queued {
+			if at := fw.tasks[t.TaskID.Value]; at != nil {
+				a.agentUpdate(x.fwID, at, mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED, x.err.Error(), e)
+			}
+		}
+		e.queued = nil
+		a.executorGone(fw, e, 1<<8)
+		return
+	}
+	e.proc, e.pid, e.state = x.proc, x.proc.Pid(), execRegistering
+	e.timeoutWhy = mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT
+	e.timer = a.after(a.cfg.ExecutorRegistrationTimeout, execTimeout{fwID: x.fwID, execID: x.execID, containerID: x.containerID})
+	a.watch(e)
+	a.dirty[e] = true
+}
+
+// watch waits for the executor's exit in a goroutine of this incarnation.
+func (a *agent) watch(e *agentExecutor) {
+	proc, fwID, execID, cid := e.proc, e.fwID, e.info.ExecutorID.Value, e.containerID
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		select {
+		case <-proc.Done():
+			a.box.post(execTerminatedMsg{fwID: fwID, execID: execID, containerID: cid, status: proc.WaitStatus()})
+		case <-a.done:
+		}
+	}()
+}
+
+func (a *agent) execTimeout(x execTimeout) {
+	e := a.executor(x.fwID, x.execID)
+	if e == nil || e.containerID != x.containerID {
+		return
+	}
+	switch e.state {
+	case execRegistering:
+		a.log.Warn("executor did not (re-)subscribe in time; killing it", "framework_id", x.fwID, "executor_id", x.execID)
+		e.state, e.timedOut = execTerminating, true
+		if e.proc != nil {
+			_ = e.proc.Kill()
+		}
+	case execTerminating:
+		if e.proc != nil {
+			_ = e.proc.Kill()
+		}
+	}
+}
+
+func (a *agent) execTerminated(x execTerminatedMsg) {
+	fw := a.frameworks[x.fwID]
+	e := a.executor(x.fwID, x.execID)
+	if fw == nil || e == nil || e.containerID != x.containerID {
+		return
+	}
+	a.executorGone(fw, e, x.status)
+}
+
+// executorGone ends an executor: its unfinished tasks fail (or are lost
+// when it never re-subscribed), the master is told, the executor record
+// goes away once nothing refers to it.
+func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32) {
+	reason := mesos.REASON_EXECUTOR_TERMINATED
+	state := mesos.TASK_FAILED
+	msg := "Executor terminated"
+	if e.timedOut && e.timeoutWhy == mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT {
+		reason, state, msg = e.timeoutWhy, mesos.TASK_LOST, "Executor did not re-subscribe after the agent restarted"
+	} else if e.timedOut {
+		reason, msg = e.timeoutWhy, "Executor did not subscribe in time"
+	}
+	e.state = execTerminated
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if e.stream != nil {
+		e.stream.Close()
+		e.stream = nil
+	}
+	if !fw.terminating {
+		ids := make([]string, 0)
+		for id, t := range fw.tasks {
+			if t.execID == e.info.ExecutorID.Value && !terminal(t.state) {
+				ids = append(ids, id)
+			}
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			a.agentUpdate(e.fwID, fw.tasks[id], state, reason, msg, e)
+		}
+	}
+	delete(fw.executors, e.info.ExecutorID.Value)
+	a.removeCheckpoint(e)
+	a.toMaster(executorExited{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, status: status, command: e.command})
+	a.maybeRemoveFramework(e.fwID)
+}
+
+func (a *agent) maybeRemoveFramework(fwID string) {
+	fw := a.frameworks[fwID]
+	if fw == nil || len(fw.executors) > 0 {
+		return
+	}
+	if fw.terminating || len(fw.tasks) == 0 {
+		delete(a.frameworks, fwID)
+	}
+}
+
+func (a *agent) shutdownExecutor(e *agentExecutor) {
+	if e.state == execTerminating || e.state == execTerminated {
+		return
+	}
+	grace := a.cfg.ExecutorShutdownGracePeriod
+	if g := e.info.ShutdownGracePeriod; g != nil {
+		grace = time.Duration(g.GetNanoseconds())
+	}
+	e.state = execTerminating
+	if e.stream != nil {
+		e.stream.Send(&executor.Event{Type: executor.Event_SHUTDOWN})
+		if e.proc != nil {
+			_ = e.proc.Signal()
+		}
+	} else if e.proc != nil {
+		_ = e.proc.Kill()
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.timer = a.after(grace, execTimeout{fwID: e.fwID, execID: e.info.ExecutorID.Value, containerID: e.containerID})
+}
+
+func (a *agent) shutdownFramework(fwID string) {
+	fw := a.frameworks[fwID]
+	if fw == nil {
+		return
+	}
+	fw.terminating = true
+	for _, t := range fw.tasks {
+		if t.retry != nil {
+			t.retry.Stop()
+		}
+		t.pending = nil
+	}
+	for _, e := range fw.executors {
+		if e.state == execLaunching {
+			e.state = execTerminating
+			continue
+		}
+		a.shutdownExecutor(e)
+	}
+	a.maybeRemoveFramework(fwID)
+}
+
+func (a *agent) killTask(x killTask) {
+	fw := a.frameworks[x.fwID]
+	if fw == nil {
+		return
+	}
+	t := fw.tasks[x.taskID]
+	if t == nil {
+		return
+	}
+	e := fw.executors[t.execID]
+	if e == nil {
+		return
+	}
+	for i, q := range e.queued {
+		if q.TaskID.Value == x.taskID {
+			e.queued = append(e.queued[:i], e.queued[i+1:]...)
+			a.agentUpdate(x.fwID, t, mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor", e)
+			if len(e.queued) == 0 && len(e.launched) == 0 {
+				a.shutdownExecutor(e)
+			}
+			return
+		}
+	}
+	if e.stream != nil && e.state == execRunning {
+		e.stream.Send(&executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: t.info.TaskID, KillPolicy: x.policy}})
+	}
+}
+
+// --- status updates: at least once, in order per task ---
+
+// agentUpdate makes an update of the agent's own (source SOURCE_AGENT).
+func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string, e *agentExecutor) {
+	ts := nowSeconds()
+	st := mesos.TaskStatus{
+		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
+		Reason: reason.Enum(), Timestamp: &ts, UUID: newStatusUUID(), AgentID: &mesos.AgentID{Value: a.id},
+	}
+	if e != nil && !e.command {
+		st.ExecutorID = &mesos.ExecutorID{Value: e.info.ExecutorID.Value}
+	}
+	a.enqueue(fwID, t, pendingUpdate{Status: st, Stored: st}, e)
+}
+
+func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
+	t.state = u.Status.GetState()
+	latest := u.Status
+	t.latest = &latest
+	t.pending = append(t.pending, u)
+	if e != nil && terminal(t.state) {
+		delete(e.launched, t.info.TaskID.Value)
+	}
+	if e != nil {
+		a.dirty[e] = true
+	}
+	if len(t.pending) == 1 {
+		t.interval = a.cfg.StatusUpdateRetry
+		a.forward(fwID, t)
+	}
+}
+
+// forward sends the head of a task's update stream to the master and arms
+// the retry timer.
+func (a *agent) forward(fwID string, t *agentTask) {
+	if len(t.pending) == 0 {
+		return
+	}
+	head := t.pending[0]
+	if a.registered {
+		a.toMaster(statusUpdate{agentID: a.id, fwID: fwID, status: head.Status, stored: head.Stored})
+	}
+	if t.retry != nil {
+		t.retry.Stop()
+	}
+	t.retry = a.after(t.interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
+}
+
+func (a *agent) retry(x retryUpdate) {
+	fw := a.frameworks[x.fwID]
+	if fw == nil || fw.terminating {
+		return
+	}
+	t := fw.tasks[x.taskID]
+	if t == nil || len(t.pending) == 0 || string(t.pending[0].Status.UUID) != x.uuid {
+		return
+	}
+	a.counters.updatesRetried++
+	t.interval *= 2
+	if t.interval > 10*time.Minute {
+		t.interval = 10 * time.Minute
+	}
+	a.forward(x.fwID, t)
+}
+
+func (a *agent) ack(x statusAck) {
+	fw := a.frameworks[x.fwID]
+	var t *agentTask
+	if fw != nil {
+		t = fw.tasks[x.taskID]
+	}
+	if t == nil || len(t.pending) == 0 || string(t.pending[0].Status.UUID) != string(x.uuid) {
+		a.counters.unexpectedAcks++
+		a.log.Error("unexpected status update acknowledgement", "framework_id", x.fwID, "task_id", x.taskID)
+		return
+	}
+	head := t.pending[0]
+	t.pending = t.pending[1:]
+	if t.retry != nil {
+		t.retry.Stop()
+		t.retry = nil
+	}
+	e := fw.executors[t.execID]
+	if head.FromExecutor && e != nil && e.stream != nil {
+		e.stream.Send(&executor.Event{Type: executor.Event_ACKNOWLEDGED, Acknowledged: &executor.Event_Acknowledged{TaskID: t.info.TaskID, UUID: x.uuid}})
+	}
+	if e != nil {
+		a.dirty[e] = true
+	}
+	if len(t.pending) > 0 {
+		t.interval = a.cfg.StatusUpdateRetry
+		a.forward(x.fwID, t)
+		return
+	}
+	if terminal(t.state) {
+		delete(fw.tasks, x.taskID)
+		a.maybeRemoveFramework(x.fwID)
+	}
+}
+
+// --- the executor API ---
+
+func (a *agent) execCall(x execCall) execReply {
+	c := x.call
+	fw := a.frameworks[c.FrameworkID.Value]
+	if fw == nil {
+		return execReply{err: wire.BadRequest("Framework cannot be found")}
+	}
+	e := fw.executors[c.ExecutorID.Value]
+	if e == nil {
+		return execReply{err: wire.BadRequest("Executor cannot be found")}
+	}
+	switch c.Type {
+	case executor.Call_SUBSCRIBE:
+		return a.execSubscribe(fw, e, x)
+	case executor.Call_UPDATE:
+		if e.state == execTerminated {
+			return execReply{err: wire.BadRequest("Executor has terminated")}
+		}
+		if fw.terminating {
+			a.counters.updatesIgnored++
+			a.log.Warn("ignoring status update for a terminating framework", "framework_id", e.fwID, "task_id", c.Update.Status.TaskID.Value)
+			return execReply{}
+		}
+		a.executorUpdate(fw, e, c.Update.Status)
+	case executor.Call_MESSAGE:
+		a.toMaster(executorToFramework{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, data: c.Message.Data})
+	case executor.Call_HEARTBEAT:
+	}
+	return execReply{}
+}
+
+func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) execReply {
+	if e.state == execTerminating || e.state == execTerminated {
+		return execReply{err: &wire.Error{Status: http.StatusForbidden, Text: "Executor is terminating"}}
+	}
+	sub := x.call.Subscribe
+	for _, ti := range sub.UnacknowledgedTasks {
+		if _, ok := fw.tasks[ti.TaskID.Value]; !ok {
+			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+			e.launched[ti.TaskID.Value] = true
+		}
+	}
+	for _, u := range sub.UnacknowledgedUpdates {
+		t := fw.tasks[u.Status.TaskID.Value]
+		if t == nil {
+			continue
+		}
+		known := false
+		for _, p := range t.pending {
+			if string(p.Status.UUID) == string(u.Status.UUID) {
+				known = true
+			}
+		}
+		if !known && !terminal(t.state) {
+			a.executorUpdate(fw, e, u.Status)
+		}
+	}
+	if e.stream != nil {
+		e.stream.Close()
+	}
+	stream := wire.NewStream(x.codec, "")
+	e.stream, e.state, e.timedOut = stream, execRunning, false
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	agentInfo := mesos.AgentInfo{
+		Hostname: a.hostname, Port: ptrInt32(int32(a.port)), ID: &mesos.AgentID{Value: a.id},
+		Resources: a.total.ToProto(res.Plain, false),
+	}
+	cid := mesos.ContainerID{Value: e.containerID}
+	stream.Send(&executor.Event{Type: executor.Event_SUBSCRIBED, Subscribed: &executor.Event_Subscribed{
+		ExecutorInfo: e.info, FrameworkInfo: fw.info, AgentInfo: agentInfo, ContainerID: &cid,
+	}})
+	for _, t := range e.queued {
+		a.sendLaunch(e, t)
+	}
+	e.queued = nil
+	a.dirty[e] = true
+	return execReply{stream: stream}
+}
+
+func ptrInt32(v int32) *int32 { return &v }
+
+// executorUpdate takes an UPDATE from an executor into the task's stream:
+// the agent adds agent_id, a timestamp and container_status, not
+// executor_id (the command executor sets that itself).
+func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
+	t := fw.tasks[st.TaskID.Value]
+	if t == nil {
+		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value, interval: a.cfg.StatusUpdateRetry}
+		fw.tasks[st.TaskID.Value] = t
+	}
+	stored := st
+	st.AgentID = &mesos.AgentID{Value: a.id}
+	if st.Timestamp == nil {
+		ts := nowSeconds()
+		st.Timestamp = &ts
+	}
+	pid := uint32(e.pid)
+	proto, ip := mesos.IPv4, a.ip
+	cs := &mesos.ContainerStatus{
+		ContainerID:  &mesos.ContainerID{Value: e.containerID},
+		NetworkInfos: []mesos.NetworkInfo{{IPAddresses: []mesos.NetworkInfo_IPAddress{{Protocol: &proto, IPAddress: &ip}}}},
+	}
+	if e.pid > 0 {
+		cs.ExecutorPID = &pid
+	}
+	st.ContainerStatus = cs
+	stored.ContainerStatus = cs
+	stored.AgentID = st.AgentID
+	a.enqueue(e.fwID, t, pendingUpdate{Status: st, Stored: stored, FromExecutor: true}, e)
+}

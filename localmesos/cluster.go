@@ -1,0 +1,403 @@
+package localmesos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+)
+
+// Cluster is a running master with its agents.
+type Cluster struct {
+	cfg       Config
+	faults    *Faults
+	launcher  Launcher
+	cmdLaunch Launcher
+	client    *http.Client
+	masterID  string
+	ownsDir   bool
+
+	// execCtx bounds every executor; cancelled last by Close.
+	execCtx    context.Context
+	execCancel context.CancelFunc
+
+	mu      sync.Mutex // guards master and agents (the handles, not their state)
+	master  *masterRun
+	agents  []*agentRun
+	addr    string
+	closed  bool
+	closeMu sync.Mutex
+}
+
+type masterRun struct {
+	m      *master
+	srv    *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type agentRun struct {
+	a      *agent
+	srv    *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	port   int
+	total  res.Resources
+}
+
+// New starts a master and cfg.Agents agents, and returns once every agent
+// has registered. ctx bounds the start only.
+func New(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	totals, err := cfg.agentResources()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start localmesos: %w", err)
+	}
+	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: newUUID(),
+		client: &http.Client{Timeout: 5 * time.Minute}}
+	if cfg.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "localmesos-")
+		if err != nil {
+			return nil, fmt.Errorf("cannot create a work dir: %w", err)
+		}
+		c.cfg.WorkDir, c.ownsDir = dir, true
+	} else if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create work dir %s: %w", cfg.WorkDir, err)
+	}
+	c.launcher = cfg.Launcher
+	if c.launcher == nil {
+		c.launcher = NewProcessLauncher()
+	}
+	c.cmdLaunch = InProcess(commandExecutor(&http.Client{}, cfg.Logger.With("component", "command-executor")))
+	c.execCtx, c.execCancel = context.WithCancel(context.Background())
+	if err := c.StartMaster(); err != nil {
+		c.abort()
+		return nil, err
+	}
+	for i, total := range totals {
+		ar, err := c.startAgent(i, total, 0)
+		if err != nil {
+			c.abort()
+			return nil, err
+		}
+		c.agents = append(c.agents, ar)
+	}
+	if err := c.WaitRegistered(ctx); err != nil {
+		c.abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) abort() {
+	_ = c.Close()
+}
+
+// MasterURL is the master's base URL, e.g. "http://127.0.0.1:5050".
+func (c *Cluster) MasterURL() string { return "http://" + c.addr }
+
+// SchedulerURL is the scheduler API endpoint.
+func (c *Cluster) SchedulerURL() string { return c.MasterURL() + "/api/v1/scheduler" }
+
+// Addr is the master's host:port.
+func (c *Cluster) Addr() string { return c.addr }
+
+// WorkDir is where sandboxes and checkpoints live.
+func (c *Cluster) WorkDir() string { return c.cfg.WorkDir }
+
+// Faults is the fault injector of this cluster.
+func (c *Cluster) Faults() *Faults { return c.faults }
+
+// AgentInfo describes one agent.
+type AgentInfo struct {
+	Index    int
+	ID       string // "" until registered
+	Hostname string
+	Endpoint string // host:port of its HTTP API (MESOS_AGENT_ENDPOINT)
+	Running  bool
+	WorkDir  string
+}
+
+// Agents lists the agents.
+func (c *Cluster) Agents() []AgentInfo {
+	c.mu.Lock()
+	runs := make([]*agent, len(c.agents))
+	out := make([]AgentInfo, len(c.agents))
+	for i, ar := range c.agents {
+		out[i] = AgentInfo{Index: i, Hostname: c.cfg.Hostname, Endpoint: net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)),
+			Running: ar.a != nil, WorkDir: agentDir(c.cfg.WorkDir, i)}
+		runs[i] = ar.a
+	}
+	c.mu.Unlock()
+	// Asked outside the lock: an agent's loop takes it to reach the master.
+	for i, a := range runs {
+		if a != nil {
+			out[i].ID = a.registeredID()
+		}
+	}
+	return out
+}
+
+func agentDir(workDir string, i int) string { return filepath.Join(workDir, "agents", strconv.Itoa(i)) }
+
+// toMaster posts a message to the running master, if any.
+func (c *Cluster) toMaster(msg any) bool {
+	c.mu.Lock()
+	mr := c.master
+	c.mu.Unlock()
+	if mr == nil {
+		return false
+	}
+	return mr.m.box.post(msg)
+}
+
+// StartMaster starts the master on the configured address (after
+// StopMaster: the same address again). Running agents re-register with it;
+// frameworks re-subscribe with their ids, as after a Mesos master failover.
+func (c *Cluster) StartMaster() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("cannot start the master: the cluster is closed")
+	}
+	if c.master != nil {
+		return errors.New("the master is already running")
+	}
+	listen := c.cfg.Listen
+	if c.addr != "" {
+		listen = c.addr
+	}
+	ln, err := listenRetry(listen)
+	if err != nil {
+		return fmt.Errorf("cannot start the master on %s: %w", listen, err)
+	}
+	c.addr = ln.Addr().String()
+	host, portStr, _ := net.SplitHostPort(c.addr)
+	port, _ := strconv.Atoi(portStr)
+	ip := host
+	if ip == "0.0.0.0" || ip == "::" || ip == "" {
+		ip = "127.0.0.1"
+	}
+	m := newMaster(c.cfg, c.faults, c.masterID, c.cfg.Hostname, ip, port)
+	ctx, cancel := context.WithCancel(context.Background())
+	mr := &masterRun{m: m, cancel: cancel}
+	h := &masterHTTP{m: m, faults: c.faults, auth: c.cfg.SchedulerAuth, ctx: ctx}
+	mr.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	mr.wg.Add(2)
+	go func() { defer mr.wg.Done(); m.run(ctx) }()
+	go func() { defer mr.wg.Done(); _ = mr.srv.Serve(ln) }()
+	c.master = mr
+	for _, ar := range c.agents {
+		if ar.a != nil {
+			ar.a.post(masterChanged{})
+		}
+	}
+	c.cfg.Logger.Info("master started", "address", c.addr, "master_id", c.masterID)
+	return nil
+}
+
+// listenRetry binds addr, retrying briefly: the port of a master or agent
+// that just stopped may still be held by the kernel for a moment.
+func listenRetry(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// StopMaster stops the master: its streams end, its state is gone (as with
+// Mesos' in-memory registry). Agents and executors keep running.
+func (c *Cluster) StopMaster() {
+	c.mu.Lock()
+	mr := c.master
+	c.master = nil
+	c.mu.Unlock()
+	if mr == nil {
+		return
+	}
+	mr.cancel()
+	_ = mr.srv.Close()
+	mr.wg.Wait()
+}
+
+func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, error) {
+	ln, err := listenRetry(net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("cannot start agent %d: %w", i, err)
+	}
+	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ = strconv.Atoi(portStr)
+	a := &agent{
+		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
+		toMaster: c.toMaster, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
+		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
+		workDir: agentDir(c.cfg.WorkDir, i), total: total, done: make(chan struct{}),
+		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
+	}
+	if err := a.recover(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ar := &agentRun{a: a, cancel: cancel, port: port, total: total}
+	h := &agentHTTP{a: a, ctx: ctx}
+	ar.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	ar.wg.Add(2)
+	go func() { defer ar.wg.Done(); a.run(ctx) }()
+	go func() { defer ar.wg.Done(); _ = ar.srv.Serve(ln) }()
+	return ar, nil
+}
+
+func (a *agent) registeredID() string {
+	reply := make(chan []byte, 1)
+	if !a.box.post(agentIDRequest{reply: reply}) {
+		return ""
+	}
+	select {
+	case b := <-reply:
+		return string(b)
+	case <-a.done:
+		return ""
+	}
+}
+
+type agentIDRequest struct{ reply chan []byte }
+
+// WaitRegistered waits until every running agent is registered with the
+// running master.
+func (c *Cluster) WaitRegistered(ctx context.Context) error {
+	for {
+		all := true
+		for _, ai := range c.Agents() {
+			if ai.Running && ai.ID == "" {
+				all = false
+			}
+		}
+		if all {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agents did not register: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// StopAgent stops agent i as if its process died: its HTTP endpoint goes
+// away, the master sees it disconnect. Executors of checkpointing
+// frameworks keep running; the others are killed.
+func (c *Cluster) StopAgent(i int) error {
+	c.mu.Lock()
+	if i < 0 || i >= len(c.agents) {
+		c.mu.Unlock()
+		return fmt.Errorf("no agent %d", i)
+	}
+	ar := c.agents[i]
+	c.mu.Unlock()
+	if ar.a == nil {
+		return nil
+	}
+	ar.cancel()
+	_ = ar.srv.Close()
+	ar.wg.Wait()
+	ar.a.wg.Wait()
+	c.mu.Lock()
+	ar.a = nil
+	c.mu.Unlock()
+	return nil
+}
+
+// StartAgent starts agent i again on the same port and work dir: it
+// recovers checkpointed executors, which re-subscribe within
+// ExecutorReregistrationTimeout, and re-registers with the master.
+func (c *Cluster) StartAgent(ctx context.Context, i int) error {
+	c.mu.Lock()
+	if i < 0 || i >= len(c.agents) || c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("no agent %d", i)
+	}
+	old := c.agents[i]
+	c.mu.Unlock()
+	if old.a != nil {
+		return fmt.Errorf("agent %d is running", i)
+	}
+	ar, err := c.startAgent(i, old.total, old.port)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.agents[i] = ar
+	c.mu.Unlock()
+	return nil
+}
+
+// RestartAgent stops agent i and starts it again (see StopAgent,
+// StartAgent).
+func (c *Cluster) RestartAgent(ctx context.Context, i int) error {
+	if err := c.StopAgent(i); err != nil {
+		return err
+	}
+	return c.StartAgent(ctx, i)
+}
+
+// Close stops everything and kills every executor the cluster started
+// (with SIGKILL to its process group), then waits for all goroutines.
+// It is idempotent.
+func (c *Cluster) Close() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	agents := append([]*agentRun(nil), c.agents...)
+	c.mu.Unlock()
+	for _, ar := range agents {
+		if ar.a != nil {
+			done := make(chan struct{})
+			if ar.a.post(killAll{done: done}) {
+				select {
+				case <-done:
+				case <-ar.a.done:
+				}
+			}
+		}
+	}
+	// In-process executors and fetches end with execCtx.
+	c.execCancel()
+	for i := range agents {
+		_ = c.StopAgent(i)
+	}
+	c.StopMaster()
+	if wl, ok := c.cmdLaunch.(*funcLauncher); ok {
+		wl.wait()
+	}
+	if wl, ok := c.launcher.(*funcLauncher); ok {
+		wl.wait()
+	}
+	if pl, ok := c.launcher.(*ProcessLauncher); ok {
+		pl.killAll()
+	}
+	if c.ownsDir {
+		return os.RemoveAll(c.cfg.WorkDir)
+	}
+	return nil
+}

@@ -1,0 +1,663 @@
+package localmesos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+	"github.com/tiltai/tiltai/localmesos/internal/wire"
+)
+
+// Version is the Mesos version localmesos answers as.
+const Version = "1.11.0"
+
+// master is the Mesos master: frameworks, agents, offers and tasks. All of
+// its fields below box are owned by run; everything else talks to it
+// through box.
+type master struct {
+	cfg      Config
+	log      *slog.Logger
+	faults   *Faults
+	box      *mailbox
+	id       string
+	hostname string
+	ip       string
+	port     int
+	started  time.Time
+
+	frameworks   map[string]*framework
+	removed      map[string]bool
+	completedFws []*framework
+	agents       map[string]*agentRec
+	offers       map[string]*offer
+	nextFw       int
+	nextOffer    int
+	nextAgent    int
+	rr           int
+	allocDirty   bool
+	timers       map[*time.Timer]struct{}
+	counters     masterCounters
+	done         chan struct{}
+}
+
+type masterCounters struct {
+	offersMade, offersDeclined, offersRescinded, tasksLaunched, tasksInvalid int64
+	updatesForwarded, updatesUndeliverable, messagesToExecutors              int64
+	messagesToSchedulers, messagesUndeliverable, unsupportedOperations       int64
+}
+
+type framework struct {
+	id               string
+	info             mesos.FrameworkInfo
+	stream           *wire.Stream
+	streamID         string
+	connected        bool
+	active           bool
+	suppressed       bool
+	recovered        bool
+	partitionAware   bool
+	registered       time.Time
+	reregistered     time.Time
+	unregistered     time.Time
+	failoverDeadline time.Time
+	filters          map[string]time.Time // agent id → refuse until
+	tasks            map[string]*task
+	completed        []*task
+}
+
+type task struct {
+	info         mesos.TaskInfo
+	fwID         string
+	agentID      string
+	executorID   string // custom executor; "" for a command task
+	state        mesos.TaskState
+	statuses     []mesos.TaskStatus // history as /state shows it
+	latest       *mesos.TaskStatus  // last update as sent (container_status)
+	seen         map[string]bool    // uuids already recorded
+	resources    res.Resources
+	released     bool
+	terminalUUID string
+}
+
+type agentRec struct {
+	id         string
+	hostname   string
+	port       int
+	total      res.Resources
+	used       res.Resources
+	offered    res.Resources
+	link       agentLink
+	connected  bool
+	registered time.Time
+	executors  map[string]map[string]execRec // fw → executor id
+}
+
+type execRec struct {
+	info      mesos.ExecutorInfo
+	resources res.Resources
+}
+
+type offer struct {
+	id, fwID, agentID string
+	resources         res.Resources
+	timer             *time.Timer
+}
+
+func newMaster(cfg Config, faults *Faults, id, hostname, ip string, port int) *master {
+	return &master{
+		cfg: cfg, log: cfg.Logger.With("component", "master"), faults: faults, box: newMailbox(),
+		id: id, hostname: hostname, ip: ip, port: port, started: time.Now(),
+		frameworks: map[string]*framework{}, removed: map[string]bool{}, agents: map[string]*agentRec{},
+		offers: map[string]*offer{}, timers: map[*time.Timer]struct{}{}, done: make(chan struct{}),
+	}
+}
+
+// after posts m to the master's mailbox after d.
+func (m *master) after(d time.Duration, msg any) *time.Timer {
+	var t *time.Timer
+	t = time.AfterFunc(d, func() { m.box.post(timerFired{t: t, msg: msg}) })
+	m.timers[t] = struct{}{}
+	return t
+}
+
+func (m *master) stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+		delete(m.timers, t)
+	}
+}
+
+type timerFired struct {
+	t   *time.Timer
+	msg any
+}
+
+type allocateTick struct{}
+
+// run is the master's state goroutine.
+func (m *master) run(ctx context.Context) {
+	defer close(m.done)
+	tick := time.NewTicker(m.cfg.AllocationInterval)
+	defer tick.Stop()
+	defer func() {
+		for t := range m.timers {
+			t.Stop()
+		}
+		for _, fw := range m.frameworks {
+			if fw.stream != nil {
+				fw.stream.Close()
+			}
+		}
+		m.box.close()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.box.notify:
+		case <-tick.C:
+			m.allocDirty = true
+		}
+		for _, msg := range m.box.take() {
+			m.handle(msg)
+		}
+		if m.allocDirty {
+			m.allocDirty = false
+			m.allocate(time.Now())
+		}
+	}
+}
+
+func (m *master) handle(msg any) {
+	switch x := msg.(type) {
+	case timerFired:
+		if _, ok := m.timers[x.t]; !ok {
+			return // stopped meanwhile
+		}
+		delete(m.timers, x.t)
+		m.handle(x.msg)
+	case schedCall:
+		x.reply <- m.call(x)
+	case streamEnded:
+		m.streamEnded(x)
+	case stateRequest:
+		x.reply <- m.renderState()
+	case metricsRequest:
+		x.reply <- m.renderMetrics()
+	case offerExpired:
+		m.rescindOffer(x.id)
+	case failoverExpired:
+		if fw := m.frameworks[x.fwID]; fw != nil && !fw.connected && fw.failoverDeadline.Equal(x.deadline) {
+			m.log.Info("framework failover timeout expired", "framework_id", fw.id)
+			m.removeFramework(fw)
+		}
+	case allocateTick:
+		m.allocDirty = true
+	case delayedMessage:
+		m.deliverMessage(x.msg)
+	case agentRegister:
+		m.agentRegister(x)
+	case agentDisconnected:
+		m.agentDisconnected(x.agentID)
+	case statusUpdate:
+		m.statusUpdate(x)
+	case executorToFramework:
+		m.faultyDeliver(x)
+	case executorExited:
+		m.executorExited(x)
+	default:
+		m.log.Error("master got an unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+type offerExpired struct{ id string }
+
+type failoverExpired struct {
+	fwID     string
+	deadline time.Time
+}
+
+type delayedMessage struct{ msg any }
+
+type stateRequest struct{ reply chan []byte }
+
+func nowSeconds() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// send queues an event on the framework's stream, if it has one.
+func (m *master) send(fw *framework, e *scheduler.Event) bool {
+	if fw.stream == nil || !fw.connected {
+		return false
+	}
+	return fw.stream.Send(e)
+}
+
+// masterUpdate builds an update made by the master itself: source
+// SOURCE_MASTER, a reason, no uuid and no executor id.
+func masterUpdate(taskID, agentID string, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string) *scheduler.Event {
+	ts := nowSeconds()
+	st := mesos.TaskStatus{
+		TaskID: mesos.TaskID{Value: taskID}, State: state.Enum(), Message: &message,
+		Source: mesos.SOURCE_MASTER.Enum(), Reason: reason.Enum(), Timestamp: &ts,
+	}
+	if agentID != "" {
+		st.AgentID = &mesos.AgentID{Value: agentID}
+	}
+	return &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: st}}
+}
+
+// --- agents ---
+
+func (m *master) agentRegister(x agentRegister) {
+	id := x.agentID
+	a := m.agents[id]
+	if id == "" || a == nil {
+		if id == "" {
+			id = fmt.Sprintf("%s-S%d", m.id, m.nextAgent)
+			m.nextAgent++
+		}
+		a = &agentRec{id: id, registered: time.Now(), executors: map[string]map[string]execRec{}}
+		m.agents[id] = a
+	}
+	// A re-registration replaces what the master knew of the agent's
+	// offers: they are rescinded and the agent's report is the truth.
+	for _, o := range m.offersOn(id) {
+		m.rescindOffer(o.id)
+	}
+	a.hostname, a.port, a.total, a.link, a.connected = x.hostname, x.port, x.total, x.link, true
+	for _, fi := range x.frameworks {
+		if fi.ID == nil || m.removed[fi.ID.Value] {
+			continue
+		}
+		if _, ok := m.frameworks[fi.ID.Value]; !ok {
+			// Known to the agent, not to this (restarted) master: recover it
+			// until its scheduler re-subscribes or its failover timeout ends.
+			fw := m.newFramework(fi.ID.Value, fi)
+			fw.recovered = true
+			m.disconnect(fw)
+		}
+	}
+	reported := map[string]bool{}
+	for _, e := range x.executors {
+		if m.frameworks[e.frameworkID] == nil || e.command {
+			continue
+		}
+		r, _ := res.FromProto(stripAllocation(e.info.Resources))
+		if a.executors[e.frameworkID] == nil {
+			a.executors[e.frameworkID] = map[string]execRec{}
+		}
+		a.executors[e.frameworkID][e.info.ExecutorID.Value] = execRec{info: e.info, resources: r}
+	}
+	for _, rt := range x.tasks {
+		fw := m.frameworks[rt.frameworkID]
+		if fw == nil {
+			continue
+		}
+		reported[rt.frameworkID+"/"+rt.info.TaskID.Value] = true
+		t := fw.tasks[rt.info.TaskID.Value]
+		if t == nil {
+			r, _ := res.FromProto(stripAllocation(rt.info.Resources))
+			t = &task{info: rt.info, fwID: fw.id, agentID: id, executorID: rt.executorID, resources: r, seen: map[string]bool{}}
+			fw.tasks[rt.info.TaskID.Value] = t
+		}
+		t.state = rt.state
+		if rt.latest != nil {
+			t.latest = rt.latest
+		}
+	}
+	// Tasks the master placed on this agent that the agent no longer knows
+	// (it restarted without them): they are lost.
+	for _, fw := range m.frameworks {
+		for _, t := range fw.tasks {
+			if t.agentID == id && !reported[fw.id+"/"+t.info.TaskID.Value] && !terminal(t.state) && x.agentID != "" {
+				m.loseTask(fw, t, mesos.REASON_AGENT_RESTARTED, "Task is unknown to the agent after it re-registered")
+			}
+		}
+	}
+	m.recomputeUsed(a)
+	a.link.post(agentRegistered{agentID: id})
+	m.log.Info("agent registered", "agent_id", id, "hostname", a.hostname, "port", a.port, "tasks", len(x.tasks))
+	m.allocDirty = true
+}
+
+// recomputeUsed derives an agent's used resources from the tasks and
+// executors on it, rather than keeping a running count.
+func (m *master) recomputeUsed(a *agentRec) {
+	var used res.Resources
+	for _, fw := range m.frameworks {
+		for _, t := range fw.tasks {
+			if t.agentID == a.id && !t.released {
+				used = used.Add(t.resources)
+			}
+		}
+	}
+	for _, execs := range a.executors {
+		for _, e := range execs {
+			used = used.Add(e.resources)
+		}
+	}
+	a.used = used
+}
+
+func (m *master) agentDisconnected(id string) {
+	a := m.agents[id]
+	if a == nil {
+		return
+	}
+	a.connected = false
+	for _, o := range m.offersOn(id) {
+		m.rescindOffer(o.id)
+	}
+	m.log.Info("agent disconnected", "agent_id", id)
+}
+
+// loseTask ends a task the master can no longer reach.
+func (m *master) loseTask(fw *framework, t *task, reason mesos.TaskStatus_Reason, message string) {
+	state := mesos.TASK_LOST
+	if fw.partitionAware {
+		state = mesos.TASK_GONE
+	}
+	e := masterUpdate(t.info.TaskID.Value, t.agentID, state, reason, message)
+	m.recordStatus(t, e.Update.Status, e.Update.Status)
+	m.completeTask(fw, t)
+	m.send(fw, e)
+}
+
+func (m *master) offersOn(agentID string) []*offer {
+	var out []*offer
+	for _, o := range m.offers {
+		if o.agentID == agentID {
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+func (m *master) statusUpdate(x statusUpdate) {
+	fw := m.frameworks[x.fwID]
+	if fw == nil {
+		// Unknown or removed framework: the agent keeps retrying until its
+		// framework is shut down; nothing to deliver.
+		m.counters.updatesUndeliverable++
+		return
+	}
+	if t := fw.tasks[x.status.TaskID.Value]; t != nil {
+		m.recordStatus(t, x.status, x.stored)
+	}
+	if !m.send(fw, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: x.status}}) {
+		m.counters.updatesUndeliverable++
+		return
+	}
+	m.counters.updatesForwarded++
+}
+
+// recordStatus applies an update to the master's view of the task.
+func (m *master) recordStatus(t *task, st, stored mesos.TaskStatus) {
+	key := string(st.UUID)
+	if key != "" && t.seen[key] {
+		return // a retry of an update already recorded
+	}
+	if key != "" {
+		t.seen[key] = true
+	}
+	t.state = st.GetState()
+	latest := st
+	t.latest = &latest
+	t.statuses = append(t.statuses, stored)
+	if terminal(t.state) {
+		t.terminalUUID = key
+		if !t.released {
+			t.released = true
+			if a := m.agents[t.agentID]; a != nil {
+				m.recomputeUsed(a)
+			}
+			m.allocDirty = true
+		}
+	}
+}
+
+// completeTask moves a task to the framework's completed tasks.
+func (m *master) completeTask(fw *framework, t *task) {
+	delete(fw.tasks, t.info.TaskID.Value)
+	t.released = true
+	fw.completed = append(fw.completed, t)
+	if over := len(fw.completed) - m.cfg.MaxCompletedTasks; over > 0 {
+		fw.completed = fw.completed[over:]
+	}
+	if a := m.agents[t.agentID]; a != nil {
+		m.recomputeUsed(a)
+	}
+	m.allocDirty = true
+}
+
+func (m *master) executorExited(x executorExited) {
+	if a := m.agents[x.agentID]; a != nil {
+		if execs := a.executors[x.fwID]; execs != nil {
+			delete(execs, x.execID)
+			if len(execs) == 0 {
+				delete(a.executors, x.fwID)
+			}
+		}
+		m.recomputeUsed(a)
+		m.allocDirty = true
+	}
+	fw := m.frameworks[x.fwID]
+	if fw == nil || x.command {
+		// Mesos sends no FAILURE for the command executor.
+		return
+	}
+	status := x.status
+	m.send(fw, &scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{
+		AgentID: &mesos.AgentID{Value: x.agentID}, ExecutorID: &mesos.ExecutorID{Value: x.execID}, Status: &status,
+	}})
+}
+
+// --- framework messages, through the fault injector ---
+
+func (m *master) faultyDeliver(msg any) {
+	copies, delay := m.faults.decide()
+	for i := 0; i < copies; i++ {
+		if delay > 0 {
+			m.after(delay, delayedMessage{msg: msg})
+			continue
+		}
+		m.deliverMessage(msg)
+	}
+}
+
+func (m *master) deliverMessage(msg any) {
+	switch x := msg.(type) {
+	case executorToFramework:
+		fw := m.frameworks[x.fwID]
+		if fw == nil || !m.send(fw, &scheduler.Event{Type: scheduler.Event_MESSAGE, Message: &scheduler.Event_Message{
+			AgentID: mesos.AgentID{Value: x.agentID}, ExecutorID: mesos.ExecutorID{Value: x.execID}, Data: x.data,
+		}}) {
+			m.counters.messagesUndeliverable++
+			return
+		}
+		m.counters.messagesToSchedulers++
+	case frameworkToExecutor:
+		// Routed by agent: the agent drops messages for unknown executors.
+		for _, a := range m.agents {
+			if a.connected && a.executors[x.fwID] != nil {
+				if _, ok := a.executors[x.fwID][x.execID]; ok {
+					a.link.post(x)
+					m.counters.messagesToExecutors++
+					return
+				}
+			}
+		}
+		m.counters.messagesUndeliverable++
+	case routedMessage:
+		a := m.agents[x.agentID]
+		if a == nil || !a.connected {
+			m.counters.messagesUndeliverable++
+			return
+		}
+		a.link.post(x.msg)
+		m.counters.messagesToExecutors++
+	}
+}
+
+// routedMessage is a scheduler MESSAGE for one agent.
+type routedMessage struct {
+	agentID string
+	msg     frameworkToExecutor
+}
+
+// --- allocation ---
+
+// minAllocatable mirrors Mesos' default min_allocatable_resources
+// ("cpus:0.01|mem:32"): an agent with less free is not offered.
+func minAllocatable(r res.Resources) bool {
+	return r.Scalar("cpus") >= 0.01 || r.Scalar("mem") >= 32
+}
+
+func (m *master) available(a *agentRec) res.Resources {
+	return a.total.Sub(a.used).Sub(a.offered)
+}
+
+// allocate offers every agent's free resources to one eligible framework,
+// round robin, honouring DECLINE filters and SUPPRESS.
+func (m *master) allocate(now time.Time) {
+	var fws []*framework
+	for _, fw := range m.frameworks {
+		if fw.connected && fw.active && !fw.suppressed {
+			fws = append(fws, fw)
+		}
+	}
+	if len(fws) == 0 {
+		return
+	}
+	sort.Slice(fws, func(i, j int) bool { return fws[i].id < fws[j].id })
+	agentIDs := make([]string, 0, len(m.agents))
+	for id, a := range m.agents {
+		if a.connected {
+			agentIDs = append(agentIDs, id)
+		}
+	}
+	sort.Slice(agentIDs, func(i, j int) bool { return agentLess(agentIDs[i], agentIDs[j]) })
+	batches := map[*framework][]mesos.Offer{}
+	for _, id := range agentIDs {
+		a := m.agents[id]
+		avail := m.available(a)
+		if !minAllocatable(avail) {
+			continue
+		}
+		for i := 0; i < len(fws); i++ {
+			fw := fws[(m.rr+i)%len(fws)]
+			if until, ok := fw.filters[id]; ok {
+				if now.Before(until) {
+					continue // re-examined by the periodic allocation pass
+				}
+				delete(fw.filters, id)
+			}
+			m.rr = (m.rr + i + 1) % len(fws)
+			o := m.makeOffer(fw, a, avail)
+			batches[fw] = append(batches[fw], o)
+			break
+		}
+	}
+	for fw, offers := range batches {
+		m.send(fw, &scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers}})
+	}
+}
+
+// agentLess orders "…-S2" before "…-S10".
+func agentLess(a, b string) bool {
+	na, ea := agentNumber(a)
+	nb, eb := agentNumber(b)
+	if ea == nil && eb == nil && na != nb {
+		return na < nb
+	}
+	return a < b
+}
+
+func agentNumber(id string) (int, error) {
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == 'S' {
+			return strconv.Atoi(id[i+1:])
+		}
+	}
+	return 0, fmt.Errorf("no agent number in %q", id)
+}
+
+func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources) mesos.Offer {
+	id := fmt.Sprintf("%s-O%d", m.id, m.nextOffer)
+	m.nextOffer++
+	o := &offer{id: id, fwID: fw.id, agentID: a.id, resources: avail}
+	if m.cfg.OfferTimeout > 0 {
+		o.timer = m.after(m.cfg.OfferTimeout, offerExpired{id: id})
+	}
+	m.offers[id] = o
+	a.offered = a.offered.Add(avail)
+	m.counters.offersMade++
+	return m.offerProto(o, a)
+}
+
+func (m *master) offerProto(o *offer, a *agentRec) mesos.Offer {
+	ip, path := m.ip, "/slave(1)"
+	return mesos.Offer{
+		ID: mesos.OfferID{Value: o.id}, FrameworkID: mesos.FrameworkID{Value: o.fwID},
+		AgentID: mesos.AgentID{Value: a.id}, Hostname: a.hostname,
+		URL:       &mesos.URL{Scheme: "http", Address: mesos.Address{Hostname: &a.hostname, IP: &ip, Port: int32(a.port)}, Path: &path},
+		Resources: o.resources.ToProto(res.OfferRole, true),
+	}
+}
+
+// takeOffer removes an offer, returning its resources to the agent's pool
+// (the caller decides whether a filter applies).
+func (m *master) takeOffer(id string) *offer {
+	o := m.offers[id]
+	if o == nil {
+		return nil
+	}
+	delete(m.offers, id)
+	m.stopTimer(o.timer)
+	if a := m.agents[o.agentID]; a != nil {
+		a.offered = a.offered.Sub(o.resources)
+	}
+	m.allocDirty = true
+	return o
+}
+
+func (m *master) rescindOffer(id string) {
+	o := m.takeOffer(id)
+	if o == nil {
+		return
+	}
+	m.counters.offersRescinded++
+	if fw := m.frameworks[o.fwID]; fw != nil {
+		m.send(fw, &scheduler.Event{Type: scheduler.Event_RESCIND, Rescind: &scheduler.Event_Rescind{OfferID: mesos.OfferID{Value: id}}})
+	}
+}
+
+// refuse applies a DECLINE filter: the agent's resources are not offered to
+// the framework again for d.
+func (m *master) refuse(fw *framework, agentID string, f *mesos.Filters) {
+	d := m.cfg.DefaultRefuse
+	if f != nil && f.RefuseSeconds != nil {
+		secs := *f.RefuseSeconds
+		if secs <= 0 {
+			return
+		}
+		if secs > 365*24*3600 {
+			secs = 365 * 24 * 3600
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d <= 0 {
+		return
+	}
+	until := time.Now().Add(d)
+	if fw.filters[agentID].Before(until) {
+		fw.filters[agentID] = until
+	}
+}

@@ -1,0 +1,457 @@
+package localmesos
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+	"github.com/tiltai/tiltai/localmesos/internal/wire"
+)
+
+// schedCall is a decoded, syntactically valid scheduler call for the master.
+type schedCall struct {
+	call     *scheduler.Call
+	codec    wire.Codec // of the answer stream (SUBSCRIBE)
+	streamID string     // Mesos-Stream-Id header, "" when absent
+	reply    chan callResult
+}
+
+// callResult is the master's answer: an error, or 202, or a stream.
+type callResult struct {
+	err    *wire.Error
+	stream *wire.Stream
+	fwID   string // of the stream
+}
+
+// streamEnded: a scheduler's event stream ended (it went away, or the
+// master closed it).
+type streamEnded struct{ fwID, streamID string }
+
+func (m *master) call(x schedCall) callResult {
+	c := x.call
+	if c.Type == scheduler.Call_SUBSCRIBE {
+		return m.subscribe(x)
+	}
+	fw := m.frameworks[c.FrameworkID.Value]
+	if fw == nil {
+		return callResult{err: wire.BadRequest("Framework cannot be found")}
+	}
+	if fw.streamID != x.streamID || !fw.connected {
+		return callResult{err: wire.BadRequest("The stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", x.streamID, fw.id)}
+	}
+	switch c.Type {
+	case scheduler.Call_TEARDOWN:
+		m.log.Info("framework teardown", "framework_id", fw.id)
+		m.removeFramework(fw)
+	case scheduler.Call_ACCEPT:
+		m.accept(fw, c.Accept)
+	case scheduler.Call_DECLINE:
+		for _, id := range c.Decline.OfferIDs {
+			if o := m.offers[id.Value]; o != nil && o.fwID == fw.id {
+				m.takeOffer(id.Value)
+				m.refuse(fw, o.agentID, c.Decline.Filters)
+				m.counters.offersDeclined++
+			}
+		}
+	case scheduler.Call_REVIVE:
+		fw.suppressed = false
+		fw.filters = map[string]time.Time{}
+		m.allocDirty = true
+	case scheduler.Call_SUPPRESS:
+		fw.suppressed = true
+	case scheduler.Call_KILL:
+		m.kill(fw, c.Kill)
+	case scheduler.Call_SHUTDOWN:
+		if a := m.agents[c.Shutdown.AgentID.Value]; a != nil && a.connected {
+			a.link.post(shutdownExecutor{fwID: fw.id, execID: c.Shutdown.ExecutorID.Value})
+		}
+	case scheduler.Call_ACKNOWLEDGE:
+		m.acknowledge(fw, c.Acknowledge)
+	case scheduler.Call_RECONCILE:
+		m.reconcile(fw, c.Reconcile.Tasks)
+	case scheduler.Call_MESSAGE:
+		m.faultyDeliver(routedMessage{agentID: c.Message.AgentID.Value, msg: frameworkToExecutor{
+			fwID: fw.id, execID: c.Message.ExecutorID.Value, data: c.Message.Data}})
+	case scheduler.Call_REQUEST, scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
+		// No inverse offers (maintenance) exist here; REQUEST is a no-op in
+		// Mesos too.
+	default:
+		return callResult{err: &wire.Error{Status: http.StatusNotImplemented,
+			Text: fmt.Sprintf("Call type %s is not implemented by localmesos", c.Type)}}
+	}
+	return callResult{}
+}
+
+func (m *master) newFramework(id string, info mesos.FrameworkInfo) *framework {
+	info.ID = &mesos.FrameworkID{Value: id}
+	fw := &framework{id: id, info: info, registered: time.Now(), filters: map[string]time.Time{}, tasks: map[string]*task{}, active: true}
+	for _, c := range info.Capabilities {
+		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
+			fw.partitionAware = true
+		}
+	}
+	m.frameworks[id] = fw
+	return fw
+}
+
+func (m *master) subscribe(x schedCall) callResult {
+	fi := *x.call.Subscribe.FrameworkInfo
+	id := ""
+	if fi.ID != nil {
+		id = fi.ID.Value
+	}
+	stream := wire.NewStream(x.codec, newUUID())
+	if id != "" && m.removed[id] {
+		stream.Send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework has been removed"}})
+		stream.Close()
+		return callResult{stream: stream, fwID: id}
+	}
+	fw := m.frameworks[id]
+	switch {
+	case fw != nil:
+		if fw.stream != nil && fw.connected {
+			fw.stream.Send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework failed over"}})
+			fw.stream.Close()
+		}
+		// Offers made to the previous connection are void.
+		for oid, o := range m.offers {
+			if o.fwID == fw.id {
+				m.takeOffer(oid)
+			}
+		}
+		fi.ID = &mesos.FrameworkID{Value: id}
+		fw.info = fi
+		fw.reregistered = time.Now()
+		fw.recovered = false
+		m.log.Info("framework re-subscribed", "framework_id", id)
+	case id != "":
+		// An id this master never saw: a framework coming back after a
+		// master failover. Mesos accepts it.
+		fw = m.newFramework(id, fi)
+		fw.reregistered = time.Now()
+		m.log.Info("framework re-subscribed after master failover", "framework_id", id)
+	default:
+		id = fmt.Sprintf("%s-%04d", m.id, m.nextFw)
+		m.nextFw++
+		fw = m.newFramework(id, fi)
+		m.log.Info("framework subscribed", "framework_id", id, "name", fi.Name)
+	}
+	fw.partitionAware = false
+	for _, c := range fw.info.Capabilities {
+		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
+			fw.partitionAware = true
+		}
+	}
+	fw.stream, fw.streamID, fw.connected, fw.active = stream, stream.ID, true, true
+	fw.failoverDeadline = time.Time{}
+	hb := m.cfg.HeartbeatInterval.Seconds()
+	stream.Send(&scheduler.Event{Type: scheduler.Event_SUBSCRIBED, Subscribed: &scheduler.Event_Subscribed{
+		FrameworkID: &mesos.FrameworkID{Value: id}, HeartbeatIntervalSeconds: &hb, MasterInfo: m.masterInfo(),
+	}})
+	stream.Send(&scheduler.Event{Type: scheduler.Event_HEARTBEAT})
+	for _, a := range m.agents {
+		if a.connected {
+			a.link.post(updateFramework{info: fw.info})
+		}
+	}
+	m.allocDirty = true
+	return callResult{stream: stream, fwID: id}
+}
+
+func (m *master) masterInfo() *mesos.MasterInfo {
+	port := uint32(m.port)
+	pid := fmt.Sprintf("master@%s:%d", m.ip, m.port)
+	hostname, version, ip := m.hostname, Version, m.ip
+	return &mesos.MasterInfo{
+		ID: m.id, IP: ipUint32(m.ip), Port: &port, PID: &pid, Hostname: &hostname, Version: &version,
+		Address: &mesos.Address{Hostname: &hostname, IP: &ip, Port: int32(m.port)},
+		Capabilities: []mesos.MasterInfo_Capability{
+			{Type: mesos.MasterInfo_Capability_AGENT_UPDATE},
+			{Type: mesos.MasterInfo_Capability_AGENT_DRAINING},
+			{Type: 3}, // QUOTA_V2: unknown to the v1 enum; JSON shows {}
+		},
+	}
+}
+
+func (m *master) streamEnded(x streamEnded) {
+	fw := m.frameworks[x.fwID]
+	if fw == nil || fw.streamID != x.streamID || !fw.connected {
+		return
+	}
+	m.log.Info("framework disconnected", "framework_id", fw.id)
+	m.disconnect(fw)
+}
+
+// disconnect starts the failover timeout of a framework without a stream.
+func (m *master) disconnect(fw *framework) {
+	fw.connected, fw.active = false, false
+	fw.stream = nil
+	fw.unregistered = time.Now()
+	for oid, o := range m.offers {
+		if o.fwID == fw.id {
+			m.takeOffer(oid)
+		}
+	}
+	timeout := time.Duration(fw.info.GetFailoverTimeout() * float64(time.Second))
+	if timeout <= 0 {
+		m.removeFramework(fw)
+		return
+	}
+	if timeout > 365*24*time.Hour {
+		timeout = 365 * 24 * time.Hour
+	}
+	fw.failoverDeadline = time.Now().Add(timeout)
+	m.after(timeout, failoverExpired{fwID: fw.id, deadline: fw.failoverDeadline})
+}
+
+// removeFramework tears a framework down: its executors are shut down, its
+// tasks end as TASK_KILLED (never delivered: the stream closes first).
+func (m *master) removeFramework(fw *framework) {
+	if fw.stream != nil {
+		fw.stream.Close()
+	}
+	fw.connected, fw.active, fw.stream = false, false, nil
+	fw.unregistered = time.Now()
+	for oid, o := range m.offers {
+		if o.fwID == fw.id {
+			m.takeOffer(oid)
+		}
+	}
+	ids := make([]string, 0, len(fw.tasks))
+	for id := range fw.tasks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := fw.tasks[id]
+		if !terminal(t.state) {
+			st := mesos.TaskStatus{TaskID: t.info.TaskID, State: mesos.TASK_KILLED.Enum()}
+			if t.latest != nil {
+				st.ContainerStatus = t.latest.ContainerStatus
+			}
+			t.state = mesos.TASK_KILLED
+			t.statuses = append(t.statuses, st)
+		}
+		m.completeTask(fw, t)
+	}
+	for _, a := range m.agents {
+		delete(a.executors, fw.id)
+		if a.connected {
+			a.link.post(shutdownFramework{fwID: fw.id})
+		}
+		m.recomputeUsed(a)
+	}
+	delete(m.frameworks, fw.id)
+	m.removed[fw.id] = true
+	m.completedFws = append(m.completedFws, fw)
+	if over := len(m.completedFws) - m.cfg.MaxCompletedFrameworks; over > 0 {
+		m.completedFws = m.completedFws[over:]
+	}
+	m.allocDirty = true
+}
+
+// accept runs an ACCEPT: offers are checked first (an invalid one voids
+// every LAUNCH in the call), then each task in order against what is left.
+func (m *master) accept(fw *framework, a *scheduler.Call_Accept) {
+	var offers []*offer
+	invalid := ""
+	seen := map[string]bool{}
+	agentID := ""
+	for _, oid := range a.OfferIDs {
+		o := m.offers[oid.Value]
+		switch {
+		case seen[oid.Value]:
+			invalid = "Duplicate offer " + oid.Value + " in the same call"
+		case o == nil || o.fwID != fw.id:
+			if invalid == "" {
+				invalid = "Offer " + oid.Value + " is no longer valid"
+			}
+			continue
+		case agentID != "" && o.agentID != agentID:
+			if invalid == "" {
+				invalid = fmt.Sprintf("Aggregated offers must belong to one single agent. Offer %s uses agent %s and offer %s uses agent %s", oid.Value, o.agentID, offers[0].id, agentID)
+			}
+		}
+		seen[oid.Value] = true
+		if o != nil && o.fwID == fw.id {
+			agentID = o.agentID
+			offers = append(offers, o)
+		}
+	}
+	var pool res.Resources
+	for _, o := range offers {
+		m.takeOffer(o.id)
+		pool = pool.Add(o.resources)
+	}
+	if len(a.OfferIDs) == 0 {
+		invalid = "No offers specified"
+	}
+	if invalid != "" {
+		state := mesos.TASK_LOST
+		if fw.partitionAware {
+			state = mesos.TASK_DROPPED
+		}
+		for _, op := range a.Operations {
+			for _, t := range launchTasks(op) {
+				m.send(fw, masterUpdate(t.TaskID.Value, t.AgentID.Value, state, mesos.REASON_INVALID_OFFERS, "Task launched with invalid offers: "+invalid))
+			}
+		}
+		m.log.Warn("ACCEPT call used invalid offers", "framework_id", fw.id, "error", invalid)
+		return
+	}
+	agent := m.agents[agentID]
+	launchedExecutors := map[string]mesos.ExecutorInfo{}
+	for _, op := range a.Operations {
+		switch op.GetType() {
+		case mesos.Offer_Operation_LAUNCH:
+			if op.Launch == nil {
+				continue
+			}
+			for _, t := range op.Launch.TaskInfos {
+				plan, problem := validateTask(t, launchContext{
+					frameworkID: fw.id, agentID: agentID, available: pool,
+					taskExists: func(id string) bool { _, ok := fw.tasks[id]; return ok },
+					executor: func(id string) (mesos.ExecutorInfo, bool) {
+						if e, ok := launchedExecutors[id]; ok {
+							return e, true
+						}
+						e, ok := agent.executors[fw.id][id]
+						return e.info, ok
+					},
+				})
+				if problem != "" {
+					m.counters.tasksInvalid++
+					m.send(fw, masterUpdate(t.TaskID.Value, t.AgentID.Value, mesos.TASK_ERROR, mesos.REASON_TASK_INVALID, problem))
+					continue
+				}
+				pool = pool.Sub(plan.needed)
+				m.launch(fw, agent, plan, launchedExecutors)
+			}
+		case mesos.Offer_Operation_LAUNCH_GROUP:
+			if op.LaunchGroup != nil {
+				for _, t := range op.LaunchGroup.TaskGroup.Tasks {
+					m.send(fw, masterUpdate(t.TaskID.Value, t.AgentID.Value, mesos.TASK_ERROR, mesos.REASON_TASK_GROUP_INVALID,
+						"LAUNCH_GROUP (task groups, the default executor) is not implemented by localmesos"))
+				}
+			}
+		default:
+			m.counters.unsupportedOperations++
+			m.log.Warn("offer operation not implemented by localmesos, ignored", "framework_id", fw.id, "operation", op.GetType().String())
+		}
+	}
+	// What the call did not use goes back, filtered for refuse_seconds.
+	m.refuse(fw, agentID, a.Filters)
+}
+
+func launchTasks(op mesos.Offer_Operation) []mesos.TaskInfo {
+	switch {
+	case op.Launch != nil:
+		return op.Launch.TaskInfos
+	case op.LaunchGroup != nil:
+		return op.LaunchGroup.TaskGroup.Tasks
+	}
+	return nil
+}
+
+func (m *master) launch(fw *framework, a *agentRec, plan launchPlan, launched map[string]mesos.ExecutorInfo) {
+	t := plan.task
+	t.Resources = allocated(t.Resources)
+	execID := ""
+	if t.Executor != nil {
+		e := *t.Executor
+		e.FrameworkID = &mesos.FrameworkID{Value: fw.id}
+		e.Resources = allocated(e.Resources)
+		t.Executor = &e
+		execID = e.ExecutorID.Value
+		if plan.newExecutor {
+			launched[execID] = e
+			if a.executors[fw.id] == nil {
+				a.executors[fw.id] = map[string]execRec{}
+			}
+			a.executors[fw.id][execID] = execRec{info: e, resources: plan.executorRes}
+		}
+	}
+	fw.tasks[t.TaskID.Value] = &task{
+		info: t, fwID: fw.id, agentID: a.id, executorID: execID, state: mesos.TASK_STAGING,
+		resources: plan.taskRes, seen: map[string]bool{},
+	}
+	m.recomputeUsed(a)
+	m.counters.tasksLaunched++
+	a.link.post(runTask{framework: fw.info, task: t})
+}
+
+func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
+	t := fw.tasks[k.TaskID.Value]
+	if t == nil {
+		agentID := ""
+		if k.AgentID != nil {
+			agentID = k.AgentID.Value
+		}
+		m.log.Warn("cannot kill an unknown task; performing reconciliation", "framework_id", fw.id, "task_id", k.TaskID.Value)
+		m.reconcile(fw, []scheduler.Call_Reconcile_Task{{TaskID: k.TaskID, AgentID: k.AgentID}})
+		_ = agentID
+		return
+	}
+	if a := m.agents[t.agentID]; a != nil && a.connected {
+		a.link.post(killTask{fwID: fw.id, taskID: t.info.TaskID.Value, policy: k.KillPolicy})
+	}
+}
+
+func (m *master) acknowledge(fw *framework, ack *scheduler.Call_Acknowledge) {
+	if t := fw.tasks[ack.TaskID.Value]; t != nil && t.terminalUUID != "" && t.terminalUUID == string(ack.UUID) {
+		m.completeTask(fw, t)
+	}
+	if a := m.agents[ack.AgentID.Value]; a != nil && a.connected {
+		a.link.post(statusAck{fwID: fw.id, taskID: ack.TaskID.Value, uuid: ack.UUID})
+	}
+}
+
+// reconcile answers explicit (tasks given) or implicit (none) reconciliation
+// with master-made updates, as Mesos 1.11 does.
+func (m *master) reconcile(fw *framework, tasks []scheduler.Call_Reconcile_Task) {
+	latest := func(t *task) *scheduler.Event {
+		e := masterUpdate(t.info.TaskID.Value, t.agentID, t.state, mesos.REASON_RECONCILIATION, "Reconciliation: Latest task state")
+		if t.executorID != "" {
+			e.Update.Status.ExecutorID = &mesos.ExecutorID{Value: t.executorID}
+		}
+		if t.latest != nil {
+			e.Update.Status.ContainerStatus = t.latest.ContainerStatus
+		}
+		return e
+	}
+	if len(tasks) == 0 {
+		ids := make([]string, 0, len(fw.tasks))
+		for id, t := range fw.tasks {
+			if !terminal(t.state) {
+				ids = append(ids, id)
+			}
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			m.send(fw, latest(fw.tasks[id]))
+		}
+		return
+	}
+	lost, unknown := mesos.TASK_LOST, mesos.TASK_LOST
+	if fw.partitionAware {
+		lost, unknown = mesos.TASK_GONE, mesos.TASK_UNKNOWN
+	}
+	for _, rt := range tasks {
+		if t := fw.tasks[rt.TaskID.Value]; t != nil {
+			m.send(fw, latest(t))
+			continue
+		}
+		if rt.AgentID != nil {
+			if _, known := m.agents[rt.AgentID.Value]; known {
+				m.send(fw, masterUpdate(rt.TaskID.Value, rt.AgentID.Value, lost, mesos.REASON_RECONCILIATION, "Reconciliation: Task is unknown to the agent"))
+				continue
+			}
+		}
+		m.send(fw, masterUpdate(rt.TaskID.Value, "", unknown, mesos.REASON_RECONCILIATION, "Reconciliation: Task is unknown"))
+	}
+}

@@ -1,0 +1,186 @@
+package localmesos
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+)
+
+// launchContext is what task validation needs to know of the master's
+// state; validateTask itself is pure.
+type launchContext struct {
+	frameworkID string
+	agentID     string
+	available   res.Resources
+	taskExists  func(id string) bool
+	// executor returns the executor with that id already on the agent (or
+	// launched earlier in the same ACCEPT) for this framework.
+	executor func(id string) (mesos.ExecutorInfo, bool)
+}
+
+// launchPlan is a validated task: what it takes from the offer and the
+// executor it runs on (nil for a command task).
+type launchPlan struct {
+	task        mesos.TaskInfo
+	needed      res.Resources // task plus a new executor's resources
+	taskRes     res.Resources
+	executorRes res.Resources
+	newExecutor bool
+}
+
+// validateID applies Mesos' rules for task and executor ids.
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("ID must not be empty")
+	case len(id) > 255:
+		return errors.New("ID must not be greater than 255 characters")
+	case id == "." || id == "..":
+		return errors.New("'.' and '..' are reserved")
+	case strings.ContainsAny(id, "/\\"):
+		return errors.New("'/' and '\\' are not allowed")
+	}
+	for _, r := range id {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return errors.New("Whitespace and non-printable characters are not allowed") //nolint:staticcheck // Mesos' text
+		}
+	}
+	return nil
+}
+
+// validateTask checks one task of a LAUNCH the way the Mesos master does, in
+// the same order, returning the TASK_ERROR message on failure. Features
+// localmesos does not implement are refused here, by name.
+func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
+	if err := validateID(t.TaskID.Value); err != nil {
+		return launchPlan{}, err.Error()
+	}
+	if lc.taskExists(t.TaskID.Value) {
+		return launchPlan{}, "Task has duplicate ID: " + t.TaskID.Value
+	}
+	if t.AgentID.Value != lc.agentID {
+		return launchPlan{}, fmt.Sprintf("Task uses invalid agent %s while agent %s is expected", t.AgentID.Value, lc.agentID)
+	}
+	taskRes, err := res.FromProto(t.Resources)
+	if err != nil {
+		return launchPlan{}, "Task uses invalid resources: " + err.Error()
+	}
+	if (t.Command == nil) == (t.Executor == nil) {
+		return launchPlan{}, "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
+	}
+	if msg := unsupportedTask(t); msg != "" {
+		return launchPlan{}, msg
+	}
+	plan := launchPlan{task: t, taskRes: taskRes}
+	if e := t.Executor; e != nil {
+		if err := validateID(e.ExecutorID.Value); err != nil {
+			return launchPlan{}, "Executor ID is invalid: " + err.Error()
+		}
+		if e.FrameworkID != nil && e.FrameworkID.Value != lc.frameworkID {
+			return launchPlan{}, fmt.Sprintf("ExecutorInfo has an invalid FrameworkID (Actual: %s vs Expected: %s)", e.FrameworkID.Value, lc.frameworkID)
+		}
+		if e.GetType() == mesos.ExecutorInfo_DEFAULT {
+			return launchPlan{}, "The DEFAULT executor (task groups) is not implemented by localmesos"
+		}
+		if e.Command == nil {
+			return launchPlan{}, "Executor " + e.ExecutorID.Value + " has no CommandInfo"
+		}
+		if e.Container != nil {
+			return launchPlan{}, "ExecutorInfo.container (containerizers, images, volumes, networks) is not implemented by localmesos"
+		}
+		execRes, err := res.FromProto(e.Resources)
+		if err != nil {
+			return launchPlan{}, "Executor uses invalid resources: " + err.Error()
+		}
+		if existing, ok := lc.executor(e.ExecutorID.Value); ok {
+			if !compatibleExecutor(existing, *e) {
+				return launchPlan{}, "ExecutorInfo is not compatible with the existing executor " + e.ExecutorID.Value + " (same ExecutorID, different command or resources)"
+			}
+		} else {
+			plan.newExecutor = true
+			plan.executorRes = execRes
+		}
+	}
+	plan.needed = taskRes.Add(plan.executorRes)
+	if !lc.available.Contains(plan.needed) {
+		return launchPlan{}, fmt.Sprintf("Total resources %s required by task and its executor is more than available %s", plan.needed, lc.available)
+	}
+	return plan, ""
+}
+
+func unsupportedTask(t mesos.TaskInfo) string {
+	switch {
+	case t.Container != nil:
+		return "TaskInfo.container (containerizers, images, volumes, networks) is not implemented by localmesos"
+	case t.HealthCheck != nil:
+		return "TaskInfo.health_check is not implemented by localmesos"
+	case t.Check != nil:
+		return "TaskInfo.check is not implemented by localmesos"
+	case t.MaxCompletionTime != nil:
+		return "TaskInfo.max_completion_time is not implemented by localmesos"
+	case len(t.Limits) > 0:
+		return "TaskInfo.limits is not implemented by localmesos"
+	case t.Command != nil && t.Command.User != nil:
+		return "CommandInfo.user (switching users) is not implemented by localmesos"
+	case t.Executor != nil && t.Executor.Command != nil && t.Executor.Command.User != nil:
+		return "CommandInfo.user (switching users) is not implemented by localmesos"
+	}
+	return ""
+}
+
+// compatibleExecutor compares the parts of two ExecutorInfos a framework
+// sets; the master's own injections (framework id, allocation info) aside.
+func compatibleExecutor(a, b mesos.ExecutorInfo) bool {
+	if a.ExecutorID.Value != b.ExecutorID.Value || a.GetType() != b.GetType() {
+		return false
+	}
+	if (a.Command == nil) != (b.Command == nil) {
+		return false
+	}
+	if a.Command != nil && (a.Command.GetValue() != b.Command.GetValue() || len(a.Command.URIs) != len(b.Command.URIs)) {
+		return false
+	}
+	ra, err1 := res.FromProto(stripAllocation(a.Resources))
+	rb, err2 := res.FromProto(stripAllocation(b.Resources))
+	return err1 == nil && err2 == nil && ra.Contains(rb) && rb.Contains(ra)
+}
+
+func stripAllocation(rs []mesos.Resource) []mesos.Resource {
+	out := make([]mesos.Resource, len(rs))
+	for i, r := range rs {
+		r.AllocationInfo = nil
+		r.Role = nil
+		out[i] = r
+	}
+	return out
+}
+
+// allocate injects allocation_info {role "*"} into every resource, as the
+// master does before a task reaches the agent.
+func allocated(rs []mesos.Resource) []mesos.Resource {
+	star := "*"
+	out := make([]mesos.Resource, len(rs))
+	for i, r := range rs {
+		if r.AllocationInfo == nil {
+			r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: &star}
+		}
+		r.Role = nil
+		out[i] = r
+	}
+	return out
+}
+
+// terminal reports whether a task state is final.
+func terminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR,
+		mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
