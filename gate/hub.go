@@ -135,7 +135,7 @@ func Static(gates []control.GateSpec) Governor {
 		}
 	}
 	m := NewMemory()
-	m.Publish(s)
+	m.Publish(s.Normalize())
 	return m
 }
 
@@ -202,6 +202,16 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 		if seen[g.Name] {
 			errs = append(errs, fmt.Errorf("gate %q declared twice", g.Name))
+		}
+		for _, p := range g.Peers {
+			if _, err := control.ParseEndpoint(p); err != nil {
+				errs = append(errs, fmt.Errorf("gate %q: %w", g.Name, err))
+			}
+		}
+		if g.Dir == control.In {
+			if _, err := control.ParseBindEndpoint(g.Bind); err != nil {
+				errs = append(errs, fmt.Errorf("gate %q: %w", g.Name, err))
+			}
 		}
 		seen[g.Name] = true
 	}
@@ -324,6 +334,9 @@ func (h *Hub) forget(g *Gate) {
 	}
 	h.mu.Unlock()
 }
+
+// Gates describes the open gates (in-gates with their bound address).
+func (h *Hub) Gates() []control.GateInfo { return h.gateInfo() }
 
 func (h *Hub) gateInfo() []control.GateInfo {
 	h.mu.Lock()
