@@ -291,9 +291,13 @@ func (w *taskWatch) update(app *marathon.Application) {
 			if r == nil {
 				continue
 			}
-			if r.Alive {
+			switch {
+			case r.Alive:
 				state += ", healthy"
-			} else {
+			case r.FirstSuccess == "":
+				// Still starting: its failures are the grace period's.
+				state += ", health check not passed yet"
+			default:
 				state += ", unhealthy"
 				if r.LastFailureCause != "" {
 					state += " (" + r.LastFailureCause + ")"
