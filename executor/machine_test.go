@@ -1,0 +1,450 @@
+package executor
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/tiltai/tiltai/executor/internal/supervise"
+	"github.com/tiltai/tiltai/gate/control"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/machine/*.txt")
+
+// TestMachineScripts runs the scripted scenarios in testdata/machine: each
+// block is one input to the machine and the effects it must return, plus the
+// next deadline. See scriptHarness.do for the commands.
+func TestMachineScripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/machine/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScript(t, f) })
+	}
+}
+
+func runScript(t *testing.T, path string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	h := newScriptHarness()
+	var out strings.Builder
+	failed := false
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if line == "" || strings.HasPrefix(line, "#") {
+			out.WriteString(line + "\n")
+			continue
+		}
+		cmd := line
+		i++
+		if i >= len(lines) || lines[i] != "----" {
+			t.Fatalf("%s:%d: want ---- after the command %q", path, i, cmd)
+		}
+		var want []string
+		for i+1 < len(lines) && lines[i+1] != "" {
+			i++
+			want = append(want, lines[i])
+		}
+		got, err := h.do(cmd)
+		if err != nil {
+			t.Fatalf("%s: command %q: %v", path, cmd, err)
+		}
+		out.WriteString(cmd + "\n----\n")
+		for _, g := range got {
+			out.WriteString(g + "\n")
+		}
+		if !*rewrite && !slices.Equal(got, want) {
+			failed = true
+			t.Errorf("%s: after %q\n got:\n\t%s\nwant:\n\t%s", path, cmd, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if failed {
+		t.Log("run with -rewrite to accept the new output after checking it")
+	}
+}
+
+type scriptHarness struct {
+	m     *machine
+	now   time.Time
+	t0    time.Time
+	uuids int
+	svc   control.State
+	beats int
+}
+
+func newScriptHarness() *scriptHarness {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	return &scriptHarness{now: t0, t0: t0}
+}
+
+func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
+	c := machineConfig{
+		FrameworkID: "fw", ExecutorID: "ex",
+		Checkpoint: true, RecoveryTimeout: 15 * time.Minute, BackoffMax: 2 * time.Second,
+		ShutdownGrace: 5 * time.Second, StatusInterval: 3 * time.Second, AckTimeout: 15 * time.Second,
+		NewUUID: func() []byte {
+			h.uuids++
+			b := make([]byte, 16)
+			binary.BigEndian.PutUint64(b[8:], uint64(h.uuids))
+			return b
+		},
+		Jitter: func(d time.Duration) time.Duration { return d / 2 },
+	}
+	for k, v := range args {
+		var err error
+		switch k {
+		case "checkpoint":
+			c.Checkpoint, err = strconv.ParseBool(v)
+		case "recovery":
+			c.RecoveryTimeout, err = time.ParseDuration(v)
+		case "backoff":
+			c.BackoffMax, err = time.ParseDuration(v)
+		case "shutdown":
+			c.ShutdownGrace, err = time.ParseDuration(v)
+		case "status":
+			c.StatusInterval, err = time.ParseDuration(v)
+		case "ack":
+			c.AckTimeout, err = time.ParseDuration(v)
+		default:
+			err = fmt.Errorf("unknown init argument %q", k)
+		}
+		if err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// args splits "word k=v k=v" (values may be Go-quoted).
+func parseArgs(s string) (string, []string, map[string]string, error) {
+	var words []string
+	kv := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		var tok string
+		if i := strings.IndexByte(s, '='); i > 0 && !strings.ContainsAny(s[:i], " ") {
+			key := s[:i]
+			rest := s[i+1:]
+			if strings.HasPrefix(rest, `"`) {
+				q, err := strconv.QuotedPrefix(rest)
+				if err != nil {
+					return "", nil, nil, err
+				}
+				v, _ := strconv.Unquote(q)
+				kv[key] = v
+				s = rest[len(q):]
+				continue
+			}
+			end := strings.IndexByte(rest, ' ')
+			if end < 0 {
+				end = len(rest)
+			}
+			kv[key] = rest[:end]
+			s = rest[end:]
+			continue
+		}
+		if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "'") {
+			// JSON or raw bytes to the end of the line
+			words = append(words, strings.Trim(s, "'"))
+			break
+		}
+		end := strings.IndexByte(s, ' ')
+		if end < 0 {
+			end = len(s)
+		}
+		tok, s = s[:end], s[end:]
+		words = append(words, tok)
+	}
+	if len(words) == 0 {
+		return "", nil, nil, errors.New("empty command")
+	}
+	return words[0], words[1:], kv, nil
+}
+
+func (h *scriptHarness) agent(ev *executor.Event) input {
+	return inAgent{Gen: h.m.gen, Event: ev}
+}
+
+func (h *scriptHarness) do(line string) ([]string, error) {
+	cmd, words, kv, err := parseArgs(line)
+	if err != nil {
+		return nil, err
+	}
+	if cmd == "init" {
+		c, err := h.config(kv)
+		if err != nil {
+			return nil, err
+		}
+		h.m = newMachine(c, h.now)
+		h.svc = control.State{}
+		return h.render(h.m.Step(h.now, inTick{})), nil
+	}
+	if h.m == nil {
+		return nil, errors.New("init first")
+	}
+	var in input
+	switch cmd {
+	case "advance":
+		d, err := time.ParseDuration(words[0])
+		if err != nil {
+			return nil, err
+		}
+		h.now = h.now.Add(d)
+		in = inTick{}
+	case "tick":
+		in = inTick{}
+	case "next":
+		// to the machine's next deadline
+		next := h.m.NextDeadline()
+		if next.IsZero() {
+			return nil, errors.New("no deadline")
+		}
+		h.now = next
+		in = inTick{}
+	case "subscribed":
+		s := &executor.Event_Subscribed{}
+		if kv["killing"] == "true" {
+			tk := mesos.FrameworkInfo_Capability_TASK_KILLING_STATE
+			s.FrameworkInfo.Capabilities = []mesos.FrameworkInfo_Capability{{Type: tk}}
+		}
+		in = h.agent(&executor.Event{Type: executor.Event_SUBSCRIBED, Subscribed: s})
+	case "stale-event":
+		in = inAgent{Gen: h.m.gen - 1, Event: &executor.Event{Type: executor.Event_SHUTDOWN}}
+	case "disconnected":
+		in = inDisconnected{Gen: h.m.gen, Err: errors.New(kv["err"])}
+	case "launch":
+		ti := mesos.TaskInfo{TaskID: mesos.TaskID{Value: words[0]}, Name: words[0]}
+		if len(words) > 1 {
+			ti.Data = []byte(words[1])
+		}
+		if g, ok := kv["kill_policy"]; ok {
+			d, err := time.ParseDuration(g)
+			if err != nil {
+				return nil, err
+			}
+			ti.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(d)}}
+		}
+		in = h.agent(&executor.Event{Type: executor.Event_LAUNCH, Launch: &executor.Event_Launch{Task: ti}})
+	case "launch-group":
+		in = h.agent(&executor.Event{Type: executor.Event_LAUNCH_GROUP, LaunchGroup: &executor.Event_LaunchGroup{
+			TaskGroup: mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{{TaskID: mesos.TaskID{Value: words[0]}}}}}})
+	case "kill":
+		k := &executor.Event_Kill{TaskID: mesos.TaskID{Value: words[0]}}
+		if g, ok := kv["grace"]; ok {
+			d, err := time.ParseDuration(g)
+			if err != nil {
+				return nil, err
+			}
+			k.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(d)}}
+		}
+		in = h.agent(&executor.Event{Type: executor.Event_KILL, Kill: k})
+	case "ack":
+		n, err := strconv.Atoi(words[0])
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, 16)
+		binary.BigEndian.PutUint64(b[8:], uint64(n))
+		id := kv["task"]
+		if id == "" && h.m.task != nil {
+			id = h.m.task.id
+		}
+		in = h.agent(&executor.Event{Type: executor.Event_ACKNOWLEDGED, Acknowledged: &executor.Event_Acknowledged{TaskID: mesos.TaskID{Value: id}, UUID: b}})
+	case "message":
+		in = h.agent(&executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: []byte(words[0])}})
+	case "shutdown":
+		in = h.agent(&executor.Event{Type: executor.Event_SHUTDOWN})
+	case "heartbeat":
+		in = h.agent(&executor.Event{Type: executor.Event_HEARTBEAT})
+	case "error":
+		in = h.agent(&executor.Event{Type: executor.Event_ERROR, Error: &executor.Event_Error{Message: kv["msg"]}})
+	case "terminate":
+		in = inTerminate{Signal: "terminated"}
+	case "started":
+		pid, _ := strconv.Atoi(kv["pid"])
+		in = inStarted{PID: pid}
+	case "start-failed":
+		in = inStartFailed{Err: errors.New(kv["err"])}
+	case "service":
+		if err := h.serviceState(words, kv); err != nil {
+			return nil, err
+		}
+		in = inService{State: h.svc}
+	case "exited":
+		var st supervise.Status
+		if s, ok := kv["signal"]; ok {
+			n, _ := strconv.Atoi(s)
+			st.Signal = syscall.Signal(n)
+		} else {
+			st.Code, _ = strconv.Atoi(kv["code"])
+		}
+		in = inExited{Status: st, StderrTail: kv["tail"]}
+	case "call-failed":
+		f := inCallFailed{Err: errors.New(kv["err"]), Permanent: kv["permanent"] == "true"}
+		if u, ok := kv["update"]; ok {
+			n, _ := strconv.Atoi(u)
+			f.UUID = make([]byte, 16)
+			binary.BigEndian.PutUint64(f.UUID[8:], uint64(n))
+		}
+		in = f
+	default:
+		return nil, fmt.Errorf("unknown command %q", cmd)
+	}
+	return h.render(h.m.Step(h.now, in)), nil
+}
+
+// serviceState changes the simulated control-socket state: connect,
+// disconnect, ready, beat (a heartbeat), applied=N, rejected=N reject=TEXT,
+// drained, gates=name@addr,… counter=name:value.
+func (h *scriptHarness) serviceState(words []string, kv map[string]string) error {
+	s := &h.svc
+	for _, w := range words {
+		switch w {
+		case "connect":
+			s.Connected = true
+			s.Connections++
+		case "disconnect":
+			s.Connected = false
+		case "ready":
+			s.Ready = true
+		case "drained":
+			s.Drained = true
+		case "beat":
+			h.beats++
+			st := &control.Status{Seq: uint64(h.beats), Applied: s.Applied, Gates: map[string]control.GateCounters{}}
+			if s.Status != nil {
+				st.Gates, st.App = s.Status.Gates, s.Status.App
+			}
+			s.Status = st
+		default:
+			return fmt.Errorf("unknown service word %q", w)
+		}
+	}
+	for k, v := range kv {
+		switch k {
+		case "applied":
+			n, _ := strconv.ParseUint(v, 10, 64)
+			s.Applied = n
+		case "rejected":
+			n, _ := strconv.ParseUint(v, 10, 64)
+			s.Rejected = n
+		case "reject":
+			s.RejectErr = v
+		case "gates":
+			s.Gates = nil
+			for _, g := range strings.Split(v, ",") {
+				name, addr, _ := strings.Cut(g, "@")
+				s.Gates = append(s.Gates, control.GateInfo{Name: name, Bound: addr})
+			}
+		case "counter":
+			name, val, _ := strings.Cut(v, ":")
+			n, _ := strconv.ParseInt(val, 10, 64)
+			h.beats++
+			st := &control.Status{Seq: uint64(h.beats), Gates: map[string]control.GateCounters{"in": {Pattern: control.Pull, Dir: control.In, Received: uint64(n)}}, App: map[string]int64{name: n}}
+			s.Status = st
+		default:
+			return fmt.Errorf("unknown service key %q", k)
+		}
+	}
+	return nil
+}
+
+func uuidNum(b []byte) string {
+	if len(b) != 16 {
+		return fmt.Sprintf("%x", b)
+	}
+	return "u" + strconv.FormatUint(binary.BigEndian.Uint64(b[8:]), 10)
+}
+
+func renderStatus(st mesos.TaskStatus) string {
+	s := fmt.Sprintf("%s %s %s %q", uuidNum(st.UUID), st.TaskID.Value, st.GetState(), st.GetMessage())
+	if st.Reason != nil {
+		s += " reason=" + st.Reason.String()
+	}
+	if st.Healthy != nil {
+		s += fmt.Sprintf(" healthy=%v", *st.Healthy)
+	}
+	return s
+}
+
+func (h *scriptHarness) render(effects []effect) []string {
+	var out []string
+	for _, e := range effects {
+		switch e := e.(type) {
+		case doSubscribe:
+			var tasks, ups []string
+			for _, t := range e.Call.Subscribe.UnacknowledgedTasks {
+				tasks = append(tasks, t.TaskID.Value)
+			}
+			for _, u := range e.Call.Subscribe.UnacknowledgedUpdates {
+				ups = append(ups, uuidNum(u.Status.UUID)+":"+u.Status.GetState().String())
+			}
+			out = append(out, fmt.Sprintf("subscribe gen=%d tasks=[%s] updates=[%s]", e.Gen, strings.Join(tasks, " "), strings.Join(ups, " ")))
+		case doDisconnect:
+			out = append(out, fmt.Sprintf("disconnect below gen=%d: %s", e.Gen, e.Reason))
+		case doCall:
+			switch e.Call.Type {
+			case executor.Call_UPDATE:
+				out = append(out, "update "+renderStatus(e.Call.Update.Status))
+			case executor.Call_MESSAGE:
+				out = append(out, "message "+string(e.Call.Message.Data))
+			default:
+				out = append(out, "call "+e.Call.Type.String())
+			}
+		case doLaunch:
+			out = append(out, fmt.Sprintf("launch %s service=%s heartbeat=%s", e.TaskID, e.Data.Service, e.HeartbeatInterval))
+		case doPush:
+			b, _ := json.Marshal(e.Snapshot)
+			out = append(out, "push "+string(b))
+		case doDrain:
+			out = append(out, fmt.Sprintf("drain timeout=%s", e.Timeout))
+		case doSignal:
+			out = append(out, fmt.Sprintf("signal %s", sigName(e.Signal)))
+		case doLog:
+			var b strings.Builder
+			fmt.Fprintf(&b, "log %s %q", e.Level, e.Msg)
+			for i := 0; i+1 < len(e.Attrs); i += 2 {
+				fmt.Fprintf(&b, " %v=%q", e.Attrs[i], fmt.Sprint(e.Attrs[i+1]))
+			}
+			out = append(out, b.String())
+		case doExit:
+			out = append(out, fmt.Sprintf("exit %d %q", e.Code, e.Reason))
+		default:
+			out = append(out, fmt.Sprintf("?? %T", e))
+		}
+	}
+	if next := h.m.NextDeadline(); !next.IsZero() {
+		out = append(out, fmt.Sprintf("next +%s (at %s)", next.Sub(h.now), next.Sub(h.t0)))
+	}
+	return out
+}
+
+func sigName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return s.String()
+}
