@@ -136,9 +136,9 @@ func (d *Detector) Leader(ctx context.Context) (Master, error) {
 	}
 }
 
-// Changes delivers each new leader after the first one Leader returned
-// could have seen; if the reader falls behind only the latest is kept. It
-// never fires for a static --master.
+// Changes delivers every leader found, the first one included; a reader
+// that falls behind gets only the latest. It never fires for a static
+// --master.
 func (d *Detector) Changes() <-chan Master { return d.changes }
 
 // Close stops following ZooKeeper and waits for the goroutine. Idempotent.
