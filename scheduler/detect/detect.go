@@ -52,7 +52,7 @@ const sessionTimeout = 10 * time.Second
 type Detector struct {
 	src     Source
 	log     *slog.Logger
-	changes chan Master // capacity 1, latest wins
+	changed chan struct{} // capacity 1: "look again"
 	closing chan struct{}
 	wg      sync.WaitGroup
 	conn    *zk.Conn
@@ -94,7 +94,7 @@ func New(ctx context.Context, master string, log *slog.Logger) (*Detector, error
 	d := &Detector{
 		src:     src,
 		log:     log.With("master_source", src.String()),
-		changes: make(chan Master, 1),
+		changed: make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		updated: make(chan struct{}),
 	}
@@ -116,9 +116,20 @@ func New(ctx context.Context, master string, log *slog.Logger) (*Detector, error
 // Source is the parsed --master value in use.
 func (d *Detector) Source() Source { return d.src }
 
-// Leader returns the leading master, waiting until one is known or ctx ends.
-// While ZooKeeper is unreachable it keeps answering the last leader seen.
-func (d *Detector) Leader(ctx context.Context) (Master, error) {
+// Leader returns the leading master's base URL (scheme://host:port and any
+// path prefix), waiting until one is known or ctx ends. While ZooKeeper is
+// unreachable it keeps answering the last leader seen. With Changed, it
+// makes a Detector a scheduler.MasterSource.
+func (d *Detector) Leader(ctx context.Context) (string, error) {
+	m, err := d.Master(ctx)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(m.URL.String(), "/"), nil
+}
+
+// Master is Leader with what MasterInfo says about the master.
+func (d *Detector) Master(ctx context.Context) (Master, error) {
 	for {
 		d.mu.Lock()
 		cur, updated := d.cur, d.updated
@@ -136,10 +147,15 @@ func (d *Detector) Leader(ctx context.Context) (Master, error) {
 	}
 }
 
-// Changes delivers every leader found, the first one included; a reader
-// that falls behind gets only the latest. It never fires for a static
-// --master.
-func (d *Detector) Changes() <-chan Master { return d.changes }
+// Changed is signalled whenever a leader is found, the first one included
+// (signals coalesce; call Leader for the current one). It is nil, so never
+// ready, for a static --master.
+func (d *Detector) Changed() <-chan struct{} {
+	if d.src.Kind == Static {
+		return nil
+	}
+	return d.changed
+}
 
 // Close stops following ZooKeeper and waits for the goroutine. Idempotent.
 func (d *Detector) Close() error {
@@ -278,12 +294,10 @@ func (d *Detector) publish(m Master) {
 	} else {
 		d.log.Info("leading Mesos master changed", "master", m.String(), "previous", prev.String(), "node", m.Node)
 	}
-	// Latest wins: drop an unread older leader first.
 	select {
-	case <-d.changes:
-	default:
+	case d.changed <- struct{}{}:
+	default: // a signal is already pending
 	}
-	d.changes <- m
 }
 
 // jsonInfoPrefix is Mesos' MASTER_INFO_JSON_LABEL plus the group's "_".

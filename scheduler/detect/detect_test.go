@@ -77,10 +77,15 @@ func parentsOf(p string) func(func(string) bool) {
 	}
 }
 
+// nextChange waits for a change signal and returns the leader then.
 func nextChange(t *testing.T, d *Detector) Master {
 	t.Helper()
 	select {
-	case m := <-d.Changes():
+	case <-d.Changed():
+		m, err := d.Master(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
 		return m
 	case <-time.After(patience):
 		t.Fatal("no leader change reported")
@@ -99,7 +104,7 @@ func TestFollowsTheMastersInZooKeeper(t *testing.T) {
 	defer d.Close()
 	short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if m, err := d.Leader(short); err == nil {
+	if m, err := d.Master(short); err == nil {
 		t.Fatalf("Leader with no master registered = %v", m)
 	}
 
@@ -111,9 +116,12 @@ func TestFollowsTheMastersInZooKeeper(t *testing.T) {
 	}
 	ctx, cancel2 := context.WithTimeout(context.Background(), patience)
 	defer cancel2()
-	got, err := d.Leader(ctx)
+	got, err := d.Master(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if u, _ := d.Leader(ctx); u != "http://127.0.0.1:5050" {
+		t.Fatalf("Leader = %q", u)
 	}
 	if got.URL.String() != "http://127.0.0.1:5050" || got.ID != "master-1" || got.Version != "1.11.0" || got.Node != m1.node {
 		t.Fatalf("Leader = %+v", got)
@@ -127,7 +135,7 @@ func TestFollowsTheMastersInZooKeeper(t *testing.T) {
 	if c := nextChange(t, d); c.ID != "master-2" || c.URL.String() != "http://127.0.0.1:5051" {
 		t.Fatalf("after the leader died: %+v", c)
 	}
-	got, _ = d.Leader(ctx)
+	got, _ = d.Master(ctx)
 	if got.ID != "master-2" || got.SchedulerEndpoint() != "http://127.0.0.1:5051/api/v1/scheduler" {
 		t.Fatalf("Leader = %+v", got)
 	}
@@ -139,8 +147,8 @@ func TestFollowsTheMastersInZooKeeper(t *testing.T) {
 		t.Fatalf("after master-2 left: %+v", c)
 	}
 	select {
-	case c := <-d.Changes():
-		t.Fatalf("spurious change %+v", c)
+	case <-d.Changed():
+		t.Fatal("spurious change signal")
 	default:
 	}
 }
@@ -160,7 +168,7 @@ func TestSurvivesZooKeeperRestart(t *testing.T) {
 	// While ZooKeeper is down the last leader stays known.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if m, err := d.Leader(ctx); err != nil || m.ID != "master-1" {
+	if m, err := d.Master(ctx); err != nil || m.ID != "master-1" {
 		t.Fatalf("Leader while ZooKeeper is down = %+v, %v", m, err)
 	}
 	s.Restart()
@@ -179,9 +187,12 @@ func TestStaticAndFileMasters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := d.Leader(context.Background())
+	m, err := d.Master(context.Background())
 	if err != nil || m.SchedulerEndpoint() != "http://10.0.0.5:5050/api/v1/scheduler" {
-		t.Fatalf("static Leader = %+v, %v", m, err)
+		t.Fatalf("static Master = %+v, %v", m, err)
+	}
+	if u, _ := d.Leader(context.Background()); u != "http://10.0.0.5:5050" || d.Changed() != nil {
+		t.Fatalf("static Leader = %q, Changed %v", u, d.Changed())
 	}
 	_ = d.Close()
 	_ = d.Close()
@@ -196,7 +207,7 @@ func TestStaticAndFileMasters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if m, _ := d.Leader(context.Background()); m.SchedulerEndpoint() != "https://mesos.example.com:5050/prefix/api/v1/scheduler" {
+	if m, _ := d.Master(context.Background()); m.SchedulerEndpoint() != "https://mesos.example.com:5050/prefix/api/v1/scheduler" {
 		t.Fatalf("file master = %+v", m)
 	}
 	if _, err := New(context.Background(), "file://"+filepath.Join(dir, "missing"), nil); err == nil {
