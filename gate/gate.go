@@ -134,7 +134,13 @@ func (g *Gate) publish(m Message, size int) error {
 	}
 	delivered := false
 	for l := range g.links {
-		if !l.active.Load() || !l.subscribed(m[0]) {
+		if !l.active.Load() {
+			// Its subscriptions have not arrived yet: it might have wanted
+			// this one. Counted rather than guessed.
+			g.ctr.dropped.Add(1)
+			continue
+		}
+		if !l.subscribed(m[0]) {
 			continue
 		}
 		delivered = true

@@ -133,14 +133,19 @@ func TestDeadPeer(t *testing.T) {
 	}
 	lost := dead.Stats().Dropped
 	waitFor(t, 20*time.Second, "survivor to catch up", func() bool {
-		return uint64(cLive.count()+cDead.count())+lost >= n && out.Stats().QueueDepth == 0
+		st := out.Stats()
+		return uint64(cLive.count()+cDead.count())+lost >= n && st.QueueDepth == 0 && st.InFlight == 0
 	})
+	cLive.mu.Lock()
+	cDead.mu.Lock()
 	missing := 0
 	for i := range uint64(n) {
 		if cLive.seen[i] == 0 && cDead.seen[i] == 0 {
 			missing++
 		}
 	}
+	cDead.mu.Unlock()
+	cLive.mu.Unlock()
 	if uint64(missing) > lost {
 		t.Fatalf("%d messages missing, only %d counted as dropped by the dead peer", missing, lost)
 	}

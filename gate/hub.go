@@ -536,7 +536,7 @@ func (h *Hub) run() {
 			for _, g := range gates {
 				apply(g)
 			}
-			h.log.Info("applying link snapshot", "version", s.Version)
+			h.log.Debug("applying link snapshot", "version", s.Version, "out_gates", len(s.Out))
 			report()
 		case g := <-h.opened:
 			apply(g)
@@ -551,7 +551,8 @@ func (h *Hub) run() {
 				report()
 			}
 		case to := <-drains:
-			go h.Drain(h.ctx, to)
+			h.wg.Add(1)
+			go func() { defer h.wg.Done(); h.Drain(h.ctx, to) }()
 		}
 	}
 }
