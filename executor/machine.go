@@ -509,11 +509,13 @@ func (m *machine) subscribeNow() {
 	m.gen++
 	m.conn = connSubscribing
 	m.count.Subscriptions++
-	var tasks []mesos.TaskInfo
+	// Empty lists, not absent ones: mesos-go writes a nil slice as null,
+	// which is not a JSON array.
+	tasks := []mesos.TaskInfo{}
 	if t := m.task; t != nil && !t.infoAcked {
 		tasks = append(tasks, t.info)
 	}
-	var updates []executor.Call_Update
+	updates := []executor.Call_Update{}
 	for i := range m.unacked {
 		m.unacked[i].sent = true
 		updates = append(updates, executor.Call_Update{Status: m.unacked[i].status})
