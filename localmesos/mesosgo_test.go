@@ -2,9 +2,9 @@ package localmesos_test
 
 import (
 	"context"
-	"log/slog"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -266,7 +266,9 @@ func TestMesosGoFramework(t *testing.T) {
 				t.Fatalf("reconcile answer: %+v", r.Update.Status)
 			}
 			s2.call(calls.Message(o.AgentID.Value, "exec-stay", []byte("again")))
-			s2.wait(func(e *scheduler.Event) bool { return e.Type == scheduler.Event_MESSAGE && string(e.Message.Data) == "echo:again" })
+			s2.wait(func(e *scheduler.Event) bool {
+				return e.Type == scheduler.Event_MESSAGE && string(e.Message.Data) == "echo:again"
+			})
 			s2.call(calls.Kill("stay", o.AgentID.Value))
 			s2.wait(update("stay", mesos.TASK_KILLED))
 			s2.call(&scheduler.Call{Type: scheduler.Call_TEARDOWN})

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tiltai/tiltai/localmesos"
+)
+
+// localmesosCommand runs the embedded Mesos master and agents until SIGINT
+// or SIGTERM, then stops them, killing every executor they started.
+func localmesosCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "localmesos",
+		Usage: "run an embedded Mesos-compatible master and agents (v1 scheduler and executor HTTP APIs)",
+		Description: "Starts one master and N agents in this process. Frameworks connect to\n" +
+			"http://LISTEN/api/v1/scheduler; executors reach their agent's /api/v1/executor.\n" +
+			"See docs/localmesos.md for what is implemented.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:5050", Usage: "master address (host:port; port 0 picks one)"},
+			&cli.IntFlag{Name: "agents", Value: 1, Usage: "number of agents"},
+			&cli.StringFlag{Name: "resources", Value: "cpus:4;mem:4096;disk:10000;ports:[31000-32000]", Usage: "resources of each agent (Mesos --resources syntax)"},
+			&cli.BoolFlag{Name: "split_ports", Value: true, Usage: "give each agent a disjoint part of the ports ranges"},
+			&cli.StringFlag{Name: "work_dir", Usage: "sandboxes and checkpoints (default: a temporary directory, removed on exit)"},
+			&cli.StringFlag{Name: "hostname", Usage: "hostname advertised in offers (default: the host of --listen)"},
+			&cli.DurationFlag{Name: "heartbeat_interval", Value: 15 * time.Second, Usage: "scheduler stream heartbeat period"},
+			&cli.DurationFlag{Name: "offer_timeout", Usage: "rescind offers unused for this long (0: never)"},
+			&cli.DurationFlag{Name: "allocation_interval", Value: time.Second, Usage: "period of the offer pass"},
+			&cli.DurationFlag{Name: "executor_shutdown_grace_period", Value: 5 * time.Second, Usage: "grace between SHUTDOWN and kill"},
+			&cli.DurationFlag{Name: "executor_reregistration_timeout", Value: 2 * time.Second, Usage: "time executors get to re-subscribe after an agent restart"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log at debug level"},
+		},
+		Action: func(c *cli.Context) error {
+			level := slog.LevelInfo
+			if c.Bool("verbose") {
+				level = slog.LevelDebug
+			}
+			cfg := localmesos.Config{
+				Listen: c.String("listen"), Agents: c.Int("agents"), Resources: c.String("resources"),
+				SplitPorts: c.Bool("split_ports"), WorkDir: c.String("work_dir"), Hostname: c.String("hostname"),
+				HeartbeatInterval: c.Duration("heartbeat_interval"), OfferTimeout: c.Duration("offer_timeout"),
+				AllocationInterval:            c.Duration("allocation_interval"),
+				ExecutorShutdownGracePeriod:   c.Duration("executor_shutdown_grace_period"),
+				ExecutorReregistrationTimeout: c.Duration("executor_reregistration_timeout"),
+				Logger:                        slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
+			}
+			if err := cfg.Validate(); err != nil {
+				return cli.Exit("tiltai localmesos: "+err.Error(), 2)
+			}
+			return runLocalmesos(c.Context, cfg, c.App.Writer)
+		},
+	}
+}
+
+func runLocalmesos(ctx context.Context, cfg localmesos.Config, out interface{ Write([]byte) (int, error) }) error {
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cluster, err := localmesos.New(startCtx, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot start localmesos: %w", err)
+	}
+	fmt.Fprintf(out, "localmesos: master listening on %s (scheduler API %s)\n", cluster.MasterURL(), cluster.SchedulerURL())
+	for _, a := range cluster.Agents() {
+		fmt.Fprintf(out, "localmesos: agent %d %s on %s\n", a.Index, a.ID, a.Endpoint)
+	}
+	fmt.Fprintf(out, "localmesos: work dir %s\n", cluster.WorkDir())
+	<-ctx.Done()
+	fmt.Fprintln(out, "localmesos: stopping (killing executors)")
+	if err := cluster.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "localmesos:", err)
+	}
+	return nil
+}
