@@ -219,11 +219,11 @@ func (d *deployer) verify(ctx context.Context, id, deployed string) ([]string, e
 		}
 		select {
 		case <-ctx.Done():
-			msg := fmt.Sprintf("%v: app %s has no running, healthy task at version %s after %v", ErrUnhealthy, id, deployed, d.cfg.Timeout)
+			msg := fmt.Sprintf("app %s has no running, healthy task at version %s after %v", id, deployed, d.cfg.Timeout)
 			if watch.lastFailure != "" {
 				msg += "; last task failure: " + watch.lastFailure
 			}
-			return nil, errors.New(msg)
+			return nil, fmt.Errorf("%w: %s", ErrUnhealthy, msg)
 		case <-tick.C:
 		}
 	}
