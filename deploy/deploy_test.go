@@ -371,3 +371,41 @@ func TestTokenIsSentAsMarathonExpects(t *testing.T) {
 		t.Fatalf("Authorization %q, err %v", got, err)
 	}
 }
+
+// A deployment cancelled with force=true also vanishes from
+// /v2/deployments, leaving the new configuration without a healthy task:
+// deploy must not call that a success.
+func TestDeployCancelledWithForceIsUnhealthy(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("unhealthy")
+	cfg.Timeout = 4 * time.Second
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() {
+		_, err := Run(context.Background(), cfg, &out)
+		done <- err
+	}()
+	var dep string
+	deadline := time.After(patience)
+	for dep == "" {
+		select {
+		case <-deadline:
+			t.Fatal("no deployment appeared")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if ids := e.marathon.Deployments(); len(ids) == 1 && strings.Contains(out.String(), "created app") {
+			dep = ids[0]
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, e.marathon.URL()+"/v2/deployments/"+dep+"?force=true", nil)
+	req.SetBasicAuth("ops", "s3cret")
+	resp, err := e.client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("forced DELETE: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	err = <-done
+	if !errors.Is(err, ErrUnhealthy) || errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err = %v\nprogress:\n%s", err, out.String())
+	}
+}
