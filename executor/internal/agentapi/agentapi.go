@@ -164,7 +164,7 @@ var ErrUnknownEvent = errors.New("unknown event type")
 
 // Next returns the next event. io.EOF means the agent closed the stream.
 func (s *Stream) Next() (*executor.Event, error) {
-	rec, err := readRecord(s.rd, MaxEventBytes)
+	rec, err := ReadRecord(s.rd, MaxEventBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -190,10 +190,10 @@ func (s *Stream) Close() error { return s.body.Close() }
 // ErrRecordTooLong is returned for a record longer than the limit.
 var ErrRecordTooLong = errors.New("RecordIO record exceeds the limit")
 
-// readRecord reads one RecordIO record: a decimal length, '\n', and that many
+// ReadRecord reads one RecordIO record: a decimal length, '\n', and that many
 // bytes. A clean end between records is io.EOF; anywhere else it is
 // io.ErrUnexpectedEOF.
-func readRecord(r *bufio.Reader, limit int) ([]byte, error) {
+func ReadRecord(r *bufio.Reader, limit int) ([]byte, error) {
 	var n uint64
 	digits := 0
 	for {

@@ -150,15 +150,15 @@ func TestReadRecord(t *testing.T) {
 		{"99999999999\n", "", "exceeds the limit"},
 		{"123456789012345678901234\n", "", "exceeds the limit"},
 	} {
-		got, err := readRecord(bufio.NewReader(strings.NewReader(tc.in)), 1<<20)
+		got, err := ReadRecord(bufio.NewReader(strings.NewReader(tc.in)), 1<<20)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("readRecord(%q) = %q, %v; want error %q", tc.in, got, err, tc.err)
+				t.Errorf("ReadRecord(%q) = %q, %v; want error %q", tc.in, got, err, tc.err)
 			}
 			continue
 		}
 		if err != nil || string(got) != tc.want {
-			t.Errorf("readRecord(%q) = %q, %v", tc.in, got, err)
+			t.Errorf("ReadRecord(%q) = %q, %v", tc.in, got, err)
 		}
 	}
 }
@@ -171,7 +171,7 @@ func FuzzReadRecord(f *testing.F) {
 		r := bufio.NewReader(bytes.NewReader(b))
 		total := 0
 		for {
-			rec, err := readRecord(r, 1024)
+			rec, err := ReadRecord(r, 1024)
 			if err != nil {
 				return
 			}
