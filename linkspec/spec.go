@@ -130,6 +130,16 @@ func (r GateRef) String() string { return r.Service + "." + r.Gate }
 // MarshalText writes "service.gate".
 func (r GateRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads "service.gate".
+func (r *GateRef) UnmarshalText(b []byte) error {
+	ref, err := ParseGateRef(string(b))
+	if err != nil {
+		return err
+	}
+	*r = ref
+	return nil
+}
+
 // ParseGateRef reads "service.gate".
 func ParseGateRef(s string) (GateRef, error) {
 	svc, gate, ok := strings.Cut(s, ".")

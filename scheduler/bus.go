@@ -1,0 +1,124 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// Event is one thing the scheduler did or saw, as streamed on
+// GET /v1/events (Server-Sent Events).
+type Event struct {
+	Seq  uint64         `json:"seq"`
+	Time time.Time      `json:"time"`
+	Type string         `json:"type"`
+	Data map[string]any `json:"data,omitempty"`
+}
+
+// bus fans events out to subscribers. A subscriber that cannot keep up
+// loses the oldest events it has not read, and the loss is counted and
+// told to it (a "dropped" event), never silent; the loop never blocks.
+type bus struct {
+	mu     sync.Mutex
+	seq    uint64
+	subs   map[*sub]struct{}
+	closed bool
+}
+
+type sub struct {
+	mu      sync.Mutex
+	queue   []Event
+	dropped uint64
+	notify  chan struct{}
+	done    chan struct{}
+}
+
+const subQueue = 1024
+
+func newBus() *bus { return &bus{subs: map[*sub]struct{}{}} }
+
+func (b *bus) publish(typ string, data map[string]any, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.seq++
+	ev := Event{Seq: b.seq, Time: now.UTC(), Type: typ, Data: data}
+	for s := range b.subs {
+		s.mu.Lock()
+		if len(s.queue) >= subQueue {
+			s.queue = s.queue[1:]
+			s.dropped++
+		}
+		s.queue = append(s.queue, ev)
+		s.mu.Unlock()
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *bus) subscribe() *sub {
+	s := &sub{notify: make(chan struct{}, 1), done: make(chan struct{})}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		close(s.done)
+		return s
+	}
+	b.subs[s] = struct{}{}
+	return s
+}
+
+func (b *bus) unsubscribe(s *sub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.subs[s]; ok {
+		delete(b.subs, s)
+		close(s.done)
+	}
+}
+
+func (b *bus) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for s := range b.subs {
+		delete(b.subs, s)
+		close(s.done)
+	}
+}
+
+// take returns what is queued and how many events were lost before it.
+func (s *sub) take() ([]Event, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, d := s.queue, s.dropped
+	s.queue, s.dropped = nil, 0
+	return q, d
+}
+
+// event publishes from the loop.
+func (s *Scheduler) event(typ string, data map[string]any) {
+	s.bus.publish(typ, data, s.cfg.Now())
+}
+
+func (e Event) sse() []byte {
+	b, _ := json.Marshal(e)
+	out := make([]byte, 0, len(b)+64)
+	out = append(out, "id: "...)
+	out = append(out, []byte(jsonUint(e.Seq))...)
+	out = append(out, "\nevent: "...)
+	out = append(out, e.Type...)
+	out = append(out, "\ndata: "...)
+	out = append(out, b...)
+	out = append(out, "\n\n"...)
+	return out
+}
+
+func jsonUint(v uint64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

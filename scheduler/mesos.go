@@ -1,0 +1,267 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+)
+
+// MasterSource tells where the leading Mesos master is. A static URL is
+// one; a ZooKeeper detector (scheduler/detect) is another that also reports
+// changes of leader.
+type MasterSource interface {
+	// Leader returns the leading master's base URL (http(s)://host:port).
+	Leader(ctx context.Context) (string, error)
+	// Changed is signalled when the leader may have changed (nil: never).
+	Changed() <-chan struct{}
+}
+
+// StaticMaster is a master at a fixed URL; 307 redirects to another leader
+// are still followed, by mesos-go's httpsched.
+type StaticMaster string
+
+// Leader implements MasterSource.
+func (m StaticMaster) Leader(context.Context) (string, error) { return string(m), nil }
+
+// Changed implements MasterSource.
+func (StaticMaster) Changed() <-chan struct{} { return nil }
+
+// conn keeps one subscription to the leading master: it subscribes (with
+// backoff), turns the event stream into loop inputs, watches heartbeats,
+// and re-subscribes when the stream breaks, goes quiet, or the leader
+// changes. It owns no scheduler state: the framework info to subscribe
+// with comes from the loop, and every event goes to it.
+type conn struct {
+	cfg    *Config
+	log    *slog.Logger
+	events chan<- input
+	// info returns the FrameworkInfo to subscribe with (ID included once
+	// known); it is safe to call from this goroutine.
+	info func() *mesos.FrameworkInfo
+
+	mu     sync.Mutex
+	caller calls.Caller // nil when not subscribed
+	leader string
+}
+
+// Call sends a call on the current subscription.
+func (c *conn) Call(ctx context.Context, call *scheduler.Call) error {
+	c.mu.Lock()
+	caller := c.caller
+	c.mu.Unlock()
+	if caller == nil {
+		return errNotSubscribed
+	}
+	resp, err := caller.Call(ctx, call)
+	if resp != nil {
+		resp.Close()
+	}
+	return err
+}
+
+var errNotSubscribed = errors.New("not subscribed to a Mesos master")
+
+func (c *conn) setCaller(caller calls.Caller, leader string) {
+	c.mu.Lock()
+	c.caller, c.leader = caller, leader
+	c.mu.Unlock()
+}
+
+// Leader returns the master currently subscribed to ("" if none).
+func (c *conn) Leader() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+func (c *conn) newCaller(leader string) calls.Caller {
+	codec := codecs.ByMediaType[codecs.MediaTypeProtobuf]
+	if c.cfg.Codec == "json" {
+		codec = codecs.ByMediaType[codecs.MediaTypeJSON]
+	}
+	opts := []httpcli.ConfigOpt{httpcli.Timeout(c.cfg.CallTimeout)}
+	if c.cfg.Principal != "" && c.cfg.Secret != "" {
+		opts = append(opts, httpcli.BasicAuth(c.cfg.Principal, c.cfg.Secret))
+	}
+	if strings.HasPrefix(leader, "https://") {
+		opts = append(opts, httpcli.TLSConfig(c.cfg.TLS.Clone()))
+	}
+	cli := httpcli.New(
+		httpcli.Endpoint(strings.TrimRight(leader, "/")+"/api/v1/scheduler"),
+		httpcli.Codec(codec),
+		httpcli.Do(httpcli.With(opts...)),
+	)
+	return httpsched.NewCaller(cli, httpsched.AllowReconnection(true), httpsched.MaxRedirects(4))
+}
+
+// run subscribes until ctx ends.
+func (c *conn) run(ctx context.Context) {
+	backoff := c.cfg.SubscribeBackoffMin
+	for ctx.Err() == nil {
+		err := c.session(ctx)
+		c.setCaller(nil, "")
+		if ctx.Err() != nil {
+			return
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			c.send(ctx, evFatal{err: fatal.err})
+			return
+		}
+		c.send(ctx, evDisconnected{err: err})
+		// Full jitter keeps many schedulers from subscribing in lockstep
+		// after a master failover.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		c.log.Warn("mesos subscription ended; re-subscribing", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-c.changed():
+		}
+		backoff = min(backoff*2, c.cfg.SubscribeBackoffMax)
+		if err == nil {
+			backoff = c.cfg.SubscribeBackoffMin
+		}
+	}
+}
+
+func (c *conn) changed() <-chan struct{} {
+	if c.cfg.Master == nil {
+		return nil
+	}
+	return c.cfg.Master.Changed()
+}
+
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+func (c *conn) send(ctx context.Context, in input) bool {
+	select {
+	case c.events <- in:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// session is one subscription: subscribe, then pump events until the
+// stream fails, heartbeats stop, or the leader changes.
+func (c *conn) session(ctx context.Context) error {
+	leader, err := c.cfg.Master.Leader(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot find the leading Mesos master: %w", err)
+	}
+	caller := c.newCaller(leader)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	info := c.info()
+	resp, err := caller.Call(sctx, calls.Subscribe(info))
+	if err != nil {
+		return fmt.Errorf("cannot subscribe to %s: %w", leader, describeCallError(err))
+	}
+	defer resp.Close()
+	c.setCaller(caller, leader)
+
+	// The watchdog closes the stream when nothing (not even a heartbeat)
+	// arrives for MissedHeartbeats intervals: a half-open TCP connection
+	// would otherwise block Decode forever.
+	var (
+		mu       sync.Mutex
+		interval = c.cfg.HeartbeatFallback
+		last     = time.Now()
+		quiet    = make(chan struct{})
+	)
+	tick := min(interval/4, time.Second)
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-c.changed():
+				cancel()
+				return
+			case <-t.C:
+				mu.Lock()
+				silent := time.Since(last) > time.Duration(c.cfg.MissedHeartbeats)*interval
+				mu.Unlock()
+				if silent {
+					close(quiet)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+
+	for {
+		var ev scheduler.Event
+		if err := resp.Decode(&ev); err != nil {
+			select {
+			case <-quiet:
+				return fmt.Errorf("no heartbeat from %s for %d intervals; the connection is presumed dead", leader, c.cfg.MissedHeartbeats)
+			default:
+			}
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("master %s closed the event stream", leader)
+			}
+			if sctx.Err() != nil && ctx.Err() == nil {
+				return fmt.Errorf("leading master changed (was %s)", leader)
+			}
+			return fmt.Errorf("event stream from %s broke: %w", leader, err)
+		}
+		mu.Lock()
+		last = time.Now()
+		if ev.Type == scheduler.Event_SUBSCRIBED && ev.Subscribed.HeartbeatIntervalSeconds != nil {
+			if hb := time.Duration(*ev.Subscribed.HeartbeatIntervalSeconds * float64(time.Second)); hb > 0 {
+				interval = hb
+			}
+		}
+		mu.Unlock()
+		switch ev.Type {
+		case scheduler.Event_HEARTBEAT:
+			continue
+		case scheduler.Event_ERROR:
+			msg := ev.GetError().GetMessage()
+			// "Framework has been removed": the ID is dead for good; a
+			// new one would orphan nothing but must be a deliberate act.
+			if strings.Contains(msg, "removed") || strings.Contains(msg, "torn down") {
+				return &fatalError{fmt.Errorf("mesos master says: %s; the framework ID is no longer usable (see docs/operations.md, 'framework ID lost')", msg)}
+			}
+			return fmt.Errorf("mesos master sent ERROR: %s", msg)
+		}
+		e := ev
+		if !c.send(ctx, evMesos{ev: &e, leader: leader}) {
+			return ctx.Err()
+		}
+	}
+}
+
+// describeCallError adds what an operator should check to common failures.
+func describeCallError(err error) error {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "401"), strings.Contains(strings.ToLower(s), "unauthorized"):
+		return fmt.Errorf("%w (check --mesos_authentication_principal and the secret file)", err)
+	case strings.Contains(s, "connection refused"):
+		return fmt.Errorf("%w (is the master running, and is --master right?)", err)
+	}
+	return err
+}
+

@@ -1,0 +1,160 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the scheduler's Prometheus metrics, served on /metrics.
+// Counters are bumped by the loop; gauges of the current state (tasks by
+// phase, gate counters reported by executors) are computed by the loop at
+// scrape time, so they are always consistent with each other.
+type metrics struct {
+	reg             *prometheus.Registry
+	subscribed      prometheus.Gauge
+	subscriptions   prometheus.Counter
+	offers          prometheus.Counter
+	declined        prometheus.Counter
+	launches        prometheus.Counter
+	running         prometheus.Counter
+	kills           prometheus.Counter
+	retired         prometheus.Counter
+	failures        *prometheus.CounterVec
+	updates         *prometheus.CounterVec
+	unknownKilled   prometheus.Counter
+	linkMessages    prometheus.Counter
+	resends         prometheus.Counter
+	tableVersions   prometheus.Counter
+	linkAckLatency  prometheus.Histogram
+	calls           *prometheus.CounterVec
+	badMessages     prometheus.Counter
+	reconciliations prometheus.Counter
+	storeWrites     prometheus.Counter
+	held            *prometheus.GaugeVec
+}
+
+func newMetrics(s *Scheduler) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: name, Help: help})
+		f(c)
+		return c
+	}
+	m.subscribed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "subscribed", Help: "1 while subscribed to a Mesos master."})
+	f(m.subscribed)
+	m.subscriptions = counter("subscriptions_total", "Successful SUBSCRIBE calls (1 + re-subscriptions).")
+	m.offers = counter("offers_received_total", "Offers received.")
+	m.declined = counter("offers_declined_total", "Offers declined.")
+	m.launches = counter("task_launches_total", "Tasks sent to Mesos to launch.")
+	m.running = counter("tasks_running_total", "Tasks that reached TASK_RUNNING.")
+	m.kills = counter("task_kills_total", "Tasks the scheduler decided to kill (scale-down, replacement, orphans).")
+	m.retired = counter("task_retirements_total", "Tasks drained (removed from every link table) before a kill.")
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "task_failures_total", Help: "Tasks that failed (TASK_FAILED, TASK_ERROR) without being killed."}, []string{"service"})
+	f(m.failures)
+	m.updates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "status_updates_total", Help: "Status updates received, by task state."}, []string{"state"})
+	f(m.updates)
+	m.unknownKilled = counter("unknown_tasks_killed_total", "Live tasks Mesos reported that the scheduler has no record of (killed).")
+	m.linkMessages = counter("link_messages_total", "Link-table MESSAGE calls sent to executors.")
+	m.resends = counter("link_resends_total", "Link-table messages re-sent because the executor had not acknowledged.")
+	m.tableVersions = counter("link_table_versions_total", "New link-table versions published.")
+	m.linkAckLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "link_ack_latency_seconds",
+		Help: "From publishing a table version to a task's acknowledgement of it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+	f(m.linkAckLatency)
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "mesos_calls_total", Help: "Calls made to the Mesos master, by type and result."}, []string{"call", "result"})
+	f(m.calls)
+	m.badMessages = counter("bad_executor_messages_total", "Executor messages ignored: malformed or about unknown tasks.")
+	m.reconciliations = counter("reconciliations_total", "Reconciliation rounds started.")
+	m.storeWrites = counter("store_writes_total", "State batches written to the store.")
+	m.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "launches_held", Help: "Tasks of a service waiting out its crash backoff."}, []string{"service"})
+	f(m.held)
+	f(&stateCollector{s: s})
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+var (
+	descTasks     = prometheus.NewDesc("tiltai_tasks", "Tasks by service and phase.", []string{"service", "phase"}, nil)
+	descWanted    = prometheus.NewDesc("tiltai_service_instances", "Instances the accepted spec asks for.", []string{"service"}, nil)
+	descUnacked   = prometheus.NewDesc("tiltai_links_unacked_tasks", "Running tasks that have not acknowledged their service's current link table.", []string{"service"}, nil)
+	descSpec      = prometheus.NewDesc("tiltai_spec_version", "Version of the accepted spec.", nil, nil)
+	descGate      = prometheus.NewDesc("tiltai_gate_messages", "Gate counters summed over a service's live tasks, as their executors last reported.", []string{"service", "gate", "counter"}, nil)
+	descAppCount  = prometheus.NewDesc("tiltai_app_counter", "Application counters summed over a service's live tasks, as their executors last reported.", []string{"service", "name"}, nil)
+	descStatusAge = prometheus.NewDesc("tiltai_executor_status_age_seconds", "Age of the oldest executor status report among a service's running tasks.", []string{"service"}, nil)
+)
+
+// stateCollector computes the state gauges in the loop at scrape time.
+type stateCollector struct{ s *Scheduler }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTasks, descWanted, descUnacked, descSpec, descGate, descAppCount, descStatusAge} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	var out []prometheus.Metric
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.do(ctx, func() {
+		now := s.cfg.Now()
+		tasks := map[[2]string]int{}
+		unacked := map[string]int{}
+		gates := map[[3]string]float64{}
+		apps := map[[2]string]float64{}
+		age := map[string]float64{}
+		for _, t := range s.st.tasks {
+			tasks[[2]string{t.Service, t.Phase}]++
+			if t.Phase != "running" {
+				continue
+			}
+			if tb := s.tables[t.Service]; tb != nil {
+				if l := s.links[t.ID]; l == nil || l.acked < tb.version {
+					unacked[t.Service]++
+				}
+			}
+			st := s.status[t.ID]
+			if st == nil {
+				continue
+			}
+			if a := now.Sub(st.at).Seconds(); a > age[t.Service] {
+				age[t.Service] = a
+			}
+			for g, gc := range st.gates {
+				for name, v := range map[string]uint64{"sent": gc.Sent, "received": gc.Received, "dropped": gc.Dropped, "rerouted": gc.Rerouted, "refused": gc.Refused} {
+					gates[[3]string{t.Service, g, name}] += float64(v)
+				}
+				gates[[3]string{t.Service, g, "queue_depth"}] += float64(gc.QueueDepth)
+			}
+			for n, v := range st.counters {
+				apps[[2]string{t.Service, n}] += float64(v)
+			}
+		}
+		for k, v := range tasks {
+			out = append(out, prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(v), k[0], k[1]))
+		}
+		for name, svc := range s.st.spec.Services {
+			out = append(out, prometheus.MustNewConstMetric(descWanted, prometheus.GaugeValue, float64(svc.Instances), name))
+			out = append(out, prometheus.MustNewConstMetric(descUnacked, prometheus.GaugeValue, float64(unacked[name]), name))
+		}
+		out = append(out, prometheus.MustNewConstMetric(descSpec, prometheus.GaugeValue, float64(s.st.specRec.Version)))
+		for k, v := range gates {
+			out = append(out, prometheus.MustNewConstMetric(descGate, prometheus.GaugeValue, v, k[0], k[1], k[2]))
+		}
+		for k, v := range apps {
+			out = append(out, prometheus.MustNewConstMetric(descAppCount, prometheus.GaugeValue, v, k[0], k[1]))
+		}
+		for k, v := range age {
+			out = append(out, prometheus.MustNewConstMetric(descStatusAge, prometheus.GaugeValue, v, k))
+		}
+	})
+	for _, m := range out {
+		ch <- m
+	}
+}

@@ -1,0 +1,67 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+)
+
+// outboxWorkers bounds concurrent calls of one batch: a link change for a
+// thousand tasks is a thousand MESSAGE calls, which one connection at a
+// time would send in sequence.
+const outboxWorkers = 8
+
+// runOutbox makes the loop's calls, batch by batch (a batch is what one
+// loop step decided, after it was stored). A call that fails is not
+// retried here: the loop's own mechanisms cover each kind (ACKs are
+// re-driven by the agent's retries, MESSAGEs by resends, KILLs by
+// re-kills, ACCEPTs by reconciliation), so a failure is logged and counted.
+func (s *Scheduler) runOutbox(ctx context.Context) {
+	sem := make(chan struct{}, outboxWorkers)
+	for {
+		var batch []*scheduler.Call
+		select {
+		case <-ctx.Done():
+			return
+		case batch = <-s.outbox:
+		}
+		var fw *mesos.FrameworkID
+		if id := s.fwID.Load(); id != nil {
+			fw = &mesos.FrameworkID{Value: *id}
+		}
+		var wg sync.WaitGroup
+		for _, call := range batch {
+			call.FrameworkID = fw
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(call *scheduler.Call) {
+				defer func() { <-sem; wg.Done() }()
+				cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+				err := s.conn.Call(cctx, call)
+				cancel()
+				s.metrics.calls.WithLabelValues(call.Type.String(), resultLabel(err)).Inc()
+				if err != nil && ctx.Err() == nil {
+					lvl := s.log.Warn
+					if errors.Is(err, errNotSubscribed) {
+						lvl = s.log.Debug
+					}
+					lvl("mesos call failed", "call", call.Type.String(), "err", err)
+				}
+			}(call)
+		}
+		wg.Wait()
+	}
+}
+
+func resultLabel(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, errNotSubscribed):
+		return "not_subscribed"
+	}
+	return "error"
+}

@@ -1,0 +1,201 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+
+	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/linkspec"
+)
+
+// Link publication. Each service has one current table and version; every
+// task of the service gets it as a framework MESSAGE, which Mesos may drop.
+// The executor acknowledges the version its service applied; what is not
+// acknowledged is re-sent with backoff, everything is re-sent periodically
+// (anti-entropy) and after every subscription.
+
+type pubTable struct {
+	version   uint64
+	table     *linkspec.Table
+	published time.Time
+}
+
+type pubTask struct {
+	sent     uint64 // version last sent
+	sentAt   time.Time
+	attempts int
+	acked    uint64 // version acknowledged
+	force    bool   // re-send even if acknowledged (anti-entropy)
+}
+
+// taskStatus is an executor's latest report.
+type taskStatus struct {
+	at       time.Time
+	version  uint64
+	gates    map[string]control.GateCounters
+	counters map[string]int64
+}
+
+// publishTables gives a new version to every service whose table changed.
+func (s *Scheduler) publishTables(plan *linkspec.Plan, now time.Time) {
+	changed := map[string]bool{}
+	for svc, tb := range plan.Tables {
+		cur := s.tables[svc]
+		if cur != nil && cur.table == tb {
+			continue
+		}
+		stored, ok := s.st.meta.Tables[svc]
+		if ok && stored.Digest == tb.Digest() {
+			// Same content as last published (e.g. after a restart): same
+			// version, so gates see nothing new.
+			s.tables[svc] = &pubTable{version: stored.Version, table: tb, published: now}
+		} else {
+			s.st.meta.LinkVersion++
+			v := s.st.meta.LinkVersion
+			s.st.meta.Tables[svc] = tableVersion{Version: v, Digest: tb.Digest()}
+			s.st.touchMeta()
+			s.tables[svc] = &pubTable{version: v, table: tb, published: now}
+			s.metrics.tableVersions.Inc()
+			s.event("links_published", map[string]any{"service": svc, "version": v, "out": tb.Out})
+		}
+		if cur == nil || cur.version != s.tables[svc].version {
+			changed[svc] = true
+		}
+	}
+	if len(changed) > 0 {
+		// Acks of an old version no longer count as "in sync".
+		for _, t := range s.st.tasks {
+			if changed[t.Service] {
+				s.observe(t)
+			}
+		}
+	}
+	for svc := range s.tables {
+		if _, ok := plan.Tables[svc]; !ok {
+			delete(s.tables, svc)
+			delete(s.st.meta.Tables, svc)
+			s.st.touchMeta()
+		}
+	}
+}
+
+// sendable: the task has (or is about to have) an executor to talk to.
+func sendable(t *taskRecord) bool {
+	return t.AgentID != "" && (t.Phase == linkspec.Launched.String() || t.Phase == linkspec.Running.String())
+}
+
+// resendLinks sends each task its service's current table if the executor
+// has not acknowledged it, with exponential backoff per task.
+func (s *Scheduler) resendLinks(now time.Time) {
+	if !s.subscribed {
+		return
+	}
+	for _, t := range s.st.tasks {
+		if !sendable(t) {
+			continue
+		}
+		tb := s.tables[t.Service]
+		if tb == nil {
+			continue
+		}
+		l := s.links[t.ID]
+		if l == nil {
+			l = &pubTask{}
+			s.links[t.ID] = l
+		}
+		if l.acked >= tb.version && !l.force {
+			continue
+		}
+		if l.sent == tb.version && !l.force && now.Before(l.sentAt.Add(s.backoff(l.attempts))) {
+			continue
+		}
+		if l.sent != tb.version {
+			l.attempts = 0
+		} else {
+			s.metrics.resends.Inc()
+		}
+		data, err := json.Marshal(linksMessage{Type: "links", TaskID: t.ID, Snapshot: snapshot(tb)})
+		if err != nil {
+			s.log.Error("cannot encode a link table", "task_id", t.ID, "err", err)
+			continue
+		}
+		s.queue(calls.Message(t.AgentID, t.executorID(), data))
+		s.metrics.linkMessages.Inc()
+		l.sent, l.sentAt, l.force = tb.version, now, false
+		l.attempts++
+	}
+}
+
+func (s *Scheduler) backoff(attempts int) time.Duration {
+	d := s.cfg.ResendMin
+	for i := 1; i < attempts && d < s.cfg.ResendMax; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.ResendMax)
+}
+
+// nextResend is the earliest time an unacknowledged table is due again.
+func (s *Scheduler) nextResend() time.Time {
+	var next time.Time
+	for id, l := range s.links {
+		t := s.st.tasks[id]
+		if t == nil || !sendable(t) {
+			continue
+		}
+		if tb := s.tables[t.Service]; tb != nil && l.acked < tb.version {
+			due := l.sentAt.Add(s.backoff(l.attempts))
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+	}
+	if !s.nextAE.IsZero() && (next.IsZero() || s.nextAE.Before(next)) {
+		next = s.nextAE
+	}
+	return next
+}
+
+func snapshot(tb *pubTable) control.Snapshot {
+	snap := control.Snapshot{Version: tb.version, Out: make(map[string]control.OutLink, len(tb.table.Out))}
+	for g, og := range tb.table.Out {
+		snap.Out[g] = control.OutLink{Pattern: control.Pattern(og.Pattern), Peers: og.Peers}
+	}
+	return snap
+}
+
+// onAck records that a task's service applied version v.
+func (s *Scheduler) onAck(t *taskRecord, v uint64, now time.Time) {
+	l := s.links[t.ID]
+	if l == nil {
+		l = &pubTask{}
+		s.links[t.ID] = l
+	}
+	if v <= l.acked {
+		return
+	}
+	l.acked = v
+	tb := s.tables[t.Service]
+	if tb != nil && v == tb.version {
+		s.metrics.linkAckLatency.Observe(now.Sub(tb.published).Seconds())
+		s.event("links_acked", map[string]any{"task_id": t.ID, "version": v})
+		s.observe(t)
+	}
+}
+
+// antiEntropy re-sends every task its current table, acknowledged or not.
+func (s *Scheduler) antiEntropy(now time.Time) {
+	for _, t := range s.st.tasks {
+		if !sendable(t) {
+			continue
+		}
+		l := s.links[t.ID]
+		if l == nil {
+			l = &pubTask{}
+			s.links[t.ID] = l
+		}
+		l.force = true
+	}
+	s.nextAE = now.Add(s.cfg.AntiEntropy)
+}

@@ -1,0 +1,67 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+
+	"github.com/tiltai/tiltai/linkspec"
+)
+
+// reconciler runs Mesos' reconciliation: after every subscription, ask
+// explicitly about every task we know (with its agent), repeating with
+// backoff for those the master has not answered; then ask implicitly (the
+// master reports every task it has for us, so unknown ones surface and
+// are killed); and repeat the implicit ask periodically.
+type reconciler struct {
+	waiting  map[string]bool // tasks asked about, not yet answered
+	next     time.Time       // next explicit retry
+	backoff  time.Duration
+	implicit time.Time // next periodic implicit reconciliation
+}
+
+func (r *reconciler) start(s *Scheduler, now time.Time) {
+	r.waiting = map[string]bool{}
+	for id, t := range s.st.tasks {
+		if t.Phase != linkspec.Pending.String() && t.AgentID != "" {
+			r.waiting[id] = true
+		}
+	}
+	r.backoff = time.Second
+	r.explicit(s)
+	s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
+	r.next = now.Add(r.backoff)
+	r.implicit = now.Add(s.cfg.ReconcileInterval)
+	s.metrics.reconciliations.Inc()
+}
+
+func (r *reconciler) explicit(s *Scheduler) {
+	if len(r.waiting) == 0 {
+		return
+	}
+	tasks := make(map[string]string, len(r.waiting))
+	for id := range r.waiting {
+		if t := s.st.tasks[id]; t != nil {
+			tasks[id] = t.AgentID
+		}
+	}
+	s.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
+}
+
+func (r *reconciler) done(id string) { delete(r.waiting, id) }
+
+func (r *reconciler) tick(s *Scheduler, now time.Time) {
+	if !s.subscribed {
+		return
+	}
+	if len(r.waiting) > 0 && !now.Before(r.next) {
+		r.explicit(s)
+		r.backoff = min(r.backoff*2, time.Minute)
+		r.next = now.Add(r.backoff)
+	}
+	if !r.implicit.IsZero() && !now.Before(r.implicit) {
+		s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
+		r.implicit = now.Add(s.cfg.ReconcileInterval)
+		s.metrics.reconciliations.Inc()
+	}
+}

@@ -1,0 +1,44 @@
+package scheduler
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPipelineConverges(t *testing.T) {
+	h := newHarness(t, 2, nil)
+	res := h.submit(pipelineSpec)
+	if res.Version != 1 || !res.Changed {
+		t.Fatalf("submit: %+v", res)
+	}
+	h.waitConverged(20 * time.Second)
+	ts := h.tasks()
+	if len(ts) != 5 {
+		t.Fatalf("%d tasks, want 5", len(ts))
+	}
+	// The feeder's table lists the three encryptors' plaintext in-gates.
+	var feeder TaskInfo
+	var encPorts []string
+	for _, ti := range ts {
+		if ti.Service == "feeder" {
+			feeder = ti
+		}
+		if ti.Service == "encryptor" {
+			encPorts = append(encPorts, ti.Host)
+		}
+	}
+	m, ok := h.exec.Table(feeder.ID)
+	if !ok {
+		t.Fatal("feeder got no table")
+	}
+	peers := m.Snapshot.Out["plaintext"].Peers
+	if len(peers) != 3 {
+		t.Fatalf("feeder peers %v", peers)
+	}
+	for _, p := range peers {
+		if !strings.HasPrefix(p, "tcp://127.0.0.1:") {
+			t.Fatalf("peer %q", p)
+		}
+	}
+}

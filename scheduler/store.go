@@ -1,0 +1,169 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store keeps the scheduler's state across restarts: the framework ID, the
+// accepted spec, the launch serial and link versions, and one record per
+// task. The scheduler writes before it acts (an intent is stored before the
+// ACCEPT that carries it), so after a crash nothing it did is unknown to it.
+type Store interface {
+	// Load returns every key under prefix ("" for all).
+	Load(ctx context.Context, prefix string) (map[string][]byte, error)
+	// Apply writes a batch: puts (nil value: delete). A backend that can
+	// makes the batch atomic; every backend applies it in key order and
+	// returns only once it is durable.
+	Apply(ctx context.Context, batch map[string][]byte) error
+	Close() error
+}
+
+// ErrStoreUnavailable wraps failures to reach the store: the caller must
+// not mistake them for "nothing stored" (that would mint a new framework ID).
+var ErrStoreUnavailable = errors.New("state store unavailable")
+
+// MemStore is a Store in memory, for tests and for `tiltai up`'s throwaway
+// runs. It survives a Scheduler being closed and a new one opened on it,
+// which is how tests crash and restart a scheduler in-process.
+type MemStore struct {
+	mu   sync.Mutex
+	data map[string][]byte
+	// Fail, when set, makes every call fail with it (tests: store down).
+	Fail error
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore { return &MemStore{data: map[string][]byte{}} }
+
+// Load implements Store.
+func (m *MemStore) Load(_ context.Context, prefix string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, m.Fail)
+	}
+	out := map[string][]byte{}
+	for k, v := range m.data {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = append([]byte(nil), v...)
+		}
+	}
+	return out, nil
+}
+
+// Apply implements Store.
+func (m *MemStore) Apply(_ context.Context, batch map[string][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return fmt.Errorf("%w: %w", ErrStoreUnavailable, m.Fail)
+	}
+	for k, v := range batch {
+		if v == nil {
+			delete(m.data, k)
+		} else {
+			m.data[k] = append([]byte(nil), v...)
+		}
+	}
+	return nil
+}
+
+// Close implements Store.
+func (m *MemStore) Close() error { return nil }
+
+// SetFail makes the store fail (or work again with nil).
+func (m *MemStore) SetFail(err error) {
+	m.mu.Lock()
+	m.Fail = err
+	m.mu.Unlock()
+}
+
+// BoltStore keeps the state in a bbolt file: each batch is one fsynced
+// transaction, so a crash leaves either all of a batch or none of it.
+type BoltStore struct {
+	db *bolt.DB
+}
+
+var boltBucket = []byte("tiltai")
+
+// OpenBoltStore opens (creating) the state file. A second scheduler on the
+// same file waits up to 5 s for the lock, then fails: two schedulers must
+// never share a state file.
+func OpenBoltStore(path string) (*BoltStore, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create the state directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("cannot open state file %s: another tiltai scheduler holds it", path)
+		}
+		return nil, fmt.Errorf("cannot open state file %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(boltBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot initialise state file %s: %w", path, err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+// Load implements Store.
+func (b *BoltStore) Load(_ context.Context, prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(boltBucket).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+			out[string(k)] = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return out, nil
+}
+
+// Apply implements Store.
+func (b *BoltStore) Apply(_ context.Context, batch map[string][]byte) error {
+	keys := make([]string, 0, len(batch))
+	for k := range batch {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(boltBucket)
+		for _, k := range keys {
+			var err error
+			if v := batch[k]; v == nil {
+				err = bk.Delete([]byte(k))
+			} else {
+				err = bk.Put([]byte(k), v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: cannot write the state file: %w", ErrStoreUnavailable, err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (b *BoltStore) Close() error { return b.db.Close() }
