@@ -27,8 +27,8 @@ import (
 // would not fit, and records what it saw for assertions.
 type lightExecutor struct {
 	mu      sync.Mutex
-	applied map[string]uint64    // task → newest link version applied
-	history map[string][]uint64  // task → versions applied, in order
+	applied map[string]uint64   // task → newest link version applied
+	history map[string][]uint64 // task → versions applied, in order
 	tables  map[string]linksMessage
 	dropAck func(task string, v uint64) bool
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
 )
 
 func ctxBackground() context.Context { return context.Background() }
@@ -167,4 +166,3 @@ func (a *artifact) serve(w http.ResponseWriter, r *http.Request, name string) {
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	http.ServeContent(w, r, a.name, st.ModTime(), f)
 }
-

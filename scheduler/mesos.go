@@ -264,4 +264,3 @@ func describeCallError(err error) error {
 	}
 	return err
 }
-

@@ -63,7 +63,10 @@ type Scheduler struct {
 type input interface{}
 
 type (
-	evMesos        struct{ ev *scheduler.Event; leader string }
+	evMesos struct {
+		ev     *scheduler.Event
+		leader string
+	}
 	evDisconnected struct{ err error }
 	evFatal        struct{ err error }
 	// evRequest runs fn in the loop (API calls, metrics, tests).

@@ -39,11 +39,11 @@ type linksMessage struct {
 
 // executorMessage is an ack or a status from an executor.
 type executorMessage struct {
-	Type     string                         `json:"type"`
-	TaskID   string                         `json:"task_id"`
-	Version  uint64                         `json:"version"`
+	Type     string                          `json:"type"`
+	TaskID   string                          `json:"task_id"`
+	Version  uint64                          `json:"version"`
 	Gates    map[string]control.GateCounters `json:"gates,omitempty"`
-	Counters map[string]int64               `json:"counters,omitempty"`
+	Counters map[string]int64                `json:"counters,omitempty"`
 }
 
 func decodeExecutorMessage(b []byte) (executorMessage, error) {
