@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -452,7 +451,7 @@ type ServiceStatus struct {
 	Converged   bool      `json:"converged"`
 }
 
-func (s *Scheduler) status_() Status {
+func (s *Scheduler) statusView() Status {
 	st := Status{SpecVersion: s.st.specRec.Version, Subscribed: s.subscribed, Converged: true}
 	bySvc := map[string]*ServiceStatus{}
 	for _, name := range s.st.spec.ServiceNames() {
@@ -462,6 +461,7 @@ func (s *Scheduler) status_() Status {
 		bySvc[name].Failures = r.Failures
 		if r.Failures > 0 {
 			bySvc[name].HeldUntil = r.Last.Add(svc.Backoff.Delay(r.Failures))
+			bySvc[name].LastFailure = s.lastFail[name]
 		}
 	}
 	for _, t := range s.st.tasks {
@@ -505,7 +505,7 @@ func (s *Scheduler) status_() Status {
 
 func (s *Scheduler) getStatus(w http.ResponseWriter, r *http.Request) {
 	var st Status
-	if s.inLoop(w, r, func() error { st = s.status_(); return nil }) {
+	if s.inLoop(w, r, func() error { st = s.statusView(); return nil }) {
 		writeJSON(w, http.StatusOK, st)
 	}
 }
@@ -554,5 +554,3 @@ func (s *Scheduler) getEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-
-var _ = errors.New

@@ -51,6 +51,7 @@ type Scheduler struct {
 	tables     map[string]*pubTable
 	links      map[string]*pubTask
 	status     map[string]*taskStatus
+	lastFail   map[string]string // service → why its last task failed
 	subscribed bool
 	suppressed bool
 	leader     string
@@ -107,21 +108,22 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Scheduler{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		store:   cfg.Store,
-		inputs:  make(chan input, 1024),
-		outbox:  make(chan []*scheduler.Call, 1024),
-		bus:     newBus(),
-		art:     art,
-		lis:     lis,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		st:      st,
-		planner: linkspec.NewPlanner(linkspec.Options{DrainTimeout: cfg.DrainTimeout}),
-		tables:  map[string]*pubTable{},
-		links:   map[string]*pubTask{},
-		status:  map[string]*taskStatus{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    cfg.Store,
+		inputs:   make(chan input, 1024),
+		outbox:   make(chan []*scheduler.Call, 1024),
+		bus:      newBus(),
+		art:      art,
+		lis:      lis,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		st:       st,
+		planner:  linkspec.NewPlanner(linkspec.Options{DrainTimeout: cfg.DrainTimeout}),
+		tables:   map[string]*pubTable{},
+		links:    map[string]*pubTask{},
+		status:   map[string]*taskStatus{},
+		lastFail: map[string]string{},
 	}
 	s.metrics = newMetrics(s)
 	if id := st.frameworkID; id != "" {
