@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
+	"github.com/tiltai/tiltai/executor"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -174,7 +176,10 @@ func (s *Scheduler) ack(st mesos.TaskStatus) {
 
 // onExecutorMessage handles acks and status reports from executors.
 func (s *Scheduler) onExecutorMessage(m *scheduler.Event_Message, now time.Time) {
-	msg, err := decodeExecutorMessage(m.Data)
+	msg, err := executor.Decode(m.Data)
+	if err == nil && msg.Type == executor.TypeLinks {
+		err = errors.New("a links message travels to executors, not from them")
+	}
 	if err != nil {
 		s.metrics.badMessages.Inc()
 		s.log.Warn("ignoring a malformed executor message", "executor_id", m.ExecutorID.Value, "agent_id", m.AgentID.Value, "err", err)
@@ -187,9 +192,19 @@ func (s *Scheduler) onExecutorMessage(m *scheduler.Event_Message, now time.Time)
 		return
 	}
 	switch msg.Type {
-	case "ack":
+	case executor.TypeAck:
 		s.onAck(t, msg.Version, now)
-	case "status":
+	case executor.TypeNack:
+		// The service refused a table (e.g. a peer it cannot parse). It
+		// keeps its last good one; the refusal is a bug to surface, and the
+		// version is not re-sent until the next change or anti-entropy.
+		s.metrics.nacks.Inc()
+		s.log.Error("a service refused its link table", "task_id", t.ID, "version", msg.Version, "err", msg.Error)
+		s.event("links_refused", map[string]any{"task_id": t.ID, "version": msg.Version, "error": msg.Error})
+		if l := s.links[t.ID]; l != nil && l.sent == msg.Version {
+			l.sentAt, l.attempts = now, 64
+		}
+	case executor.TypeStatus:
 		st := s.status[t.ID]
 		if st == nil {
 			st = &taskStatus{}

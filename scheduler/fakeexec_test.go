@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +11,12 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
-	"github.com/mesos/mesos-go/api/v1/lib/executor"
+	mexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 
+	"github.com/tiltai/tiltai/executor"
 	"github.com/tiltai/tiltai/localmesos"
 )
 
@@ -29,12 +29,12 @@ type lightExecutor struct {
 	mu      sync.Mutex
 	applied map[string]uint64   // task → newest link version applied
 	history map[string][]uint64 // task → versions applied, in order
-	tables  map[string]linksMessage
+	tables  map[string]executor.Message
 	dropAck func(task string, v uint64) bool
 }
 
 func newLightExecutor() *lightExecutor {
-	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]linksMessage{}}
+	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}}
 }
 
 func (l *lightExecutor) Applied(task string) uint64 {
@@ -43,7 +43,7 @@ func (l *lightExecutor) Applied(task string) uint64 {
 	return l.applied[task]
 }
 
-func (l *lightExecutor) Table(task string) (linksMessage, bool) {
+func (l *lightExecutor) Table(task string) (executor.Message, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	m, ok := l.tables[task]
@@ -60,7 +60,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
 	)
 	send := calls.SenderWith(httpexec.NewSender(cli.Send), calls.Framework(fw), calls.Executor(ex))
-	call := func(c *executor.Call) error {
+	call := func(c *mexec.Call) error {
 		return calls.SendNoData(ctx, send, calls.NonStreaming(c))
 	}
 	resp, err := send.Send(ctx, calls.NonStreaming(calls.Subscribe(nil, nil)))
@@ -78,7 +78,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 		}))
 	}
 	for {
-		var ev executor.Event
+		var ev mexec.Event
 		if err := resp.Decode(&ev); err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return nil
@@ -86,7 +86,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 			return err
 		}
 		switch ev.Type {
-		case executor.Event_LAUNCH:
+		case mexec.Event_LAUNCH:
 			t := ev.Launch.Task
 			task = &t
 			if err := update(mesos.TASK_STARTING); err != nil {
@@ -95,9 +95,9 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 			if err := update(mesos.TASK_RUNNING); err != nil {
 				return err
 			}
-		case executor.Event_MESSAGE:
-			var m linksMessage
-			if json.Unmarshal(ev.Message.Data, &m) != nil || m.Type != "links" {
+		case mexec.Event_MESSAGE:
+			m, err := executor.Decode(ev.Message.Data)
+			if err != nil || m.Type != executor.TypeLinks {
 				continue
 			}
 			v := m.Snapshot.Version
@@ -113,11 +113,11 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 			if drop {
 				continue
 			}
-			ack, _ := json.Marshal(executorMessage{Type: "ack", TaskID: m.TaskID, Version: applied})
+			ack, _ := executor.Encode(executor.Message{Type: executor.TypeAck, TaskID: m.TaskID, Version: applied})
 			if err := call(calls.Message(ack)); err != nil {
 				return err
 			}
-		case executor.Event_KILL, executor.Event_SHUTDOWN:
+		case mexec.Event_KILL, mexec.Event_SHUTDOWN:
 			if task != nil {
 				if err := update(mesos.TASK_KILLED); err != nil {
 					return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,9 @@ import (
 	"path/filepath"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/gate/control"
 )
 
 func ctxBackground() context.Context { return context.Background() }
@@ -23,20 +25,23 @@ func (s *Scheduler) taskInfo(t *taskRecord, pl placement) (mesos.TaskInfo, error
 	if svc == nil {
 		return mesos.TaskInfo{}, fmt.Errorf("service %q is not in the spec", t.Service)
 	}
-	data := taskData{
+	data := executor.TaskData{
 		Service: t.Service, Command: svc.Command, Args: svc.Args, Env: svc.Env,
-		Health:          taskHealth{ReadyTimeout: svc.Health.ReadyTimeout.Std().String(), LivenessTimeout: svc.Health.LivenessTimeout.Std().String()},
-		KillGracePeriod: svc.KillGracePeriod.Std().String(),
+		Health: executor.Health{
+			ReadyTimeout:    executor.D(svc.Health.ReadyTimeout.Std()),
+			LivenessTimeout: executor.D(svc.Health.LivenessTimeout.Std()),
+		},
+		KillGracePeriod: executor.D(svc.KillGracePeriod.Std()),
 	}
 	for _, g := range s.st.spec.InGates(t.Service) {
-		data.Gates = append(data.Gates, taskGate{Name: g, Pattern: string(svc.Gates[g]), Port: t.Ports[g]})
+		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g]), Port: int(t.Ports[g])})
 	}
 	for _, g := range s.st.spec.OutGates(t.Service) {
-		data.Gates = append(data.Gates, taskGate{Name: g, Pattern: string(svc.Gates[g])})
+		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g])})
 	}
-	raw, err := json.Marshal(&data)
+	raw, err := executor.EncodeTaskData(data)
 	if err != nil {
-		return mesos.TaskInfo{}, fmt.Errorf("cannot encode task data: %w", err)
+		return mesos.TaskInfo{}, err
 	}
 	var uris []mesos.CommandInfo_URI
 	for _, u := range svc.URIs {

@@ -31,6 +31,7 @@ type metrics struct {
 	linkAckLatency  prometheus.Histogram
 	calls           *prometheus.CounterVec
 	badMessages     prometheus.Counter
+	nacks           prometheus.Counter
 	reconciliations prometheus.Counter
 	storeWrites     prometheus.Counter
 	held            *prometheus.GaugeVec
@@ -68,6 +69,7 @@ func newMetrics(s *Scheduler) *metrics {
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "mesos_calls_total", Help: "Calls made to the Mesos master, by type and result."}, []string{"call", "result"})
 	f(m.calls)
 	m.badMessages = counter("bad_executor_messages_total", "Executor messages ignored: malformed or about unknown tasks.")
+	m.nacks = counter("link_nacks_total", "Link tables a service refused (it keeps its previous table).")
 	m.reconciliations = counter("reconciliations_total", "Reconciliation rounds started.")
 	m.storeWrites = counter("store_writes_total", "State batches written to the store.")
 	m.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "launches_held", Help: "Tasks of a service waiting out its crash backoff."}, []string{"service"})

@@ -1,11 +1,11 @@
 package scheduler
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
+	"github.com/tiltai/tiltai/executor"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/linkspec"
 )
@@ -116,7 +116,8 @@ func (s *Scheduler) resendLinks(now time.Time) {
 		} else {
 			s.metrics.resends.Inc()
 		}
-		data, err := json.Marshal(linksMessage{Type: "links", TaskID: t.ID, Snapshot: snapshot(tb)})
+		snap := snapshot(tb)
+		data, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: t.ID, Snapshot: &snap})
 		if err != nil {
 			s.log.Error("cannot encode a link table", "task_id", t.ID, "err", err)
 			continue
