@@ -173,12 +173,16 @@ func customTask(id string, o mesos.Offer, execURI, data, codec string) mesos.Tas
 	exe := true
 	cmd := "./mgoexec"
 	env := &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "MGOEXEC_CODEC", Value: &codec}}}
+	var uris []mesos.CommandInfo_URI
+	if execURI != "" { // "" for in-process executors: nothing to fetch
+		uris = []mesos.CommandInfo_URI{{Value: execURI, Executable: &exe}}
+	}
 	return mesos.TaskInfo{
 		Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Data: []byte(data),
 		Resources: []mesos.Resource{scalar("cpus", 0.1), scalar("mem", 32)},
 		Executor: &mesos.ExecutorInfo{
 			ExecutorID: mesos.ExecutorID{Value: "exec-" + id}, Name: &id,
-			Command:   &mesos.CommandInfo{Shell: &shell, Value: &cmd, URIs: []mesos.CommandInfo_URI{{Value: execURI, Executable: &exe}}, Environment: env},
+			Command:   &mesos.CommandInfo{Shell: &shell, Value: &cmd, URIs: uris, Environment: env},
 			Resources: []mesos.Resource{scalar("cpus", 0.05), scalar("mem", 32)},
 		},
 	}
