@@ -261,7 +261,9 @@ func TestMessageFaults(t *testing.T) {
 	c.Faults().SetMessageFaults(localmesos.MessageFaults{Duplicate: 1})
 	s.call(calls.Message(agentID, "exec-m", []byte("twice")))
 	for i := 0; i < 4; i++ { // duplicated on the way in and on the way back
-		s.wait(func(e *scheduler.Event) bool { return e.Type == scheduler.Event_MESSAGE && string(e.Message.Data) == "echo:twice" })
+		s.wait(func(e *scheduler.Event) bool {
+			return e.Type == scheduler.Event_MESSAGE && string(e.Message.Data) == "echo:twice"
+		})
 	}
 
 	c.Faults().SetMessageFaults(localmesos.MessageFaults{Delay: 1, DelayBy: 300 * time.Millisecond})
@@ -293,7 +295,7 @@ func TestOffersTimeoutDeclineSuppress(t *testing.T) {
 		t.Fatalf("re-offered after %v despite refuse_seconds 1", d)
 	}
 	s.call(calls.Suppress())
-	s.call(calls.Decline(o2.ID).With(calls.RefuseSeconds(10*time.Millisecond)))
+	s.call(calls.Decline(o2.ID).With(calls.RefuseSeconds(10 * time.Millisecond)))
 	select {
 	case e := <-s.events:
 		if e.Type == scheduler.Event_OFFERS {

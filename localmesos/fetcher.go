@@ -30,7 +30,7 @@ const maxFetch = 4 << 30
 func fetchURIs(ctx context.Context, client *http.Client, uris []mesos.CommandInfo_URI, sandbox string) error {
 	for _, u := range uris {
 		if err := fetchOne(ctx, client, u, sandbox); err != nil {
-			return fmt.Errorf("Failed to fetch '%s': %w", u.Value, err) //nolint:staticcheck // Mesos' wording
+			return fmt.Errorf("failed to fetch '%s': %w", u.Value, err)
 		}
 	}
 	return nil

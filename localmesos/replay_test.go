@@ -55,14 +55,6 @@ type recResponse struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
-// replayer substitutes recorded placeholders and ports with this cluster's.
-type replayer struct {
-	t       *testing.T
-	c       *Cluster
-	subst   map[string]string
-	entries []entry
-}
-
 func loadTranscript(t *testing.T, name string, subst map[string]string) []entry {
 	t.Helper()
 	data, err := os.ReadFile("testdata/mesos-1.11/" + name)

@@ -1,7 +1,6 @@
 package localmesos
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -33,32 +32,33 @@ type launchPlan struct {
 	newExecutor bool
 }
 
-// validateID applies Mesos' rules for task and executor ids.
-func validateID(id string) error {
+// validateID applies Mesos' rules for task and executor ids and returns
+// Mesos' message for a bad one ("" when valid).
+func validateID(id string) string {
 	switch {
 	case id == "":
-		return errors.New("ID must not be empty")
+		return "ID must not be empty"
 	case len(id) > 255:
-		return errors.New("ID must not be greater than 255 characters")
+		return "ID must not be greater than 255 characters"
 	case id == "." || id == "..":
-		return errors.New("'.' and '..' are reserved")
+		return "'.' and '..' are reserved"
 	case strings.ContainsAny(id, "/\\"):
-		return errors.New("'/' and '\\' are not allowed")
+		return "'/' and '\\' are not allowed"
 	}
 	for _, r := range id {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return errors.New("Whitespace and non-printable characters are not allowed") //nolint:staticcheck // Mesos' text
+			return "Whitespace and non-printable characters are not allowed"
 		}
 	}
-	return nil
+	return ""
 }
 
 // validateTask checks one task of a LAUNCH the way the Mesos master does, in
 // the same order, returning the TASK_ERROR message on failure. Features
 // localmesos does not implement are refused here, by name.
 func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
-	if err := validateID(t.TaskID.Value); err != nil {
-		return launchPlan{}, err.Error()
+	if msg := validateID(t.TaskID.Value); msg != "" {
+		return launchPlan{}, msg
 	}
 	if lc.taskExists(t.TaskID.Value) {
 		return launchPlan{}, "Task has duplicate ID: " + t.TaskID.Value
@@ -78,8 +78,8 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 	}
 	plan := launchPlan{task: t, taskRes: taskRes}
 	if e := t.Executor; e != nil {
-		if err := validateID(e.ExecutorID.Value); err != nil {
-			return launchPlan{}, "Executor ID is invalid: " + err.Error()
+		if msg := validateID(e.ExecutorID.Value); msg != "" {
+			return launchPlan{}, "Executor ID is invalid: " + msg
 		}
 		if e.FrameworkID != nil && e.FrameworkID.Value != lc.frameworkID {
 			return launchPlan{}, fmt.Sprintf("ExecutorInfo has an invalid FrameworkID (Actual: %s vs Expected: %s)", e.FrameworkID.Value, lc.frameworkID)
