@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ type agent struct {
 	log        *slog.Logger
 	index      int
 	toMaster   func(any) bool // posts to the current master; false if none
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	launcher   Launcher
 	cmdLaunch  Launcher // the built-in command executor
 	execCtx    context.Context
@@ -378,7 +380,7 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 	e.state = execLaunching
 	spec := ExecutorSpec{
 		FrameworkID: e.fwID, ExecutorID: e.info.ExecutorID.Value, ContainerID: e.containerID,
-		Sandbox: e.sandbox, Env: a.executorEnv(fw, e),
+		Sandbox: e.sandbox, Env: a.executorEnv(fw, e), Dial: a.dial,
 	}
 	if e.info.Command != nil {
 		spec.Command = *e.info.Command

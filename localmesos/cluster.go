@@ -21,9 +21,12 @@ type Cluster struct {
 	faults    *Faults
 	launcher  Launcher
 	cmdLaunch Launcher
-	client    *http.Client
-	masterID  string
-	ownsDir   bool
+	// cmdTransport carries the built-in command executors' calls to their
+	// agents in memory.
+	cmdTransport *http.Transport
+	client       *http.Client
+	masterID     string
+	ownsDir      bool
 
 	// execCtx bounds every executor; cancelled last by Close.
 	execCtx    context.Context
@@ -47,6 +50,7 @@ type masterRun struct {
 type agentRun struct {
 	a      *agent
 	srv    *http.Server
+	mem    *memListener
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	port   int
@@ -79,7 +83,8 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if c.launcher == nil {
 		c.launcher = NewProcessLauncher()
 	}
-	c.cmdLaunch = InProcess(commandExecutor(&http.Client{}, cfg.Logger.With("component", "command-executor")))
+	c.cmdTransport = &http.Transport{DialContext: c.DialAgent, MaxIdleConnsPerHost: 64}
+	c.cmdLaunch = InProcess(commandExecutor(&http.Client{Transport: c.cmdTransport}, cfg.Logger.With("component", "command-executor")))
 	c.execCtx, c.execCancel = context.WithCancel(context.Background())
 	if err := c.StartMaster(); err != nil {
 		c.abort()
@@ -244,7 +249,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 	port, _ = strconv.Atoi(portStr)
 	a := &agent{
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
-		toMaster: c.toMaster, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
+		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
 		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
 		workDir: agentDir(c.cfg.WorkDir, i), total: total, done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
@@ -254,12 +259,13 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ar := &agentRun{a: a, cancel: cancel, port: port, total: total}
+	ar := &agentRun{a: a, cancel: cancel, port: port, total: total, mem: newMemListener(ln.Addr().String())}
 	h := &agentHTTP{a: a, ctx: ctx}
 	ar.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
-	ar.wg.Add(2)
+	ar.wg.Add(3)
 	go func() { defer ar.wg.Done(); a.run(ctx) }()
 	go func() { defer ar.wg.Done(); _ = ar.srv.Serve(ln) }()
+	go func() { defer ar.wg.Done(); _ = ar.srv.Serve(ar.mem) }()
 	return ar, nil
 }
 
@@ -277,6 +283,26 @@ func (a *agent) registeredID() string {
 }
 
 type agentIDRequest struct{ reply chan []byte }
+
+// DialAgent connects to an agent's HTTP API without a socket when addr is
+// the endpoint of one of this cluster's agents (and through TCP
+// otherwise). In-process executors use it (ExecutorSpec.Dial), so that
+// thousands of them need no file descriptors.
+func (c *Cluster) DialAgent(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	var mem *memListener
+	for _, ar := range c.agents {
+		if ar.a != nil && net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)) == addr {
+			mem = ar.mem
+		}
+	}
+	c.mu.Unlock()
+	if mem == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return mem.dial(ctx)
+}
 
 // WaitRegistered waits until every running agent is registered with the
 // running master.
@@ -396,6 +422,10 @@ func (c *Cluster) Close() error {
 	if pl, ok := c.launcher.(*ProcessLauncher); ok {
 		pl.killAll()
 	}
+	if c.cmdTransport != nil {
+		c.cmdTransport.CloseIdleConnections()
+	}
+	c.client.CloseIdleConnections()
 	if c.ownsDir {
 		return os.RemoveAll(c.cfg.WorkDir)
 	}

@@ -29,7 +29,7 @@ func inProcessExecutors() localmesos.Launcher {
 		if err != nil {
 			return err
 		}
-		return mgoexec.Run(ctx, cfg, codecs.MediaTypeProtobuf, spec.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"))
+		return mgoexec.Run(ctx, cfg, codecs.MediaTypeProtobuf, spec.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"), spec.Dial)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sort"
@@ -23,6 +24,11 @@ type ExecutorSpec struct {
 	// command's own variables), as "NAME=value".
 	Env     []string
 	Sandbox string // working directory; stdout and stderr files live here
+	// Dial reaches this cluster's agents in memory (any other address over
+	// TCP). An in-process executor should use it for its HTTP transport
+	// (http.Transport{DialContext: spec.Dial}): it speaks the same executor
+	// HTTP API without a socket, so thousands fit in one process.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Getenv returns the value of one variable of the spec's environment.

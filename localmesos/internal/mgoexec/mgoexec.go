@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -85,21 +87,35 @@ type state struct {
 // Run runs the executor until it is shut down, its tasks are all done and
 // acknowledged, ctx ends, or it cannot reach its agent for longer than the
 // recovery timeout.
-func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token string) error {
+// A non-nil dial replaces TCP for the connections to the agent (an
+// in-process executor is handed one by its launcher).
+func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) error {
 	u := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: "/api/v1/executor"}
 	opts := []httpcli.Opt{httpcli.Endpoint(u.String()), httpcli.Codec(codecs.ByMediaType[codec])}
+	var transport *http.Transport
+	if dial != nil {
+		opts = append(opts, httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
+			t.DialContext = dial
+			transport = t
+		}))))
+	}
+	defer func() {
+		if transport != nil {
+			transport.CloseIdleConnections()
+		}
+	}()
 	if token != "" {
 		opts = append(opts, httpcli.DefaultHeader("Authorization", "Bearer "+token))
 	}
-	http := httpcli.New(opts...)
+	client := httpcli.New(opts...)
 	callOpts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
 	s := &state{
 		cfg:     cfg,
-		cli:     calls.SenderWith(httpexec.NewSender(http.Send), callOpts...),
+		cli:     calls.SenderWith(httpexec.NewSender(client.Send), callOpts...),
 		tasks:   map[string]mesos.TaskInfo{},
 		unacked: map[string]executor.Call_Update{},
 	}
-	subscriber := calls.SenderWith(httpexec.NewSender(http.Send, httpcli.Close(true)), callOpts...)
+	subscriber := calls.SenderWith(httpexec.NewSender(client.Send, httpcli.Close(true)), callOpts...)
 	var disconnected time.Time
 	backoff := 100 * time.Millisecond
 	for {

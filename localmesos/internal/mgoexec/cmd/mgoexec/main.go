@@ -22,7 +22,7 @@ func main() {
 	if os.Getenv("MGOEXEC_CODEC") == "json" {
 		codec = codecs.MediaTypeJSON
 	}
-	if err := mgoexec.Run(context.Background(), cfg, codec, os.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")); err != nil {
+	if err := mgoexec.Run(context.Background(), cfg, codec, os.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"), nil); err != nil {
 		fmt.Fprintln(os.Stderr, "mgoexec:", err)
 		os.Exit(1)
 	}
