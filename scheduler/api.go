@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -204,12 +205,36 @@ func (s *Scheduler) putSpec(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.Header.Get("Content-Type"), "json") && !strings.HasSuffix(name, ".json") {
 		name += ".json"
 	}
-	spec, probs := linkspec.Parse(name, src)
-	if err := probs.Err(); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "the spec is invalid; nothing was changed", Problems: probs})
-		return
+	res, err := s.SubmitSpec(r.Context(), name, src, SubmitOptions{IfMatch: match, DryRun: dryRun(r)})
+	s.answerSubmit(w, res, err)
+}
+
+func dryRun(r *http.Request) bool {
+	v := r.URL.Query().Get("dry_run")
+	return v == "1" || v == "true"
+}
+
+func (s *Scheduler) answerSubmit(w http.ResponseWriter, res SubmitResult, err error) {
+	var (
+		inv      *InvalidSpecError
+		conflict *ConflictError
+		notFound *UnknownServiceError
+	)
+	switch {
+	case err == nil:
+		w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Version)))
+		writeJSON(w, http.StatusOK, res)
+	case errors.As(err, &inv):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d problems); nothing was changed", len(inv.Problems.Errors())), Problems: inv.Problems})
+	case errors.As(err, &conflict):
+		writeJSON(w, http.StatusConflict, apiError{Error: conflict.Error(), Version: &conflict.Current})
+	case errors.As(err, &notFound):
+		writeErr(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, ErrStopped):
+		writeErr(w, http.StatusServiceUnavailable, "the scheduler is stopping or busy; retry")
+	default:
+		writeErr(w, http.StatusInternalServerError, "%v", err)
 	}
-	s.submit(w, r, spec, src, name, match, probs.Warnings())
 }
 
 type scaleRequest struct {
@@ -229,91 +254,8 @@ func (s *Scheduler) postScale(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}`)
 		return
 	}
-	name := r.PathValue("name")
-	var (
-		next   *linkspec.Spec
-		status = http.StatusOK
-		msg    string
-	)
-	if !s.inLoop(w, r, func() error {
-		cur := s.st.spec.Services[name]
-		if cur == nil {
-			status, msg = http.StatusNotFound, fmt.Sprintf("no service %q in spec version %d", name, s.st.specRec.Version)
-			return nil
-		}
-		if match < 0 {
-			match = s.st.specRec.Version
-		}
-		next = s.st.spec.Clone()
-		next.Services[name].Instances = *req.Instances
-		return nil
-	}) {
-		return
-	}
-	if status != http.StatusOK {
-		writeErr(w, status, "%s", msg)
-		return
-	}
-	if probs := next.Validate(); probs.Err() != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "cannot scale " + name, Problems: probs.Errors()})
-		return
-	}
-	src, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "cannot encode the scaled spec: %v", err)
-		return
-	}
-	// The stored source is the normalised spec: it parses back to exactly it.
-	spec, probs := linkspec.Parse("scaled.json", src)
-	if err := probs.Err(); err != nil {
-		writeErr(w, http.StatusInternalServerError, "the scaled spec does not parse back: %v", err)
-		return
-	}
-	s.submit(w, r, spec, src, "scaled.json", match, nil)
-}
-
-// submit makes spec the accepted one, unless If-Match names another
-// version (409) or this is a dry run.
-func (s *Scheduler) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spec, src []byte, name string, match int, warnings []linkspec.Problem) {
-	dry := r.URL.Query().Get("dry_run") == "1" || r.URL.Query().Get("dry_run") == "true"
-	var (
-		res      SubmitResult
-		conflict = -1
-	)
-	if !s.inLoop(w, r, func() error {
-		cur := s.st.specRec.Version
-		if match >= 0 && match != cur {
-			conflict = cur
-			return nil
-		}
-		res = SubmitResult{Version: cur, DryRun: dry, Changes: linkspec.Diff(s.st.spec, spec), Warnings: warnings}
-		if res.Changes == nil {
-			res.Changes = []linkspec.Change{}
-		}
-		if dry || (len(res.Changes) == 0 && cur > 0) {
-			return nil
-		}
-		s.st.specRec = specRecord{Version: cur + 1, Name: name, Source: src, Accepted: s.cfg.Now().UTC()}
-		s.st.spec = spec
-		s.st.dirty[keySpec] = true
-		s.planner.SetSpec(spec)
-		res.Version, res.Changed = cur+1, true
-		s.event("spec_accepted", map[string]any{"version": cur + 1, "changes": len(res.Changes)})
-		s.log.Info("spec accepted", "version", cur+1, "changes", len(res.Changes))
-		// Stored (and acted on) before the answer says accepted.
-		return s.step()
-	}) {
-		return
-	}
-	if conflict >= 0 {
-		writeJSON(w, http.StatusConflict, apiError{
-			Error:   fmt.Sprintf("the spec is at version %d, not %d: someone else changed it; get it again and retry", conflict, match),
-			Version: &conflict,
-		})
-		return
-	}
-	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Version)))
-	writeJSON(w, http.StatusOK, res)
+	res, err := s.Scale(r.Context(), r.PathValue("name"), *req.Instances, SubmitOptions{IfMatch: match, DryRun: dryRun(r)})
+	s.answerSubmit(w, res, err)
 }
 
 // TaskInfo is one entry of GET /v1/tasks.

@@ -15,6 +15,10 @@ type Config struct {
 	Master MasterSource
 	// FrameworkName is the framework's name in Mesos (default "tiltai").
 	FrameworkName string
+	// FrameworkID restores a lost framework ID into an empty store (the
+	// recovery when the store was lost while tasks run). It is refused if
+	// the store holds a different one.
+	FrameworkID string
 	// Role to register in (default "*").
 	Role string
 	// User that tasks run as; "" lets the agent choose (its own user).

@@ -117,7 +117,10 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time) {
 		return
 	}
 	t.State = state.String()
-	t.Reason = st.GetReason().String()
+	t.Reason = ""
+	if st.Reason != nil {
+		t.Reason = st.Reason.String()
+	}
 	t.Message = st.GetMessage()
 	if st.AgentID != nil && t.AgentID == "" {
 		t.AgentID = st.AgentID.Value

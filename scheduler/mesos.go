@@ -2,11 +2,13 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -170,6 +172,13 @@ func (c *conn) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	info := c.info()
+	if info.ID == nil {
+		// About to mint a new framework ID: make sure no framework of
+		// ours is alive on this master (our stored ID may have been lost).
+		if err := c.checkNoLiveFramework(sctx, leader); err != nil {
+			return err
+		}
+	}
 	resp, err := caller.Call(sctx, calls.Subscribe(info))
 	if err != nil {
 		return fmt.Errorf("cannot subscribe to %s: %w", leader, describeCallError(err))
@@ -263,4 +272,49 @@ func describeCallError(err error) error {
 		return fmt.Errorf("%w (is the master running, and is --master right?)", err)
 	}
 	return err
+}
+
+// checkNoLiveFramework refuses to register a new framework while the master
+// knows a live one of the same name: its tasks would be orphaned and every
+// service would run twice (RELIABILITY 14). Only an answer from the master
+// counts; if it cannot be asked, the subscription is retried later.
+func (c *conn) checkNoLiveFramework(ctx context.Context, leader string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(leader, "/")+"/state", nil)
+	if err != nil {
+		return err
+	}
+	if c.cfg.Principal != "" {
+		req.SetBasicAuth(c.cfg.Principal, c.cfg.Secret)
+	}
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: c.cfg.TLS.Clone()}}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot ask master %s which frameworks run before registering: %w", leader, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cannot ask master %s which frameworks run before registering: GET /state: %s", leader, resp.Status)
+	}
+	var st struct {
+		Frameworks []struct {
+			ID     string            `json:"id"`
+			Name   string            `json:"name"`
+			Active bool              `json:"active"`
+			Tasks  []json.RawMessage `json:"tasks"`
+		} `json:"frameworks"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&st); err != nil {
+		return fmt.Errorf("cannot read master %s's /state: %w", leader, err)
+	}
+	for _, f := range st.Frameworks {
+		if f.Name == c.cfg.FrameworkName {
+			return &fatalError{fmt.Errorf("the state store has no framework ID, but master %s has a framework %q named %q (active %v, %d tasks); "+
+				"registering anew would orphan its tasks and run every service twice. Recover: restore that ID into the state "+
+				"(tiltai scheduler --framework_id %s), or tear it down on purpose (curl -X POST -d frameworkId=%s %s/teardown) "+
+				"and start again; see docs/operations.md", leader, f.ID, f.Name, f.Active, len(f.Tasks), f.ID, f.ID, strings.TrimRight(leader, "/"))}
+		}
+	}
+	return nil
 }

@@ -94,7 +94,21 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the scheduler state: %w", err)
 	}
-	if st.frameworkID == "" && (len(st.tasks) > 0 || st.specRec.Version > 0) {
+	switch {
+	case cfg.FrameworkID != "" && st.frameworkID != "" && cfg.FrameworkID != st.frameworkID:
+		return nil, fmt.Errorf("--framework_id %s differs from the stored framework ID %s; drop the flag", cfg.FrameworkID, st.frameworkID)
+	case cfg.FrameworkID != "" && st.frameworkID == "":
+		// Recovery: the operator restores the ID the master still knows.
+		st.frameworkID = cfg.FrameworkID
+		st.dirty[keyFrameworkID] = true
+		batch, err := st.flush()
+		if err == nil {
+			err = cfg.Store.Apply(ctx, batch)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot store the restored framework ID: %w", err)
+		}
+	case st.frameworkID == "" && (len(st.tasks) > 0 || st.specRec.Version > 0):
 		return nil, &FrameworkIDLostError{Tasks: len(st.tasks), SpecVersion: st.specRec.Version}
 	}
 	art, err := newArtifact(cfg.ExecutorBinary)

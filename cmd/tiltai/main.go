@@ -56,6 +56,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			linksCommand(),
+			schedulerCommand(),
 			versionCommand(),
 			executorCommand(),
 			localmesosCommand(),

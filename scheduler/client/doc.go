@@ -1,0 +1,16 @@
+// Package client talks to a Tiltai scheduler's HTTP API: submit and read
+// link specs, scale services, list tasks, links and status, follow the event
+// stream, and wait until the running system has converged on a spec version.
+//
+// The wire types are the scheduler package's (scheduler.Status,
+// scheduler.TaskInfo, …); this package adds what a caller needs on top:
+// errors that tell an invalid spec (with its located problems), a conflict
+// (with the current version), a missing token, an unknown service and an
+// unreachable scheduler apart (errors.Is with ErrInvalidSpec, ErrConflict,
+// ErrUnauthorized, ErrNotFound, ErrUnreachable; errors.As with *APIError), a
+// Server-Sent Events reader that bounds what it buffers, and WaitConverged,
+// which fails clearly when a service keeps crashing. Progress renders the wait
+// for a terminal. The tiltai CLI and the end-to-end tests use it; the
+// clienttest package has a faithful fake of the API and a real scheduler on
+// an embedded Mesos for tests.
+package client

@@ -1,0 +1,199 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/tiltai/tiltai/internal/zkha"
+)
+
+// HA runs several schedulers on one ZooKeeper: one leads (and acts, with its
+// state in ZooKeeper, every write fenced by its leadership), the others
+// stand by, answer reads by asking the leader, and point writes at it.
+type HA struct {
+	ZK zkha.Config
+}
+
+// Run runs the scheduler until ctx ends or it fails. Without HA it is one
+// scheduler on cfg.Store. With HA it campaigns for leadership, and leads
+// with its state in ZooKeeper until the leadership is lost, then stands by
+// and campaigns again; it never acts while it does not lead.
+func Run(ctx context.Context, cfg Config, ha *HA) error {
+	if ha == nil {
+		s, err := New(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.Done():
+		}
+		s.Close()
+		return s.Err()
+	}
+	return runHA(ctx, cfg, ha)
+}
+
+func runHA(ctx context.Context, cfg Config, ha *HA) error {
+	log := cfg.Logger
+	if log == nil {
+		log = cfg.withDefaults().Logger
+	}
+	zc := ha.ZK
+	zc.Logger = log
+	client, err := zkha.New(ctx, zc)
+	if err != nil {
+		return fmt.Errorf("cannot use ZooKeeper %s: %w", ha.ZK.URL, err)
+	}
+	defer client.Close()
+	advertise, err := advertiseAddr(cfg)
+	if err != nil {
+		return err
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		stop := standby(ctx, cfg, client, log)
+		lead, err := client.Campaign(ctx, advertise)
+		stop()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("cannot campaign for leadership; retrying", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		log.Info("leading", "node", lead.Node(), "advertise", advertise)
+		lcfg := cfg
+		lcfg.Store = lead.KV()
+		s, err := New(ctx, lcfg)
+		if err != nil {
+			lead.Resign()
+			var lost *FrameworkIDLostError
+			if errors.As(err, &lost) {
+				return err
+			}
+			// The store may be unreachable: never guess (no new framework
+			// ID); give the leadership back and try again.
+			log.Error("cannot start as leader; resigning", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		select {
+		case <-ctx.Done():
+			s.Close()
+			lead.Resign()
+			return nil
+		case <-lead.Done():
+			// Deposed (session expired, partition): stop at once. Writes
+			// would fail anyway (fenced), but a deposed leader must not
+			// launch or kill on stale state.
+			s.Close()
+			log.Warn("lost the leadership; standing by", "err", lead.Err())
+		case <-s.Done():
+			err := s.Err()
+			lead.Resign()
+			return err
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// advertiseAddr is host:port of this instance's API as others reach it.
+func advertiseAddr(cfg Config) (string, error) {
+	c := cfg.withDefaults()
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", c.Listen, err)
+	}
+	if port == "0" {
+		return "", errors.New("with --zk the API needs a fixed port (--listen HOST:PORT): standbys point clients at the leader's")
+	}
+	if c.Advertise != "" {
+		host = c.Advertise
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", errors.New("with --zk and a wildcard --listen, set --advertise to the host others reach this scheduler at")
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// standby serves the API while not leading: health says so, reads are
+// answered by the leader (proxied), writes are redirected to it (307).
+func standby(ctx context.Context, cfg Config, client *zkha.Client, log interface {
+	Warn(string, ...any)
+}) (stop func()) {
+	c := cfg.withDefaults()
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		log.Warn("cannot serve the standby API", "listen", c.Listen, "err", err)
+		return func() {}
+	}
+	leader := func(r *http.Request) (string, error) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		info, err := client.Leader(ctx)
+		if err != nil {
+			return "", err
+		}
+		return info.Address, nil
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, err := leader(r)
+		if r.URL.Path == "/health" {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "standby", "leader": addr})
+			return
+		}
+		if err != nil || addr == "" {
+			writeErr(w, http.StatusServiceUnavailable, "this scheduler is a standby and no leader is elected yet; retry")
+			return
+		}
+		target := &url.URL{Scheme: "http", Host: addr}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			u := *r.URL
+			u.Scheme, u.Host = target.Scheme, target.Host
+			w.Header().Set("X-Tiltai-Leader", addr)
+			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+			return
+		}
+		p := httputil.NewSingleHostReverseProxy(target)
+		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeErr(w, http.StatusBadGateway, "the leader at %s did not answer: %v", addr, err)
+		}
+		w.Header().Set("X-Tiltai-Leader", addr)
+		p.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); srv.Serve(lis) }()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+		srv.Close()
+		wg.Wait()
+	}
+}
