@@ -81,9 +81,13 @@ func (s *Scheduler) publishTables(plan *linkspec.Plan, now time.Time) {
 	}
 }
 
-// sendable: the task has (or is about to have) an executor to talk to.
+// sendable: the task's executor has spoken (TASK_STARTING or later), so a
+// message to it is not dropped by the agent for want of a subscriber; a
+// table reaches a starting service before its in-gates are bound, so it
+// can send as soon as it runs.
 func sendable(t *taskRecord) bool {
-	return t.AgentID != "" && (t.Phase == linkspec.Launched.String() || t.Phase == linkspec.Running.String())
+	return t.AgentID != "" && t.State != "TASK_STAGING" &&
+		(t.Phase == linkspec.Launched.String() || t.Phase == linkspec.Running.String())
 }
 
 // resendLinks sends each task its service's current table if the executor

@@ -55,6 +55,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:       func(*cli.Context, error) {},
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
+			upCommand(),
 			linksCommand(),
 			schedulerCommand(),
 			versionCommand(),
