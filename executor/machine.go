@@ -712,7 +712,7 @@ func (m *machine) checkReady() {
 	t := m.task
 	if t.phase == phaseStarting && t.svc.Connected && t.svc.Ready {
 		t.phase = phaseRunning
-		m.update(t.id, mesos.TASK_RUNNING, readyMessage(t.data, t.svc))
+		m.update(t.id, mesos.TASK_RUNNING, readyMessage(t.data, t.svc, t.pid))
 	}
 }
 
@@ -761,7 +761,7 @@ func (m *machine) serviceState(st control.State) {
 	}
 }
 
-func readyMessage(d TaskData, st control.State) string {
+func readyMessage(d TaskData, st control.State, pid int) string {
 	var bound []string
 	for _, g := range d.InGates() {
 		addr := ""
@@ -775,7 +775,7 @@ func readyMessage(d TaskData, st control.State) string {
 		}
 		bound = append(bound, g.Name+" on "+addr)
 	}
-	return "service ready: in-gates bound (" + strings.Join(bound, ", ") + ")"
+	return fmt.Sprintf("service ready (pid %d): in-gates bound (%s)", pid, strings.Join(bound, ", "))
 }
 
 // notReadyWhy says what the service still lacks at the ready timeout.

@@ -225,7 +225,7 @@ func (d *driver) do(e effect) {
 		}
 	case doSignal:
 		if d.proc != nil {
-			d.log.Info("signalling the service's process group", "signal", e.Signal.String(), "pid", d.proc.PID())
+			d.log.Info("signalling the service's process group", "signal", signalName(e.Signal), "pid", d.proc.PID())
 			if err := d.proc.Signal(e.Signal); err != nil {
 				d.log.Error("cannot signal the service", "error", err)
 			}
@@ -321,7 +321,7 @@ func (d *driver) startService(e doLaunch) error {
 		return err
 	}
 	srv, err := control.Listen(d.ctx, sock, control.ServerConfig{
-		Logger:            d.log.With("task_id", e.TaskID),
+		Logger:            d.log,
 		HeartbeatInterval: e.HeartbeatInterval,
 		HeartbeatTimeout:  e.Data.LivenessTimeout(),
 	})
@@ -460,4 +460,14 @@ func lookup(env []string, key string) string {
 		}
 	}
 	return ""
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return s.String()
 }
