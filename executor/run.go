@@ -174,6 +174,11 @@ func (d *driver) loop(ctx context.Context) doExit {
 
 // step feeds in and everything its effects feed back, in order.
 func (d *driver) step(in input) {
+	if _, ok := in.(inExited); ok && d.server != nil {
+		// The exit can overtake the service's last words on the control
+		// socket (drained, a final heartbeat): take the latest state first.
+		d.queue = append(d.queue, inService{State: d.server.State()})
+	}
 	d.queue = append(d.queue, in)
 	for len(d.queue) > 0 && d.exit == nil {
 		next := d.queue[0]
