@@ -271,6 +271,13 @@ type machine struct {
 	backoff        time.Duration
 	killingState   bool // the framework understands TASK_KILLING
 	gaveUp         bool
+	// Agents that send HEARTBEAT events (Mesos 1.x, every 30s by default)
+	// let a silent subscription be noticed: lastEvent is when anything last
+	// arrived, beatGap the gap between the last two heartbeats (0 until two
+	// arrived on this subscription).
+	lastEvent time.Time
+	lastBeat  time.Time
+	beatGap   time.Duration
 
 	task       *task
 	unacked    []pendingUpdate
@@ -346,6 +353,7 @@ func (m *machine) agentEvent(in inAgent) {
 		return // a closed subscription's leftovers
 	}
 	ev := in.Event
+	m.lastEvent = m.now
 	if m.conn == connSubscribing && ev.Type != executor.Event_SUBSCRIBED {
 		m.log(slog.LevelWarn, "agent sent an event before SUBSCRIBED; ignoring it", "event", ev.Type.String())
 		m.count.EventsIgnored++
@@ -402,6 +410,10 @@ func (m *machine) agentEvent(in inAgent) {
 		m.log(slog.LevelWarn, "agent reported an error; re-subscribing", "error", msg)
 		m.reconnect("agent error: " + msg)
 	case executor.Event_HEARTBEAT:
+		if !m.lastBeat.IsZero() {
+			m.beatGap = m.now.Sub(m.lastBeat)
+		}
+		m.lastBeat = m.now
 	default:
 		m.count.EventsIgnored++
 		m.log(slog.LevelDebug, "ignoring agent event", "event", ev.Type.String())
@@ -410,6 +422,7 @@ func (m *machine) agentEvent(in inAgent) {
 
 func (m *machine) subscribed(s *executor.Event_Subscribed) {
 	m.conn = connUp
+	m.lastBeat, m.beatGap = time.Time{}, 0
 	m.everSubscribed = true
 	m.backoff = 0
 	if s != nil {
@@ -1055,6 +1068,9 @@ func (m *machine) timers() {
 			m.subscribeNow()
 		}
 	}
+	if dl := m.silenceDeadline(); !dl.IsZero() && !now.Before(dl) {
+		m.reconnect(fmt.Sprintf("nothing from the agent for %s though it sends heartbeats every %s", now.Sub(m.lastEvent).Round(time.Millisecond), m.beatGap.Round(time.Millisecond)))
+	}
 	t := m.task
 	if t == nil {
 		return
@@ -1118,6 +1134,15 @@ func (m *machine) maybeExit() {
 	}
 }
 
+// silenceDeadline is when a subscription that has gone quiet is given up:
+// three heartbeat gaps (at least 5s) after the last event.
+func (m *machine) silenceDeadline() time.Time {
+	if m.conn != connUp || m.beatGap <= 0 {
+		return time.Time{}
+	}
+	return m.lastEvent.Add(max(3*m.beatGap, 5*time.Second))
+}
+
 // NextDeadline is when the machine next needs a tick (zero: no deadline).
 func (m *machine) NextDeadline() time.Time {
 	var next time.Time
@@ -1137,6 +1162,7 @@ func (m *machine) NextDeadline() time.Time {
 	if m.conn != connUp && !m.gaveUp {
 		at(m.subscribeDeadline())
 	}
+	at(m.silenceDeadline())
 	if t := m.task; t != nil {
 		if t.phase == phaseStarting {
 			at(t.readyBy)
