@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,21 +20,54 @@ import (
 // beside its baselines so ratios can be read from one run:
 //
 //	go test -run '^$' -bench 'PushPull|ReqRep' ./gate
+//
+// gate uses Send and Recv, one message per call; gate-batch uses SendBatch
+// and RecvBatch (batchLen messages per call). Besides msgs/s each reports
+// cpu-ns/msg, the process's CPU time (user and system, all threads) per
+// message: on a machine shared with other work, wall-clock rates move with
+// the load while CPU per message does not.
 func BenchmarkPushPull(b *testing.B) {
 	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("gate/%dB", size), func(b *testing.B) { benchGate(b, size) })
+		b.Run(fmt.Sprintf("gate/%dB", size), func(b *testing.B) { benchGate(b, size, false) })
+		b.Run(fmt.Sprintf("gate-batch/%dB", size), func(b *testing.B) { benchGate(b, size, true) })
 		b.Run(fmt.Sprintf("zmq4/%dB", size), func(b *testing.B) { benchZmq4(b, size) })
 		b.Run(fmt.Sprintf("tcp/%dB", size), func(b *testing.B) { benchTCP(b, size) })
 	}
 }
 
-func report(b *testing.B, start time.Time, size int) {
-	el := time.Since(start).Seconds()
-	b.ReportMetric(float64(b.N)/el, "msgs/s")
-	b.ReportMetric(float64(b.N*size)/el/1e6, "MB/s")
+// batchLen is how many messages the batch variant moves per call.
+const batchLen = 64
+
+// meter measures a benchmark's wall and CPU time from its start.
+type meter struct {
+	b     *testing.B
+	start time.Time
+	cpu   time.Duration
 }
 
-func benchGate(b *testing.B, size int) {
+func startMeter(b *testing.B) meter {
+	b.ReportAllocs()
+	b.ResetTimer()
+	return meter{b: b, start: time.Now(), cpu: cpuTime()}
+}
+
+func (m meter) report(size int) {
+	el := time.Since(m.start).Seconds()
+	cpu := cpuTime() - m.cpu
+	m.b.ReportMetric(float64(m.b.N)/el, "msgs/s")
+	m.b.ReportMetric(float64(m.b.N*size)/el/1e6, "MB/s")
+	m.b.ReportMetric(float64(cpu.Nanoseconds())/float64(m.b.N), "cpu-ns/msg")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchGate(b *testing.B, size int, batch bool) {
 	ctx := ctxT(b, 5*time.Minute)
 	_, in := inHub(b, "bench", control.Pull, Options{})
 	_, out, mem := outHub(b, "bench", control.Push, Options{})
@@ -43,27 +77,50 @@ func benchGate(b *testing.B, size int) {
 	}
 	payload := make([]byte, size)
 	done := make(chan error, 1)
-	b.ResetTimer()
-	start := time.Now()
+	m := startMeter(b)
 	go func() {
-		for range b.N {
-			if _, err := in.Recv(ctx); err != nil {
-				done <- err
-				return
+		if batch {
+			var batch Batch
+			defer batch.Release()
+			for got := 0; got < b.N; got += len(batch.Msgs) {
+				if err := in.RecvBatch(ctx, &batch, 4*batchLen); err != nil {
+					done <- err
+					return
+				}
+			}
+		} else {
+			for range b.N {
+				if _, err := in.Recv(ctx); err != nil {
+					done <- err
+					return
+				}
 			}
 		}
 		done <- nil
 	}()
-	for range b.N {
-		// The payload is never modified, so sharing it is within Send's contract.
-		if err := out.Send(ctx, payload); err != nil {
-			b.Fatal(err)
+	if batch {
+		msgs := make([]Message, batchLen)
+		for i := range msgs {
+			msgs[i] = Message{payload}
+		}
+		for sent := 0; sent < b.N; {
+			k := min(batchLen, b.N-sent)
+			if _, err := out.SendBatch(ctx, msgs[:k]); err != nil {
+				b.Fatal(err)
+			}
+			sent += k
+		}
+	} else {
+		for range b.N {
+			if err := out.Send(ctx, payload); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	report(b, start, size)
+	m.report(size)
 }
 
 func benchZmq4(b *testing.B, size int) {
@@ -81,8 +138,7 @@ func benchZmq4(b *testing.B, size int) {
 	}
 	payload := make([]byte, size)
 	done := make(chan error, 1)
-	b.ResetTimer()
-	start := time.Now()
+	m := startMeter(b)
 	go func() {
 		for range b.N {
 			if _, err := pull.Recv(); err != nil {
@@ -100,7 +156,7 @@ func benchZmq4(b *testing.B, size int) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	report(b, start, size)
+	m.report(size)
 }
 
 // benchTCP is the wire's ceiling: a 4-byte length prefix, a buffered writer
@@ -142,8 +198,7 @@ func benchTCP(b *testing.B, size int) {
 	defer c.Close()
 	bw := bufio.NewWriterSize(c, 64<<10)
 	payload := make([]byte, size)
-	b.ResetTimer()
-	start := time.Now()
+	m := startMeter(b)
 	var hdr [4]byte
 	for range b.N {
 		binary.BigEndian.PutUint32(hdr[:], uint32(size))
@@ -156,7 +211,7 @@ func benchTCP(b *testing.B, size int) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	report(b, start, size)
+	m.report(size)
 }
 
 // BenchmarkReqRep measures request/reply round trips, one at a time, and

@@ -3,36 +3,65 @@ package gate
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 )
 
+// decodeMsgs decodes a batch body and cuts it into messages the way the
+// receive queue does.
+func decodeMsgs(b []byte, maxMsg int) ([]Message, int, error) {
+	parts, counts, nmsg, bytes, err := decodeBatch(b, maxMsg, nil, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	ib := inBatch{parts: parts, counts: counts, per: 1, nmsg: nmsg}
+	var msgs []Message
+	for ib.mi < ib.nmsg {
+		msgs = append(msgs, ib.next())
+	}
+	if ib.pi != len(parts) {
+		return nil, 0, fmt.Errorf("%d of %d parts used", ib.pi, len(parts))
+	}
+	return msgs, bytes, nil
+}
+
 // FuzzDecodeBatch: any bytes decode or fail cleanly; what decodes re-encodes
-// to a batch that decodes to the same messages.
+// (both by writeBatch and by a chunk, as Send does) to a batch that decodes
+// to the same messages.
 func FuzzDecodeBatch(f *testing.F) {
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&buf)
-	writeBatch(w, []Message{{[]byte("a")}, {nil, []byte("bc")}})
+	writeBatch(w, Message{[]byte("a")}, Message{nil, []byte("bc")})
 	w.Flush()
 	f.Add(buf.Bytes()[3:]) // after header and kind
 	f.Add([]byte{1, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		msgs, _, err := decodeBatch(b, 1<<20)
+		msgs, n, err := decodeMsgs(b, 1<<20)
 		if err != nil {
 			return
 		}
+		if got := sizeOf(msgs); got != n {
+			t.Fatalf("decode reported %d bytes, messages hold %d", n, got)
+		}
 		var out bytes.Buffer
 		w := bufio.NewWriter(&out)
-		writeBatch(w, msgs)
+		writeBatch(w, msgs...)
 		w.Flush()
-		fr, err := readFrame(bufio.NewReader(&out), 1<<30)
-		if err != nil || fr.body[0] != kindData {
-			t.Fatalf("re-encoded batch unreadable: %v", err)
+		c := newChunk(0)
+		for _, m := range msgs {
+			c.buf = appendMsg(c.buf, m)
 		}
-		again, _, err := decodeBatch(fr.body[1:], 1<<20)
-		if err != nil || !slices.EqualFunc(msgs, again, func(a, b Message) bool { return slices.EqualFunc(a, b, bytes.Equal) }) {
-			t.Fatalf("round trip changed the batch: %v", err)
+		for i, enc := range [][]byte{out.Bytes(), c.frame()} {
+			fr, err := readFrame(bufio.NewReader(bytes.NewReader(enc)), 1<<30)
+			if err != nil || fr.body[0] != kindData {
+				t.Fatalf("re-encoding %d unreadable: %v", i, err)
+			}
+			again, _, err := decodeMsgs(fr.body[1:], 1<<20)
+			if err != nil || !equalMsgs(msgs, again) {
+				t.Fatalf("round trip %d changed the batch: %v", i, err)
+			}
 		}
 	})
 }
@@ -87,13 +116,13 @@ func TestBatchRoundTrip(t *testing.T) {
 	in := []Message{{[]byte("one")}, {[]byte("t"), nil, bytes.Repeat([]byte("w"), 300)}}
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&buf)
-	writeBatch(w, in)
+	writeBatch(w, in...)
 	w.Flush()
 	fr, err := readFrame(bufio.NewReader(&buf), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, n, err := decodeBatch(fr.body[1:], 1<<20)
+	out, n, err := decodeMsgs(fr.body[1:], 1<<20)
 	if err != nil || n != 304 || len(out) != 2 {
 		t.Fatalf("%v %d %v", out, n, err)
 	}
@@ -102,7 +131,19 @@ func TestBatchRoundTrip(t *testing.T) {
 			t.Fatalf("message %d: %q != %q", i, out[i], in[i])
 		}
 	}
-	if _, _, err := decodeBatch(fr.body[1:], 100); err == nil {
+	if _, _, err := decodeMsgs(fr.body[1:], 100); err == nil {
 		t.Fatal("message over the limit accepted")
 	}
+}
+
+func sizeOf(msgs []Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += m.Size()
+	}
+	return n
+}
+
+func equalMsgs(a, b []Message) bool {
+	return slices.EqualFunc(a, b, func(a, b Message) bool { return slices.EqualFunc(a, b, bytes.Equal) })
 }

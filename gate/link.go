@@ -31,15 +31,15 @@ type link struct {
 	once   sync.Once
 	err    error // why it closed; read after done
 
-	// Sender side (push, pair; extension peers only): messages written and not
-	// yet acknowledged, oldest first.
+	// Sender side (push, pair; extension peers only): chunks written and not
+	// yet wholly acknowledged, oldest first.
 	umu      sync.Mutex
-	unacked  []Message
-	ubytes   int
+	unacked  []*chunk
+	ubytes   int    // their payload bytes (a partly acknowledged chunk counts whole)
 	acked    uint64 // cumulative acknowledged count
 	written  uint64 // cumulative written count
 	spaceSig signal
-	writing  atomic.Int64 // messages of an untracked batch being written
+	writing  atomic.Int64 // messages of an untracked chunk being written
 
 	// Receiver side: cumulative messages received, and the count last acked.
 	recvN, ackedN uint64
@@ -85,7 +85,7 @@ func (g *Gate) handshake(nc net.Conn, server bool, remote string) (*link, error)
 	}
 	_ = zc // the handshake is all we need from zmq4's Conn; framing is ours (see docs/gates.md)
 	if g.pattern == control.Pub {
-		l.pq = newSendQueue(g.opt.QueueLen, g.opt.QueueBytes)
+		l.pq = newSendQueue(g.opt.QueueLen, g.opt.QueueBytes, g.opt.BatchMsgs, g.opt.BatchBytes)
 	}
 	return l, nil
 }
@@ -150,15 +150,20 @@ func (l *link) flush() {
 func (l *link) inflight() (int, int) {
 	l.umu.Lock()
 	defer l.umu.Unlock()
-	return len(l.unacked), l.ubytes
+	return int(l.written - l.acked), l.ubytes
 }
 
-// takeUnacked removes and returns every unacknowledged message.
-func (l *link) takeUnacked() []Message {
+// takeUnacked removes and returns every unacknowledged chunk, less the
+// messages already acknowledged. Call it once the writer has stopped.
+func (l *link) takeUnacked() []*chunk {
 	l.umu.Lock()
 	defer l.umu.Unlock()
 	out := l.unacked
+	if len(out) > 0 && l.acked > out[0].start {
+		out[0].dropFront(int(l.acked - out[0].start))
+	}
 	l.unacked, l.ubytes = nil, 0
+	l.written = l.acked
 	return out
 }
 
@@ -168,9 +173,14 @@ func (l *link) ack(n uint64) error {
 		l.umu.Unlock()
 		return protoErr("ack of %d messages, %d acked and %d written", n, l.acked, l.written)
 	}
-	k := int(n - l.acked)
-	for _, m := range l.unacked[:k] {
-		l.ubytes -= m.Size()
+	k := 0
+	for _, c := range l.unacked {
+		if c.start+uint64(c.n) > n {
+			break
+		}
+		l.ubytes -= c.bytes
+		c.unref()
+		k++
 	}
 	clear(l.unacked[:k])
 	l.unacked = l.unacked[k:]
@@ -179,6 +189,41 @@ func (l *link) ack(n uint64) error {
 	l.spaceSig.notify()
 	l.g.progress.notify()
 	return nil
+}
+
+// directWrite is the frame size from which a chunk is written to the
+// connection as it is rather than copied into the buffered writer: big
+// enough that a syscall costs less than the copy would.
+const directWrite = 16 << 10
+
+// writeChunk writes c (its frame, or plain messages to a plain peer) under
+// the write lock; flush says nothing else is queued to follow it.
+func (l *link) writeChunk(c *chunk, flush bool) error {
+	l.wmu.Lock()
+	var err error
+	switch {
+	case !l.ext:
+		err = writePlainChunk(l.bw, c.body())
+	case len(c.buf) >= directWrite:
+		f := c.frame()
+		if l.bw.Buffered() > 0 {
+			err = l.bw.Flush()
+		}
+		if err == nil {
+			_, err = l.nc.Write(f)
+		}
+		flush = false
+	default:
+		_, err = l.bw.Write(c.frame())
+	}
+	if err == nil && flush {
+		err = l.bw.Flush()
+	}
+	l.wmu.Unlock()
+	if err != nil {
+		l.close(fmt.Errorf("cannot write to %s: %w", l.remote, err))
+	}
+	return err
 }
 
 // sendLoop feeds the link from the gate's queue (push, pair) or from its own
@@ -208,47 +253,41 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 				}
 			}
 		}
-		batch := q.take(maxMsgs, g.opt.BatchBytes, stop, l.done, l.flush)
-		if batch == nil {
+		c, more := q.take(maxMsgs, stop, l.done, l.flush)
+		if c == nil {
 			return
 		}
+		n := c.n
 		if track {
+			c = c.shrink() // kept until acknowledged: do not pin a big buffer
+			c.refs.Add(1)  // the unacknowledged list's
 			l.umu.Lock()
-			l.unacked = append(l.unacked, batch...)
-			for _, m := range batch {
-				l.ubytes += m.Size()
-			}
-			l.written += uint64(len(batch))
+			c.start = l.written
+			l.unacked = append(l.unacked, c)
+			l.ubytes += c.bytes
+			l.written += uint64(n)
 			l.umu.Unlock()
+		} else {
+			l.writing.Store(int64(n))
 		}
-		if !track {
-			l.writing.Store(int64(len(batch)))
-		}
-		err := l.write(q.len() == 0, func(w *bufio.Writer) error {
-			if l.ext {
-				return writeBatch(w, batch)
-			}
-			for _, m := range batch {
-				if err := writePlain(w, m); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := l.writeChunk(c, !more)
 		l.writing.Store(0)
 		if err != nil {
-			if g.pattern == control.Pub {
-				g.ctr.dropped.Add(uint64(len(batch)))
-				return
-			}
-			if !track {
+			switch {
+			case g.pattern == control.Pub:
+				g.ctr.dropped.Add(uint64(n))
+				c.unref()
+			case !track:
 				// A plain peer has no acks: what failed to write is taken
 				// back whole (some of it may have arrived).
-				g.reroute(batch)
+				g.reroute([]*chunk{c})
+			default:
+				c.unref() // the unacknowledged list keeps it for re-routing
 			}
 			return
 		}
-		g.ctr.sent.Add(uint64(len(batch)))
+		c.unref()
+		g.ctr.sent.Add(uint64(n))
 		g.progress.notify()
 	}
 }
@@ -264,11 +303,31 @@ func (l *link) readLoop() {
 	var parts Message
 	size := 0
 	for {
-		f, err := readFrame(l.br, maxFrame)
+		fl, n, err := readFrameHeader(l.br, maxFrame)
 		if err != nil {
 			l.fail(err)
 			return
 		}
+		if l.ext && fl&(flagCommand|flagMore) == 0 && n > 0 {
+			// An extension frame: into a pooled buffer (see inFrame).
+			f := newFrame(n)
+			if _, err := io.ReadFull(l.br, f.body); err != nil {
+				f.unref()
+				l.fail(err)
+				return
+			}
+			if err := l.extFrame(f); err != nil {
+				l.fail(err)
+				return
+			}
+			continue
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(l.br, body); err != nil {
+			l.fail(err)
+			return
+		}
+		f := frame{flags: fl, body: body}
 		if f.flags&flagCommand != 0 {
 			if err := l.command(f); err != nil {
 				l.fail(err)
@@ -277,15 +336,8 @@ func (l *link) readLoop() {
 			continue
 		}
 		if l.ext {
-			if f.flags&flagMore != 0 || len(f.body) == 0 {
-				l.fail(protoErr("malformed extension frame"))
-				return
-			}
-			if err := l.extFrame(f.body[0], f.body[1:]); err != nil {
-				l.fail(err)
-				return
-			}
-			continue
+			l.fail(protoErr("malformed extension frame"))
+			return
 		}
 		size += len(f.body)
 		parts = append(parts, f.body)
@@ -339,15 +391,29 @@ func (l *link) command(f frame) error {
 	return nil
 }
 
-func (l *link) extFrame(kind byte, body []byte) error {
-	g := l.g
-	switch kind {
-	case kindData:
-		msgs, n, err := decodeBatch(body, g.opt.MaxMessageSize)
+// extFrame handles an extension frame; it takes over the frame's reference.
+func (l *link) extFrame(f *inFrame) error {
+	if f.body[0] == kindData {
+		parts, counts, nmsg, bytes, err := decodeBatch(f.body[1:], l.g.opt.MaxMessageSize, f.parts, f.counts)
 		if err != nil {
+			f.unref()
 			return err
 		}
-		return l.deliver(msgs, n, nil)
+		f.parts = parts
+		if counts != nil {
+			f.counts = counts
+		}
+		return l.deliver(inBatch{parts: parts, counts: counts, per: 1, nmsg: nmsg, f: f}, bytes)
+	}
+	err := l.control(f.body[0], f.body[1:])
+	f.unref()
+	return err
+}
+
+// control handles an extension frame other than data.
+func (l *link) control(kind byte, body []byte) error {
+	g := l.g
+	switch kind {
 	case kindAck:
 		if !(g.pattern == control.Push || g.pattern == control.Pair) {
 			return protoErr("ack on a %s gate", g.pattern)
@@ -397,32 +463,33 @@ func (l *link) plainMessage(m Message) error {
 		}
 		m = m[1:]
 	}
-	return l.deliver([]Message{m}, m.Size(), env)
+	return l.deliver(inBatch{parts: m, per: len(m), nmsg: 1, env: env}, m.Size())
 }
 
-// deliver hands received messages to the gate.
-func (l *link) deliver(msgs []Message, bytes int, env [][]byte) error {
+// deliver hands a batch of received messages (bytes of payload) to the
+// gate, with its frame's reference if it has one.
+func (l *link) deliver(b inBatch, bytes int) error {
 	g := l.g
 	switch g.pattern {
 	case control.Pull, control.Sub, control.Pair, control.Rep:
-		batch := make([]inMsg, len(msgs))
-		for i, m := range msgs {
-			batch[i] = inMsg{msg: m, from: l, env: env}
-		}
-		if !g.recvQ.put(batch, bytes, l.done) {
+		b.from = l
+		if !g.recvQ.put(b, bytes+partCost*len(b.parts), l.done) {
+			if b.f != nil {
+				b.f.unref()
+			}
 			if l.closed() {
 				return l.err
 			}
-			g.ctr.dropped.Add(uint64(len(msgs)))
+			g.ctr.dropped.Add(uint64(b.nmsg))
 			return errors.New("gate is closed")
 		}
-		l.recvN += uint64(len(msgs))
+		l.recvN += uint64(b.nmsg)
 		if l.ext && g.pattern != control.Sub && g.pattern != control.Rep {
-			// Acknowledge receipt, coalesced: only when nothing more is
-			// already buffered, or every 1024 messages under load.
-			if l.br.Buffered() == 0 || l.recvN-l.ackedN >= 1024 {
-				var b [binary.MaxVarintLen64]byte
-				v := b[:binary.PutUvarint(b[:], l.recvN)]
+			// Acknowledge receipt, coalesced: when nothing more is already
+			// buffered, else every quarter window under load.
+			if l.br.Buffered() == 0 || l.recvN-l.ackedN >= uint64(max(1, g.opt.Window/4)) {
+				var vb [binary.MaxVarintLen64]byte
+				v := vb[:binary.PutUvarint(vb[:], l.recvN)]
 				if err := l.write(true, func(w *bufio.Writer) error { return writeExt(w, kindAck, v) }); err != nil {
 					return err
 				}
@@ -430,11 +497,17 @@ func (l *link) deliver(msgs []Message, bytes int, env [][]byte) error {
 			}
 		}
 		return nil
-	case control.Req:
-		if len(msgs) != 1 {
-			return protoErr("%d replies in one batch", len(msgs))
+	}
+	if b.f != nil {
+		// The reply goes to the caller for good, and nothing else uses frames.
+		b.f.escaped.Store(true)
+		b.f.unref()
+	}
+	if g.pattern == control.Req {
+		if b.nmsg != 1 {
+			return protoErr("%d replies in one batch", b.nmsg)
 		}
-		g.reply(l, msgs[0])
+		g.reply(l, b.next())
 		return nil
 	}
 	return protoErr("%s gate received data from %s", g.pattern, l.remote)

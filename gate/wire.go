@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/go-zeromq/zmq4"
@@ -246,26 +247,36 @@ type frame struct {
 	body  []byte
 }
 
-// readFrame reads one frame, refusing reserved flags and bodies over max
-// before allocating them.
-func readFrame(br *bufio.Reader, max int) (frame, error) {
+// readFrameHeader reads a frame header, refusing reserved flags and bodies
+// over max, and returns the flags and the body's size.
+func readFrameHeader(br *bufio.Reader, max int) (byte, int, error) {
 	var hdr [9]byte
 	if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-		return frame{}, err
+		return 0, 0, err
 	}
 	fl := hdr[0]
 	if fl&flagReserved != 0 {
-		return frame{}, protoErr("frame flags %#x have reserved bits set", fl)
+		return 0, 0, protoErr("frame flags %#x have reserved bits set", fl)
 	}
 	size := uint64(hdr[1])
 	if fl&flagLong != 0 {
 		if _, err := io.ReadFull(br, hdr[2:9]); err != nil {
-			return frame{}, err
+			return 0, 0, err
 		}
 		size = binary.BigEndian.Uint64(hdr[1:9])
 	}
 	if size > uint64(max) {
-		return frame{}, protoErr("frame of %d bytes exceeds the %d-byte limit", size, max)
+		return 0, 0, protoErr("frame of %d bytes exceeds the %d-byte limit", size, max)
+	}
+	return fl, int(size), nil
+}
+
+// readFrame reads one frame, refusing reserved flags and bodies over max
+// before allocating them.
+func readFrame(br *bufio.Reader, max int) (frame, error) {
+	fl, size, err := readFrameHeader(br, max)
+	if err != nil {
+		return frame{}, err
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(br, body); err != nil {
@@ -292,6 +303,18 @@ func compareStr(a, b string) int { return strings.Compare(a, b) }
 // the first part is the topic, matched by prefix.
 type Message [][]byte
 
+// Clone returns a copy of m that shares no memory with it (one allocation
+// for the parts' bytes, one for the slice).
+func (m Message) Clone() Message {
+	buf := make([]byte, 0, m.Size())
+	c := make(Message, len(m))
+	for i, p := range m {
+		buf = append(buf, p...)
+		c[i] = buf[len(buf)-len(p) : len(buf) : len(buf)]
+	}
+	return c
+}
+
 // Size is the total payload bytes of m.
 func (m Message) Size() int {
 	n := 0
@@ -306,10 +329,7 @@ func (m Message) Size() int {
 func batchSize(msgs []Message) int {
 	n := 0
 	for _, m := range msgs {
-		n += uvarintLen(uint64(len(m)))
-		for _, p := range m {
-			n += uvarintLen(uint64(len(p))) + len(p)
-		}
+		n += encodedLen(m)
 	}
 	return n
 }
@@ -323,9 +343,9 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-// writeBatch writes msgs as one ZMTP frame: 'D', then per message
-// uvarint(parts) and per part uvarint(len) and its bytes.
-func writeBatch(w *bufio.Writer, msgs []Message) error {
+// writeBatch writes msgs as one data frame: 'D', then per message
+// uvarint(parts) and per part uvarint(len) and its bytes (as appendMsg).
+func writeBatch(w *bufio.Writer, msgs ...Message) error {
 	var hdr [16]byte
 	h := appendFrameHeader(hdr[:0], 0, 1+batchSize(msgs))
 	h = append(h, kindData)
@@ -343,49 +363,57 @@ func writeBatch(w *bufio.Writer, msgs []Message) error {
 	return nil
 }
 
-// decodeBatch parses the body of a data batch (after the kind byte). Parts
-// alias b. maxMsg bounds each message's payload.
-func decodeBatch(b []byte, maxMsg int) ([]Message, int, error) {
-	// Count first so the messages and their parts take two allocations.
-	var nmsg, nparts int
+// decodeBatch parses the body of a data batch (after the kind byte) into one
+// slice of all its messages' parts, which alias b, reusing the room in parts
+// and counts. counts holds each message's part count, or is nil when every
+// message has one part (the common case, which then costs nothing more).
+// maxMsg bounds each message's payload. Everything is checked before
+// anything is allocated.
+func decodeBatch(b []byte, maxMsg int, parts [][]byte, counts []uint16) ([][]byte, []uint16, int, int, error) {
+	var nmsg, nparts, bytes int
 	for rest := b; len(rest) > 0; {
-		parts, n := binary.Uvarint(rest)
-		if n <= 0 || parts == 0 || parts > maxFramesPerMsg {
-			return nil, 0, protoErr("bad part count in batch")
+		k, n := binary.Uvarint(rest)
+		if n <= 0 || k == 0 || k > maxFramesPerMsg {
+			return nil, nil, 0, 0, protoErr("bad part count in batch")
 		}
 		rest = rest[n:]
 		size := 0
-		for range parts {
+		for range k {
 			l, n := binary.Uvarint(rest)
 			if n <= 0 || l > uint64(len(rest)-n) {
-				return nil, 0, protoErr("bad part length in batch")
+				return nil, nil, 0, 0, protoErr("bad part length in batch")
 			}
 			size += int(l)
 			if size > maxMsg {
-				return nil, 0, protoErr("message of more than %d bytes in batch", maxMsg)
+				return nil, nil, 0, 0, protoErr("message of more than %d bytes in batch", maxMsg)
 			}
 			rest = rest[n+int(l):]
 		}
 		nmsg++
-		nparts += int(parts)
+		nparts += int(k)
+		bytes += size
 	}
-	msgs := make([]Message, 0, nmsg)
-	all := make([][]byte, nparts)
-	bytes := 0
+	parts = slices.Grow(parts[:0], nparts)[:nparts]
+	if nparts == nmsg {
+		counts = nil
+	} else {
+		counts = slices.Grow(counts[:0], nmsg)
+	}
+	i := 0
 	for len(b) > 0 {
-		parts, n := binary.Uvarint(b)
+		k, n := binary.Uvarint(b)
 		b = b[n:]
-		m := all[:parts:parts]
-		all = all[parts:]
-		for i := range m {
-			l, n := binary.Uvarint(b)
-			m[i] = b[n : n+int(l) : n+int(l)]
-			b = b[n+int(l):]
-			bytes += int(l)
+		if counts != nil {
+			counts = append(counts, uint16(k))
 		}
-		msgs = append(msgs, m)
+		for range k {
+			l, n := binary.Uvarint(b)
+			parts[i] = b[n : n+int(l) : n+int(l)]
+			b = b[n+int(l):]
+			i++
+		}
 	}
-	return msgs, bytes, nil
+	return parts, counts, nmsg, bytes, nil
 }
 
 // writePlain writes m as a plain ZMTP multipart message.
