@@ -92,6 +92,9 @@ type Config struct {
 	// Executable is the tiltai binary the service finds as `tiltai` on its
 	// PATH (default: this process's executable).
 	Executable string
+	// Environ is the environment the service's is built on (default
+	// os.Environ(): what the agent gave the executor).
+	Environ []string
 	// Logger receives the executor's logs (default: discarded).
 	Logger *slog.Logger
 }

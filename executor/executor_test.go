@@ -1,8 +1,11 @@
 package executor_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -511,5 +514,62 @@ func TestShutdown(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("executor log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestInProcess runs the executor as a function in this process (localmesos'
+// InProcess launcher), so that the goroutine-leak check at the end of the
+// tests and the race detector cover Run itself: launch, links, kill, and a
+// stop by cancellation (the agent's kill of an in-process executor).
+func TestInProcess(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := make(chan error, 2)
+	launcher := localmesos.InProcess(func(ctx context.Context, spec localmesos.ExecutorSpec) error {
+		cfg, err := executor.ConfigFromEnv(spec.Getenv)
+		if err != nil {
+			return err
+		}
+		log, closer, err := executor.OpenLog(cfg.Sandbox, slog.LevelDebug, "text")
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		cfg.Logger, cfg.Executable, cfg.Environ = log, exe, spec.Env
+		cfg.StatusInterval = 200 * time.Millisecond
+		err = executor.Run(ctx, cfg)
+		runs <- err
+		return err
+	})
+	c := startCluster(t, func(cfg *localmesos.Config) { cfg.Launcher = launcher })
+	s := subscribe(t, c, true)
+	tasks := s.launch(printerSpec("printer.1"), feederSpec("feeder.1", "--rate", "500"))
+	s.state("printer.1", mesos.TASK_RUNNING)
+	s.state("feeder.1", mesos.TASK_RUNNING)
+	s.publish("feeder.1", 1, map[string][]string{"plaintext": {peer(tasks["printer.1"], "ciphertext")}})
+	s.status("printer.1", "messages flowing", func(m executor.Message) bool { return m.Counters["printer.received"] > 50 })
+	s.kill("feeder.1")
+	s.state("feeder.1", mesos.TASK_KILLED)
+	if err := <-runs; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Closing the cluster cancels the printer's executor: it stops its service
+	// and returns.
+	running := s.state("printer.1", mesos.TASK_RUNNING)
+	svc := pidIn(t, running.GetMessage())
+	c.Close()
+	select {
+	case err := <-runs:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the cancelled executor did not return")
+	}
+	if alive(svc) {
+		t.Fatalf("service %d outlived its executor", svc)
 	}
 }

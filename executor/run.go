@@ -337,7 +337,11 @@ func (d *driver) startService(e doLaunch) error {
 	d.wg.Add(1)
 	go d.watch(srv)
 
-	env := serviceEnv(os.Environ(), e.Data, e.TaskID, srv.Addr(), bin)
+	base := d.cfg.Environ
+	if base == nil {
+		base = os.Environ()
+	}
+	env := serviceEnv(base, e.Data, e.TaskID, srv.Addr(), bin)
 	path, err := supervise.LookPath(e.Data.Command, lookup(env, "PATH"), sandbox)
 	if err != nil {
 		return err
