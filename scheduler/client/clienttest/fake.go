@@ -1,0 +1,556 @@
+package clienttest
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler"
+)
+
+// FakeConfig configures a Fake. The zero value is a scheduler without a
+// token, at spec version 0.
+type FakeConfig struct {
+	// Token, when set, is required on writes, and on reads unless
+	// OpenReads (as scheduler.Config.APIToken and OpenReads).
+	Token     string
+	OpenReads bool
+	// MaxSpecBytes is the body limit of PUT /v1/spec (default
+	// linkspec.MaxSpecBytes; smaller to test 413 cheaply).
+	MaxSpecBytes int
+	// EventQueue is each event subscriber's queue; a subscriber further
+	// behind loses the oldest and gets a "dropped" event (default 1024, as
+	// the scheduler).
+	EventQueue int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Request is one request the Fake answered.
+type Request struct {
+	Method, Path string
+	Query        url.Values
+	Header       http.Header
+	Body         []byte
+}
+
+// Fake answers the scheduler's HTTP API over state the test sets. Start it
+// with NewFake; Close it when done.
+type Fake struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	URL string
+
+	cfg FakeConfig
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	version  int
+	name     string
+	source   []byte
+	accepted time.Time
+	spec     *linkspec.Spec
+	tasks    []scheduler.TaskInfo
+	links    []scheduler.TaskLinks
+	statusFn func(n int) scheduler.Status
+	statusN  int
+	requests []Request
+	subs     map[*fakeSub]struct{}
+	subsCh   chan struct{} // closed and replaced when subscribers change
+	seq      uint64
+	held     bool
+}
+
+type fakeSub struct {
+	queue   []scheduler.Event
+	dropped uint64
+	notify  chan struct{}
+	done    chan struct{}
+}
+
+// NewFake starts a Fake.
+func NewFake(cfg FakeConfig) *Fake {
+	if cfg.MaxSpecBytes == 0 {
+		cfg.MaxSpecBytes = linkspec.MaxSpecBytes
+	}
+	if cfg.EventQueue == 0 {
+		cfg.EventQueue = 1024
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := &Fake{
+		cfg:    cfg,
+		spec:   &linkspec.Spec{Version: linkspec.FormatVersion, Services: map[string]*linkspec.Service{}},
+		subs:   map[*fakeSub]struct{}{},
+		subsCh: make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", f.getHealth)
+	mux.HandleFunc("GET /metrics", f.read(f.getMetrics, true))
+	mux.HandleFunc("GET /v1/spec", f.read(f.getSpec, false))
+	mux.HandleFunc("PUT /v1/spec", f.write(f.putSpec))
+	mux.HandleFunc("GET /v1/tasks", f.read(f.getTasks, false))
+	mux.HandleFunc("GET /v1/links", f.read(f.getLinks, false))
+	mux.HandleFunc("GET /v1/status", f.read(f.getStatus, false))
+	mux.HandleFunc("POST /v1/services/{name}/scale", f.write(f.postScale))
+	mux.HandleFunc("GET /v1/events", f.read(f.getEvents, false))
+	f.srv = httptest.NewServer(f.record(mux))
+	f.URL = f.srv.URL
+	return f
+}
+
+// Close stops the server, ending event streams first.
+func (f *Fake) Close() {
+	f.mu.Lock()
+	for s := range f.subs {
+		delete(f.subs, s)
+		close(s.done)
+	}
+	f.mu.Unlock()
+	f.srv.Close()
+}
+
+// Requests returns the requests answered so far (the event stream is
+// recorded when it opens).
+func (f *Fake) Requests() []Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Request(nil), f.requests...)
+}
+
+// Version is the current spec version.
+func (f *Fake) Version() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.version
+}
+
+// Spec is the current spec (do not modify it).
+func (f *Fake) Spec() *linkspec.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.spec
+}
+
+// SetTasks sets what GET /v1/tasks answers (filtered by ?service=).
+func (f *Fake) SetTasks(ts []scheduler.TaskInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tasks = ts
+}
+
+// SetLinks sets what GET /v1/links answers.
+func (f *Fake) SetLinks(ls []scheduler.TaskLinks) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.links = ls
+}
+
+// SetStatus makes GET /v1/status answer fn(n), n counting the status reads
+// from 0 since this call. Without it, the status is every service of the
+// current spec converged.
+func (f *Fake) SetStatus(fn func(n int) scheduler.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statusFn, f.statusN = fn, 0
+}
+
+// ScriptStatus makes the status reads answer sts in turn, the last one
+// again and again.
+func (f *Fake) ScriptStatus(sts ...scheduler.Status) {
+	f.SetStatus(func(n int) scheduler.Status { return sts[min(n, len(sts)-1)] })
+}
+
+// StatusReads is how many status reads were answered since SetStatus.
+func (f *Fake) StatusReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusN
+}
+
+// Publish sends an event to every event stream, as the scheduler's bus
+// does: a subscriber whose queue is full loses its oldest event.
+func (f *Fake) Publish(typ string, data map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	ev := scheduler.Event{Seq: f.seq, Time: f.cfg.Now().UTC(), Type: typ, Data: data}
+	for s := range f.subs {
+		if len(s.queue) >= f.cfg.EventQueue {
+			s.queue = s.queue[1:]
+			s.dropped++
+		}
+		s.queue = append(s.queue, ev)
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// HoldEvents stops writing events to streams (they queue, and overflow
+// into "dropped" events) until ReleaseEvents: a slow reader, made
+// deterministic.
+func (f *Fake) HoldEvents() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = true
+}
+
+// ReleaseEvents lets held events go out.
+func (f *Fake) ReleaseEvents() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = false
+	for s := range f.subs {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WaitSubscribers waits until n event streams are open, or ctx ends.
+func (f *Fake) WaitSubscribers(ctx context.Context, n int) error {
+	for {
+		f.mu.Lock()
+		have, ch := len(f.subs), f.subsCh
+		f.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%d event streams open, want %d: %w", have, n, ctx.Err())
+		}
+	}
+}
+
+func (f *Fake) subsChanged() {
+	close(f.subsCh)
+	f.subsCh = make(chan struct{})
+}
+
+func (f *Fake) record(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
+		if r.Body != nil && r.Method != http.MethodGet {
+			body, _ = io.ReadAll(io.LimitReader(r.Body, int64(f.cfg.MaxSpecBytes)+1))
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
+		f.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// The rest mirrors scheduler/api.go.
+
+type apiError struct {
+	Error    string             `json:"error"`
+	Problems []linkspec.Problem `json:"problems,omitempty"`
+	Version  *int               `json:"current_version,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, args...)})
+}
+
+func (f *Fake) authorized(r *http.Request) bool {
+	if f.cfg.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(f.cfg.Token)) == 1
+}
+
+// read guards a read; the scheduler serves /metrics without a token.
+func (f *Fake) read(h http.HandlerFunc, open bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !open && !f.cfg.OpenReads && !f.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
+			writeErr(w, http.StatusUnauthorized, "this scheduler needs a token: pass --token or set TILTAI_TOKEN")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (f *Fake) write(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
+			writeErr(w, http.StatusUnauthorized, "changes need the scheduler's token: pass --token or set TILTAI_TOKEN")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (f *Fake) getHealth(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	writeJSON(w, http.StatusOK, scheduler.Health{Status: "ok", Subscribed: true, FrameworkID: "fake-framework", Master: "http://127.0.0.1:5050", SpecVersion: f.version})
+}
+
+func (f *Fake) getMetrics(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	fmt.Fprintf(w, "# HELP tiltai_spec_version The accepted spec version.\n# TYPE tiltai_spec_version gauge\ntiltai_spec_version %d\n", f.version)
+}
+
+func (f *Fake) getSpec(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	info := scheduler.SpecInfo{Version: f.version, Name: f.name, Accepted: f.accepted, Spec: f.spec, Source: string(f.source)}
+	f.mu.Unlock()
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(info.Version)))
+	if r.URL.Query().Get("format") == "source" {
+		w.Header().Set("Content-Type", "application/yaml")
+		io.WriteString(w, info.Source)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func ifMatch(r *http.Request) (int, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" || v == "*" {
+		return -1, nil
+	}
+	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("If-Match %q is not a spec version (the ETag of GET /v1/spec)", r.Header.Get("If-Match"))
+	}
+	return n, nil
+}
+
+func (f *Fake) putSpec(w http.ResponseWriter, r *http.Request) {
+	match, err := ifMatch(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = "spec"
+	}
+	src, err := io.ReadAll(io.LimitReader(r.Body, int64(f.cfg.MaxSpecBytes)+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "cannot read the request body: %v", err)
+		return
+	}
+	if len(src) > f.cfg.MaxSpecBytes {
+		writeErr(w, http.StatusRequestEntityTooLarge, "the spec is larger than %d bytes; split it", f.cfg.MaxSpecBytes)
+		return
+	}
+	if strings.Contains(r.Header.Get("Content-Type"), "json") && !strings.HasSuffix(name, ".json") {
+		name += ".json"
+	}
+	spec, probs := linkspec.Parse(name, src)
+	if probs.Err() != nil {
+		invalid(w, probs)
+		return
+	}
+	f.submit(w, r, spec, src, name, match, probs.Warnings())
+}
+
+func invalid(w http.ResponseWriter, probs linkspec.Problems) {
+	writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d problems); nothing was changed", len(probs.Errors())), Problems: probs})
+}
+
+func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
+	match, err := ifMatch(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var req struct {
+		Instances *int `json:"instances"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Instances == nil {
+		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}`)
+		return
+	}
+	name := r.PathValue("name")
+	f.mu.Lock()
+	cur := f.spec.Services[name]
+	version := f.version
+	var next *linkspec.Spec
+	if cur != nil {
+		if match < 0 {
+			match = version
+		}
+		next = f.spec.Clone()
+		next.Services[name].Instances = *req.Instances
+	}
+	f.mu.Unlock()
+	if cur == nil {
+		writeErr(w, http.StatusNotFound, "no service %q in spec version %d", name, version)
+		return
+	}
+	if probs := next.Validate(); probs.Err() != nil {
+		invalid(w, probs)
+		return
+	}
+	src, err := json.MarshalIndent(next, "", "  ")
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "cannot encode the scaled spec: %v", err)
+		return
+	}
+	spec, probs := linkspec.Parse("scaled.json", src)
+	if err := probs.Err(); err != nil {
+		writeErr(w, http.StatusInternalServerError, "the scaled spec does not parse back: %v", err)
+		return
+	}
+	f.submit(w, r, spec, src, "scaled.json", match, nil)
+}
+
+func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spec, src []byte, name string, match int, warnings []linkspec.Problem) {
+	dry := r.URL.Query().Get("dry_run") == "1" || r.URL.Query().Get("dry_run") == "true"
+	f.mu.Lock()
+	cur := f.version
+	if match >= 0 && match != cur {
+		f.mu.Unlock()
+		writeJSON(w, http.StatusConflict, apiError{
+			Error:   fmt.Sprintf("the spec is at version %d, not %d: someone else changed it; get it again and retry", cur, match),
+			Version: &cur,
+		})
+		return
+	}
+	res := scheduler.SubmitResult{Version: cur, DryRun: dry, Changes: linkspec.Diff(f.spec, spec), Warnings: warnings}
+	if res.Changes == nil {
+		res.Changes = []linkspec.Change{}
+	}
+	accepted := !dry && (len(res.Changes) > 0 || cur == 0)
+	if accepted {
+		f.version, f.name, f.source, f.accepted, f.spec = cur+1, name, src, f.cfg.Now().UTC(), spec
+		res.Version, res.Changed = cur+1, true
+	}
+	f.mu.Unlock()
+	if accepted {
+		f.Publish("spec_accepted", map[string]any{"version": res.Version, "changes": len(res.Changes)})
+	}
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Version)))
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (f *Fake) getTasks(w http.ResponseWriter, r *http.Request) {
+	service := r.URL.Query().Get("service")
+	f.mu.Lock()
+	out := []scheduler.TaskInfo{}
+	for _, t := range f.tasks {
+		if service == "" || t.Service == service {
+			out = append(out, t)
+		}
+	}
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (f *Fake) getLinks(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	out := append([]scheduler.TaskLinks{}, f.links...)
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (f *Fake) getStatus(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	var st scheduler.Status
+	if f.statusFn != nil {
+		st = f.statusFn(f.statusN)
+		f.statusN++
+	} else {
+		st = scheduler.Status{SpecVersion: f.version, Subscribed: true, Converged: true}
+		for _, name := range f.spec.ServiceNames() {
+			n := f.spec.Services[name].Instances
+			st.Services = append(st.Services, scheduler.ServiceStatus{Name: name, Wanted: n, Running: n, Converged: true})
+		}
+	}
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (f *Fake) getEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, "streaming is not supported here")
+		return
+	}
+	s := &fakeSub{notify: make(chan struct{}, 1), done: make(chan struct{})}
+	f.mu.Lock()
+	f.subs[s] = struct{}{}
+	f.subsChanged()
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if _, ok := f.subs[s]; ok {
+			delete(f.subs, s)
+			f.subsChanged()
+		}
+		f.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, ": tiltai scheduler events\n\n")
+	fl.Flush()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		case <-s.notify:
+		}
+		f.mu.Lock()
+		if f.held {
+			f.mu.Unlock()
+			continue
+		}
+		evs, dropped := s.queue, s.dropped
+		s.queue, s.dropped = nil, 0
+		f.mu.Unlock()
+		if dropped > 0 {
+			lost := scheduler.Event{Type: "dropped", Time: f.cfg.Now().UTC(), Data: map[string]any{"events": dropped, "why": "this client read too slowly"}}
+			if _, err := w.Write(sse(lost)); err != nil {
+				return
+			}
+		}
+		for _, ev := range evs {
+			if _, err := w.Write(sse(ev)); err != nil {
+				return
+			}
+		}
+		fl.Flush()
+	}
+}
+
+func sse(e scheduler.Event) []byte {
+	b, _ := json.Marshal(e)
+	return fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b)
+}
