@@ -354,7 +354,7 @@ func (m *machine) agentEvent(in inAgent) {
 	}
 	ev := in.Event
 	m.lastEvent = m.now
-	if m.conn == connSubscribing && ev.Type != executor.Event_SUBSCRIBED {
+	if m.conn == connSubscribing && ev.Type != executor.Event_SUBSCRIBED && ev.Type != executor.Event_ERROR {
 		m.log(slog.LevelWarn, "agent sent an event before SUBSCRIBED; ignoring it", "event", ev.Type.String())
 		m.count.EventsIgnored++
 		return
@@ -723,7 +723,7 @@ func (m *machine) started(in inStarted) {
 // in-gates bound.
 func (m *machine) checkReady() {
 	t := m.task
-	if t.phase == phaseStarting && t.svc.Connected && t.svc.Ready {
+	if t.phase == phaseStarting && t.svc.Connected && t.svc.Ready && len(unbound(t.data, t.svc)) == 0 {
 		t.phase = phaseRunning
 		m.update(t.id, mesos.TASK_RUNNING, readyMessage(t.data, t.svc, t.pid))
 	}
@@ -791,22 +791,32 @@ func readyMessage(d TaskData, st control.State, pid int) string {
 	return fmt.Sprintf("service ready (pid %d): in-gates bound (%s)", pid, strings.Join(bound, ", "))
 }
 
+// unbound lists the task's in-gates the service has not reported bound on
+// their own port: peers are told that port, so any other is no good.
+func unbound(d TaskData, st control.State) []string {
+	var missing []string
+	for _, g := range d.InGates() {
+		i := slices.IndexFunc(st.Gates, func(gi control.GateInfo) bool { return gi.Name == g.Name })
+		switch {
+		case i < 0 || st.Gates[i].Bound == "":
+			missing = append(missing, fmt.Sprintf("%s (port %d)", g.Name, g.Port))
+		default:
+			ep, err := control.ParseBindEndpoint(st.Gates[i].Bound)
+			if err != nil || ep.Port != g.Port {
+				missing = append(missing, fmt.Sprintf("%s (bound on %s, not on its port %d)", g.Name, st.Gates[i].Bound, g.Port))
+			}
+		}
+	}
+	return missing
+}
+
 // notReadyWhy says what the service still lacks at the ready timeout.
 func notReadyWhy(t *task) string {
 	to := t.data.ReadyTimeout()
 	if !t.helloed {
 		return fmt.Sprintf("service not ready within %s: it never connected to its control socket (a service with in-gates must open them with the gate library)", to)
 	}
-	var missing []string
-	for _, g := range t.data.InGates() {
-		ok := false
-		for _, gi := range t.svc.Gates {
-			ok = ok || (gi.Name == g.Name && gi.Bound != "")
-		}
-		if !ok {
-			missing = append(missing, fmt.Sprintf("%s (port %d)", g.Name, g.Port))
-		}
-	}
+	missing := unbound(t.data, t.svc)
 	if len(missing) == 0 {
 		return fmt.Sprintf("service not ready within %s: it has not reported its in-gates bound", to)
 	}
