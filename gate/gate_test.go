@@ -44,9 +44,10 @@ func TestPushPullBasic(t *testing.T) {
 	}
 }
 
-// TestPlannedRemovalUnderTraffic: three pullers share a steady stream; one is
-// removed mid-stream (snapshot v2). Nothing is lost or duplicated, the removed
-// puller gets nothing after the version is applied, and work was spread.
+// TestPlannedRemovalUnderTraffic: three pullers share a steady stream; once
+// each has had work, one is removed mid-stream (snapshot v2). Nothing is lost
+// or duplicated, and the removed puller gets nothing after the version is
+// applied.
 func TestPlannedRemovalUnderTraffic(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	var ins []*Gate
@@ -62,44 +63,54 @@ func TestPlannedRemovalUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "three connections", func() bool { return out.Stats().Peers == 3 })
-	const n = 30000
-	var removedAt int
-	for i := range uint64(n) {
-		if i == n/3 {
-			mem.Publish(snap(2, "work", control.Push, ins[0].Addr(), ins[1].Addr()))
-		}
-		if err := out.Send(ctx, seqMsg(i, 32)); err != nil {
-			t.Fatal(err)
-		}
-		if i == 2*n/3 {
-			if err := mem.WaitApplied(ctx, 2); err != nil {
+	var seq uint64
+	send := func(k int) {
+		for range k {
+			if err := out.Send(ctx, seqMsg(seq, 32)); err != nil {
 				t.Fatal(err)
 			}
-			// Applied means its in-flight messages were acknowledged: once its
-			// application has taken what it holds, its count is final.
-			waitFor(t, 10*time.Second, "removed puller idle", func() bool { return ins[2].recvQ.len() == 0 && ins[2].Stats().Peers == 0 })
-			removedAt = cs[2].count()
+			seq++
 		}
 	}
+	// Work goes to whichever peer is ready to write: with a sender this
+	// fast one writer can take a whole burst before the others get a CPU, so
+	// "spread" is asserted over time, not over a count of messages.
+	deadline := time.Now().Add(20 * time.Second)
+	for cs[0].count() == 0 || cs[1].count() == 0 || cs[2].count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("work not spread over the three pullers after %d messages: %d %d %d", seq, cs[0].count(), cs[1].count(), cs[2].count())
+		}
+		send(100)
+	}
+	const n = 30000
+	send(n / 3)
+	mem.Publish(snap(2, "work", control.Push, ins[0].Addr(), ins[1].Addr()))
+	send(n / 3)
+	if err := mem.WaitApplied(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Applied means its in-flight messages were acknowledged: once its
+	// application has taken what it holds, its count is final.
+	waitFor(t, 10*time.Second, "removed puller idle", func() bool { return ins[2].recvQ.len() == 0 && ins[2].Stats().Peers == 0 })
+	removedAt := cs[2].count()
+	send(n / 3)
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "all messages", func() bool { return cs[0].count()+cs[1].count()+cs[2].count() >= n })
+	total := int(seq)
+	waitFor(t, 20*time.Second, "all messages", func() bool { return cs[0].count()+cs[1].count()+cs[2].count() >= total })
 	if got := cs[2].count(); got != removedAt {
 		t.Errorf("removed puller received %d messages after its removal was applied", got-removedAt)
 	}
 	seen := map[uint64]int{}
-	for i, c := range cs {
+	for _, c := range cs {
 		c.mu.Lock()
 		for s, k := range c.seen {
 			seen[s] += k
 		}
 		c.mu.Unlock()
-		if c.count() == 0 {
-			t.Errorf("puller %d got no work", i)
-		}
 	}
-	for i := range uint64(n) {
+	for i := range seq {
 		if seen[i] != 1 {
 			t.Fatalf("message %d delivered %d times", i, seen[i])
 		}
@@ -266,7 +277,10 @@ func TestPubSub(t *testing.T) {
 	if all := got(subAll, 100); len(all) != 100 {
 		t.Fatal(len(all))
 	}
-	if st := pub.Stats(); st.Dropped != 0 || st.Sent != 150 {
+	// A writer counts a batch as sent when its write returns, which can be
+	// after the subscriber read it; until then it counts as queued.
+	waitFor(t, 5*time.Second, "pub counters", func() bool { st := pub.Stats(); return st.Sent == 150 && st.QueueDepth == 0 })
+	if st := pub.Stats(); st.Dropped != 0 {
 		t.Fatalf("pub stats %+v", st)
 	}
 }
