@@ -207,7 +207,7 @@ func TestStopHeartbeats(t *testing.T) {
 	s.wait(func(e *scheduler.Event) bool { return e.Type == scheduler.Event_HEARTBEAT })
 	c.Faults().StopHeartbeats()
 	// Drain what was in flight, then expect silence on a live connection.
-	quiet := time.After(100 * time.Millisecond)
+	quiet := time.After(300 * time.Millisecond)
 drain:
 	for {
 		select {

@@ -97,6 +97,7 @@ type agentRec struct {
 	connected  bool
 	registered time.Time
 	executors  map[string]map[string]execRec // fw → executor id
+	tasks      map[*task]struct{}            // tasks placed on this agent, not yet completed
 }
 
 type execRec struct {
@@ -122,7 +123,11 @@ func newMaster(cfg Config, faults *Faults, id, hostname, ip string, port int) *m
 // after posts m to the master's mailbox after d.
 func (m *master) after(d time.Duration, msg any) *time.Timer {
 	var t *time.Timer
-	t = time.AfterFunc(d, func() { m.box.post(timerFired{t: t, msg: msg}) })
+	// The callback may run before AfterFunc returns (d near 0): it waits
+	// until t is set.
+	set := make(chan struct{})
+	t = time.AfterFunc(d, func() { <-set; m.box.post(timerFired{t: t, msg: msg}) })
+	close(set)
 	m.timers[t] = struct{}{}
 	return t
 }
@@ -262,7 +267,7 @@ func (m *master) agentRegister(x agentRegister) {
 			id = fmt.Sprintf("%s-S%d", m.id, m.nextAgent)
 			m.nextAgent++
 		}
-		a = &agentRec{id: id, registered: time.Now(), executors: map[string]map[string]execRec{}}
+		a = &agentRec{id: id, registered: time.Now(), executors: map[string]map[string]execRec{}, tasks: map[*task]struct{}{}}
 		m.agents[id] = a
 	}
 	// A re-registration replaces what the master knew of the agent's
@@ -306,6 +311,7 @@ func (m *master) agentRegister(x agentRegister) {
 			t = &task{info: rt.info, fwID: fw.id, agentID: id, executorID: rt.executorID, resources: r, seen: map[string]bool{}}
 			fw.tasks[rt.info.TaskID.Value] = t
 		}
+		a.tasks[t] = struct{}{}
 		t.state = rt.state
 		if rt.latest != nil {
 			t.latest = rt.latest
@@ -330,16 +336,14 @@ func (m *master) agentRegister(x agentRegister) {
 // executors on it, rather than keeping a running count.
 func (m *master) recomputeUsed(a *agentRec) {
 	var used res.Resources
-	for _, fw := range m.frameworks {
-		for _, t := range fw.tasks {
-			if t.agentID == a.id && !t.released {
-				used = used.Add(t.resources)
-			}
+	for t := range a.tasks {
+		if !t.released {
+			used.AddInPlace(t.resources)
 		}
 	}
 	for _, execs := range a.executors {
 		for _, e := range execs {
-			used = used.Add(e.resources)
+			used.AddInPlace(e.resources)
 		}
 	}
 	a.used = used
@@ -432,6 +436,7 @@ func (m *master) completeTask(fw *framework, t *task) {
 		fw.completed = fw.completed[over:]
 	}
 	if a := m.agents[t.agentID]; a != nil {
+		delete(a.tasks, t)
 		m.recomputeUsed(a)
 	}
 	m.allocDirty = true

@@ -376,10 +376,12 @@ func (m *master) launch(fw *framework, a *agentRec, plan launchPlan, launched ma
 			a.executors[fw.id][execID] = execRec{info: e, resources: plan.executorRes}
 		}
 	}
-	fw.tasks[t.TaskID.Value] = &task{
+	rec := &task{
 		info: t, fwID: fw.id, agentID: a.id, executorID: execID, state: mesos.TASK_STAGING,
 		resources: plan.taskRes, seen: map[string]bool{},
 	}
+	fw.tasks[t.TaskID.Value] = rec
+	a.tasks[rec] = struct{}{}
 	m.recomputeUsed(a)
 	m.counters.tasksLaunched++
 	a.link.post(runTask{framework: fw.info, task: t})

@@ -386,3 +386,7 @@ func allGone(pids []int) bool {
 	}
 	return true
 }
+
+func newCaller(url string, codec encoding.MediaType) calls.Caller {
+	return httpsched.NewCaller(httpcli.New(httpcli.Endpoint(url), httpcli.Codec(codecs.ByMediaType[codec])))
+}

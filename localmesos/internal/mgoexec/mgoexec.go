@@ -96,6 +96,10 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 	if dial != nil {
 		opts = append(opts, httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
 			t.DialContext = dial
+			// In memory a connection costs nothing to open, while an idle
+			// one holds buffers and goroutines: thousands of executors idle
+			// between their rare calls.
+			t.DisableKeepAlives = true
 			transport = t
 		}))))
 	}

@@ -113,6 +113,18 @@ func (r Resources) Add(o Resources) Resources {
 	return c
 }
 
+// AddInPlace adds o to r, without copying r first.
+func (r *Resources) AddInPlace(o Resources) {
+	for _, n := range o.names {
+		if v, ok := o.scalars[n]; ok {
+			r.addMilli(n, v)
+		}
+		if v, ok := o.ranges[n]; ok {
+			r.AddRanges(n, v...)
+		}
+	}
+}
+
 // Contains reports whether o fits in r.
 func (r Resources) Contains(o Resources) bool {
 	for n, v := range o.scalars {
