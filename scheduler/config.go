@@ -2,8 +2,10 @@ package scheduler
 
 import (
 	"crypto/tls"
+
 	"errors"
 	"fmt"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"log/slog"
 	"net"
 	"time"
@@ -108,7 +110,10 @@ type Config struct {
 type hooks struct {
 	// afterPersist runs after a batch is durable and before its Mesos
 	// calls are made; returning true "crashes" the scheduler there.
-	afterPersist func(calls int) bool
+	afterPersist func(calls []*scheduler.Call) bool
+	// afterCall runs after the outbox made a call; returning true
+	// "crashes" the scheduler there (nothing more is processed or sent).
+	afterCall func(call *scheduler.Call) bool
 }
 
 func (c *Config) withDefaults() Config {

@@ -172,9 +172,11 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time) {
 // (no uuid) are never acknowledged.
 func (s *Scheduler) ack(st mesos.TaskStatus) {
 	if len(st.UUID) == 0 || st.AgentID == nil {
+		s.metrics.noUUID.Inc()
 		return
 	}
 	s.queue(calls.Acknowledge(st.AgentID.Value, st.TaskID.Value, st.UUID))
+	s.metrics.acked.Inc()
 }
 
 // onExecutorMessage handles acks and status reports from executors.

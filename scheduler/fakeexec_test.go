@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -30,11 +31,14 @@ type lightExecutor struct {
 	applied map[string]uint64   // task → newest link version applied
 	history map[string][]uint64 // task → versions applied, in order
 	tables  map[string]executor.Message
-	dropAck func(task string, v uint64) bool
+	fail    map[string]chan struct{} // task → closed to make it fail
+	// duplicate sends every status update twice (same uuid) and a late
+	// TASK_STARTING after TASK_RUNNING, as retries and reordering do.
+	duplicate bool
 }
 
 func newLightExecutor() *lightExecutor {
-	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}}
+	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}, fail: map[string]chan struct{}{}}
 }
 
 func (l *lightExecutor) Applied(task string) uint64 {
@@ -50,14 +54,34 @@ func (l *lightExecutor) Table(task string) (executor.Message, bool) {
 	return m, ok
 }
 
+// Fail makes a running task report TASK_FAILED (as a crashed service).
+func (l *lightExecutor) Fail(task string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch, ok := l.fail[task]
+	if ok {
+		close(ch)
+		delete(l.fail, task)
+	}
+	return ok
+}
+
 func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) error {
 	fw, ex, agent := spec.Getenv("MESOS_FRAMEWORK_ID"), spec.Getenv("MESOS_EXECUTOR_ID"), spec.Getenv("MESOS_AGENT_ENDPOINT")
 	if fw == "" || ex == "" || agent == "" {
 		return errors.New("incomplete executor environment")
 	}
+	var opts []httpcli.ConfigOpt
+	if spec.Dial != nil {
+		// In memory: a thousand executors need no thousand sockets.
+		tr := &http.Transport{DialContext: spec.Dial, MaxIdleConnsPerHost: 2}
+		defer tr.CloseIdleConnections()
+		opts = append(opts, httpcli.RoundTripper(tr))
+	}
 	cli := httpcli.New(
 		httpcli.Endpoint("http://"+agent+"/api/v1/executor"),
 		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
+		httpcli.Do(httpcli.With(opts...)),
 	)
 	send := calls.SenderWith(httpexec.NewSender(cli.Send), calls.Framework(fw), calls.Executor(ex))
 	call := func(c *mexec.Call) error {
@@ -68,67 +92,114 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	defer resp.Close()
+	events := make(chan *mexec.Event)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			var ev mexec.Event
+			if err := resp.Decode(&ev); err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case events <- &ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var task *mesos.TaskInfo
+	var failCh chan struct{}
 	update := func(state mesos.TaskState) error {
 		id := make([]byte, 16)
 		rand.Read(id)
-		return call(calls.Update(mesos.TaskStatus{
+		st := mesos.TaskStatus{
 			TaskID: task.TaskID, State: &state, Source: mesos.SOURCE_EXECUTOR.Enum(),
 			UUID: id, ExecutorID: &mesos.ExecutorID{Value: ex},
-		}))
+		}
+		for i := 0; i < 1+btoi(l.duplicate); i++ {
+			if err := call(calls.Update(st)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	linger := func() {
+		// Give the agent a moment to take the last update before we go.
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 	for {
-		var ev mexec.Event
-		if err := resp.Decode(&ev); err != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return nil
 			}
 			return err
-		}
-		switch ev.Type {
-		case mexec.Event_LAUNCH:
-			t := ev.Launch.Task
-			task = &t
-			if err := update(mesos.TASK_STARTING); err != nil {
+		case <-failCh:
+			if err := update(mesos.TASK_FAILED); err != nil {
 				return err
 			}
-			if err := update(mesos.TASK_RUNNING); err != nil {
-				return err
-			}
-		case mexec.Event_MESSAGE:
-			m, err := executor.Decode(ev.Message.Data)
-			if err != nil || m.Type != executor.TypeLinks {
-				continue
-			}
-			v := m.Snapshot.Version
-			l.mu.Lock()
-			if v > l.applied[m.TaskID] {
-				l.applied[m.TaskID] = v
-				l.history[m.TaskID] = append(l.history[m.TaskID], v)
-				l.tables[m.TaskID] = m
-			}
-			applied := l.applied[m.TaskID]
-			drop := l.dropAck != nil && l.dropAck(m.TaskID, applied)
-			l.mu.Unlock()
-			if drop {
-				continue
-			}
-			ack, _ := executor.Encode(executor.Message{Type: executor.TypeAck, TaskID: m.TaskID, Version: applied})
-			if err := call(calls.Message(ack)); err != nil {
-				return err
-			}
-		case mexec.Event_KILL, mexec.Event_SHUTDOWN:
-			if task != nil {
-				if err := update(mesos.TASK_KILLED); err != nil {
+			linger()
+			return nil
+		case ev := <-events:
+			switch ev.Type {
+			case mexec.Event_LAUNCH:
+				t := ev.Launch.Task
+				task = &t
+				failCh = make(chan struct{})
+				l.mu.Lock()
+				l.fail[t.TaskID.Value] = failCh
+				l.mu.Unlock()
+				if err := update(mesos.TASK_STARTING); err != nil {
 					return err
 				}
+				if err := update(mesos.TASK_RUNNING); err != nil {
+					return err
+				}
+				if l.duplicate {
+					if err := update(mesos.TASK_STARTING); err != nil {
+						return err
+					}
+				}
+			case mexec.Event_MESSAGE:
+				m, err := executor.Decode(ev.Message.Data)
+				if err != nil || m.Type != executor.TypeLinks {
+					continue
+				}
+				v := m.Snapshot.Version
+				l.mu.Lock()
+				if v > l.applied[m.TaskID] {
+					l.applied[m.TaskID] = v
+					l.history[m.TaskID] = append(l.history[m.TaskID], v)
+					l.tables[m.TaskID] = m
+				}
+				applied := l.applied[m.TaskID]
+				l.mu.Unlock()
+				ack, _ := executor.Encode(executor.Message{Type: executor.TypeAck, TaskID: m.TaskID, Version: applied})
+				if err := call(calls.Message(ack)); err != nil {
+					return err
+				}
+			case mexec.Event_KILL, mexec.Event_SHUTDOWN:
+				if task != nil {
+					if err := update(mesos.TASK_KILLED); err != nil {
+						return err
+					}
+				}
+				linger()
+				return nil
 			}
-			// Give the agent a moment to take the update before we go.
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-ctx.Done():
-			}
-			return nil
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -89,7 +90,12 @@ func (c *conn) Leader() string {
 	return c.leader
 }
 
-func (c *conn) newCaller(leader string) calls.Caller {
+// newCaller returns a caller for leader and a function that tells which
+// URL answered the SUBSCRIBE. mesos-go's httpsched follows a 307 for the
+// SUBSCRIBE only; later calls would still go to the first URL, be
+// redirected again, and drop the subscription. So the session notices the
+// redirect and subscribes to the leader directly.
+func (c *conn) newCaller(leader string) (calls.Caller, func() string) {
 	codec := codecs.ByMediaType[codecs.MediaTypeProtobuf]
 	if c.cfg.Codec == "json" {
 		codec = codecs.ByMediaType[codecs.MediaTypeJSON]
@@ -101,12 +107,28 @@ func (c *conn) newCaller(leader string) calls.Caller {
 	if strings.HasPrefix(leader, "https://") {
 		opts = append(opts, httpcli.TLSConfig(c.cfg.TLS.Clone()))
 	}
+	var mu sync.Mutex
+	answered := ""
+	do := httpcli.With(opts...)
+	record := func(req *http.Request) (*http.Response, error) {
+		resp, err := do(req)
+		if err == nil && resp.StatusCode == http.StatusOK && resp.Header.Get("Mesos-Stream-Id") != "" {
+			mu.Lock()
+			answered = req.URL.Scheme + "://" + req.URL.Host
+			mu.Unlock()
+		}
+		return resp, err
+	}
 	cli := httpcli.New(
 		httpcli.Endpoint(strings.TrimRight(leader, "/")+"/api/v1/scheduler"),
 		httpcli.Codec(codec),
-		httpcli.Do(httpcli.With(opts...)),
+		httpcli.Do(record),
 	)
-	return httpsched.NewCaller(cli, httpsched.AllowReconnection(true), httpsched.MaxRedirects(4))
+	return httpsched.NewCaller(cli, httpsched.AllowReconnection(true), httpsched.MaxRedirects(4)), func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return answered
+	}
 }
 
 // run subscribes until ctx ends.
@@ -168,20 +190,41 @@ func (c *conn) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot find the leading Mesos master: %w", err)
 	}
-	caller := c.newCaller(leader)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	info := c.info()
-	if info.ID == nil {
-		// About to mint a new framework ID: make sure no framework of
-		// ours is alive on this master (our stored ID may have been lost).
-		if err := c.checkNoLiveFramework(sctx, leader); err != nil {
-			return err
+	var (
+		caller calls.Caller
+		resp   mesos.Response
+	)
+	leader = c.resolveLeader(sctx, leader)
+	for hop := 0; ; hop++ {
+		var answered func() string
+		caller, answered = c.newCaller(leader)
+		info := c.info()
+		if info.ID == nil {
+			// About to mint a new framework ID: make sure no framework of
+			// ours is alive on this master (our stored ID may have been lost).
+			if err := c.checkNoLiveFramework(sctx, leader); err != nil {
+				return err
+			}
 		}
-	}
-	resp, err := caller.Call(sctx, calls.Subscribe(info))
-	if err != nil {
-		return fmt.Errorf("cannot subscribe to %s: %w", leader, describeCallError(err))
+		resp, err = caller.Call(sctx, calls.Subscribe(info))
+		if err != nil {
+			return fmt.Errorf("cannot subscribe to %s: %w", leader, describeCallError(err))
+		}
+		at := answered()
+		if at == "" || sameHost(at, leader) || hop >= 3 {
+			break
+		}
+		// Redirected anyway (the leader changed meanwhile): subscribe to
+		// the leader itself, so every later call goes there too. A new
+		// framework was registered by the redirected SUBSCRIBE: keep its ID.
+		if info.ID == nil {
+			c.forwardSubscribed(sctx, resp, leader)
+		}
+		resp.Close()
+		c.log.Info("master redirected to the leader", "from", leader, "leader", at)
+		leader = at
 	}
 	defer resp.Close()
 	c.setCaller(caller, leader)
@@ -262,6 +305,57 @@ func (c *conn) session(ctx context.Context) error {
 	}
 }
 
+// resolveLeader asks a master which master leads (GET /master/redirect
+// answers 307 to the leader, itself included) so that the subscription and
+// every call go straight to it. Any other answer keeps the given URL.
+func (c *conn) resolveLeader(ctx context.Context, master string) string {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(master, "/")+"/master/redirect", nil)
+	if err != nil {
+		return master
+	}
+	cl := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: c.cfg.TLS.Clone()},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
+	if err != nil {
+		return master
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect {
+		return master
+	}
+	loc, err := req.URL.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Host == "" {
+		return master
+	}
+	return req.URL.Scheme + "://" + loc.Host
+}
+
+// forwardSubscribed reads a stream up to its SUBSCRIBED event and hands it
+// to the loop, which stores the new framework ID.
+func (c *conn) forwardSubscribed(ctx context.Context, resp mesos.Response, leader string) {
+	for i := 0; i < 16; i++ {
+		var ev scheduler.Event
+		if err := resp.Decode(&ev); err != nil {
+			return
+		}
+		if ev.Type == scheduler.Event_SUBSCRIBED {
+			c.send(ctx, evMesos{ev: &ev, leader: leader})
+			return
+		}
+	}
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Host == ub.Host
+}
+
 // describeCallError adds what an operator should check to common failures.
 func describeCallError(err error) error {
 	s := err.Error()
@@ -281,17 +375,36 @@ func describeCallError(err error) error {
 func (c *conn) checkNoLiveFramework(ctx context.Context, leader string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(leader, "/")+"/state", nil)
-	if err != nil {
-		return err
+	// A master that does not lead answers 307 to the one that does (host
+	// only, scheme-relative); follow it to the leader's /state.
+	cl := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: c.cfg.TLS.Clone()},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	if c.cfg.Principal != "" {
-		req.SetBasicAuth(c.cfg.Principal, c.cfg.Secret)
-	}
-	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: c.cfg.TLS.Clone()}}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot ask master %s which frameworks run before registering: %w", leader, err)
+	defer cl.CloseIdleConnections()
+	base := strings.TrimRight(leader, "/")
+	var resp *http.Response
+	for hop := 0; ; hop++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/state", nil)
+		if err != nil {
+			return err
+		}
+		if c.cfg.Principal != "" {
+			req.SetBasicAuth(c.cfg.Principal, c.cfg.Secret)
+		}
+		resp, err = cl.Do(req)
+		if err != nil {
+			return fmt.Errorf("cannot ask master %s which frameworks run before registering: %w", leader, err)
+		}
+		if resp.StatusCode != http.StatusTemporaryRedirect || hop >= 3 {
+			break
+		}
+		loc, err := req.URL.Parse(resp.Header.Get("Location"))
+		resp.Body.Close()
+		if err != nil || loc.Host == "" {
+			return fmt.Errorf("master %s redirected to an unusable location %q", leader, resp.Header.Get("Location"))
+		}
+		base = req.URL.Scheme + "://" + loc.Host
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

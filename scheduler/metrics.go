@@ -24,6 +24,8 @@ type metrics struct {
 	retired         prometheus.Counter
 	failures        *prometheus.CounterVec
 	updates         *prometheus.CounterVec
+	acked           prometheus.Counter
+	noUUID          prometheus.Counter
 	unknownKilled   prometheus.Counter
 	linkMessages    prometheus.Counter
 	resends         prometheus.Counter
@@ -59,6 +61,8 @@ func newMetrics(s *Scheduler) *metrics {
 	f(m.failures)
 	m.updates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "status_updates_total", Help: "Status updates received, by task state."}, []string{"state"})
 	f(m.updates)
+	m.acked = counter("status_updates_acknowledged_total", "Status updates acknowledged (those that carry a uuid), after their effect was stored.")
+	m.noUUID = counter("status_updates_without_uuid_total", "Status updates without a uuid (made by the master, e.g. reconciliation answers): never acknowledged.")
 	m.unknownKilled = counter("unknown_tasks_killed_total", "Live tasks Mesos reported that the scheduler has no record of (killed).")
 	m.linkMessages = counter("link_messages_total", "Link-table MESSAGE calls sent to executors.")
 	m.resends = counter("link_resends_total", "Link-table messages re-sent because the executor had not acknowledged.")

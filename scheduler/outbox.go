@@ -34,6 +34,9 @@ func (s *Scheduler) runOutbox(ctx context.Context) {
 		}
 		var wg sync.WaitGroup
 		for _, call := range batch {
+			if s.crashed.Load() {
+				break
+			}
 			call.FrameworkID = fw
 			sem <- struct{}{}
 			wg.Add(1)
@@ -42,6 +45,9 @@ func (s *Scheduler) runOutbox(ctx context.Context) {
 				cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 				err := s.conn.Call(cctx, call)
 				cancel()
+				if h := s.cfg.hooks.afterCall; h != nil && err == nil && h(call) {
+					s.crash()
+				}
 				s.metrics.calls.WithLabelValues(call.Type.String(), resultLabel(err)).Inc()
 				if err != nil && ctx.Err() == nil {
 					lvl := s.log.Warn

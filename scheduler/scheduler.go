@@ -36,7 +36,8 @@ type Scheduler struct {
 	http    *http.Server
 	lis     net.Listener
 
-	fwID atomic.Pointer[string] // for conn's SUBSCRIBE, set by the loop after persisting
+	fwID    atomic.Pointer[string] // for conn's SUBSCRIBE, set by the loop after persisting
+	crashed atomic.Bool            // tests: crashed by a hook; nothing more may happen
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -147,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 
+	startLog := []any{"api", s.URL(), "framework_id", st.frameworkID, "spec_version", st.specRec.Version, "tasks", len(st.tasks), "executor", art.name}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()
 	go func() { defer s.wg.Done(); s.conn.run(ctx) }()
@@ -159,8 +161,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 			s.log.Error("scheduler stopped", "err", s.err)
 		}
 	}()
-	s.log.Info("scheduler started", "api", s.URL(), "framework_id", st.frameworkID,
-		"spec_version", st.specRec.Version, "tasks", len(st.tasks), "executor", art.name)
+	s.log.Info("scheduler started", startLog...)
 	return s, nil
 }
 
@@ -210,6 +211,13 @@ func (s *Scheduler) Err() error {
 	default:
 		return nil
 	}
+}
+
+// crash stops everything at once, as kill -9 would: the loop processes
+// nothing more and the outbox sends nothing more (tests only).
+func (s *Scheduler) crash() {
+	s.crashed.Store(true)
+	s.cancel()
 }
 
 // Close stops the scheduler without tearing the framework down: tasks keep

@@ -67,6 +67,9 @@ func (s *Scheduler) step() error {
 
 // commit persists what changed, then queues the calls that depend on it.
 func (s *Scheduler) commit() error {
+	if s.crashed.Load() {
+		return errTestCrash
+	}
 	batch, err := s.st.flush()
 	if err != nil {
 		return err
@@ -83,7 +86,7 @@ func (s *Scheduler) commit() error {
 	if len(s.calls) == 0 {
 		return nil
 	}
-	if h := s.cfg.hooks.afterPersist; h != nil && h(len(s.calls)) {
+	if h := s.cfg.hooks.afterPersist; h != nil && h(s.calls) {
 		return errTestCrash
 	}
 	calls := s.calls

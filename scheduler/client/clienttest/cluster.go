@@ -64,7 +64,11 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		Listen: "127.0.0.1:0", Agents: cfg.Agents, SplitPorts: true,
 		Resources:         "cpus:16;mem:65536;disk:100000;ports:[31000-39999]",
 		HeartbeatInterval: time.Second, AllocationInterval: 100 * time.Millisecond,
-		Launcher: localmesos.InProcess(runLightExecutor), Logger: logger,
+		Launcher: localmesos.InProcess(func(ctx context.Context, spec localmesos.ExecutorSpec) error {
+			err := runLightExecutor(ctx, spec, logger)
+			logger.Debug("light executor ended", "executor_id", spec.ExecutorID, "err", err)
+			return err
+		}), Logger: logger,
 	})
 	if err != nil {
 		t.Fatalf("cannot start the embedded Mesos: %v", err)
@@ -85,7 +89,7 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	return &Cluster{Mesos: mc, Scheduler: s, URL: s.URL()}
 }
 
-func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec) error {
+func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *slog.Logger) error {
 	fw, ex, agent := spec.Getenv("MESOS_FRAMEWORK_ID"), spec.Getenv("MESOS_EXECUTOR_ID"), spec.Getenv("MESOS_AGENT_ENDPOINT")
 	if fw == "" || ex == "" || agent == "" {
 		return errors.New("incomplete executor environment: MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID and MESOS_AGENT_ENDPOINT are needed")
@@ -98,7 +102,9 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec) error {
 	call := func(c *mexec.Call) error {
 		return calls.SendNoData(ctx, send, calls.NonStreaming(c))
 	}
+	log.Debug("light executor subscribing", "executor_id", ex, "agent", agent)
 	resp, err := send.Send(ctx, calls.NonStreaming(calls.Subscribe(nil, nil)))
+	log.Debug("light executor subscribed", "executor_id", ex, "err", err)
 	if err != nil {
 		return fmt.Errorf("cannot subscribe to the agent: %w", err)
 	}
@@ -133,6 +139,7 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec) error {
 			}
 			return err
 		}
+		log.Debug("light executor event", "executor_id", ex, "type", ev.Type.String())
 		switch ev.Type {
 		case mexec.Event_LAUNCH:
 			t := ev.Launch.Task

@@ -220,6 +220,18 @@ func (f *Fake) ReleaseEvents() {
 	}
 }
 
+// CloseStreams ends every open event stream, as a scheduler going away
+// would, and keeps serving.
+func (f *Fake) CloseStreams() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		delete(f.subs, s)
+		close(s.done)
+	}
+	f.subsChanged()
+}
+
 // WaitSubscribers waits until n event streams are open, or ctx ends.
 func (f *Fake) WaitSubscribers(ctx context.Context, n int) error {
 	for {
