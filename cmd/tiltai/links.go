@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,7 @@ import (
 func linksCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "links",
-		Usage: "check, draw and compare link specs",
+		Usage: "check, draw, compare, submit and get link specs",
 		Description: "A link spec names services, the gates each opens (push, pull, pub, sub, req, rep,\n" +
 			"pair) and the links from out-gates to in-gates. See docs/linkspec.md.\n" +
 			"FILE may be - for standard input.",
@@ -42,16 +41,20 @@ func linksCommand() *cli.Command {
 			},
 			{
 				Name:      "diff",
-				Usage:     "show what would change going from one spec to another",
-				ArgsUsage: "OLD NEW",
+				Usage:     "show what would change going from one spec to another, or from the scheduler's to FILE",
+				ArgsUsage: "OLD NEW | FILE",
 				Description: "Lists services added, removed, scaled or changed (and whether their tasks will\n" +
-					"be replaced) and links added or removed.",
-				Flags: []cli.Flag{
+					"be replaced) and links added or removed. With two files, compares them here. With\n" +
+					"one, asks the scheduler (--scheduler, TILTAI_SCHEDULER) what submitting FILE would\n" +
+					"change (a dry run; nothing changes).",
+				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "format", Value: "text", Usage: "text or json"},
 					&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when the specs differ, as git diff --exit-code"},
-				},
+				}, schedulerFlags()...),
 				Action: linksDiff,
 			},
+			linksSubmitCommand(),
+			linksGetCommand(),
 		},
 	}
 }
@@ -135,15 +138,22 @@ func linksGraph(c *cli.Context) error {
 }
 
 func linksDiff(c *cli.Context) error {
-	if err := needArgs(c, 2, "OLD NEW"); err != nil {
-		return err
+	paths, err := positional(c)
+	if err != nil {
+		return helpShown(err)
+	}
+	if len(paths) != 1 && len(paths) != 2 {
+		return cli.Exit("usage: tiltai links diff OLD NEW, or tiltai links diff FILE to compare with the scheduler's spec (see tiltai links diff --help)", 2)
 	}
 	format := c.String("format")
 	if format != "text" && format != "json" {
 		return cli.Exit(fmt.Sprintf("tiltai links diff: unknown --format %q; use text or json", format), 2)
 	}
+	if len(paths) == 1 {
+		return linksDiffRemote(c, paths[0], format)
+	}
 	var specs [2]*linkspec.Spec
-	for i, path := range c.Args().Slice() {
+	for i, path := range paths {
 		spec, probs, err := readSpec(c, path)
 		if err != nil {
 			return err
@@ -154,22 +164,8 @@ func linksDiff(c *cli.Context) error {
 		specs[i] = spec
 	}
 	changes := linkspec.Diff(specs[0], specs[1])
-	if format == "json" {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if changes == nil {
-			changes = []linkspec.Change{}
-		}
-		if err := enc.Encode(changes); err != nil {
-			return err
-		}
-	} else {
-		if len(changes) == 0 {
-			fmt.Fprintln(c.App.Writer, "no changes")
-		}
-		for _, ch := range changes {
-			fmt.Fprintln(c.App.Writer, ch)
-		}
+	if err := writeChanges(c.App.Writer, format, changes); err != nil {
+		return err
 	}
 	if len(changes) > 0 && c.Bool("exit-code") {
 		return cli.Exit("", 1)

@@ -57,6 +57,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			upCommand(),
 			linksCommand(),
+			psCommand(),
+			scaleCommand(),
+			eventsCommand(),
 			schedulerCommand(),
 			versionCommand(),
 			executorCommand(),

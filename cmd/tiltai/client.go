@@ -1,0 +1,283 @@
+package main
+
+// What the commands that talk to a scheduler share: the flags that find it,
+// the wait for convergence, exit codes, and flags written after arguments.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tiltai/tiltai/internal/version"
+	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/client"
+)
+
+// Exit codes of the commands that talk to a scheduler (docs/cli.md).
+const (
+	exitFailed      = 1   // refused (invalid spec, unknown service) or the change failed
+	exitUsage       = 2   // bad arguments or flags, unreadable files
+	exitUnreachable = 3   // no usable answer: unreachable, unauthorized, not a scheduler
+	exitConflict    = 4   // --if-match named a version that is no longer current
+	exitTimeout     = 5   // accepted, but not converged within --timeout
+	exitInterrupted = 130 // Ctrl-C while waiting; the change goes on
+)
+
+func schedulerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "scheduler", Value: client.DefaultURL, EnvVars: []string{"TILTAI_SCHEDULER"},
+			Usage: "the scheduler's API `URL` (http(s)://HOST:PORT[/PREFIX])"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"TILTAI_TOKEN"},
+			Usage: "API `TOKEN` (Bearer), when the scheduler has one; better in the environment or a file than on the command line"},
+		&cli.StringFlag{Name: "token-file", EnvVars: []string{"TILTAI_TOKEN_FILE"},
+			Usage: "read the API token from `FILE` (the scheduler's --api_token_file)"},
+	}
+}
+
+func waitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "wait", Value: true,
+			Usage: "show progress until the change has converged (tasks running, links acknowledged) or failed; --wait=false returns at once"},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "stop waiting after this long (exit 5; the change goes on)"},
+		&cli.IntFlag{Name: "max-failures", Value: client.DefaultMaxFailures,
+			Usage: "fail the wait when a service has crashed this many times since the change (0: never)"},
+		&cli.DurationFlag{Name: "poll-interval", Value: client.DefaultPollInterval, Usage: "how often to ask the scheduler for progress"},
+	}
+}
+
+// apiConfig says which scheduler to talk to, and how.
+type apiConfig struct {
+	URL   string
+	Token string
+}
+
+func apiConfigFrom(c *cli.Context) (apiConfig, error) {
+	cfg := apiConfig{URL: c.String("scheduler"), Token: c.String("token")}
+	if _, err := client.ParseURL(cfg.URL); err != nil {
+		return cfg, usageErr(c, "--scheduler: %v", err)
+	}
+	if path := c.String("token-file"); path != "" {
+		if c.IsSet("token") && cfg.Token != "" {
+			return cfg, usageErr(c, "give the token once: --token (TILTAI_TOKEN) or --token-file (TILTAI_TOKEN_FILE), not both")
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, usageErr(c, "cannot read the token file: %v", err)
+		}
+		cfg.Token = strings.TrimSpace(string(data))
+		if cfg.Token == "" {
+			return cfg, usageErr(c, "the token file %s is empty", path)
+		}
+	}
+	return cfg, nil
+}
+
+func (a apiConfig) client() (*client.Client, error) {
+	return client.New(a.URL, a.Token, client.WithUserAgent("tiltai/"+version.Get().Version))
+}
+
+// newClient turns the scheduler flags into a client.
+func newClient(c *cli.Context) (*client.Client, apiConfig, error) {
+	cfg, err := apiConfigFrom(c)
+	if err != nil {
+		return nil, cfg, err
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		return nil, cfg, usageErr(c, "%v", err)
+	}
+	return cl, cfg, nil
+}
+
+// waitConfig is how to follow a change.
+type waitConfig struct {
+	Wait        bool
+	Timeout     time.Duration
+	MaxFailures int
+	Interval    time.Duration
+}
+
+func waitConfigFrom(c *cli.Context) (waitConfig, error) {
+	w := waitConfig{Wait: c.Bool("wait"), Timeout: c.Duration("timeout"), MaxFailures: c.Int("max-failures"), Interval: c.Duration("poll-interval")}
+	var errs []string
+	if w.Timeout <= 0 {
+		errs = append(errs, fmt.Sprintf("--timeout %s: give a positive duration, e.g. 5m", w.Timeout))
+	}
+	if w.MaxFailures < 0 {
+		errs = append(errs, fmt.Sprintf("--max-failures %d: give 0 (never) or more", w.MaxFailures))
+	}
+	if w.Interval < 10*time.Millisecond {
+		errs = append(errs, fmt.Sprintf("--poll-interval %s: give 10ms or more", w.Interval))
+	}
+	if len(errs) > 0 {
+		return w, usageErr(c, "%s", strings.Join(errs, "; "))
+	}
+	return w, nil
+}
+
+// ifMatchFrom reads --if-match: -1 when not given.
+func ifMatchFrom(c *cli.Context) (int, error) {
+	if !c.IsSet("if-match") {
+		return -1, nil
+	}
+	v := c.Int("if-match")
+	if v < 0 {
+		return 0, usageErr(c, "--if-match %d: give a spec version (0 or more), as tiltai links get prints it", v)
+	}
+	return v, nil
+}
+
+func usageErr(c *cli.Context, format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf("%s: %s", c.Command.HelpName, fmt.Sprintf(format, args...)), exitUsage)
+}
+
+// apiFail turns an error of the client into a message and an exit code.
+// what says what could not be done ("cannot scale encryptor").
+func apiFail(c *cli.Context, api apiConfig, what string, err error) error {
+	name := c.Command.HelpName
+	var ae *client.APIError
+	switch {
+	case errors.Is(err, client.ErrUnreachable):
+		return cli.Exit(fmt.Sprintf("%s: %s: %v\n  is the scheduler running there? Point to it with --scheduler or TILTAI_SCHEDULER.", name, what, err), exitUnreachable)
+	case errors.Is(err, client.ErrUnauthorized) && api.Token != "":
+		return cli.Exit(fmt.Sprintf("%s: %s: the scheduler refused the token (%v)\n  check --token, TILTAI_TOKEN or --token-file against the scheduler's --api_token_file.", name, what, err), exitUnreachable)
+	case errors.Is(err, client.ErrUnauthorized):
+		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitUnreachable)
+	case errors.Is(err, client.ErrConflict):
+		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitConflict)
+	case errors.Is(err, context.Canceled):
+		return cli.Exit(fmt.Sprintf("%s: %s: interrupted", name, what), exitInterrupted)
+	case errors.As(err, &ae) && (ae.StatusCode/100 == 4):
+		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitFailed)
+	case errors.As(err, &ae):
+		// 5xx, or an answer that was not the scheduler's.
+		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitUnreachable)
+	}
+	return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitFailed)
+}
+
+// follow waits for version to converge, printing progress to stderr and the
+// outcome to stdout.
+func follow(c *cli.Context, cl *client.Client, api apiConfig, w waitConfig, version int, baseline *scheduler.Status, start time.Time) error {
+	name := c.Command.HelpName
+	fmt.Fprintf(c.App.ErrWriter, "waiting for spec version %d to converge (timeout %s; Ctrl-C stops waiting, not the change)\n", version, w.Timeout)
+	ctx, cancel := context.WithTimeout(c.Context, w.Timeout)
+	defer cancel()
+	p := &client.Progress{W: c.App.ErrWriter, Version: version, Start: start}
+	maxFailures := w.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = -1
+	}
+	st, err := cl.WaitConverged(ctx, version, client.WaitOptions{
+		Progress: p.Update, Retry: p.Retry, Interval: w.Interval, MaxFailures: maxFailures, Baseline: baseline,
+	})
+	elapsed := client.Elapsed(time.Since(start))
+	var failed *client.ServiceFailedError
+	switch {
+	case err == nil:
+		tasks := 0
+		for _, ss := range st.Services {
+			tasks += ss.Running
+		}
+		fmt.Fprintf(c.App.Writer, "spec version %d converged in %s: %d services, %d tasks running, every link table acknowledged\n", st.SpecVersion, elapsed, len(st.Services), tasks)
+		return nil
+	case errors.As(err, &failed):
+		return cli.Exit(fmt.Sprintf("%s: spec version %d did not converge: %v\n"+
+			"  the change stays accepted and the scheduler keeps restarting %s with backoff;\n"+
+			"  see tiltai ps --service %s, then fix the service or submit a corrected spec", name, version, err, failed.Service, failed.Service), exitFailed)
+	case errors.Is(err, context.DeadlineExceeded) && c.Context.Err() == nil:
+		return cli.Exit(fmt.Sprintf("%s: gave up waiting after %s: %v\n"+
+			"  the change stays accepted and the scheduler keeps working on it; follow it with tiltai ps", name, w.Timeout, err), exitTimeout)
+	case c.Context.Err() != nil:
+		return cli.Exit(fmt.Sprintf("%s: stopped waiting after %s; spec version %d stays accepted and the scheduler carries on (tiltai ps)", name, elapsed, version), exitInterrupted)
+	}
+	return apiFail(c, api, fmt.Sprintf("cannot follow spec version %d", version), err)
+}
+
+// errHelpShown: positional printed the help a trailing --help asked for.
+var errHelpShown = errors.New("help shown")
+
+// positional returns the command's arguments, applying flags written after
+// them, so that `tiltai links diff FILE --scheduler URL` works as users of
+// other CLIs expect (urfave/cli stops at the first argument). A lone "-" and
+// negative numbers are arguments; "--" ends the flags.
+func positional(c *cli.Context) ([]string, error) {
+	in := c.Args().Slice()
+	var out []string
+	for i := 0; i < len(in); i++ {
+		a := in[i]
+		if a == "--" {
+			out = append(out, in[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			out = append(out, a)
+			continue
+		}
+		if _, err := strconv.ParseFloat(a, 64); err == nil {
+			out = append(out, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "help" || name == "h" {
+			cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
+			return nil, errHelpShown
+		}
+		f := lookupFlag(c.Command.Flags, name)
+		if f == nil {
+			return nil, usageErr(c, "unknown flag %s (see %s --help)", a, c.Command.HelpName)
+		}
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue {
+			if i+1 >= len(in) {
+				return nil, usageErr(c, "flag %s needs a value", a)
+			}
+			i++
+			value = in[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, usageErr(c, "invalid value %q for flag %s: %v", value, a, err)
+		}
+	}
+	return out, nil
+}
+
+func lookupFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// args is positional with a count check; usage is e.g. "FILE".
+func args(c *cli.Context, n int, usage string) ([]string, error) {
+	as, err := positional(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(as) != n {
+		return nil, cli.Exit(fmt.Sprintf("usage: %s %s (see %s --help)", c.Command.HelpName, usage, c.Command.HelpName), exitUsage)
+	}
+	return as, nil
+}
+
+// helpShown lets an action end quietly after positional printed help.
+func helpShown(err error) error {
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
