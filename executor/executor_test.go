@@ -371,7 +371,7 @@ func TestHealth(t *testing.T) {
 	c := startCluster(t)
 	s := subscribe(t, c, true)
 	hung := printerSpec("hung")
-	hung.data.Health.LivenessTimeout = executor.D(1 * time.Second)
+	hung.data.Health.LivenessTimeout = executor.D(2 * time.Second) // generous on a loaded machine: it must not trip before the SIGSTOP
 	hung.data.KillGracePeriod = executor.D(1 * time.Second)
 	s.launch(
 		taskSpec{id: "never-ready", data: executor.TaskData{Service: "x", Command: "/bin/sleep", Args: []string{"60"},
