@@ -86,6 +86,7 @@ type agentExecutor struct {
 	timer       *time.Timer
 	timeoutWhy  mesos.TaskStatus_Reason // which (re-)registration timeout applies
 	timedOut    bool                    // killed because it did not subscribe in time
+	recovering  bool                    // recovered after an agent restart, not re-subscribed yet
 }
 
 type agentTask struct {
@@ -461,9 +462,12 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 
 func (a *agent) execLaunched(x execLaunched) {
 	e := a.executor(x.fwID, x.execID)
-	if e == nil || e.containerID != x.containerID || e.state != execLaunching {
+	if e == nil || e.containerID != x.containerID || e.state == execTerminating || e.state == execTerminated {
 		if x.proc != nil {
 			_ = x.proc.Kill() // shut down while launching
+		}
+		if e != nil && e.containerID == x.containerID && e.state == execTerminating {
+			a.executorGone(a.frameworks[x.fwID], e, -1)
 		}
 		return
 	}
@@ -479,9 +483,12 @@ func (a *agent) execLaunched(x execLaunched) {
 		a.executorGone(fw, e, 1<<8)
 		return
 	}
-	e.proc, e.pid, e.state = x.proc, x.proc.Pid(), execRegistering
-	e.timeoutWhy = mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT
-	e.timer = a.after(a.cfg.ExecutorRegistrationTimeout, execTimeout{fwID: x.fwID, execID: x.execID, containerID: x.containerID})
+	e.proc, e.pid = x.proc, x.proc.Pid()
+	if e.state == execLaunching {
+		e.state = execRegistering
+		e.timeoutWhy = mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT
+		e.timer = a.after(a.cfg.ExecutorRegistrationTimeout, execTimeout{fwID: x.fwID, execID: x.execID, containerID: x.containerID})
+	} // else: a fast executor already subscribed before its launch was reported
 	a.watch(e)
 	a.dirty[e] = true
 }
@@ -535,7 +542,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	reason := mesos.REASON_EXECUTOR_TERMINATED
 	state := mesos.TASK_FAILED
 	msg := "Executor terminated"
-	if e.timedOut && e.timeoutWhy == mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT {
+	if (e.timedOut || e.recovering) && e.timeoutWhy == mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT {
 		reason, state, msg = e.timeoutWhy, mesos.TASK_LOST, "Executor did not re-subscribe after the agent restarted"
 	} else if e.timedOut {
 		reason, msg = e.timeoutWhy, "Executor did not subscribe in time"
@@ -811,7 +818,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 		e.stream.Close()
 	}
 	stream := wire.NewStream(x.codec, "")
-	e.stream, e.state, e.timedOut = stream, execRunning, false
+	e.stream, e.state, e.timedOut, e.recovering = stream, execRunning, false, false
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil

@@ -176,7 +176,7 @@ func (a *agent) recoverExecutor(path string) error {
 		a.frameworks[fwID] = fw
 	}
 	e := &agentExecutor{fwID: fwID, info: ei, containerID: ck.ContainerID, sandbox: ck.Sandbox, pid: ck.Pid,
-		command: ck.Command, launched: map[string]bool{}, state: execRegistering}
+		command: ck.Command, launched: map[string]bool{}, state: execRegistering, recovering: true}
 	fw.executors[ei.ExecutorID.Value] = e
 	for _, tc := range ck.Tasks {
 		var ti mesos.TaskInfo

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -137,12 +138,19 @@ func (l *ProcessLauncher) Recover(containerID string, pid int) (Process, error) 
 		return nil, fmt.Errorf("executor process %d is gone", pid)
 	}
 	op := &osProcess{pid: pid, done: make(chan struct{}), status: -1}
+	l.mu.Lock()
+	l.running[containerID] = op // so that killAll reaches it too
+	l.mu.Unlock()
 	go func() {
-		// Not our child: poll until it is gone. Its exit status is unknown.
-		for syscall.Kill(pid, 0) == nil {
+		// Not our child, so there is nothing to wait on: poll until it is
+		// gone. Its exit status is unknown.
+		for syscall.Kill(pid, 0) == nil && !zombie(pid) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		close(op.done)
+		l.mu.Lock()
+		delete(l.running, containerID)
+		l.mu.Unlock()
 	}()
 	return op, nil
 }
@@ -163,6 +171,16 @@ func (l *ProcessLauncher) killAll() {
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// zombie reports whether pid has exited but not been reaped by its parent.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 func buildCommand(c mesos.CommandInfo) (*exec.Cmd, error) {
