@@ -160,7 +160,7 @@ func stripAllocation(rs []mesos.Resource) []mesos.Resource {
 	return out
 }
 
-// allocate injects allocation_info {role "*"} into every resource, as the
+// allocated injects allocation_info {role "*"} into every resource, as the
 // master does before a task reaches the agent.
 func allocated(rs []mesos.Resource) []mesos.Resource {
 	star := "*"
