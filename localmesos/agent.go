@@ -593,10 +593,9 @@ func (a *agent) shutdownExecutor(e *agentExecutor) {
 	}
 	e.state = execTerminating
 	if e.stream != nil {
+		// As Mesos: the executor gets SHUTDOWN and the grace period to wind
+		// down (report its tasks, exit); only then is it killed.
 		e.stream.Send(&executor.Event{Type: executor.Event_SHUTDOWN})
-		if e.proc != nil {
-			_ = e.proc.Signal()
-		}
 	} else if e.proc != nil {
 		_ = e.proc.Kill()
 	}
