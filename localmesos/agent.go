@@ -31,7 +31,8 @@ type agent struct {
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	launcher   Launcher
 	cmdLaunch  Launcher // the built-in command executor
-	execCtx    context.Context
+	execCtx    context.Context // executors live as long as the cluster
+	runCtx     context.Context // this incarnation: fetches end with it
 	httpClient *http.Client
 	box        *mailbox
 	hostname   string
@@ -157,6 +158,7 @@ func (a *agent) after(d time.Duration, msg any) *time.Timer {
 }
 
 func (a *agent) run(ctx context.Context) {
+	a.runCtx = ctx
 	defer close(a.done)
 	defer a.stop()
 	a.register()
@@ -400,7 +402,7 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 			latest := filepath.Join(filepath.Dir(spec.Sandbox), "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(spec.ContainerID, latest)
-			msg.err = fetchURIs(a.execCtx, a.httpClient, spec.Command.URIs, spec.Sandbox)
+			msg.err = fetchURIs(a.runCtx, a.httpClient, spec.Command.URIs, spec.Sandbox)
 		}
 		if msg.err == nil {
 			msg.proc, msg.err = launcher.Launch(a.execCtx, spec)
