@@ -18,6 +18,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, the default action comes back: a second
+	// Ctrl-C ends a command that is taking too long to stop cleanly.
+	go func() { <-ctx.Done(); stop() }()
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -81,11 +81,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 
 	start := time.Now()
+	// The components outlive ctx (Ctrl-C): they are stopped in order by
+	// the deferred calls, after the services have drained.
+	life := context.WithoutCancel(ctx)
 	mesosLog := cfg.Logger.With("component", "localmesos")
 	if cfg.MesosLogger != nil {
 		mesosLog = cfg.MesosLogger
 	}
-	cluster, err := localmesos.New(ctx, localmesos.Config{
+	cluster, err := localmesos.New(life, localmesos.Config{
 		Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, SplitPorts: true,
 		WorkDir: cfg.WorkDir, Logger: mesosLog,
 	})
@@ -93,12 +96,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return fmt.Errorf("cannot start the embedded Mesos: %w", err)
 	}
 	defer func() {
-		fmt.Fprintln(out, "tiltai up: stopping Mesos: each service drains its gates, then stops")
+		fmt.Fprintln(out, "tiltai up: stopping Mesos")
 		cluster.Close()
 	}()
 	fmt.Fprintf(out, "tiltai up: Mesos master %s, %d agent(s), sandboxes under %s\n", cluster.MasterURL(), len(cluster.Agents()), cluster.WorkDir())
 
-	sched, err := scheduler.New(ctx, scheduler.Config{
+	sched, err := scheduler.New(life, scheduler.Config{
 		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: scheduler.NewMemStore(),
 		Listen: cfg.Listen, Checkpoint: true, ExecutorBinary: cfg.ExecutorBinary,
 		Logger: cfg.Logger.With("component", "scheduler"),
@@ -107,6 +110,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return fmt.Errorf("cannot start the scheduler: %w", err)
 	}
 	defer func() {
+		drain(sched, out)
 		fmt.Fprintln(out, "tiltai up: stopping the scheduler")
 		sched.Close()
 	}()
@@ -269,4 +273,39 @@ func flowOrder(spec *linkspec.Spec) []string {
 	names := spec.ServiceNames()
 	sort.SliceStable(names, func(i, j int) bool { return depth[names[i]] < depth[names[j]] })
 	return names
+}
+
+// drainTimeout bounds the planned shutdown; a second Ctrl-C ends it sooner.
+const drainTimeout = 30 * time.Second
+
+// drain removes every service the planned way: the scheduler retires each
+// task from its senders' link tables before it kills it, and the executor
+// lets the service finish what its in-gates hold. Nothing is lost, as on
+// any scale-down.
+func drain(s *scheduler.Scheduler, out io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	fmt.Fprintln(out, "tiltai up: draining every service (retire from senders' links, finish in-flight messages, stop); Ctrl-C again to cut it short")
+	last, _ := s.Tasks(ctx, "")
+	if _, err := s.SubmitSpec(ctx, "shutdown", []byte("version: 1\nservices: {}\n"), scheduler.SubmitOptions{IfMatch: -1}); err != nil {
+		fmt.Fprintf(out, "tiltai up: cannot drain: %v\n", err)
+		return
+	}
+	start := time.Now()
+	for {
+		ts, err := s.Tasks(ctx, "")
+		if err != nil {
+			fmt.Fprintf(out, "tiltai up: gave up draining after %s; %d tasks left\n", time.Since(start).Round(100*time.Millisecond), len(last))
+			return
+		}
+		if len(ts) == 0 {
+			fmt.Fprintf(out, "tiltai up: every service drained and stopped (%s)\n", time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		last = ts
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
