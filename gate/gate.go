@@ -29,6 +29,8 @@ var (
 	ErrTooBig = errors.New("message too big")
 )
 
+// counters are the gate's counters; messages taken from an in-gate's
+// receive queue are counted by the queue (recvQueue.taken).
 type counters struct {
 	sent, received, dropped, rerouted, refused atomic.Uint64
 }
@@ -220,7 +222,6 @@ func (g *Gate) Recv(ctx context.Context) (Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.ctr.received.Add(1)
 	return m.msg, nil
 }
 
@@ -260,11 +261,7 @@ func (g *Gate) RecvBatch(ctx context.Context, b *Batch, limit int) error {
 	if err := g.canRecv(); err != nil {
 		return err
 	}
-	if err := g.recvQ.getBatch(ctx, b, max(limit, 1)); err != nil {
-		return err
-	}
-	g.ctr.received.Add(uint64(len(b.Msgs)))
-	return nil
+	return g.recvQ.getBatch(ctx, b, max(limit, 1))
 }
 
 func (g *Gate) canRecv() error {
@@ -478,7 +475,6 @@ func (g *Gate) RecvRequest(ctx context.Context) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.ctr.received.Add(1)
 	return &Request{Msg: m.msg, g: g, from: m.from, env: m.env}, nil
 }
 
@@ -520,6 +516,7 @@ func (g *Gate) Stats() control.GateCounters {
 	}
 	if g.recvQ != nil {
 		c.QueueDepth += g.recvQ.len()
+		c.Received += g.recvQ.received() // counted under the queue's lock, not per message here
 	}
 	g.lmu.Lock()
 	for l := range g.links {

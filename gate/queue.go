@@ -265,14 +265,15 @@ type inMsg struct {
 // are cut out of it as the application takes them, so a batch costs the
 // reader one lock and the queue one slot however many messages it holds.
 type inBatch struct {
-	parts  [][]byte
-	counts []uint16 // parts per message; nil: every message has per parts
-	per    int
-	nmsg   int
-	f      *inFrame // the pooled frame behind parts, if any (one reference)
-	from   *link
-	env    [][]byte
-	mi, pi int // next message, its first part
+	parts   [][]byte
+	counts  []uint16 // parts per message; nil: every message has per parts
+	per     int
+	nmsg    int
+	f       *inFrame // the pooled frame behind parts, if any (one reference)
+	escaped bool     // f is marked escaped already
+	from    *link
+	env     [][]byte
+	mi, pi  int // next message, its first part
 }
 
 func (b *inBatch) next() Message {
@@ -298,8 +299,9 @@ type recvQueue struct {
 	mu       sync.Mutex
 	items    []inBatch
 	head     int
-	n        int // messages queued
-	bytes    int // their payload bytes
+	n        int    // messages queued
+	bytes    int    // their cost (payload and partCost per part)
+	taken    uint64 // messages handed to the application (the received counter)
 	maxBytes int
 	done     bool // no more messages will come
 	putWait  int  // readers waiting for room
@@ -380,10 +382,14 @@ func (q *recvQueue) nextLocked(into *Batch) inMsg {
 	b := &q.items[q.head]
 	m := inMsg{msg: b.next(), from: b.from, env: b.env}
 	q.n--
+	q.taken++
 	q.bytes -= m.msg.Size() + partCost*len(m.msg)
 	if f := b.f; f != nil {
 		if into == nil {
-			f.escaped.Store(true)
+			if !b.escaped {
+				b.escaped = true
+				f.escaped.Store(true)
+			}
 		} else if k := len(into.frames); k == 0 || into.frames[k-1] != f {
 			f.ref()
 			into.frames = append(into.frames, f)
@@ -478,4 +484,11 @@ func (q *recvQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n
+}
+
+// received returns how many messages the application took.
+func (q *recvQueue) received() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.taken
 }

@@ -363,23 +363,32 @@ func writeBatch(w *bufio.Writer, msgs ...Message) error {
 	return nil
 }
 
+// uvarint is binary.Uvarint with the one-byte case (part counts, short
+// parts) first.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return binary.Uvarint(b)
+}
+
 // decodeBatch parses the body of a data batch (after the kind byte) into one
 // slice of all its messages' parts, which alias b, reusing the room in parts
 // and counts. counts holds each message's part count, or is nil when every
 // message has one part (the common case, which then costs nothing more).
-// maxMsg bounds each message's payload. Everything is checked before
-// anything is allocated.
+// maxMsg bounds each message's payload. Everything is checked in a first
+// pass, which also sizes parts exactly, before anything is allocated.
 func decodeBatch(b []byte, maxMsg int, parts [][]byte, counts []uint16) ([][]byte, []uint16, int, int, error) {
 	var nmsg, nparts, bytes int
 	for rest := b; len(rest) > 0; {
-		k, n := binary.Uvarint(rest)
+		k, n := uvarint(rest)
 		if n <= 0 || k == 0 || k > maxFramesPerMsg {
 			return nil, nil, 0, 0, protoErr("bad part count in batch")
 		}
 		rest = rest[n:]
 		size := 0
 		for range k {
-			l, n := binary.Uvarint(rest)
+			l, n := uvarint(rest)
 			if n <= 0 || l > uint64(len(rest)-n) {
 				return nil, nil, 0, 0, protoErr("bad part length in batch")
 			}
@@ -401,15 +410,16 @@ func decodeBatch(b []byte, maxMsg int, parts [][]byte, counts []uint16) ([][]byt
 	}
 	i := 0
 	for len(b) > 0 {
-		k, n := binary.Uvarint(b)
+		k, n := uvarint(b)
 		b = b[n:]
 		if counts != nil {
 			counts = append(counts, uint16(k))
 		}
 		for range k {
-			l, n := binary.Uvarint(b)
-			parts[i] = b[n : n+int(l) : n+int(l)]
-			b = b[n+int(l):]
+			l, n := uvarint(b)
+			end := n + int(l)
+			parts[i] = b[n:end:end]
+			b = b[end:]
 			i++
 		}
 	}
