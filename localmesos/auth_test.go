@@ -36,6 +36,22 @@ func (fakeSchedulerAuth) Authenticate(authorization string) (string, error) {
 // call without its token while the command executor (which sends the
 // MESOS_EXECUTOR_AUTHENTICATION_TOKEN it was given) works, and the master
 // answers 401 to a scheduler without credentials.
+func TestHMACExecutorAuth(t *testing.T) {
+	a, err := NewHMACExecutorAuth(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := a.Token("fw", "ex")
+	if a.Authenticate("Bearer "+tok, "fw", "ex") != nil {
+		t.Fatal("own token refused")
+	}
+	for _, bad := range []struct{ auth, fw, ex string }{{"Bearer " + tok, "fw", "other"}, {tok, "fw", "ex"}, {"", "fw", "ex"}, {"Bearer x", "fw", "ex"}} {
+		if a.Authenticate(bad.auth, bad.fw, bad.ex) == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
 func TestAuthSeams(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ExecutorAuth = fakeExecutorAuth{}
