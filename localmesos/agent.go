@@ -30,7 +30,7 @@ type agent struct {
 	toMaster   func(any) bool // posts to the current master; false if none
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	launcher   Launcher
-	cmdLaunch  Launcher // the built-in command executor
+	cmdLaunch  Launcher        // the built-in command executor
 	execCtx    context.Context // executors live as long as the cluster
 	runCtx     context.Context // this incarnation: fetches end with it
 	httpClient *http.Client
