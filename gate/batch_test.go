@@ -560,3 +560,33 @@ func chunkSizesTaken(t *testing.T) []int {
 	}
 	return sizes
 }
+
+// TestReceiveQueueChargesMemory: the receive queue is charged what its
+// batches hold in memory, so one-message frames (each in a pooled buffer
+// of at least 512 bytes) stop at QueueBytes of buffers, not of payload.
+func TestReceiveQueueChargesMemory(t *testing.T) {
+	const max = 16 << 10
+	q := newRecvQueue(max)
+	stop := make(chan struct{})
+	close(stop) // put returns false at once when the batch does not fit
+	held, accepted := 0, 0
+	for range 1000 {
+		f := newFrame(10)
+		f.body[0] = kindData
+		copy(f.body[1:], appendMsg(nil, Message{[]byte("payload")}))
+		parts, counts, nmsg, _, err := decodeBatch(f.body[1:], 1<<20, f.parts, f.counts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !q.put(f.batch(parts, counts, nmsg), stop) {
+			f.unref()
+			break
+		}
+		accepted++
+		held += cap(f.body) + partCost*cap(f.parts)
+	}
+	if accepted == 0 || held > max+1024 {
+		t.Fatalf("%d one-message frames queued, holding %d bytes of buffers; bound %d", accepted, held, max)
+	}
+	q.drop()
+}

@@ -231,6 +231,22 @@ func newFrame(size int) *inFrame {
 
 func (f *inFrame) ref() { f.refs.Add(1) }
 
+// batch records the decoded parts in f and returns them as a batch for the
+// receive queue, which takes over f's reference and is charged what f holds.
+func (f *inFrame) batch(parts [][]byte, counts []uint16, nmsg int) inBatch {
+	f.parts = parts
+	if counts != nil {
+		f.counts = counts
+	}
+	return inBatch{parts: parts, counts: counts, per: 1, nmsg: nmsg, f: f, cost: f.cost()}
+}
+
+// cost is the memory f holds: its buffers' capacity, not just the payload,
+// and the frame itself.
+func (f *inFrame) cost() int {
+	return cap(f.body) + partCost*cap(f.parts) + 2*cap(f.counts) + 128
+}
+
 // unref lets go of one reference; the last returns the frame to its pool
 // unless a message of it escaped.
 func (f *inFrame) unref() {

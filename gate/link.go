@@ -394,16 +394,12 @@ func (l *link) command(f frame) error {
 // extFrame handles an extension frame; it takes over the frame's reference.
 func (l *link) extFrame(f *inFrame) error {
 	if f.body[0] == kindData {
-		parts, counts, nmsg, bytes, err := decodeBatch(f.body[1:], l.g.opt.MaxMessageSize, f.parts, f.counts)
+		parts, counts, nmsg, _, err := decodeBatch(f.body[1:], l.g.opt.MaxMessageSize, f.parts, f.counts)
 		if err != nil {
 			f.unref()
 			return err
 		}
-		f.parts = parts
-		if counts != nil {
-			f.counts = counts
-		}
-		return l.deliver(inBatch{parts: parts, counts: counts, per: 1, nmsg: nmsg, f: f}, bytes)
+		return l.deliver(f.batch(parts, counts, nmsg))
 	}
 	err := l.control(f.body[0], f.body[1:])
 	f.unref()
@@ -463,17 +459,17 @@ func (l *link) plainMessage(m Message) error {
 		}
 		m = m[1:]
 	}
-	return l.deliver(inBatch{parts: m, per: len(m), nmsg: 1, env: env}, m.Size())
+	return l.deliver(inBatch{parts: m, per: len(m), nmsg: 1, env: env, cost: m.Size() + partCost*len(m)})
 }
 
-// deliver hands a batch of received messages (bytes of payload) to the
-// gate, with its frame's reference if it has one.
-func (l *link) deliver(b inBatch, bytes int) error {
+// deliver hands a batch of received messages to the gate, with its frame's
+// reference if it has one.
+func (l *link) deliver(b inBatch) error {
 	g := l.g
 	switch g.pattern {
 	case control.Pull, control.Sub, control.Pair, control.Rep:
 		b.from = l
-		if !g.recvQ.put(b, bytes+partCost*len(b.parts), l.done) {
+		if !g.recvQ.put(b, l.done) {
 			if b.f != nil {
 				b.f.unref()
 			}

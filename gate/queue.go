@@ -269,6 +269,7 @@ type inBatch struct {
 	counts  []uint16 // parts per message; nil: every message has per parts
 	per     int
 	nmsg    int
+	cost    int      // what it holds in memory, charged against QueueBytes
 	f       *inFrame // the pooled frame behind parts, if any (one reference)
 	escaped bool     // f is marked escaped already
 	from    *link
@@ -287,9 +288,9 @@ func (b *inBatch) next() Message {
 	return m
 }
 
-// partCost is what the receive queue charges for each part on top of its
-// payload: the slice header that holds it. Without it, empty messages would
-// cost nothing and a peer sending them could grow the queue without bound.
+// partCost is what a part costs in memory besides its bytes: the slice
+// header that holds it. The receive queue charges it, so that empty
+// messages are not free.
 const partCost = 24
 
 // recvQueue is an in-gate's bounded FIFO of received batches. A connection's
@@ -300,7 +301,7 @@ type recvQueue struct {
 	items    []inBatch
 	head     int
 	n        int    // messages queued
-	bytes    int    // their cost (payload and partCost per part)
+	bytes    int    // the memory their batches hold (inBatch.cost)
 	taken    uint64 // messages handed to the application (the received counter)
 	maxBytes int
 	done     bool // no more messages will come
@@ -314,9 +315,12 @@ func newRecvQueue(maxBytes int) *recvQueue {
 	return &recvQueue{maxBytes: maxBytes, notEmpty: newSignal(), notFull: newSignal()}
 }
 
-// put appends a batch costing bytes (payload and partCost per part), waiting while the queue is
-// over its byte bound (an empty queue takes any batch).
-func (q *recvQueue) put(b inBatch, bytes int, stop <-chan struct{}) bool {
+// put appends a batch, waiting while the queue is over its byte bound (an
+// empty queue takes any batch). A batch is charged what it holds in memory
+// (cost) until its last message is taken: buffers, not just payload, so
+// that small messages in pooled buffers cannot hold more than QueueBytes.
+func (q *recvQueue) put(b inBatch, stop <-chan struct{}) bool {
+	bytes := b.cost
 	q.mu.Lock()
 	for {
 		if q.done {
@@ -383,7 +387,6 @@ func (q *recvQueue) nextLocked(into *Batch) inMsg {
 	m := inMsg{msg: b.next(), from: b.from, env: b.env}
 	q.n--
 	q.taken++
-	q.bytes -= m.msg.Size() + partCost*len(m.msg)
 	if f := b.f; f != nil {
 		if into == nil {
 			if !b.escaped {
@@ -396,6 +399,7 @@ func (q *recvQueue) nextLocked(into *Batch) inMsg {
 		}
 	}
 	if b.mi == b.nmsg {
+		q.bytes -= b.cost
 		if b.f != nil {
 			b.f.unref()
 		}
