@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -153,10 +154,13 @@ func apiFail(c *cli.Context, api apiConfig, what string, err error) error {
 		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitConflict)
 	case errors.Is(err, context.Canceled):
 		return cli.Exit(fmt.Sprintf("%s: %s: interrupted", name, what), exitInterrupted)
-	case errors.As(err, &ae) && (ae.StatusCode/100 == 4):
+	case errors.As(err, &ae) && ae.StatusCode/100 == 4 && !ae.Unexpected:
 		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitFailed)
 	case errors.As(err, &ae):
 		// 5xx, or an answer that was not the scheduler's.
+		if ae.Unexpected && ae.StatusCode == http.StatusNotFound {
+			return cli.Exit(fmt.Sprintf("%s: %s: %v\n  check --scheduler (TILTAI_SCHEDULER, now %s)", name, what, err, api.URL), exitUnreachable)
+		}
 		return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitUnreachable)
 	}
 	return cli.Exit(fmt.Sprintf("%s: %s: %v", name, what, err), exitFailed)

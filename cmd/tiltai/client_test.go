@@ -117,6 +117,8 @@ func TestSchedulerFlags(t *testing.T) {
 			stderr: "tiltai ps: cannot list the tasks: cannot reach the scheduler at " + dead.URL + ": "},
 		{name: "unreachable hint", args: []string{"scale", "--scheduler", dead.URL, "a", "1"}, code: 3,
 			stderr: "is the scheduler running there? Point to it with --scheduler or TILTAI_SCHEDULER."},
+		{name: "not a scheduler", args: []string{"ps", "--scheduler", f.URL + "/prefix", "--token", "s3cret"}, code: 3,
+			stderr: `tiltai ps: cannot list the tasks: unexpected answer "404 Not Found": "404 page not found"; is this the URL of a Tiltai scheduler? (HTTP 404 from GET /v1/tasks)` + "\n  check --scheduler (TILTAI_SCHEDULER, now " + f.URL + "/prefix)"},
 		{name: "unknown trailing flag", args: []string{"links", "diff", "a.yaml", "--nope"}, code: 2, stderr: "tiltai links diff: unknown flag --nope (see tiltai links diff --help)"},
 		{name: "trailing flag without its value", args: []string{"links", "diff", "a.yaml", "--scheduler"}, code: 2, stderr: "tiltai links diff: flag --scheduler needs a value"},
 		{name: "stray argument", args: []string{"ps", "extra"}, code: 2, stderr: "usage: tiltai ps [--service SERVICE]"},

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
 
@@ -19,8 +20,6 @@ func TestCommandsOnRealScheduler(t *testing.T) {
 	t.Setenv("TILTAI_TOKEN", "s3cret")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	evOut, _, evCode := runAsync(ctx, "events")
 
 	code, out, errs := runCLI(t, "", "links", "submit", "--poll-interval", "50ms", "--timeout", "1m", pipelineFile)
 	if code != 0 {
@@ -97,10 +96,33 @@ func TestCommandsOnRealScheduler(t *testing.T) {
 		t.Fatalf("crash: exit %d\nstdout %s\nstderr %s", code, out, errs)
 	}
 
-	evOut.waitFor(t, "  spec_accepted  changes=1 version=2\n")
-	evOut.waitFor(t, "  task_running  ")
-	cancel()
-	if c := <-evCode; c != 0 {
-		t.Fatalf("events: exit %d", c)
+	// events, while the spec changes underneath (through the client: two
+	// urfave/cli apps in one process race on its global help flag).
+	evCtx, stopEvents := context.WithCancel(ctx)
+	evOut, _, evCode := runAsync(evCtx, "events")
+	c, err := client.New(cl.URL, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream may not be open yet when a change is made: change until
+	// one is seen, then scale down and see the drain.
+	for i := 0; !strings.Contains(evOut.String(), "  spec_accepted  changes=1 version="); i++ {
+		if _, err := c.Scale(ctx, "encryptor", 4+i%2); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("no spec_accepted event:\n%s", evOut.String())
+		}
+	}
+	if _, err := c.Scale(ctx, "encryptor", 2); err != nil {
+		t.Fatal(err)
+	}
+	evOut.waitFor(t, "  task_retiring  reason=\"scaled down\" task_id=encryptor.")
+	evOut.waitFor(t, "  task_gone  reason=")
+	stopEvents()
+	if code := <-evCode; code != 0 {
+		t.Fatalf("events: exit %d", code)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -238,4 +239,25 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// Ctrl-C stops the wait, not the change: exit 130 and a word on what goes
+// on.
+func TestSubmitInterrupted(t *testing.T) {
+	f := newFake(t, clienttest.FakeConfig{})
+	f.ScriptStatus(statusOf(1, svcStatus("encryptor", 3, 1, 2, 0)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, errs, code := runAsync(ctx, "links", "submit", "--scheduler", f.URL, "--poll-interval", "10ms", pipelineFile)
+	errs.waitFor(t, "] encryptor  1/3 running, 2 launching, links 1/1 acked\n")
+	cancel()
+	select {
+	case c := <-code:
+		if c != 130 || !strings.Contains(errs.String(), "tiltai links submit: stopped waiting after ") ||
+			!strings.Contains(errs.String(), "spec version 1 stays accepted and the scheduler carries on (tiltai ps)") || f.Version() != 1 {
+			t.Fatalf("exit %d\n%s", c, errs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("submit did not stop on Ctrl-C")
+	}
 }

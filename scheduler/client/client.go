@@ -166,11 +166,12 @@ func (c *Client) send(ctx context.Context, r request) (resp *http.Response, canc
 	return nil, nil, readAPIError(r, resp)
 }
 
-// unwrapURLError drops the *url.Error wrapper, whose text repeats the URL.
+// unwrapURLError drops the *url.Error wrapper, whose text repeats the
+// method and URL that the UnreachableError already says.
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+		return ue.Err
 	}
 	return err
 }
@@ -192,6 +193,7 @@ func readAPIError(r request, resp *http.Response) error {
 	}
 	// Not the scheduler's JSON: a proxy, another server, or a route the
 	// scheduler does not have. Say what came back.
+	e.Unexpected = true
 	e.Message = fmt.Sprintf("unexpected answer %q", resp.Status)
 	if snippet := strings.TrimSpace(string(data)); snippet != "" && !isJSON(resp.Header.Get("Content-Type")) {
 		if len(snippet) > 120 {

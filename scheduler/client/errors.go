@@ -44,6 +44,9 @@ type APIError struct {
 	Problems linkspec.Problems
 	// CurrentVersion is the spec version that is current (409), else -1.
 	CurrentVersion int
+	// Unexpected: the body was not the scheduler's JSON error (a proxy,
+	// another server, a route this scheduler does not have).
+	Unexpected bool
 }
 
 func (e *APIError) Error() string {
