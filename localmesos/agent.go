@@ -88,6 +88,7 @@ type agentExecutor struct {
 	timeoutWhy  mesos.TaskStatus_Reason // which (re-)registration timeout applies
 	timedOut    bool                    // killed because it did not subscribe in time
 	recovering  bool                    // recovered after an agent restart, not re-subscribed yet
+	kills       []executor.Event_Kill   // kills that came while it was not subscribed
 }
 
 type agentTask struct {
@@ -652,9 +653,13 @@ func (a *agent) killTask(x killTask) {
 			return
 		}
 	}
+	kill := executor.Event_Kill{TaskID: t.info.TaskID, KillPolicy: x.policy}
 	if e.stream != nil && e.state == execRunning {
-		e.stream.Send(&executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: t.info.TaskID, KillPolicy: x.policy}})
+		e.stream.Send(&executor.Event{Type: executor.Event_KILL, Kill: &kill})
+		return
 	}
+	// Delivered when the executor (re-)subscribes.
+	e.kills = append(e.kills, kill)
 }
 
 // --- status updates: at least once, in order per task ---
@@ -836,6 +841,10 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 		a.sendLaunch(e, t)
 	}
 	e.queued = nil
+	for i := range e.kills {
+		stream.Send(&executor.Event{Type: executor.Event_KILL, Kill: &e.kills[i]})
+	}
+	e.kills = nil
 	a.dirty[e] = true
 	return execReply{stream: stream}
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// (default 5s).
 	DefaultRefuse time.Duration
 
+	// AgentRemovalTimeout: an agent gone (stopped) this long is removed:
+	// its tasks become TASK_LOST (TASK_UNREACHABLE for partition-aware
+	// frameworks). Default 75s (Mesos: agent_ping_timeout 15s × 5 pings).
+	AgentRemovalTimeout time.Duration
+
 	// ExecutorRegistrationTimeout: an executor not subscribed by then is
 	// killed (default 1m).
 	ExecutorRegistrationTimeout time.Duration
@@ -137,6 +142,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AllocationInterval, time.Second)
 	def(&c.DefaultRefuse, 5*time.Second)
 	def(&c.ExecutorRegistrationTimeout, time.Minute)
+	def(&c.AgentRemovalTimeout, 75*time.Second)
 	def(&c.ExecutorReregistrationTimeout, 2*time.Second)
 	def(&c.ExecutorShutdownGracePeriod, 5*time.Second)
 	def(&c.RecoveryTimeout, 15*time.Minute)

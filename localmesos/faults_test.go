@@ -467,3 +467,49 @@ func TestGarbageOnSockets(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// TestAgentRemoved: an agent that stays away past AgentRemovalTimeout has
+// its tasks lost (unreachable for a partition-aware framework). When it
+// comes back, the partition-aware task is running again; the other one,
+// already reported lost, is killed.
+func TestAgentRemoved(t *testing.T) {
+	c := newCluster(t, localmesos.Config{Launcher: inProcessExecutors(), AgentRemovalTimeout: 300 * time.Millisecond,
+		ExecutorReregistrationTimeout: 10 * time.Second, SubscriptionBackoffMax: 100 * time.Millisecond})
+	plain := startMgoSched(t, c.SchedulerURL(), codecs.MediaTypeProtobuf, checkpointing())
+	pafi := checkpointing()
+	pafi.Name = "partition-aware"
+	pafi.Capabilities = []mesos.FrameworkInfo_Capability{{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE}}
+	o := firstOffer(plain)
+	launch(plain, o, customTask("plain", o, "", "", "protobuf"))
+	plain.wait(update("plain", mesos.TASK_RUNNING))
+	pa := startMgoSched(t, c.SchedulerURL(), codecs.MediaTypeProtobuf, pafi)
+	o2 := firstOffer(pa)
+	launch(pa, o2, customTask("pa", o2, "", "", "protobuf"))
+	pa.wait(update("pa", mesos.TASK_RUNNING))
+
+	if err := c.StopAgent(0); err != nil {
+		t.Fatal(err)
+	}
+	lost := plain.wait(update("plain", mesos.TASK_LOST))
+	if lost.Update.Status.GetReason() != mesos.REASON_AGENT_REMOVED || lost.Update.Status.GetSource() != mesos.SOURCE_MASTER {
+		t.Fatalf("lost update: %+v", lost.Update.Status)
+	}
+	pa.wait(update("pa", mesos.TASK_UNREACHABLE))
+
+	if err := c.StartAgent(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	plain.wait(update("plain", mesos.TASK_KILLED))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pa.call(calls.Reconcile(calls.ReconcileTasks(map[string]string{"pa": o2.AgentID.Value})))
+		e := pa.wait(func(e *scheduler.Event) bool { return e.Type == scheduler.Event_UPDATE && e.Update.Status.TaskID.Value == "pa" })
+		if e.Update.Status.GetState() == mesos.TASK_RUNNING {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pa task after the agent came back: %s", e.Update.Status.GetState())
+		}
+		time.Sleep(50 * time.Millisecond) // until the agent has re-registered
+	}
+}

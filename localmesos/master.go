@@ -95,6 +95,8 @@ type agentRec struct {
 	offered    res.Resources
 	link       agentLink
 	connected  bool
+	removed    bool      // gone past AgentRemovalTimeout: its tasks were lost
+	goneSince  time.Time // when it disconnected
 	registered time.Time
 	executors  map[string]map[string]execRec // fw → executor id
 	tasks      map[*task]struct{}            // tasks placed on this agent, not yet completed
@@ -211,6 +213,8 @@ func (m *master) handle(msg any) {
 		m.agentRegister(x)
 	case agentDisconnected:
 		m.agentDisconnected(x.agentID)
+	case agentRemovalDue:
+		m.removeAgent(x)
 	case statusUpdate:
 		m.statusUpdate(x)
 	case executorToFramework:
@@ -275,7 +279,8 @@ func (m *master) agentRegister(x agentRegister) {
 	for _, o := range m.offersOn(id) {
 		m.rescindOffer(o.id)
 	}
-	a.hostname, a.port, a.total, a.link, a.connected = x.hostname, x.port, x.total, x.link, true
+	wasRemoved := a.removed
+	a.hostname, a.port, a.total, a.link, a.connected, a.removed = x.hostname, x.port, x.total, x.link, true, false
 	for _, fi := range x.frameworks {
 		if fi.ID == nil || m.removed[fi.ID.Value] {
 			continue
@@ -306,6 +311,12 @@ func (m *master) agentRegister(x agentRegister) {
 		}
 		reported[rt.frameworkID+"/"+rt.info.TaskID.Value] = true
 		t := fw.tasks[rt.info.TaskID.Value]
+		if t == nil && wasRemoved && !terminal(rt.state) {
+			// Declared lost while its agent was away: a framework that is
+			// not partition-aware was told so; the task must not come back.
+			x.link.post(killTask{fwID: fw.id, taskID: rt.info.TaskID.Value})
+			continue
+		}
 		if t == nil {
 			r, _ := res.FromProto(stripAllocation(rt.info.Resources))
 			t = &task{info: rt.info, fwID: fw.id, agentID: id, executorID: rt.executorID, resources: r, seen: map[string]bool{}}
@@ -355,10 +366,46 @@ func (m *master) agentDisconnected(id string) {
 		return
 	}
 	a.connected = false
+	a.goneSince = time.Now()
 	for _, o := range m.offersOn(id) {
 		m.rescindOffer(o.id)
 	}
+	m.after(m.cfg.AgentRemovalTimeout, agentRemovalDue{agentID: id, since: a.goneSince})
 	m.log.Info("agent disconnected", "agent_id", id)
+}
+
+type agentRemovalDue struct {
+	agentID string
+	since   time.Time
+}
+
+// removeAgent gives up on an agent that stayed away: its tasks are lost to
+// frameworks that are not partition-aware, unreachable to those that are.
+func (m *master) removeAgent(x agentRemovalDue) {
+	a := m.agents[x.agentID]
+	if a == nil || a.connected || !a.goneSince.Equal(x.since) || a.removed {
+		return
+	}
+	a.removed = true
+	m.log.Warn("agent did not come back; its tasks are lost", "agent_id", a.id)
+	for t := range a.tasks {
+		fw := m.frameworks[t.fwID]
+		if fw == nil || terminal(t.state) {
+			continue
+		}
+		if fw.partitionAware {
+			e := masterUpdate(t.info.TaskID.Value, a.id, mesos.TASK_UNREACHABLE, mesos.REASON_AGENT_REMOVED, "Agent removed: it did not re-register in time")
+			m.recordStatus(t, e.Update.Status, e.Update.Status)
+			m.send(fw, e)
+			continue
+		}
+		e := masterUpdate(t.info.TaskID.Value, a.id, mesos.TASK_LOST, mesos.REASON_AGENT_REMOVED, "Agent removed: it did not re-register in time")
+		m.recordStatus(t, e.Update.Status, e.Update.Status)
+		m.completeTask(fw, t)
+		m.send(fw, e)
+	}
+	a.executors = map[string]map[string]execRec{}
+	m.recomputeUsed(a)
 }
 
 // loseTask ends a task the master can no longer reach.
