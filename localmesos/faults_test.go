@@ -503,7 +503,9 @@ func TestAgentRemoved(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		pa.call(calls.Reconcile(calls.ReconcileTasks(map[string]string{"pa": o2.AgentID.Value})))
-		e := pa.wait(func(e *scheduler.Event) bool { return e.Type == scheduler.Event_UPDATE && e.Update.Status.TaskID.Value == "pa" })
+		e := pa.wait(func(e *scheduler.Event) bool {
+			return e.Type == scheduler.Event_UPDATE && e.Update.Status.TaskID.Value == "pa"
+		})
 		if e.Update.Status.GetState() == mesos.TASK_RUNNING {
 			return
 		}
