@@ -122,6 +122,48 @@ func waitConfigFrom(c *cli.Context) (waitConfig, error) {
 	return w, nil
 }
 
+// writeConfig is how to make a change (submit, scale) and follow it.
+type writeConfig struct {
+	DryRun  bool
+	IfMatch int // -1: whatever version is current
+	Wait    waitConfig
+}
+
+func writeConfigFrom(c *cli.Context) (writeConfig, error) {
+	w := writeConfig{DryRun: c.Bool("dry-run")}
+	var err error
+	if w.Wait, err = waitConfigFrom(c); err != nil {
+		return w, err
+	}
+	w.IfMatch, err = ifMatchFrom(c)
+	return w, err
+}
+
+func (w writeConfig) options() []client.WriteOption {
+	var opts []client.WriteOption
+	if w.DryRun {
+		opts = append(opts, client.DryRun())
+	}
+	if w.IfMatch >= 0 {
+		opts = append(opts, client.IfMatch(w.IfMatch))
+	}
+	return opts
+}
+
+// baseline reads the status before the change, so that the wait counts a
+// service's failures from there; nil when there will be no wait, or the
+// status cannot be read (the write will say why).
+func (w writeConfig) baseline(ctx context.Context, cl *client.Client) *scheduler.Status {
+	if !w.Wait.Wait || w.DryRun {
+		return nil
+	}
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	return &st
+}
+
 // ifMatchFrom reads --if-match: -1 when not given.
 func ifMatchFrom(c *cli.Context) (int, error) {
 	if !c.IsSet("if-match") {

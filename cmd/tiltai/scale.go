@@ -10,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tiltai/tiltai/linkspec"
-	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
 )
 
@@ -45,11 +44,7 @@ func scale(c *cli.Context) error {
 	if err != nil || n < 0 || n > linkspec.MaxInstances {
 		return usageErr(c, "N must be a whole number from 0 to %d, not %q", linkspec.MaxInstances, as[1])
 	}
-	wait, err := waitConfigFrom(c)
-	if err != nil {
-		return err
-	}
-	match, err := ifMatchFrom(c)
+	wc, err := writeConfigFrom(c)
 	if err != nil {
 		return err
 	}
@@ -57,20 +52,8 @@ func scale(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var opts []client.WriteOption
-	if c.Bool("dry-run") {
-		opts = append(opts, client.DryRun())
-	}
-	if match >= 0 {
-		opts = append(opts, client.IfMatch(match))
-	}
-	var baseline *scheduler.Status
-	if wait.Wait && !c.Bool("dry-run") {
-		if st, err := cl.Status(c.Context); err == nil {
-			baseline = &st
-		}
-	}
-	res, err := cl.Scale(c.Context, service, n, opts...)
+	baseline := wc.baseline(c.Context, cl)
+	res, err := cl.Scale(c.Context, service, n, wc.options()...)
 	switch {
 	case errors.Is(err, client.ErrConflict):
 		return conflict(c, cl, api, err, "tiltai links get")
@@ -87,5 +70,5 @@ func scale(c *cli.Context) error {
 	case err != nil:
 		return apiFail(c, api, "cannot scale "+service, err)
 	}
-	return changed(c, cl, api, res, wait, baseline, start)
+	return changed(c, cl, api, res, wc.Wait, baseline, start)
 }

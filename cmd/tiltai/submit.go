@@ -73,11 +73,7 @@ func linksSubmit(c *cli.Context) error {
 	if err != nil {
 		return helpShown(err)
 	}
-	wait, err := waitConfigFrom(c)
-	if err != nil {
-		return err
-	}
-	match, err := ifMatchFrom(c)
+	wc, err := writeConfigFrom(c)
 	if err != nil {
 		return err
 	}
@@ -92,28 +88,15 @@ func linksSubmit(c *cli.Context) error {
 	if !ok {
 		return cli.Exit(fmt.Sprintf("%s: %s has errors; nothing was sent", c.Command.HelpName, name), exitFailed)
 	}
-	opts := []client.WriteOption{}
-	if c.Bool("dry-run") {
-		opts = append(opts, client.DryRun())
-	}
-	if match >= 0 {
-		opts = append(opts, client.IfMatch(match))
-	}
-	// Failures are counted from before the change.
-	var baseline *scheduler.Status
-	if wait.Wait && !c.Bool("dry-run") {
-		if st, err := cl.Status(c.Context); err == nil {
-			baseline = &st
-		}
-	}
-	res, err := cl.Submit(c.Context, name, src, opts...)
+	baseline := wc.baseline(c.Context, cl)
+	res, err := cl.Submit(c.Context, name, src, wc.options()...)
 	if errors.Is(err, client.ErrConflict) {
 		return conflict(c, cl, api, err, "tiltai links diff "+as[0])
 	}
 	if err != nil {
 		return apiFail(c, api, "cannot submit "+name, err)
 	}
-	return changed(c, cl, api, res, wait, baseline, start)
+	return changed(c, cl, api, res, wc.Wait, baseline, start)
 }
 
 // changed prints the outcome of a write (submit, scale) and follows it.
