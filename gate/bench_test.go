@@ -22,14 +22,18 @@ import (
 //	go test -run '^$' -bench 'PushPull|ReqRep' ./gate
 //
 // gate uses Send and Recv, one message per call; gate-batch uses SendBatch
-// and RecvBatch (batchLen messages per call). Besides msgs/s each reports
+// and RecvBatch (batchLen messages per call, up to 4×batchLen received);
+// gate-send uses Send one at a time and RecvBatch, the case of a producer
+// that has one message at a time and a consumer that can take many (it
+// shows what Recv's ownership costs, see docs/gates.md). Besides msgs/s each reports
 // cpu-ns/msg, the process's CPU time (user and system, all threads) per
 // message: on a machine shared with other work, wall-clock rates move with
 // the load while CPU per message does not.
 func BenchmarkPushPull(b *testing.B) {
 	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("gate/%dB", size), func(b *testing.B) { benchGate(b, size, false) })
-		b.Run(fmt.Sprintf("gate-batch/%dB", size), func(b *testing.B) { benchGate(b, size, true) })
+		b.Run(fmt.Sprintf("gate/%dB", size), func(b *testing.B) { benchGate(b, size, false, false) })
+		b.Run(fmt.Sprintf("gate-batch/%dB", size), func(b *testing.B) { benchGate(b, size, true, true) })
+		b.Run(fmt.Sprintf("gate-send/%dB", size), func(b *testing.B) { benchGate(b, size, false, true) })
 		b.Run(fmt.Sprintf("zmq4/%dB", size), func(b *testing.B) { benchZmq4(b, size) })
 		b.Run(fmt.Sprintf("tcp/%dB", size), func(b *testing.B) { benchTCP(b, size) })
 	}
@@ -67,7 +71,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchGate(b *testing.B, size int, batch bool) {
+func benchGate(b *testing.B, size int, sendBatch, recvBatch bool) {
 	ctx := ctxT(b, 5*time.Minute)
 	_, in := inHub(b, "bench", control.Pull, Options{})
 	_, out, mem := outHub(b, "bench", control.Push, Options{})
@@ -79,7 +83,7 @@ func benchGate(b *testing.B, size int, batch bool) {
 	done := make(chan error, 1)
 	m := startMeter(b)
 	go func() {
-		if batch {
+		if recvBatch {
 			var batch Batch
 			defer batch.Release()
 			for got := 0; got < b.N; got += len(batch.Msgs) {
@@ -98,7 +102,7 @@ func benchGate(b *testing.B, size int, batch bool) {
 		}
 		done <- nil
 	}()
-	if batch {
+	if sendBatch {
 		msgs := make([]Message, batchLen)
 		for i := range msgs {
 			msgs[i] = Message{payload}

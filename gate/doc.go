@@ -12,6 +12,12 @@
 // ZeroMQ peer (zmq4, libzmq) interoperates; between two gates, messages travel
 // in batched frames with receipt acknowledgements, so a peer that dies costs
 // re-routing rather than loss. Nothing is dropped silently: every loss is
-// counted in the gate's counters, which the executor reads. See
-// docs/gates.md.
+// counted in the gate's counters, which the executor reads.
+//
+// Send copies the message into the batch being built for the peers, so the
+// caller may reuse its buffers at once; SendBatch and RecvBatch move many
+// messages per call at the speed of the wire. A message from Recv is the
+// caller's for good; those in a Batch are valid until the Batch is reused
+// or released (copy with Message.Clone to keep one), which lets receive
+// buffers be recycled. See docs/gates.md.
 package gate

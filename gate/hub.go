@@ -18,15 +18,18 @@ import (
 // Options tune every gate of a hub. Zero values take the defaults.
 type Options struct {
 	// QueueLen and QueueBytes bound each gate's queue (and each pub
-	// subscriber's). Defaults 8192 messages, 16 MiB.
+	// subscriber's): an out-gate's in messages and payload bytes, an
+	// in-gate's in the memory its received batches hold (buffers and 24
+	// bytes a part). Defaults 8192 messages, 16 MiB.
 	QueueLen   int
 	QueueBytes int
 	// MaxMessageSize bounds one message, sent or received. Default 4 MiB.
 	MaxMessageSize int
 	// MaxConns bounds an in-gate's connections (pair: always 1). Default 256.
 	MaxConns int
-	// BatchMsgs and BatchBytes bound one batch written to a peer. Defaults
-	// 1024 messages, 64 KiB.
+	// BatchMsgs and BatchBytes bound one batch written to a peer (a chunk:
+	// messages Send encoded, written with one call). A message bigger than
+	// BatchBytes travels alone. Defaults 1024 messages, 64 KiB.
 	BatchMsgs  int
 	BatchBytes int
 	// Window and WindowBytes bound the messages sent to one Tiltai peer and not
