@@ -130,10 +130,9 @@ type retryUpdate struct {
 type masterChanged struct{}
 
 type execCall struct {
-	call   *executor.Call
-	codec  wire.Codec
-	reply  chan execReply
-	remote string
+	call  *executor.Call
+	codec wire.Codec
+	reply chan execReply
 }
 
 type execReply struct {

@@ -79,7 +79,7 @@ func (h *agentHTTP) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := validateExecutorCall(call); err != nil {
 		return err
 	}
-	x := execCall{call: call, codec: codec, reply: make(chan execReply, 1), remote: r.RemoteAddr}
+	x := execCall{call: call, codec: codec, reply: make(chan execReply, 1)}
 	if call.Type == executor.Call_SUBSCRIBE {
 		if x.codec, err = wire.ResponseCodec(r); err != nil {
 			return err
