@@ -225,6 +225,10 @@ func (p *Planner) SetSpec(spec *Spec) {
 // Spec returns the desired state.
 func (p *Planner) Spec() *Spec { return p.spec }
 
+// Digest returns the service's current definition digest (what Launch.Config
+// carries), or "" for a service not in the spec.
+func (p *Planner) Digest(service string) string { return p.digest[service] }
+
 // SetNextSeq sets the next launch serial (from the driver's records).
 func (p *Planner) SetNextSeq(n uint64) {
 	if n > p.nextSeq {

@@ -213,6 +213,17 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
+// UnmarshalText reads a Go duration string, so a spec written as JSON (GET
+// /v1/spec) decodes back into a Spec.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"5s\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // InGates returns the service's gates that bind (are some link's target, or
 // have a receiving pattern), sorted. Each needs one port.
 func (s *Spec) InGates(service string) []string {

@@ -225,7 +225,8 @@ func (s *Scheduler) answerSubmit(w http.ResponseWriter, res SubmitResult, err er
 		w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Version)))
 		writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &inv):
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d problems); nothing was changed", len(inv.Problems.Errors())), Problems: inv.Problems})
+		n := len(inv.Problems.Errors())
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d %s); nothing was changed", n, plural(n, "problem", "problems")), Problems: inv.Problems})
 	case errors.As(err, &conflict):
 		writeJSON(w, http.StatusConflict, apiError{Error: conflict.Error(), Version: &conflict.Current})
 	case errors.As(err, &notFound):
@@ -307,7 +308,7 @@ func (s *Scheduler) taskInfos(service string) []TaskInfo {
 		ti := TaskInfo{
 			ID: t.ID, Service: t.Service, Phase: t.Phase, State: t.State, Reason: t.Reason, Message: t.Message,
 			AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: !t.Retiring.IsZero(), Orphan: t.Orphan,
-			Outdated: t.Config != s.st.spec.ServiceDigest(t.Service), Created: t.Created, Updated: t.Updated,
+			Outdated: t.Config != s.planner.Digest(t.Service), Created: t.Created, Updated: t.Updated,
 		}
 		if tb := s.tables[t.Service]; tb != nil {
 			ti.Links.Version = tb.version
@@ -412,7 +413,7 @@ func (s *Scheduler) statusView() Status {
 			ss = &ServiceStatus{Name: t.Service}
 			bySvc[t.Service] = ss
 		}
-		outdated := t.Config != s.st.spec.ServiceDigest(t.Service)
+		outdated := t.Config != s.planner.Digest(t.Service)
 		switch {
 		case !t.Retiring.IsZero() || t.Phase == "killing":
 			ss.Retiring++
@@ -495,4 +496,11 @@ func (s *Scheduler) getEvents(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -136,7 +136,11 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time) {
 			s.st.touchMeta()
 			s.planner.SetRestarts(t.Service, r)
 			s.metrics.failures.WithLabelValues(t.Service).Inc()
-			s.lastFail[t.Service] = fmt.Sprintf("%s %s (%s): %s", id, state, t.Reason, t.Message)
+			why := fmt.Sprintf("%s %s", id, state)
+			if t.Reason != "" {
+				why += " (" + t.Reason + ")"
+			}
+			s.lastFail[t.Service] = why + ": " + t.Message
 			s.log.Warn("task failed", "task_id", id, "state", state.String(), "reason", t.Reason, "message", t.Message, "failures", r.Failures)
 		} else {
 			s.log.Info("task ended", "task_id", id, "state", state.String(), "reason", t.Reason, "message", t.Message)

@@ -402,7 +402,7 @@ func TestAPIToken(t *testing.T) {
 // RELIABILITY 23: the executor binary is served byte for byte, named by its
 // hash; another name is not served.
 func TestArtifactIsExact(t *testing.T) {
-	h := newHarness(t, 1, nil)
+	h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) { c.ExecutorBinary = os.Args[0] })
 	want, err := os.ReadFile(os.Args[0])
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,16 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// tinyBinary stands in for the tiltai binary: the in-process executors do
+// not run it, and every launch fetches it, so it should be small.
+func tinyBinary(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "tiltai")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func newHarness(t testing.TB, agents int, mod func(*localmesos.Config, *Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, exec: newLightExecutor(), store: NewMemStore()}
@@ -45,7 +56,7 @@ func newHarness(t testing.TB, agents int, mod func(*localmesos.Config, *Config))
 	}
 	h.cfg = Config{
 		FrameworkName: "tiltai-test", Listen: "127.0.0.1:0", Store: h.store, Checkpoint: true,
-		ExecutorBinary: os.Args[0], Logger: testLogger(t),
+		ExecutorBinary: tinyBinary(t), Logger: testLogger(t),
 		ResendMin: 100 * time.Millisecond, ResendMax: time.Second, SubscribeBackoffMin: 100 * time.Millisecond,
 		SubscribeBackoffMax: time.Second, RefuseSeconds: time.Second,
 	}

@@ -52,9 +52,10 @@ func (s *Scheduler) taskInfo(t *taskRecord, pl placement) (mesos.TaskInfo, error
 		}
 		uris = append(uris, uri)
 	}
-	exe, extract, shell := true, false, false
+	// The name carries the content hash, so a fetcher cache can keep it.
+	exe, extract, shell, cache := true, false, false, true
 	value := "./" + s.art.name
-	uris = append(uris, mesos.CommandInfo_URI{Value: s.art.url(s.apiHostPort()), Executable: &exe, Extract: &extract})
+	uris = append(uris, mesos.CommandInfo_URI{Value: s.art.url(s.apiHostPort()), Executable: &exe, Extract: &extract, Cache: &cache})
 	fwID := mesos.FrameworkID{}
 	if id := s.fwID.Load(); id != nil {
 		fwID.Value = *id

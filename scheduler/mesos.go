@@ -100,7 +100,12 @@ func (c *conn) newCaller(leader string) (calls.Caller, func() string) {
 	if c.cfg.Codec == "json" {
 		codec = codecs.ByMediaType[codecs.MediaTypeJSON]
 	}
-	opts := []httpcli.ConfigOpt{httpcli.Timeout(c.cfg.CallTimeout)}
+	opts := []httpcli.ConfigOpt{
+		httpcli.Timeout(c.cfg.CallTimeout),
+		// The outbox makes up to outboxWorkers calls at once; keep that many
+		// connections alive instead of opening one per call.
+		httpcli.Transport(func(t *http.Transport) { t.MaxIdleConnsPerHost = 2 * outboxWorkers }),
+	}
 	if c.cfg.Principal != "" && c.cfg.Secret != "" {
 		opts = append(opts, httpcli.BasicAuth(c.cfg.Principal, c.cfg.Secret))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -12,7 +13,7 @@ import (
 // outboxWorkers bounds concurrent calls of one batch: a link change for a
 // thousand tasks is a thousand MESSAGE calls, which one connection at a
 // time would send in sequence.
-const outboxWorkers = 8
+const outboxWorkers = 16
 
 // runOutbox makes the loop's calls, batch by batch (a batch is what one
 // loop step decided, after it was stored). A call that fails is not
@@ -59,6 +60,13 @@ func (s *Scheduler) runOutbox(ctx context.Context) {
 			}(call)
 		}
 		wg.Wait()
+		// Tell the loop the batch is out: resends are timed from here, not
+		// from when the calls were queued (a thousand calls take a while).
+		select {
+		case s.inputs <- evFlushed{at: time.Now()}:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -112,7 +112,10 @@ func (s *Scheduler) resendLinks(now time.Time) {
 		if l.acked >= tb.version && !l.force {
 			continue
 		}
-		if l.sent == tb.version && !l.force && now.Before(l.sentAt.Add(s.backoff(l.attempts))) {
+		if l.sent == tb.version && !l.force && (s.inFlight > 0 || now.Before(s.resendDue(l))) {
+			// A resend waits until everything queued has gone out and the
+			// backoff has passed since: resending while a burst is still
+			// being sent would only make the burst longer.
 			continue
 		}
 		if l.sent != tb.version {
@@ -133,6 +136,16 @@ func (s *Scheduler) resendLinks(now time.Time) {
 	}
 }
 
+// resendDue is when an unacknowledged table may be sent again: the backoff
+// after it (or the last outbox batch) went out.
+func (s *Scheduler) resendDue(l *pubTask) time.Time {
+	from := l.sentAt
+	if s.lastFlush.After(from) {
+		from = s.lastFlush
+	}
+	return from.Add(s.backoff(l.attempts))
+}
+
 func (s *Scheduler) backoff(attempts int) time.Duration {
 	d := s.cfg.ResendMin
 	for i := 1; i < attempts && d < s.cfg.ResendMax; i++ {
@@ -150,7 +163,7 @@ func (s *Scheduler) nextResend() time.Time {
 			continue
 		}
 		if tb := s.tables[t.Service]; tb != nil && l.acked < tb.version {
-			due := l.sentAt.Add(s.backoff(l.attempts))
+			due := s.resendDue(l)
 			if next.IsZero() || due.Before(next) {
 				next = due
 			}

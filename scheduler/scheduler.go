@@ -59,6 +59,8 @@ type Scheduler struct {
 	recon      reconciler
 	nextAE     time.Time // next anti-entropy round
 	calls      []*scheduler.Call
+	inFlight   int       // batches handed to the outbox and not yet sent
+	lastFlush  time.Time // when the outbox last finished a batch
 }
 
 // input is anything the loop reacts to.
@@ -71,6 +73,7 @@ type (
 	}
 	evDisconnected struct{ err error }
 	evFatal        struct{ err error }
+	evFlushed      struct{ at time.Time }
 	// evRequest runs fn in the loop (API calls, metrics, tests).
 	evRequest struct {
 		fn   func() error
@@ -359,6 +362,9 @@ func (s *Scheduler) handle(in input) error {
 		s.metrics.subscribed.Set(0)
 	case evFatal:
 		return e.err
+	case evFlushed:
+		s.inFlight--
+		s.lastFlush = e.at
 	case evRequest:
 		err := e.fn()
 		close(e.done)

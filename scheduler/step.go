@@ -91,6 +91,7 @@ func (s *Scheduler) commit() error {
 	}
 	calls := s.calls
 	s.calls = nil
+	s.inFlight++
 	s.outbox <- calls
 	return nil
 }

@@ -389,7 +389,12 @@ func (f *Fake) putSpec(w http.ResponseWriter, r *http.Request) {
 }
 
 func invalid(w http.ResponseWriter, probs linkspec.Problems) {
-	writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d problems); nothing was changed", len(probs.Errors())), Problems: probs})
+	n := len(probs.Errors())
+	noun := "problems"
+	if n == 1 {
+		noun = "problem"
+	}
+	writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d %s); nothing was changed", n, noun), Problems: probs})
 }
 
 func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
