@@ -105,9 +105,15 @@ func (c *cmdExec) run(ctx context.Context) error {
 	}
 }
 
+// killNow kills the task's process group and waits (boundedly) until the
+// process is reaped, so that no task outlives a closed cluster.
 func (c *cmdExec) killNow() {
 	if c.proc != nil {
 		_ = syscall.Kill(-c.proc.Pid, syscall.SIGKILL)
+		select {
+		case <-c.exited:
+		case <-time.After(5 * time.Second):
+		}
 	}
 	if c.killTimer != nil {
 		c.killTimer.Stop()

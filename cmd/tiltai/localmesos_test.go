@@ -3,10 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,6 +51,9 @@ func TestLocalmesosCommand(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/health: %s", resp.Status)
 	}
+	// A task whose process must die with localmesos.
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	pid := runSleepTask(t, url, pidFile)
 	cancel()
 	select {
 	case c := <-code:
@@ -53,6 +62,83 @@ func TestLocalmesosCommand(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("localmesos did not stop")
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("task process %d survived localmesos", pid)
+	}
+}
+
+// runSleepTask launches a command task through the scheduler API (raw
+// HTTP, JSON) and returns the pid of its process once it runs.
+func runSleepTask(t *testing.T, url, pidFile string) int {
+	t.Helper()
+	body := `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"cli-test","failover_timeout":60}}}`
+	resp, err := http.Post(url+"/api/v1/scheduler", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	streamID := resp.Header.Get("Mesos-Stream-Id")
+	rd := bufio.NewReader(resp.Body)
+	var fwID string
+	for {
+		var n int
+		if _, err := fmt.Fscanf(rd, "%d\n", &n); err != nil {
+			t.Fatalf("reading the event stream: %v", err)
+		}
+		rec := make([]byte, n)
+		if _, err := io.ReadFull(rd, rec); err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Type       string
+			Subscribed struct {
+				FrameworkID struct{ Value string } `json:"framework_id"`
+			}
+			Offers struct {
+				Offers []struct {
+					ID      struct{ Value string }
+					AgentID struct{ Value string } `json:"agent_id"`
+				}
+			}
+		}
+		if err := json.Unmarshal(rec, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "SUBSCRIBED" {
+			fwID = ev.Subscribed.FrameworkID.Value
+		}
+		if ev.Type == "OFFERS" {
+			o := ev.Offers.Offers[0]
+			call := fmt.Sprintf(`{"type":"ACCEPT","framework_id":{"value":%q},"accept":{"offer_ids":[{"value":%q}],"operations":[{"type":"LAUNCH","launch":{"task_infos":[{"name":"s","task_id":{"value":"s"},"agent_id":{"value":%q},"command":{"value":"echo $$ > %s; exec sleep 600"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}]}]}}]}}`,
+				fwID, o.ID.Value, o.AgentID.Value, pidFile)
+			req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler", strings.NewReader(call))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Mesos-Stream-Id", streamID)
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusAccepted {
+				t.Fatalf("ACCEPT: %s", r.Status)
+			}
+		}
+		// TASK_STARTING is enough: RUNNING waits for its acknowledgement.
+		if ev.Type == "UPDATE" && strings.Contains(string(rec), "TASK_STARTING") {
+			break
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(pidFile)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 0 {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task never wrote its pid")
+		}
+		time.Sleep(10 * time.Millisecond) // the shell writes the file right after RUNNING
 	}
 }
 
