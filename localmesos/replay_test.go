@@ -712,6 +712,25 @@ func replayExecutor(ctx context.Context, t *testing.T, spec ExecutorSpec, sched 
 	if got := spec.Getenv("MESOS_EXECUTOR_ID"); got != "rec-exec" {
 		return fmt.Errorf("MESOS_EXECUTOR_ID %q", got)
 	}
+	// The custom executor's environment has exactly the variables Mesos
+	// set (03-custom-executor-env.txt; PWD comes from the process launcher).
+	recorded, err := os.ReadFile("testdata/mesos-1.11/03-custom-executor-env.txt")
+	if err != nil {
+		return err
+	}
+	var want, got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(recorded)), "\n") {
+		if k, _, _ := strings.Cut(line, "="); k != "PWD" {
+			want = append(want, k)
+		}
+	}
+	for _, kv := range spec.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		got = append(got, k)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		return fmt.Errorf("executor environment\n got %v\nwant %v", got, want)
+	}
 	sub := find(t, entries, 2)
 	resp := send(t, agentURL, sub, nil)
 	defer resp.Body.Close()
