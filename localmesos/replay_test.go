@@ -700,6 +700,17 @@ func TestReplayExecutorSide(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("executor replay did not finish")
 	}
+	// /master/state keeps the status as the executor sent it: without a
+	// timestamp it shows 0.0, like Mesos.
+	resp, err := http.Get(c.MasterURL() + "/master/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"statuses":[{"state":"TASK_RUNNING","timestamp":0.0,"container_status":{"container_id"`) {
+		t.Fatalf("/master/state statuses of exec-1: %s", body)
+	}
 }
 
 func replayExecutor(ctx context.Context, t *testing.T, spec ExecutorSpec, sched **rawSched) error {
