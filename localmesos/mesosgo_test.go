@@ -390,3 +390,11 @@ func allGone(pids []int) bool {
 func newCaller(url string, codec encoding.MediaType) calls.Caller {
 	return httpsched.NewCaller(httpcli.New(httpcli.Endpoint(url), httpcli.Codec(codecs.ByMediaType[codec])))
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if execPath != "" {
+		_ = os.RemoveAll(filepath.Dir(execPath))
+	}
+	os.Exit(code)
+}
