@@ -80,10 +80,10 @@ type Config struct {
 	// RestartReset: a service's crash backoff resets once a task launched
 	// after its last failure has been running this long (default 10s).
 	RestartReset time.Duration
-	// RefuseSeconds filters declined offers when nothing waits for
+	// Refuse filters declined offers when nothing waits for
 	// resources (default 30s); offers that could not fit a waiting task are
 	// refused for 1s.
-	RefuseSeconds time.Duration
+	Refuse time.Duration
 
 	// SubscribeBackoffMin and Max bound the re-subscription backoff
 	// (defaults 500ms and 15s).
@@ -149,7 +149,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.ReconcileInterval, 10*time.Minute)
 	def(&d.KillRetry, 30*time.Second)
 	def(&d.RestartReset, 10*time.Second)
-	def(&d.RefuseSeconds, 30*time.Second)
+	def(&d.Refuse, 30*time.Second)
 	def(&d.SubscribeBackoffMin, 500*time.Millisecond)
 	def(&d.SubscribeBackoffMax, 15*time.Second)
 	def(&d.HeartbeatFallback, 15*time.Second)

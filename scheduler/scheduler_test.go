@@ -19,13 +19,9 @@ func TestPipelineConverges(t *testing.T) {
 	}
 	// The feeder's table lists the three encryptors' plaintext in-gates.
 	var feeder TaskInfo
-	var encPorts []string
 	for _, ti := range ts {
 		if ti.Service == "feeder" {
 			feeder = ti
-		}
-		if ti.Service == "encryptor" {
-			encPorts = append(encPorts, ti.Host)
 		}
 	}
 	m, ok := h.exec.Table(feeder.ID)

@@ -297,7 +297,7 @@ func (s *Scheduler) placeOffers(now time.Time) bool {
 			With(calls.RefuseSeconds(time.Second)))
 	}
 	if len(unused) > 0 {
-		refuse := s.cfg.RefuseSeconds
+		refuse := s.cfg.Refuse
 		if len(placed) < len(needs) {
 			// Something waits but did not fit: look again soon.
 			refuse = time.Second

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Store keeps the scheduler's state across restarts: the framework ID, the
@@ -105,7 +106,7 @@ func OpenBoltStore(path string) (*BoltStore, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("cannot open state file %s: another tiltai scheduler holds it", path)
 		}
 		return nil, fmt.Errorf("cannot open state file %s: %w", path, err)

@@ -80,7 +80,7 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		APIToken: cfg.Token, OpenReads: cfg.OpenReads, Logger: logger,
 		ResendMin: 100 * time.Millisecond, ResendMax: time.Second,
 		SubscribeBackoffMin: 100 * time.Millisecond, SubscribeBackoffMax: time.Second,
-		RefuseSeconds: time.Second,
+		Refuse: time.Second,
 	})
 	if err != nil {
 		t.Fatalf("cannot start the scheduler: %v", err)
