@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+)
+
+// pipeline describes the demo pipeline the tests run: feeder → encryptor ×N
+// → printer, every service the `tiltai demo` one.
+type pipeline struct {
+	Rate          int      // feeder messages per second
+	Encryptors    int      // encryptor instances
+	EncryptorArgs []string // extra encryptor arguments (a change replaces its tasks)
+	BackoffInit   string   // encryptor relaunch backoff (default 1s)
+	BackoffFactor float64  // (default 1.15)
+}
+
+func (p pipeline) spec() string {
+	backoff := ""
+	if p.BackoffInit != "" {
+		backoff = fmt.Sprintf("\n    backoff: {initial: %s, factor: %g, max: 1m}", p.BackoffInit, p.BackoffFactor)
+	}
+	encArgs := ""
+	for _, a := range p.EncryptorArgs {
+		encArgs += ", " + a
+	}
+	s := fmt.Sprintf(`version: 1
+services:
+  feeder:
+    command: tiltai
+    args: [demo, feeder, --rate, %d, --size, 64]
+    cpus: 0.05
+    mem: 32
+    kill_grace_period: 15s
+    gates:
+      plaintext: push
+  encryptor:
+    command: tiltai
+    args: [demo, encryptor%s]
+    instances: %d
+    cpus: 0.05
+    mem: 32
+    kill_grace_period: 15s%s
+    gates:
+      plaintext: pull
+      ciphertext: push
+  printer:
+    command: tiltai
+    args: [demo, printer, --report, 200ms]
+    cpus: 0.05
+    mem: 32
+    gates:
+      ciphertext: pull
+links:
+  - from: feeder.plaintext
+    to: encryptor.plaintext
+  - from: encryptor.ciphertext
+    to: printer.ciphertext
+`, p.Rate, encArgs, p.Encryptors, backoff)
+	return strings.ReplaceAll(s, "\t", "  ")
+}
