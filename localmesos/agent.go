@@ -737,16 +737,12 @@ func (a *agent) ack(x statusAck) {
 		a.log.Error("unexpected status update acknowledgement", "framework_id", x.fwID, "task_id", x.taskID)
 		return
 	}
-	head := t.pending[0]
 	t.pending = t.pending[1:]
 	if t.retry != nil {
 		t.retry.Stop()
 		t.retry = nil
 	}
 	e := fw.executors[t.execID]
-	if head.FromExecutor && e != nil && e.stream != nil {
-		e.stream.Send(&executor.Event{Type: executor.Event_ACKNOWLEDGED, Acknowledged: &executor.Event_Acknowledged{TaskID: t.info.TaskID, UUID: x.uuid}})
-	}
 	if e != nil {
 		a.dirty[e] = true
 	}
@@ -878,4 +874,12 @@ func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.Ta
 	stored.ContainerStatus = cs
 	stored.AgentID = st.AgentID
 	a.enqueue(e.fwID, t, pendingUpdate{Status: st, Stored: stored, FromExecutor: true}, e)
+	// As Mesos' agent (Slave::___statusUpdate): the executor hears
+	// ACKNOWLEDGED once the agent holds the update, not when the scheduler
+	// acknowledges it; from then on retrying it is the agent's job
+	// (recording 03: ACKNOWLEDGED reaches the executor before the
+	// scheduler has even seen the update).
+	if e.stream != nil && len(st.UUID) > 0 {
+		e.stream.Send(&executor.Event{Type: executor.Event_ACKNOWLEDGED, Acknowledged: &executor.Event_Acknowledged{TaskID: st.TaskID, UUID: st.UUID}})
+	}
 }
