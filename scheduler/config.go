@@ -74,6 +74,10 @@ type Config struct {
 	// ReconcileInterval is the period of implicit reconciliation (default
 	// 10m).
 	ReconcileInterval time.Duration
+	// UnreachableReconcile is how often tasks on unreachable agents are
+	// reconciled explicitly: Mesos does not say when such an agent comes
+	// back, and a task that reappears must be killed soon (default 30s).
+	UnreachableReconcile time.Duration
 	// KillRetry is how often a KILL is repeated while the task lives
 	// (default 30s).
 	KillRetry time.Duration
@@ -148,6 +152,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.AntiEntropy, 30*time.Second)
 	def(&d.ReconcileInterval, 10*time.Minute)
 	def(&d.KillRetry, 30*time.Second)
+	def(&d.UnreachableReconcile, 30*time.Second)
 	def(&d.RestartReset, 10*time.Second)
 	def(&d.Refuse, 30*time.Second)
 	def(&d.SubscribeBackoffMin, 500*time.Millisecond)

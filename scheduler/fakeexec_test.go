@@ -31,6 +31,7 @@ type lightExecutor struct {
 	applied map[string]uint64   // task → newest link version applied
 	history map[string][]uint64 // task → versions applied, in order
 	tables  map[string]executor.Message
+	seen    map[string][]executor.Message // task → every table applied
 	fail    map[string]chan struct{} // task → closed to make it fail
 	// duplicate sends every status update twice (same uuid) and a late
 	// TASK_STARTING after TASK_RUNNING, as retries and reordering do.
@@ -38,7 +39,7 @@ type lightExecutor struct {
 }
 
 func newLightExecutor() *lightExecutor {
-	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}, fail: map[string]chan struct{}{}}
+	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}, seen: map[string][]executor.Message{}, fail: map[string]chan struct{}{}}
 }
 
 func (l *lightExecutor) Applied(task string) uint64 {
@@ -177,6 +178,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 					l.applied[m.TaskID] = v
 					l.history[m.TaskID] = append(l.history[m.TaskID], v)
 					l.tables[m.TaskID] = m
+					l.seen[m.TaskID] = append(l.seen[m.TaskID], m)
 				}
 				applied := l.applied[m.TaskID]
 				l.mu.Unlock()
@@ -202,4 +204,10 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func (l *lightExecutor) seenTables(task string) []executor.Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]executor.Message(nil), l.seen[task]...)
 }

@@ -525,3 +525,93 @@ func TestDuplicateAndLateUpdates(t *testing.T) {
 		t.Fatal("no reconciliation answers seen after the restart")
 	}
 }
+
+// RELIABILITY 11: an agent is lost: its tasks are replaced and leave every
+// table at once; when the agent comes back, the old task is killed and its
+// endpoint is never advertised again.
+func TestAgentLost(t *testing.T) {
+	h := newHarness(t, 2, func(lc *localmesos.Config, c *Config) {
+		lc.AgentRemovalTimeout = 500 * time.Millisecond
+		lc.ExecutorReregistrationTimeout = 10 * time.Second
+		lc.SubscriptionBackoffMax = 100 * time.Millisecond
+		lc.ExecutorReregistrationTimeout = 10 * time.Second
+	})
+	h.submit(pipelineSpec)
+	h.waitConverged(20 * time.Second)
+	// Lose the agent that does not run the feeder, and an encryptor on it
+	// (tasks of a service are spread over agents, so there is one).
+	var feeder string
+	var feederAgent string
+	for _, ti := range h.tasks() {
+		if ti.Service == "feeder" {
+			feeder, feederAgent = ti.ID, ti.AgentID
+		}
+	}
+	lostAgent := -1
+	for _, a := range h.cluster.Agents() {
+		if a.ID != feederAgent {
+			lostAgent = a.Index
+		}
+	}
+	var victim TaskInfo
+	for _, ti := range h.tasks() {
+		if ti.Service == "encryptor" && ti.AgentID != feederAgent {
+			victim = ti
+		}
+	}
+	if lostAgent < 0 || victim.ID == "" {
+		t.Fatalf("no encryptor away from the feeder: %+v", h.tasks())
+	}
+	victimEP := fmt.Sprintf("tcp://%s:%d", victim.Host, victim.Ports["plaintext"])
+	if err := h.cluster.StopAgent(lostAgent); err != nil {
+		t.Fatal(err)
+	}
+	lostAt := len(h.exec.seenTables(feeder))
+	eventually(t, 30*time.Second, "the lost task replaced and out of the feeder's table", func() (bool, string) {
+		st := h.status()
+		m, _ := h.exec.Table(feeder)
+		peers := m.Snapshot.Out["plaintext"].Peers
+		for _, p := range peers {
+			if p == victimEP {
+				return false, "still advertised: " + p
+			}
+		}
+		for _, ss := range st.Services {
+			if ss.Name == "encryptor" && ss.Running == 3 && len(peers) == 3 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v %v", st.Services, peers)
+	})
+	if err := h.cluster.StartAgent(context.Background(), lostAgent); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the returned task killed", func() (bool, string) {
+		for _, ti := range h.tasks() {
+			if ti.ID == victim.ID {
+				return false, fmt.Sprintf("%s is %s (orphan %v)", ti.ID, ti.Phase, ti.Orphan)
+			}
+		}
+		for _, id := range h.mesosRunning() {
+			if id == victim.ID {
+				return false, id + " still runs in Mesos"
+			}
+		}
+		return true, ""
+	})
+	h.waitConverged(20 * time.Second)
+	// Never advertised again after it was lost.
+	for i, m := range h.exec.seenTables(feeder) {
+		if i < lostAt {
+			continue
+		}
+		if i == lostAt {
+			continue // may be the table still in flight when it was lost
+		}
+		for _, p := range m.Snapshot.Out["plaintext"].Peers {
+			if p == victimEP {
+				t.Fatalf("table v%d advertised the lost task again: %v", m.Snapshot.Version, m.Snapshot.Out)
+			}
+		}
+	}
+}

@@ -58,7 +58,7 @@ func newHarness(t testing.TB, agents int, mod func(*localmesos.Config, *Config))
 		FrameworkName: "tiltai-test", Listen: "127.0.0.1:0", Store: h.store, Checkpoint: true,
 		ExecutorBinary: tinyBinary(t), Logger: testLogger(t),
 		ResendMin: 100 * time.Millisecond, ResendMax: time.Second, SubscribeBackoffMin: 100 * time.Millisecond,
-		SubscribeBackoffMax: time.Second, Refuse: time.Second,
+		SubscribeBackoffMax: time.Second, Refuse: time.Second, UnreachableReconcile: 300 * time.Millisecond,
 	}
 	if mod != nil {
 		mod(&lc, &h.cfg)

@@ -14,10 +14,11 @@ import (
 // master reports every task it has for us, so unknown ones surface and
 // are killed); and repeat the implicit ask periodically.
 type reconciler struct {
-	waiting  map[string]bool // tasks asked about, not yet answered
-	next     time.Time       // next explicit retry
-	backoff  time.Duration
-	implicit time.Time // next periodic implicit reconciliation
+	waiting     map[string]bool // tasks asked about, not yet answered
+	next        time.Time       // next explicit retry
+	backoff     time.Duration
+	implicit    time.Time // next periodic implicit reconciliation
+	unreachable time.Time // next explicit ask about unreachable tasks
 }
 
 func (r *reconciler) start(s *Scheduler, now time.Time) {
@@ -58,6 +59,20 @@ func (r *reconciler) tick(s *Scheduler, now time.Time) {
 		r.explicit(s)
 		r.backoff = min(r.backoff*2, time.Minute)
 		r.next = now.Add(r.backoff)
+	}
+	if !now.Before(r.unreachable) {
+		// Tasks written off as unreachable: has their agent come back? A
+		// RUNNING answer marks them orphans, which are killed.
+		tasks := map[string]string{}
+		for id, t := range s.st.tasks {
+			if t.Phase == linkspec.Unreachable.String() && t.AgentID != "" {
+				tasks[id] = t.AgentID
+			}
+		}
+		if len(tasks) > 0 {
+			s.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
+		}
+		r.unreachable = now.Add(s.cfg.UnreachableReconcile)
 	}
 	if !r.implicit.IsZero() && !now.Before(r.implicit) {
 		s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
