@@ -32,7 +32,7 @@ type lightExecutor struct {
 	history map[string][]uint64 // task → versions applied, in order
 	tables  map[string]executor.Message
 	seen    map[string][]executor.Message // task → every table applied
-	fail    map[string]chan struct{} // task → closed to make it fail
+	fail    map[string]chan struct{}      // task → closed to make it fail
 	// duplicate sends every status update twice (same uuid) and a late
 	// TASK_STARTING after TASK_RUNNING, as retries and reordering do.
 	duplicate bool
