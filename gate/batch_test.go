@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -309,10 +310,15 @@ func TestBatchDeadPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lost := dead.Stats().Dropped
+	lost := dead.Stats().Dropped // final: Close counted what the dead gate held
+	cDead.wg.Wait()              // its application recorded all it took (then Recv failed)
+	// Everything was acknowledged (by the survivor, or by the dead peer
+	// before it died), the survivor's application took it all and recorded
+	// it. (A count of what arrived can reach n early: re-routed messages
+	// the dead peer had already handed over arrive twice.)
 	waitFor(t, 20*time.Second, "survivor to catch up", func() bool {
-		st := out.Stats()
-		return uint64(cLive.count()+cDead.count())+lost >= n && st.QueueDepth == 0 && st.InFlight == 0
+		st, ls := out.Stats(), live.Stats()
+		return st.QueueDepth == 0 && st.InFlight == 0 && ls.QueueDepth == 0 && ls.Received == uint64(cLive.count())
 	})
 	cLive.mu.Lock()
 	cDead.mu.Lock()
@@ -589,4 +595,37 @@ func TestReceiveQueueChargesMemory(t *testing.T) {
 		t.Fatalf("%d one-message frames queued, holding %d bytes of buffers; bound %d", accepted, held, max)
 	}
 	q.drop()
+}
+
+// TestEmptyDataBatch: a peer speaking the extension may send a data batch
+// with no message; it is nothing, and what follows arrives.
+func TestEmptyDataBatch(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	_, in := inHub(t, "w", control.Pull, fastOpts)
+	greeting := make([]byte, 64)
+	greeting[0], greeting[9], greeting[10] = 0xFF, 0x7F, 3
+	copy(greeting[12:], "NULL")
+	ready := append([]byte{5}, "READY"...)
+	ready = appendProperty(ready, "Socket-Type", "PUSH")
+	ready = appendProperty(ready, extProperty, extVersion)
+	data := append(append([]byte{}, greeting...), flagCommand, byte(len(ready)))
+	data = append(data, ready...)
+	data = append(data, 0, 1, kindData) // a batch of nothing
+	ok := appendMsg([]byte{kindData}, Message{[]byte("ok")})
+	data = append(append(data, 0, byte(len(ok))), ok...)
+	c, err := net.Dial("tcp", strings.TrimPrefix(in.Addr(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	m, err := in.Recv(ctx)
+	if err != nil || len(m) != 1 || string(m[0]) != "ok" {
+		t.Fatalf("after an empty batch: %q %v", m, err)
+	}
+	if st := in.Stats(); st.Refused != 0 || st.Peers != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 }

@@ -3,9 +3,16 @@ package gate
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"slices"
 	"testing"
+
+	"github.com/tiltai/tiltai/gate/control"
 )
 
 // decodeMsgs decodes a batch body and cuts it into messages the way the
@@ -146,4 +153,89 @@ func sizeOf(msgs []Message) int {
 
 func equalMsgs(a, b []Message) bool {
 	return slices.EqualFunc(a, b, func(a, b Message) bool { return slices.EqualFunc(a, b, bytes.Equal) })
+}
+
+// FuzzReadLoop: any bytes after the handshake, read by an extension link of
+// a sub gate (no acknowledgements to write), end in EOF or a refusal —
+// never a panic — and exactly the messages of the data frames before the
+// first bad frame come out, whole and in order, through Recv's path and
+// through RecvBatch's (take chooses, and RecvBatch's limit).
+func FuzzReadLoop(f *testing.F) {
+	frame := func(body []byte) []byte { return append(appendFrameHeader(nil, 0, len(body)), body...) }
+	ok := appendMsg([]byte{kindData}, Message{[]byte("ok")})
+	two := appendMsg(appendMsg([]byte{kindData}, Message{[]byte("a"), nil}), Message{[]byte("b")})
+	f.Add(append(frame(ok), frame(two)...), uint8(3))
+	hi := appendMsg([]byte{kindData}, Message{[]byte("hi")}) // unlike any earlier seed's: a stale part shows
+	f.Add(append(frame([]byte{kindData}), frame(hi)...), uint8(1))
+	f.Add(append(frame([]byte{kindAck, 5}), frame(ok)...), uint8(0))
+	f.Add([]byte{flagCommand, 6, 4, 'P', 'I', 'N', 'G', 0}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, take uint8) {
+		g := &Gate{pattern: control.Sub, opt: Options{}.withDefaults(), log: slog.New(slog.DiscardHandler),
+			recvQ: newRecvQueue(1 << 40), progress: newSignal()} // no consumer runs meanwhile: never full
+		a, b := net.Pipe()
+		defer b.Close()
+		l := &link{g: g, nc: a, br: bufio.NewReader(bytes.NewReader(data)), bw: bufio.NewWriter(io.Discard),
+			ext: true, done: make(chan struct{}), spaceSig: newSignal(), topics: map[string]struct{}{}}
+		l.readLoop()
+		g.recvQ.finish()
+		var got []Message
+		var batch Batch
+		for {
+			var err error
+			if take%2 == 0 {
+				var m inMsg
+				if m, err = g.recvQ.get(context.Background()); err == nil {
+					got = append(got, m.msg)
+				}
+			} else {
+				err = g.recvQ.getBatch(context.Background(), &batch, 1+int(take)/2)
+				for _, m := range batch.Msgs {
+					got = append(got, m.Clone())
+				}
+				batch.Release()
+			}
+			if errors.Is(err, ErrDrained) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := acceptedMsgs(data, g.opt); !equalMsgs(got, want) {
+			t.Fatalf("got %d messages %q, want %d %q", len(got), got, len(want), want)
+		}
+	})
+}
+
+// acceptedMsgs parses data as a sub gate's extension link must: the
+// messages of its data frames up to the first frame it refuses.
+func acceptedMsgs(data []byte, opt Options) []Message {
+	br := bufio.NewReader(bytes.NewReader(data))
+	var out []Message
+	for {
+		fr, err := readFrame(br, max(opt.BatchBytes, opt.MaxMessageSize)+64<<10)
+		if err != nil {
+			return out
+		}
+		if fr.flags&flagCommand != 0 {
+			if len(fr.body) == 0 || int(fr.body[0]) > len(fr.body)-1 || string(fr.body[1:1+fr.body[0]]) == "ERROR" {
+				return out
+			}
+			continue
+		}
+		if fr.flags&flagMore != 0 || len(fr.body) == 0 {
+			return out
+		}
+		switch fr.body[0] {
+		case kindData:
+			msgs, _, err := decodeMsgs(fr.body[1:], opt.MaxMessageSize)
+			if err != nil {
+				return out
+			}
+			out = append(out, msgs...)
+		case kindSub, kindUnsub, kindSync:
+		default: // an ack to a sub gate, or no kind at all
+			return out
+		}
+	}
 }

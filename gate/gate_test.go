@@ -142,10 +142,15 @@ func TestDeadPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lost := dead.Stats().Dropped
+	lost := dead.Stats().Dropped // final: Close counted what the dead gate held
+	cDead.wg.Wait()              // its application recorded all it took (then Recv failed)
+	// Everything was acknowledged (by the survivor, or by the dead peer
+	// before it died), the survivor's application took it all and recorded
+	// it. (A count of what arrived can reach n early: re-routed messages
+	// the dead peer had already handed over arrive twice.)
 	waitFor(t, 20*time.Second, "survivor to catch up", func() bool {
-		st := out.Stats()
-		return uint64(cLive.count()+cDead.count())+lost >= n && st.QueueDepth == 0 && st.InFlight == 0
+		st, ls := out.Stats(), live.Stats()
+		return st.QueueDepth == 0 && st.InFlight == 0 && ls.QueueDepth == 0 && ls.Received == uint64(cLive.count())
 	})
 	cLive.mu.Lock()
 	cDead.mu.Lock()

@@ -466,6 +466,14 @@ func (l *link) plainMessage(m Message) error {
 // reference if it has one.
 func (l *link) deliver(b inBatch) error {
 	g := l.g
+	if b.nmsg == 0 {
+		// A data batch of nothing (ours never are; the format allows it):
+		// nothing to queue, and nothing the queue could cut out of it.
+		if b.f != nil {
+			b.f.unref()
+		}
+		return nil
+	}
 	switch g.pattern {
 	case control.Pull, control.Sub, control.Pair, control.Rep:
 		b.from = l
