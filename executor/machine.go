@@ -868,6 +868,22 @@ func (m *machine) message(data []byte) {
 	}
 	t.passed = v
 	m.emit(doPush{Snapshot: snap})
+	if !hasOutGates(t.data) && v > t.ackedVer {
+		// Nothing to rewire: a task without out-gates runs any version as
+		// it is, whether or not its service speaks the control protocol (a
+		// plain program never would, and the scheduler would wait forever).
+		t.ackedVer = v
+		m.send(Message{Type: TypeAck, TaskID: t.id, Version: v})
+	}
+}
+
+func hasOutGates(d TaskData) bool {
+	for _, g := range d.Gates {
+		if !g.In() {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSnapshot reports why snap does not fit the task's declared gates.

@@ -100,14 +100,35 @@ func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Proces
 		return nil, fmt.Errorf("cannot open the sandbox stderr: %w", err)
 	}
 	defer stderr.Close()
-	cmd.Dir = spec.Sandbox
-	cmd.Env = append(spec.Env, "PWD="+spec.Sandbox)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// Own process group: the executor survives the agent (checkpointing)
-	// and a kill reaches everything it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start executor %q: %w", spec.ExecutorID, err)
+	// A just-fetched executor binary may still be open for writing in a
+	// child that another goroutine is forking right now (it holds the
+	// descriptor until it execs): exec then fails with ETXTBSY ("text file
+	// busy", golang.org/issue/22315). It clears within milliseconds; retry
+	// with a fresh command.
+	delay := 2 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		cmd.Dir = spec.Sandbox
+		cmd.Env = append(spec.Env, "PWD="+spec.Sandbox)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		// Own process group: the executor survives the agent
+		// (checkpointing) and a kill reaches everything it started.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || attempt >= 10 {
+			return nil, fmt.Errorf("cannot start executor %q: %w", spec.ExecutorID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cannot start executor %q: %w", spec.ExecutorID, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay *= 2
+		if cmd, err = buildCommand(spec.Command); err != nil {
+			return nil, err
+		}
 	}
 	p := &osProcess{pid: cmd.Process.Pid, done: make(chan struct{})}
 	l.mu.Lock()
