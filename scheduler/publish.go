@@ -52,8 +52,7 @@ func (s *Scheduler) publishTables(plan *linkspec.Plan, now time.Time) {
 			// version, so gates see nothing new.
 			s.tables[svc] = &pubTable{version: stored.Version, table: tb, published: now}
 		} else {
-			s.st.meta.LinkVersion++
-			v := s.st.meta.LinkVersion
+			v := s.nextLinkVersion()
 			s.st.meta.Tables[svc] = tableVersion{Version: v, Digest: tb.Digest()}
 			s.st.touchMeta()
 			s.tables[svc] = &pubTable{version: v, table: tb, published: now}
@@ -79,6 +78,23 @@ func (s *Scheduler) publishTables(plan *linkspec.Plan, now time.Time) {
 			s.st.touchMeta()
 		}
 	}
+}
+
+// linkVersionBlock is how many versions one stored reservation covers.
+const linkVersionBlock = 1024
+
+// nextLinkVersion hands out the next version; when the reservation runs
+// out it reserves the next block, and the batch must then be stored
+// before any table goes out.
+func (s *Scheduler) nextLinkVersion() uint64 {
+	m := &s.st.meta
+	m.LinkVersion++
+	if m.LinkVersion > m.LinkVersionReserved {
+		m.LinkVersionReserved = m.LinkVersion + linkVersionBlock - 1
+		s.reserveFirst = true
+	}
+	s.st.touchMeta()
+	return m.LinkVersion
 }
 
 // sendable: the task's executor has spoken (TASK_STARTING or later), so a

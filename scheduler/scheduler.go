@@ -59,8 +59,11 @@ type Scheduler struct {
 	recon      reconciler
 	nextAE     time.Time // next anti-entropy round
 	calls      []*scheduler.Call
-	inFlight   int       // batches handed to the outbox and not yet sent
-	lastFlush  time.Time // when the outbox last finished a batch
+	inFlight   int // batches handed to the outbox and not yet sent
+	// reserveFirst: a new block of link versions was reserved; it must be
+	// stored before any table goes out.
+	reserveFirst bool
+	lastFlush    time.Time // when the outbox last finished a batch
 }
 
 // input is anything the loop reacts to.

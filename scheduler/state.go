@@ -35,6 +35,12 @@ type meta struct {
 	// from one counter so that a service removed and added again never
 	// reuses a version its tasks' gates have seen.
 	LinkVersion uint64 `json:"link_version"`
+	// LinkVersionReserved is stored ahead of LinkVersion: versions up to it
+	// may be handed out, and sent, before the batch that records them is
+	// written, so a new table reaches its executors without waiting for a
+	// disk write. A restarted scheduler continues after the reservation, so
+	// versions never repeat.
+	LinkVersionReserved uint64 `json:"link_version_reserved"`
 	// Tables is each service's published table: its version and digest. A
 	// restarted scheduler that computes the same table republishes the
 	// same version.
@@ -118,6 +124,8 @@ func loadState(kv map[string][]byte) (*state, error) {
 		if s.meta.Restarts == nil {
 			s.meta.Restarts = map[string]linkspec.Restart{}
 		}
+		// Versions up to the reservation may have been sent unrecorded.
+		s.meta.LinkVersion = max(s.meta.LinkVersion, s.meta.LinkVersionReserved)
 	}
 	if v, ok := kv[keySpec]; ok {
 		if err := json.Unmarshal(v, &s.specRec); err != nil {

@@ -66,9 +66,30 @@ func (s *Scheduler) step() error {
 }
 
 // commit persists what changed, then queues the calls that depend on it.
+// Link-table MESSAGEs depend on nothing stored but the version
+// reservation, so unless a new block was just reserved they go out first
+// and the table change does not wait for the disk; everything else
+// (ACCEPTs, KILLs, ACKNOWLEDGEs) goes out only after the write.
 func (s *Scheduler) commit() error {
 	if s.crashed.Load() {
 		return errTestCrash
+	}
+	var early, late []*scheduler.Call
+	if s.reserveFirst {
+		late = s.calls
+	} else {
+		for _, c := range s.calls {
+			if c.Type == scheduler.Call_MESSAGE {
+				early = append(early, c)
+			} else {
+				late = append(late, c)
+			}
+		}
+	}
+	s.calls = nil
+	if len(early) > 0 {
+		s.inFlight++
+		s.outbox <- early
 	}
 	batch, err := s.st.flush()
 	if err != nil {
@@ -83,16 +104,15 @@ func (s *Scheduler) commit() error {
 		}
 		s.metrics.storeWrites.Inc()
 	}
-	if len(s.calls) == 0 {
+	s.reserveFirst = false
+	if len(late) == 0 {
 		return nil
 	}
-	if h := s.cfg.hooks.afterPersist; h != nil && h(s.calls) {
+	if h := s.cfg.hooks.afterPersist; h != nil && h(late) {
 		return errTestCrash
 	}
-	calls := s.calls
-	s.calls = nil
 	s.inFlight++
-	s.outbox <- calls
+	s.outbox <- late
 	return nil
 }
 
