@@ -58,8 +58,14 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 		return err
 	}
 	backoff := time.Second
+	var wait time.Duration // before campaigning again, standing by
 	for ctx.Err() == nil {
 		stop := standby(ctx, cfg, client, log)
+		if wait > 0 && !sleep(ctx, wait) {
+			stop()
+			return nil
+		}
+		wait = 0
 		lead, err := client.Campaign(ctx, advertise)
 		stop()
 		if err != nil {
@@ -67,10 +73,7 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 				return nil
 			}
 			log.Warn("cannot campaign for leadership; retrying", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			backoff = min(2*backoff, 30*time.Second)
+			wait, backoff = backoff, min(2*backoff, 30*time.Second)
 			continue
 		}
 		log.Info("leading", "node", lead.Node(), "advertise", advertise)
@@ -86,10 +89,7 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 			// The store may be unreachable: never guess (no new framework
 			// ID); give the leadership back and try again.
 			log.Error("cannot start as leader; resigning", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			backoff = min(2*backoff, 30*time.Second)
+			wait, backoff = backoff, min(2*backoff, 30*time.Second)
 			continue
 		}
 		backoff = time.Second
@@ -106,11 +106,28 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 			log.Warn("lost the leadership; standing by", "err", lead.Err())
 		case <-s.Done():
 			err := s.Err()
+			s.Close()
 			lead.Resign()
-			return err
+			if !lostStore(err) {
+				return err
+			}
+			// A state write failed because ZooKeeper went away or fenced
+			// it (the leadership was lost while writing, often just
+			// before lead.Done says so): the scheduler stopped before
+			// acting on it. Stand by like any deposed leader; the next
+			// leader, maybe this one, reloads the state from ZooKeeper.
+			log.Warn("cannot write the state to ZooKeeper; standing by", "err", err, "retry_in", backoff)
+			wait, backoff = backoff, min(2*backoff, 30*time.Second)
 		}
 	}
 	return nil
+}
+
+// lostStore tells a failure of the ZooKeeper state store (unreachable,
+// fenced, or changed by another leader) from the scheduler's own fatal
+// errors: the first ends this leadership only, the others the process.
+func lostStore(err error) bool {
+	return errors.Is(err, zkha.ErrNotLeader) || errors.Is(err, zkha.ErrUnavailable) || errors.Is(err, zkha.ErrConflict)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
