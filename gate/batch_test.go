@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -490,7 +492,9 @@ func TestChunks(t *testing.T) {
 		t.Fatalf("%d unacknowledged, want 3", unacked)
 	}
 	var back []Message
-	for _, c := range l.takeUnacked() {
+	var taken []*chunk
+	l.takeUnacked(func(cs []*chunk) { taken = cs })
+	for _, c := range taken {
 		fr, _ := readFrame(bufio.NewReader(bytes.NewReader(c.frame())), 1<<20)
 		msgs, _, err := decodeMsgs(fr.body[1:], 1<<20)
 		if err != nil {
@@ -628,4 +632,143 @@ func TestEmptyDataBatch(t *testing.T) {
 	if st := in.Stats(); st.Refused != 0 || st.Peers != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// TestRemovalUnderSustainedTraffic: a peer removed while the sender keeps
+// the queue busy stops getting work at once — the removal is applied
+// while traffic goes on, and nothing is lost or duplicated.
+func TestRemovalUnderSustainedTraffic(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	_, keep := inHub(t, "work", control.Pull, fastOpts)
+	_, gone := inHub(t, "work", control.Pull, fastOpts)
+	cKeep, cGone := collectBatches(ctx, keep, 0), collectBatches(ctx, gone, 0)
+	_, out, mem := outHub(t, "work", control.Push, fastOpts)
+	mem.Publish(snap(1, "work", control.Push, keep.Addr(), gone.Addr()))
+	waitFor(t, 10*time.Second, "two connections", func() bool { return out.Stats().Peers == 2 })
+	stop := make(chan struct{})
+	sent := make(chan uint64, 1)
+	go func() {
+		var seq uint64
+		defer func() { sent <- seq }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := out.SendBatch(ctx, seqBatch(seq, 64, 1024)); err != nil { // faster than the writers: the queue stays full
+				return
+			}
+			seq += 64
+		}
+	}()
+	waitFor(t, 10*time.Second, "traffic on both", func() bool { return cKeep.count() > 0 && cGone.count() > 0 })
+	mem.Publish(snap(2, "work", control.Push, keep.Addr()))
+	applied, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := mem.WaitApplied(applied, 2) // while the sender goes on
+	cancel()
+	close(stop)
+	n := <-sent
+	if err != nil {
+		t.Fatalf("removal not applied under traffic: %v", err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "all messages", func() bool { return uint64(cKeep.count()+cGone.count()) >= n })
+	cKeep.mu.Lock()
+	cGone.mu.Lock()
+	defer cGone.mu.Unlock()
+	defer cKeep.mu.Unlock()
+	for i := range n {
+		if k := cKeep.seen[i] + cGone.seen[i]; k != 1 {
+			t.Fatalf("message %d delivered %d times", i, k)
+		}
+	}
+}
+
+// TestPubRemovalFlushes: a subscriber removed while messages wait in its
+// queue gets them before its connection closes; every published message is
+// sent or counted as dropped.
+func TestPubRemovalFlushes(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	_, sub := inHub(t, "news", control.Sub, Options{QueueBytes: 64 << 10})
+	sub.Subscribe("")
+	_, pub, mem := outHub(t, "news", control.Pub, fastOpts)
+	mem.Publish(snap(1, "news", control.Pub, sub.Addr()))
+	waitFor(t, 10*time.Second, "subscriber active", func() bool { return pub.Stats().Peers == 1 && pubActive(pub) })
+	// The subscriber's application does not read yet: its queue fills, then
+	// the sockets, then the publisher's queue for it.
+	const n = 20000 // 20 MB: more than the socket buffers hold
+	for i := range uint64(n) {
+		pub.Send(ctx, []byte("t"), seqMsg(i, 1024))
+	}
+	waitFor(t, 10*time.Second, "messages waiting in the publisher", func() bool {
+		pub.lmu.Lock()
+		defer pub.lmu.Unlock()
+		for l := range pub.links {
+			return l.pq.len() > 0
+		}
+		return false
+	})
+	before := pub.Stats().Dropped // the burst overflowed the subscriber's queue
+	mem.Publish(snap(2, "news", control.Pub))
+	c := collectBatches(ctx, sub, 0) // now it reads
+	if err := mem.WaitApplied(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	st := pub.Stats()
+	if st.Sent+st.Dropped != n || st.QueueDepth != 0 || st.Dropped != before {
+		t.Fatalf("sent %d + dropped %d (%d before the removal) != %d (queued %d)", st.Sent, st.Dropped, before, n, st.QueueDepth)
+	}
+	waitFor(t, 10*time.Second, "the subscriber gets all that was sent", func() bool { return uint64(c.count()) == st.Sent })
+}
+
+// TestRemovedWriterTakesNothing: once a peer's removal begins, its writer
+// takes nothing more from the shared queue, however much is waiting —
+// nothing new is routed to a removed peer (docs/gates.md), and its removal
+// does not wait for the queue to run dry.
+func TestRemovedWriterTakesNothing(t *testing.T) {
+	for _, ext := range []bool{true, false} {
+		g := &Gate{pattern: control.Push, opt: Options{}.withDefaults(), log: slog.New(slog.DiscardHandler), progress: newSignal()}
+		a, b := net.Pipe()
+		l := &link{g: g, nc: a, bw: bufio.NewWriter(io.Discard), ext: ext, done: make(chan struct{}), spaceSig: newSignal()}
+		q := newSendQueue(1000, 1<<20, 16, 1<<10)
+		for i := range uint64(100) {
+			if err := q.push(context.Background(), Message{seqMsg(i, 8)}, 8); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stop := make(chan struct{})
+		close(stop)
+		l.sendLoop(q, stop)
+		if n := q.len(); n != 100 {
+			t.Errorf("ext %v: a removed peer's writer took %d messages", ext, 100-n)
+		}
+		q.drop()
+		a.Close()
+		b.Close()
+	}
+}
+
+// TestQueueDepthCountsHeld: messages a writer took stay in the queue's
+// depth until it settles them, so a drain (Close) that waits for an empty
+// queue and nothing in flight never sees them nowhere.
+func TestQueueDepthCountsHeld(t *testing.T) {
+	q := newSendQueue(100, 1<<20, 4, 1<<10)
+	for i := range 10 {
+		if err := q.push(context.Background(), Message{[]byte{byte(i)}}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := q.take(10, nil, nil, nil)
+	if q.len() != 10-c.n || q.depth() != 10 {
+		t.Fatalf("after taking %d: len %d, depth %d; want %d, 10", c.n, q.len(), q.depth(), 10-c.n)
+	}
+	q.settle(c.n)
+	if q.depth() != 10-c.n {
+		t.Fatalf("after settling: depth %d, want %d", q.depth(), 10-c.n)
+	}
+	c.unref()
+	q.drop()
 }

@@ -511,8 +511,10 @@ func (g *Gate) Stats() control.GateCounters {
 		Sent: g.ctr.sent.Load(), Received: g.ctr.received.Load(), Dropped: g.ctr.dropped.Load(),
 		Rerouted: g.ctr.rerouted.Load(), Refused: g.ctr.refused.Load(),
 	}
+	// Read the queue before the links: a chunk moving from a writer's hands
+	// to its link's in-flight list may then count twice, never not at all.
 	if g.sendQ != nil {
-		c.QueueDepth += g.sendQ.len()
+		c.QueueDepth += g.sendQ.depth()
 	}
 	if g.recvQ != nil {
 		c.QueueDepth += g.recvQ.len()
@@ -523,9 +525,8 @@ func (g *Gate) Stats() control.GateCounters {
 		n, _ := l.inflight()
 		c.InFlight += n
 		if l.pq != nil {
-			c.QueueDepth += l.pq.len()
+			c.QueueDepth += l.pq.depth()
 		}
-		c.QueueDepth += int(l.writing.Load())
 	}
 	c.Peers = len(g.links)
 	c.PeersWanted = len(g.peers)
@@ -623,7 +624,7 @@ func (g *Gate) serve(l *link, stop <-chan struct{}) {
 		g.ctr.dropped.Add(uint64(l.pq.drop()))
 	}
 	if g.pattern == control.Push || g.pattern == control.Pair {
-		g.reroute(l.takeUnacked())
+		l.takeUnacked(g.reroute)
 	}
 	if g.pattern == control.Req {
 		g.lmu.Lock()
@@ -669,8 +670,10 @@ func (g *Gate) flushPub(l *link) {
 		c.unref()
 		if err != nil {
 			g.ctr.dropped.Add(uint64(n))
+			l.pq.settle(n)
 			return
 		}
 		g.ctr.sent.Add(uint64(n))
+		l.pq.settle(n)
 	}
 }

@@ -39,7 +39,6 @@ type link struct {
 	acked    uint64 // cumulative acknowledged count
 	written  uint64 // cumulative written count
 	spaceSig signal
-	writing  atomic.Int64 // messages of an untracked chunk being written
 
 	// Receiver side: cumulative messages received, and the count last acked.
 	recvN, ackedN uint64
@@ -153,18 +152,20 @@ func (l *link) inflight() (int, int) {
 	return int(l.written - l.acked), l.ubytes
 }
 
-// takeUnacked removes and returns every unacknowledged chunk, less the
-// messages already acknowledged. Call it once the writer has stopped.
-func (l *link) takeUnacked() []*chunk {
+// takeUnacked hands every unacknowledged chunk, less the messages already
+// acknowledged, to put, and then forgets them; put runs under the lock, so
+// that they are counted in flight until put has counted them elsewhere.
+// Call it once the writer has stopped.
+func (l *link) takeUnacked(put func([]*chunk)) {
 	l.umu.Lock()
 	defer l.umu.Unlock()
 	out := l.unacked
 	if len(out) > 0 && l.acked > out[0].start {
 		out[0].dropFront(int(l.acked - out[0].start))
 	}
+	put(out)
 	l.unacked, l.ubytes = nil, 0
 	l.written = l.acked
-	return out
 }
 
 func (l *link) ack(n uint64) error {
@@ -233,6 +234,13 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 	g := l.g
 	track := l.ext && g.pattern != control.Pub
 	for {
+		select {
+		case <-stop:
+			// Removed: nothing new is routed to this peer, however much is
+			// queued (take would hand it out before it looks at stop).
+			return
+		default:
+		}
 		maxMsgs := g.opt.BatchMsgs
 		if track {
 			for {
@@ -267,11 +275,9 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 			l.ubytes += c.bytes
 			l.written += uint64(n)
 			l.umu.Unlock()
-		} else {
-			l.writing.Store(int64(n))
+			q.settle(n) // in flight now
 		}
 		err := l.writeChunk(c, !more)
-		l.writing.Store(0)
 		if err != nil {
 			switch {
 			case g.pattern == control.Pub:
@@ -284,10 +290,16 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 			default:
 				c.unref() // the unacknowledged list keeps it for re-routing
 			}
+			if !track {
+				q.settle(n)
+			}
 			return
 		}
 		c.unref()
 		g.ctr.sent.Add(uint64(n))
+		if !track {
+			q.settle(n) // sent
+		}
 		g.progress.notify()
 	}
 }

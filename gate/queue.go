@@ -31,6 +31,7 @@ type sendQueue struct {
 	head     int
 	n        int // messages queued
 	bytes    int // their payload bytes
+	held     int // messages writers took and have not yet accounted for (settle)
 	maxLen   int
 	maxBytes int
 	maxChunk int // BatchBytes: a chunk's buffer, header included
@@ -179,7 +180,10 @@ func (q *sendQueue) pushFront(cs []*chunk) {
 
 // take removes the first chunk, or its first maxMsgs messages (at least
 // one), waiting until there is one or stop or done is closed (then nil). The
-// caller holds the chunk's reference. more reports whether anything is left.
+// caller holds the chunk's reference, and must settle its messages once they
+// are counted elsewhere (in flight, sent, dropped or queued again): until
+// then depth counts them, so that no moment shows them nowhere. more reports
+// whether anything is left.
 //
 // idle, if not nil, runs before each wait: a writer flushes there, since
 // another writer may have taken what it expected to write next.
@@ -203,6 +207,7 @@ func (q *sendQueue) take(maxMsgs int, stop, done <-chan struct{}, idle func()) (
 			}
 			q.n -= c.n
 			q.bytes -= c.bytes
+			q.held += c.n
 			q.hint = len(c.buf)
 			more = q.n > 0
 			q.mu.Unlock()
@@ -251,6 +256,20 @@ func (q *sendQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n
+}
+
+// depth is len and what writers hold (see take).
+func (q *sendQueue) depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n + q.held
+}
+
+// settle records that n messages a writer took are now counted elsewhere.
+func (q *sendQueue) settle(n int) {
+	q.mu.Lock()
+	q.held -= n
+	q.mu.Unlock()
 }
 
 // inMsg is a received message and the connection it came on (for replies).
