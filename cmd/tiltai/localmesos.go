@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -33,6 +35,10 @@ func localmesosCommand() *cli.Command {
 			&cli.DurationFlag{Name: "allocation_interval", Value: time.Second, Usage: "period of the offer pass"},
 			&cli.DurationFlag{Name: "executor_shutdown_grace_period", Value: 5 * time.Second, Usage: "grace between SHUTDOWN and kill"},
 			&cli.DurationFlag{Name: "executor_reregistration_timeout", Value: 2 * time.Second, Usage: "time executors get to re-subscribe after an agent restart"},
+			&cli.BoolFlag{Name: "authenticate_frameworks", Aliases: []string{"authenticate_http_frameworks"}, Usage: "require schedulers to authenticate (HTTP Basic) with a principal and secret from --credentials"},
+			&cli.StringFlag{Name: "credentials", Usage: `file of accepted credentials, Mesos' format: {"credentials": [{"principal": "…", "secret": "…"}]}`},
+			&cli.BoolFlag{Name: "authenticate_http_executors", Usage: "require executors to send their token (Authorization: Bearer $MESOS_EXECUTOR_AUTHENTICATION_TOKEN)"},
+			&cli.StringFlag{Name: "executor_secret_key", Usage: "file holding the key executor tokens (JWT, HMAC-SHA256) are signed with"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -49,8 +55,12 @@ func localmesosCommand() *cli.Command {
 				ExecutorReregistrationTimeout: c.Duration("executor_reregistration_timeout"),
 				Logger:                        slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
 			}
-			if err := cfg.Validate(); err != nil {
-				return cli.Exit("tiltai localmesos: "+err.Error(), 2)
+			auth := localmesos.AuthFlags{
+				AuthenticateFrameworks: c.Bool("authenticate_frameworks"), Credentials: c.String("credentials"),
+				AuthenticateHTTPExecutors: c.Bool("authenticate_http_executors"), ExecutorSecretKey: c.String("executor_secret_key"),
+			}
+			if err := errors.Join(cfg.Validate(), auth.Apply(&cfg)); err != nil {
+				return cli.Exit("tiltai localmesos: "+strings.ReplaceAll(err.Error(), "\n", "; "), 2)
 			}
 			return runLocalmesos(c.Context, cfg, c.App.Writer)
 		},
@@ -69,6 +79,14 @@ func runLocalmesos(ctx context.Context, cfg localmesos.Config, out interface{ Wr
 		fmt.Fprintf(out, "localmesos: agent %d %s on %s\n", a.Index, a.ID, a.Endpoint)
 	}
 	fmt.Fprintf(out, "localmesos: work dir %s\n", cluster.WorkDir())
+	if a, ok := cfg.SchedulerAuth.(*localmesos.Credentials); ok {
+		fmt.Fprintf(out, "localmesos: frameworks must authenticate (%s)\n", a)
+	}
+	if a, ok := cfg.ExecutorAuth.(*localmesos.JWTExecutorAuth); ok && a.Required() {
+		fmt.Fprintln(out, "localmesos: executors must authenticate (the token in MESOS_EXECUTOR_AUTHENTICATION_TOKEN)")
+	} else if ok {
+		fmt.Fprintln(out, "localmesos: executors get tokens (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), not required")
+	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "localmesos: stopping (killing executors)")
 	if err := cluster.Close(); err != nil {
