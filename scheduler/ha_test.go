@@ -228,6 +228,16 @@ func (n *haNode) waitHealth(what string, cond func(nodeHealth) bool) nodeHealth 
 
 func leading(h nodeHealth) bool { return h.Status == "ok" && h.Subscribed }
 
+// runPipeline waits for n to lead, submits the pipeline to it and waits
+// until it runs; it returns n's health then and the task IDs.
+func (n *haNode) runPipeline() (nodeHealth, []string) {
+	n.t.Helper()
+	h := n.waitHealth("leading", leading)
+	mustCall(n.t, http.MethodPut, n.url("/v1/spec"), []byte(pipelineSpec), http.StatusOK)
+	waitConvergedAt(n.t, "http://"+n.addr, 5)
+	return h, apiTaskIDs(n.t, "http://"+n.addr)
+}
+
 // noRedirect is a client that shows redirects instead of following them.
 var noRedirect = &http.Client{
 	Timeout:       15 * time.Second,
@@ -249,6 +259,24 @@ func httpCall(method, u string, body []byte, hdr map[string]string) (int, http.H
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b, err
+}
+
+// putFollowingRedirects PUTs a spec as most HTTP clients do: a 307 is
+// followed with the body sent again.
+func putFollowingRedirects(t testing.TB, u, spec string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, u, strings.NewReader(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s (following redirects): %s", u, resp.Status)
+	}
 }
 
 func mustCall(t testing.TB, method, u string, body []byte, want int) (http.Header, []byte) {
@@ -427,15 +455,7 @@ func TestHAOnlyTheLeaderActs(t *testing.T) {
 	if loc := hdr.Get("Location"); loc != a.url("/v1/spec") || hdr.Get("X-Tiltai-Leader") != a.addr {
 		t.Fatalf("standby redirected to %q (X-Tiltai-Leader %q), want %s", loc, hdr.Get("X-Tiltai-Leader"), a.url("/v1/spec"))
 	}
-	req, _ := http.NewRequest(http.MethodPut, b.url("/v1/spec"), strings.NewReader(pipelineSpec))
-	resp, err := http.DefaultClient.Do(req) // follows the 307, body included
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT /v1/spec through the standby: %s", resp.Status)
-	}
+	putFollowingRedirects(t, b.url("/v1/spec"), pipelineSpec)
 	waitConvergedAt(t, "http://"+a.addr, 5)
 
 	// Reads at the standby are the leader's answers.
@@ -473,12 +493,9 @@ func TestHAPartitionedLeaderIsReplaced(t *testing.T) {
 	cluster, lx := newLightCluster(t, 2, nil)
 	master := StaticMaster(cluster.MasterURL())
 	a := startHA(t, "a", proxy.URL("/tiltai"), master)
-	ha := a.waitHealth("leading", leading)
+	ha, tasks := a.runPipeline()
 	b := startHA(t, "b", zks.URL("/tiltai"), master)
 	b.waitHealth("standing by", func(h nodeHealth) bool { return h.Status == "standby" && h.Leader == a.addr })
-	mustCall(t, http.MethodPut, a.url("/v1/spec"), []byte(pipelineSpec), http.StatusOK)
-	waitConvergedAt(t, "http://"+a.addr, 5)
-	tasks := apiTaskIDs(t, "http://"+a.addr)
 	askedB := b.master.asked.Load()
 
 	// Watch both from the side: a stopped leading when a request made to
@@ -671,6 +688,14 @@ func newCountingListener(t testing.TB, target string) *countingListener {
 	return l
 }
 
+// waitAttempts waits until n connections were made to it.
+func (l *countingListener) waitAttempts(t testing.TB, n int64) {
+	t.Helper()
+	eventually(t, haPatience, fmt.Sprintf("%d attempts to reach ZooKeeper", n), func() (bool, string) {
+		return l.conns.Load() >= n, fmt.Sprint(l.conns.Load(), " connections")
+	})
+}
+
 // RELIABILITY 13: ZooKeeper down at start. A scheduler whose state (and
 // framework ID) is in ZooKeeper starts while ZooKeeper is down: it waits,
 // registers nothing with the master, and when ZooKeeper is back it leads
@@ -682,19 +707,14 @@ func TestHAZooKeeperDownAtStart(t *testing.T) {
 	// A first run stores the framework ID and starts the tasks, then stops
 	// (SIGTERM: no teardown; the tasks keep running).
 	first := startHA(t, "first", zks.URL("/tiltai"), master)
-	h1 := first.waitHealth("leading", leading)
-	mustCall(t, http.MethodPut, first.url("/v1/spec"), []byte(pipelineSpec), http.StatusOK)
-	waitConvergedAt(t, "http://"+first.addr, 5)
-	tasks := apiTaskIDs(t, "http://"+first.addr)
+	h1, tasks := first.runPipeline()
 	first.stop()
 
 	// ZooKeeper is down; the scheduler starts and keeps trying it.
 	zks.Stop()
 	gate := newCountingListener(t, zks.Addr())
 	n := startHA(t, "second", "zk://"+gate.ln.Addr().String()+"/tiltai", master)
-	eventually(t, haPatience, "several attempts to reach ZooKeeper", func() (bool, string) {
-		return gate.conns.Load() >= 3, fmt.Sprint(gate.conns.Load(), " connections")
-	})
+	gate.waitAttempts(t, 3)
 	if h := n.health(); h.Status != "standby" {
 		t.Fatalf("with ZooKeeper down the scheduler says %+v, want standby", h)
 	}
@@ -723,9 +743,7 @@ func TestHAZooKeeperDownAtFirstStart(t *testing.T) {
 	cluster, _ := newLightCluster(t, 1, nil)
 	gate := newCountingListener(t, zks.Addr())
 	n := startHA(t, "fresh", "zk://"+gate.ln.Addr().String()+"/tiltai", StaticMaster(cluster.MasterURL()))
-	eventually(t, haPatience, "several attempts to reach ZooKeeper", func() (bool, string) {
-		return gate.conns.Load() >= 3, fmt.Sprint(gate.conns.Load(), " connections")
-	})
+	gate.waitAttempts(t, 3)
 	if live, done := mesosFrameworks(t, cluster.MasterURL()); len(live)+len(done) != 0 || n.master.asked.Load() != 0 {
 		t.Fatalf("with ZooKeeper down: master frameworks %+v %+v, master asked %d times; want none", live, done, n.master.asked.Load())
 	}
@@ -745,10 +763,7 @@ func TestHAZooKeeperDownMidRun(t *testing.T) {
 	cluster, _ := newLightCluster(t, 2, nil)
 	master := StaticMaster(cluster.MasterURL())
 	a := startHA(t, "a", zks.URL("/tiltai"), master)
-	h1 := a.waitHealth("leading", leading)
-	mustCall(t, http.MethodPut, a.url("/v1/spec"), []byte(pipelineSpec), http.StatusOK)
-	waitConvergedAt(t, "http://"+a.addr, 5)
-	tasks := apiTaskIDs(t, "http://"+a.addr)
+	h1, tasks := a.runPipeline()
 
 	zks.Stop()
 	a.waitHealth("standing down", func(h nodeHealth) bool { return h.Status == "standby" })
@@ -1019,15 +1034,7 @@ func TestHASchedulerProcessesFailover(t *testing.T) {
 		return h.Status == "standby" && h.Leader == p1.addr, fmt.Sprintf("%+v", h)
 	})
 	// Submitted at the standby, which redirects it to the leader.
-	req, _ := http.NewRequest(http.MethodPut, "http://"+p2.addr+"/v1/spec", strings.NewReader(pipelineSpec))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT /v1/spec at the standby: %s", resp.Status)
-	}
+	putFollowingRedirects(t, "http://"+p2.addr+"/v1/spec", pipelineSpec)
 	waitConvergedAt(t, "http://"+p1.addr, 5)
 	tasks := apiTaskIDs(t, "http://"+p1.addr)
 
@@ -1058,11 +1065,9 @@ func TestHALeaderCutWhileWriting(t *testing.T) {
 	cluster, _ := newLightCluster(t, 2, nil)
 	master := StaticMaster(cluster.MasterURL())
 	a := startHA(t, "a", proxy.URL("/tiltai"), master)
-	a.waitHealth("leading", leading)
+	a.runPipeline()
 	b := startHA(t, "b", zks.URL("/tiltai"), master)
 	b.waitHealth("standing by", func(h nodeHealth) bool { return h.Status == "standby" && h.Leader == a.addr })
-	mustCall(t, http.MethodPut, a.url("/v1/spec"), []byte(pipelineSpec), http.StatusOK)
-	waitConvergedAt(t, "http://"+a.addr, 5)
 
 	// Keep a writing: scale the encryptors up and down as fast as it
 	// answers, until it stops answering as the leader.
