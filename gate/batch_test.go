@@ -184,7 +184,7 @@ func TestSendBatchRefusals(t *testing.T) {
 		t.Fatalf("SendBatch after Close = %v", err)
 	}
 	_, req, _ := outHub(t, "rpc", control.Req, fastOpts)
-	if _, err := req.SendBatch(ctx, seqBatch(0, 1, 8)); !errors.Is(err, ErrPattern) {
+	if _, err := req.SendBatch(ctx, []Message{{}}); !errors.Is(err, ErrPattern) {
 		t.Fatalf("SendBatch on req = %v", err)
 	}
 	_, rep := inHub(t, "rpc", control.Rep, fastOpts)

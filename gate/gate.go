@@ -147,6 +147,11 @@ func (g *Gate) checkMsg(m Message) (int, error) {
 // sent (ctx ended, or the gate closed). Like Send it copies the messages
 // before it returns.
 func (g *Gate) SendBatch(ctx context.Context, msgs []Message) (int, error) {
+	switch g.pattern {
+	case control.Push, control.Pair, control.Pub:
+	default:
+		return 0, fmt.Errorf("cannot send on %s gate %q: %w (use Request or Reply)", g.pattern, g.name, ErrPattern)
+	}
 	var stack [64]int
 	sizes := stack[:0]
 	if len(msgs) > len(stack) {
@@ -159,14 +164,7 @@ func (g *Gate) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 		}
 		sizes = append(sizes, size)
 	}
-	switch g.pattern {
-	case control.Push, control.Pair:
-		n, err := g.sendQ.pushBatch(ctx, msgs, sizes)
-		if err != nil {
-			return n, fmt.Errorf("cannot send on gate %q (%d of %d messages queued): %w", g.name, n, len(msgs), err)
-		}
-		return n, nil
-	case control.Pub:
+	if g.pattern == control.Pub {
 		for i, m := range msgs {
 			if err := g.publish(m, sizes[i]); err != nil {
 				return i, err
@@ -174,7 +172,11 @@ func (g *Gate) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 		}
 		return len(msgs), nil
 	}
-	return 0, fmt.Errorf("cannot send on %s gate %q: %w (use Request or Reply)", g.pattern, g.name, ErrPattern)
+	n, err := g.sendQ.pushBatch(ctx, msgs, sizes)
+	if err != nil {
+		return n, fmt.Errorf("cannot send on gate %q (%d of %d messages queued): %w", g.name, n, len(msgs), err)
+	}
+	return n, nil
 }
 
 func (g *Gate) publish(m Message, size int) error {
