@@ -125,11 +125,17 @@ func (s *Scheduler) submit(ctx context.Context, spec *linkspec.Spec, src []byte,
 		s.st.spec = spec
 		s.st.dirty[keySpec] = true
 		s.planner.SetSpec(spec)
+		// Stored (and acted on) before the answer says accepted. A store
+		// that refuses stops the scheduler; the caller hears it did not
+		// take (503), not "accepted".
+		if err := s.step(); err != nil {
+			callErr = fmt.Errorf("%w: the spec could not be stored: %w", ErrStopped, err)
+			return err
+		}
 		res.Version, res.Changed = cur+1, true
 		s.event("spec_accepted", map[string]any{"version": cur + 1, "changes": len(res.Changes)})
 		s.log.Info("spec accepted", "version", cur+1, "changes", len(res.Changes), "name", name)
-		// Stored (and acted on) before the answer says accepted.
-		return s.step()
+		return nil
 	}) {
 		return SubmitResult{}, ErrStopped
 	}

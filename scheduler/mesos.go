@@ -195,6 +195,9 @@ func (c *conn) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot find the leading Mesos master: %w", err)
 	}
+	// The leader as the source names it: a change signal that still names
+	// it (a ZooKeeper detector signals its first find too) is no change.
+	found := leader
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -252,6 +255,9 @@ func (c *conn) session(ctx context.Context) error {
 			case <-sctx.Done():
 				return
 			case <-c.changed():
+				if now, err := c.cfg.Master.Leader(sctx); err == nil && now == found {
+					continue
+				}
 				cancel()
 				return
 			case <-t.C:
