@@ -198,6 +198,15 @@ func (m *master) handle(msg any) {
 		x.reply <- m.renderState()
 	case metricsRequest:
 		x.reply <- m.renderMetrics()
+	case teardownRequest:
+		fw := m.frameworks[x.fwID]
+		if fw == nil {
+			x.reply <- []byte("No framework found with specified ID")
+			return
+		}
+		m.log.Info("framework teardown by the operator", "framework_id", fw.id)
+		m.removeFramework(fw)
+		x.reply <- nil
 	case offerExpired:
 		m.rescindOffer(x.id)
 	case failoverExpired:

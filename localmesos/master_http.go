@@ -37,6 +37,8 @@ func (h *masterHTTP) routes() http.Handler {
 	mux.HandleFunc("/redirect", h.redirect)
 	mux.HandleFunc("/master/redirect", h.redirect)
 	mux.HandleFunc("/metrics/snapshot", h.metrics)
+	mux.HandleFunc("/teardown", h.teardown)
+	mux.HandleFunc("/master/teardown", h.teardown)
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -104,6 +106,52 @@ func (h *masterHTTP) metrics(w http.ResponseWriter, r *http.Request) {
 }
 
 type metricsRequest struct{ reply chan []byte }
+
+// teardownRequest is the operator's POST /master/teardown: remove a
+// framework and kill its tasks, as its own TEARDOWN call would.
+type teardownRequest struct {
+	fwID  string
+	reply chan []byte
+}
+
+// teardown serves POST /master/teardown (form field frameworkId), as Mesos:
+// 200 with an empty body; 400 when the field is missing or names no
+// framework; 405 for other methods. With framework authentication on, it
+// needs a principal's credentials like the scheduler API.
+func (h *masterHTTP) teardown(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		wire.WriteError(w, &wire.Error{Status: http.StatusMethodNotAllowed, Text: "Expecting 'POST', received '" + r.Method + "'"})
+		return
+	}
+	if h.auth != nil {
+		if _, err := h.auth.Authenticate(r.Header.Get("Authorization")); err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="mesos"`)
+			wire.WriteError(w, &wire.Error{Status: http.StatusUnauthorized, Text: "Unauthorized"})
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		wire.WriteError(w, &wire.Error{Status: http.StatusBadRequest, Text: "Unable to parse the request body: " + err.Error()})
+		return
+	}
+	id := r.PostForm.Get("frameworkId")
+	if id == "" {
+		wire.WriteError(w, &wire.Error{Status: http.StatusBadRequest, Text: "Unable to find 'frameworkId' in the request body"})
+		return
+	}
+	body, ok := h.ask(func(c chan []byte) any { return teardownRequest{fwID: id, reply: c} })
+	if !ok {
+		wire.WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"})
+		return
+	}
+	if len(body) > 0 {
+		wire.WriteError(w, &wire.Error{Status: http.StatusBadRequest, Text: string(body)})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
 
 func (h *masterHTTP) scheduler(w http.ResponseWriter, r *http.Request) {
 	if loc, unavailable := h.faults.httpFault(); unavailable {

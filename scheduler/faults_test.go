@@ -615,3 +615,49 @@ func TestAgentLost(t *testing.T) {
 		}
 	}
 }
+
+// An operator tears the framework down on the master (POST
+// /master/teardown, the step docs/operations.md gives for a lost framework
+// ID): its tasks are killed and the scheduler stops with a clear error
+// rather than registering a new framework behind the operator's back.
+func TestOperatorTeardown(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.submit(pipelineSpec)
+	h.waitConverged(20 * time.Second)
+	var hl Health
+	_, b := h.do("GET", "/health", nil, nil)
+	json.Unmarshal(b, &hl)
+	post := func(form string) (int, string) {
+		resp, err := http.Post(h.cluster.MasterURL()+"/master/teardown", "application/x-www-form-urlencoded", strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := post(""); code != 400 || !strings.Contains(body, "frameworkId") {
+		t.Fatalf("teardown without an ID: %d %s", code, body)
+	}
+	if code, body := post("frameworkId=nope"); code != 400 || !strings.Contains(body, "No framework found") {
+		t.Fatalf("teardown of an unknown ID: %d %s", code, body)
+	}
+	if resp, err := http.Get(h.cluster.MasterURL() + "/master/teardown"); err != nil || resp.StatusCode != 405 {
+		t.Fatalf("GET teardown: %v %v", resp, err)
+	}
+	if code, body := post("frameworkId=" + url.QueryEscape(hl.FrameworkID)); code != 200 {
+		t.Fatalf("teardown: %d %s", code, body)
+	}
+	select {
+	case <-h.sched.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the scheduler did not stop after its framework was torn down")
+	}
+	if err := h.sched.Err(); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("scheduler stopped with %v, want the master's 'removed'", err)
+	}
+	eventually(t, 20*time.Second, "the framework's tasks gone", func() (bool, string) {
+		r := h.mesosRunning()
+		return len(r) == 0, fmt.Sprint(r)
+	})
+}

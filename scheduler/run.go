@@ -169,6 +169,11 @@ func standby(ctx context.Context, cfg Config, client *zkha.Client, log interface
 		return func() {}
 	}
 	leader := func(r *http.Request) (string, error) {
+		if !client.Connected() {
+			// Do not make every health check wait for a ZooKeeper that is
+			// not there: nobody can be known to lead.
+			return "", errors.New("zookeeper is unreachable")
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		info, err := client.Leader(ctx)
@@ -180,7 +185,11 @@ func standby(ctx context.Context, cfg Config, client *zkha.Client, log interface
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, err := leader(r)
 		if r.URL.Path == "/health" {
-			writeJSON(w, http.StatusOK, map[string]any{"status": "standby", "leader": addr})
+			h := map[string]any{"status": "standby", "leader": addr}
+			if err != nil {
+				h["error"] = err.Error()
+			}
+			writeJSON(w, http.StatusOK, h)
 			return
 		}
 		if err != nil || addr == "" {
