@@ -2,9 +2,9 @@ package zkha
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
+
+	"github.com/tiltai/tiltai/internal/hostport"
 )
 
 // DefaultPort is ZooKeeper's client port, used for a server written without
@@ -156,79 +156,6 @@ func ParseURL(s string) (URL, error) {
 	return u, nil
 }
 
-// parseHostPort checks one "host[:port]" and returns it with the port filled
-// in, or the column (within hp) and text of the problem.
-func parseHostPort(hp string) (addr string, col int, msg string) {
-	if hp == "" {
-		return "", 0, "empty server (two commas, or a comma at an end)"
-	}
-	host, port := hp, ""
-	if strings.HasPrefix(hp, "[") {
-		end := strings.IndexByte(hp, ']')
-		if end < 0 {
-			return "", 0, "IPv6 address without the closing ']'"
-		}
-		host = hp[1:end]
-		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil {
-			return "", 1, "not an IPv6 address"
-		}
-		switch after := hp[end+1:]; {
-		case after == "":
-		case after[0] == ':':
-			port = after[1:]
-			if port == "" {
-				return "", end + 1, "empty port after ':'"
-			}
-		default:
-			return "", end + 1, "expected ':port' after the IPv6 address"
-		}
-	} else {
-		if i := strings.IndexByte(hp, ':'); i >= 0 {
-			host, port = hp[:i], hp[i+1:]
-			if port == "" {
-				return "", i, "empty port after ':'"
-			}
-		}
-		if host == "" {
-			return "", 0, "empty host name"
-		}
-		if col, msg := checkHost(host); msg != "" {
-			return "", col, msg
-		}
-	}
-	p := DefaultPort
-	if port != "" {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || port[0] == '+' || port[0] == '-' {
-			return "", len(hp) - len(port), fmt.Sprintf("port %q is not a number from 1 to 65535", port)
-		}
-		p = n
-	}
-	return net.JoinHostPort(host, strconv.Itoa(p)), 0, ""
-}
-
-// checkHost accepts DNS names and IPv4 addresses: letters, digits, '-' and
-// '.', no empty labels.
-func checkHost(h string) (int, string) {
-	if len(h) > 253 {
-		return 0, "host name longer than 253 bytes"
-	}
-	off := 0
-	for _, label := range strings.Split(h, ".") {
-		if label == "" {
-			return off, "empty label in the host name"
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return off + i, fmt.Sprintf("character %q is not allowed in a host name", c)
-			}
-		}
-		off += len(label) + 1
-	}
-	return 0, ""
-}
-
 // checkSegment accepts the characters that need no quoting anywhere (shell,
 // zkCli, URLs).
 func checkSegment(seg string) (int, string) {
@@ -245,4 +172,13 @@ func checkSegment(seg string) (int, string) {
 		}
 	}
 	return 0, ""
+}
+
+// parseHostPort checks one "host[:port]" of the server list; an empty one
+// is two commas in a row or a comma at an end.
+func parseHostPort(hp string) (string, int, string) {
+	if hp == "" {
+		return "", 0, "empty server (two commas, or a comma at an end)"
+	}
+	return hostport.Parse(hp, DefaultPort)
 }

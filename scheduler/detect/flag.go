@@ -3,11 +3,10 @@ package detect
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 
+	"github.com/tiltai/tiltai/internal/hostport"
 	"github.com/tiltai/tiltai/internal/zkha"
 )
 
@@ -129,67 +128,7 @@ func ParseFlag(s string) (Source, error) {
 }
 
 // hostPort checks "host[:port]" (IPv6 in brackets) and fills in the port.
-func hostPort(hp string) (string, int, string) {
-	if hp == "" {
-		return "", 0, "no host given"
-	}
-	host, port := hp, ""
-	if hp[0] == '[' {
-		end := strings.IndexByte(hp, ']')
-		if end < 0 {
-			return "", 0, "IPv6 address without the closing ']'"
-		}
-		host = hp[1:end]
-		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil {
-			return "", 1, "not an IPv6 address"
-		}
-		switch after := hp[end+1:]; {
-		case after == "":
-		case after[0] == ':':
-			port = after[1:]
-			if port == "" {
-				return "", end + 1, "empty port after ':'"
-			}
-		default:
-			return "", end + 1, "expected ':port' after the IPv6 address"
-		}
-	} else {
-		if i := strings.LastIndexByte(hp, ':'); i >= 0 {
-			host, port = hp[:i], hp[i+1:]
-			if port == "" {
-				return "", i, "empty port after ':'"
-			}
-			if strings.IndexByte(host, ':') >= 0 {
-				return "", 0, "an IPv6 address must be written in brackets, e.g. [::1]:5050"
-			}
-		}
-		if host == "" {
-			return "", 0, "empty host name"
-		}
-		off := 0
-		for _, label := range strings.Split(host, ".") {
-			if label == "" {
-				return "", off, "empty label in the host name"
-			}
-			for i := 0; i < len(label); i++ {
-				c := label[i]
-				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-					return "", off + i, fmt.Sprintf("character %q is not allowed in a host name", c)
-				}
-			}
-			off += len(label) + 1
-		}
-	}
-	p := DefaultPort
-	if port != "" {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || port[0] == '+' || port[0] == '-' {
-			return "", len(hp) - len(port), fmt.Sprintf("port %q is not a number from 1 to 65535", port)
-		}
-		p = n
-	}
-	return net.JoinHostPort(host, strconv.Itoa(p)), 0, ""
-}
+func hostPort(hp string) (string, int, string) { return hostport.Parse(hp, DefaultPort) }
 
 // redactZK masks a zk:// password in an input echoed by an error.
 func redactZK(s string) string {
