@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -660,4 +662,83 @@ func TestOperatorTeardown(t *testing.T) {
 		r := h.mesosRunning()
 		return len(r) == 0, fmt.Sprint(r)
 	})
+}
+
+// RELIABILITY 14: the framework ID is lost while tasks exist. A store that
+// still has task records refuses to start; an empty store refuses to
+// register while the master knows a framework of our name; and
+// --framework_id restores the ID, after which the same tasks are resumed.
+func TestFrameworkIDLost(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.submit(pipelineSpec)
+	h.waitConverged(20 * time.Second)
+	before := h.taskIDs()
+	var hl Health
+	_, b := h.do("GET", "/health", nil, nil)
+	json.Unmarshal(b, &hl)
+	h.sched.Close()
+
+	// Only the ID is lost: the records say tasks exist.
+	h.store.Apply(context.Background(), map[string][]byte{keyFrameworkID: nil})
+	_, err := New(context.Background(), h.cfg)
+	var lost *FrameworkIDLostError
+	if !errors.As(err, &lost) || lost.Tasks != 5 || !strings.Contains(err.Error(), "docs/operations.md") {
+		t.Fatalf("New with tasks but no framework ID: %v", err)
+	}
+
+	// The whole store is lost: the master still has our framework.
+	fresh := NewMemStore()
+	cfg := h.cfg
+	cfg.Store = fresh
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("a scheduler with an empty store registered next to the live framework")
+	}
+	s.Close()
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), hl.FrameworkID) || !strings.Contains(err.Error(), "--framework_id") {
+		t.Fatalf("stopped with %v; want the live framework's ID and the recovery flag", err)
+	}
+	if kv, _ := fresh.Load(context.Background(), ""); len(kv) != 0 {
+		t.Fatalf("the refused scheduler wrote %v", kv)
+	}
+
+	// Recovery: restore the ID into the store that still has the tasks.
+	h.cfg.FrameworkID = hl.FrameworkID
+	h.start()
+	h.waitConverged(20 * time.Second)
+	if after := h.taskIDs(); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("tasks after recovery %v, before %v", after, before)
+	}
+}
+
+// RELIABILITY 18 (the scheduler's API): garbage on the socket gets an
+// error or a closed connection; the scheduler keeps serving.
+func TestGarbageOnTheAPI(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	addr := strings.TrimPrefix(h.sched.URL(), "http://")
+	for _, junk := range [][]byte{
+		[]byte("\x00\xff\xfe garbage \r\n\r\n"),
+		append([]byte("GET /v1/tasks HTTP/1.1\r\nHost: x\r\nX: "), bytes.Repeat([]byte("a"), 2<<20)...),
+		[]byte("PUT /v1/spec HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\nxx"),
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		conn.Write(junk)
+		reply, _ := io.ReadAll(io.LimitReader(conn, 4096))
+		conn.Close()
+		if len(reply) > 0 && !bytes.HasPrefix(reply, []byte("HTTP/1.1 4")) {
+			t.Fatalf("garbage answered with %.80q", reply)
+		}
+	}
+	if code, _ := h.do("GET", "/health", nil, nil); code != 200 {
+		t.Fatalf("unhealthy after garbage: %d", code)
+	}
 }

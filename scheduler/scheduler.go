@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	s.restorePlanner()
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 
 	startLog := []any{"api", s.URL(), "framework_id", st.frameworkID, "spec_version", st.specRec.Version, "tasks", len(st.tasks), "executor", art.name}
 	s.wg.Add(4)
