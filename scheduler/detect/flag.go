@@ -124,7 +124,13 @@ func ParseFlag(s string) (Source, error) {
 		return fail(off+len(authority)+strings.Index(path, "//"), "empty segment in the path")
 	}
 	path = strings.TrimSuffix(path, "/")
-	return Source{Kind: Static, URL: &url.URL{Scheme: scheme, Host: hp, Path: path}}, nil
+	// The path is written as in a URL: %XX escapes stand for their byte, so
+	// that the URL this returns reads back the same.
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return fail(off+len(authority)+max(strings.IndexByte(path, '%'), 0), "bad %%-escape in the path")
+	}
+	return Source{Kind: Static, URL: &url.URL{Scheme: scheme, Host: hp, Path: unescaped}}, nil
 }
 
 // hostPort checks "host[:port]" (IPv6 in brackets) and fills in the port.
