@@ -426,7 +426,7 @@ func (s *Scheduler) statusView() Status {
 		case t.Phase == "running" && !t.Orphan:
 			ss.Running++
 			if tb := s.tables[t.Service]; tb != nil {
-				if l := s.links[t.ID]; l == nil || l.acked < tb.version {
+				if l := s.links[t.ID]; l == nil || l.acked != tb.version {
 					ss.Unacked++
 				}
 			}

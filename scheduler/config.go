@@ -78,6 +78,9 @@ type Config struct {
 	// reconciled explicitly: Mesos does not say when such an agent comes
 	// back, and a task that reappears must be killed soon (default 30s).
 	UnreachableReconcile time.Duration
+	// StagingReconcile: a task staging this long is reconciled explicitly,
+	// in case its launch never reached the master (default 60s).
+	StagingReconcile time.Duration
 	// KillRetry is how often a KILL is repeated while the task lives
 	// (default 30s).
 	KillRetry time.Duration
@@ -115,6 +118,9 @@ type hooks struct {
 	// afterPersist runs after a batch is durable and before its Mesos
 	// calls are made; returning true "crashes" the scheduler there.
 	afterPersist func(calls []*scheduler.Call) bool
+	// beforeCall runs before the outbox makes a call; an error makes the
+	// call fail with it, as a failed HTTP call would.
+	beforeCall func(call *scheduler.Call) error
 	// afterCall runs after the outbox made a call; returning true
 	// "crashes" the scheduler there (nothing more is processed or sent).
 	afterCall func(call *scheduler.Call) bool
@@ -153,6 +159,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.ReconcileInterval, 10*time.Minute)
 	def(&d.KillRetry, 30*time.Second)
 	def(&d.UnreachableReconcile, 30*time.Second)
+	def(&d.StagingReconcile, 60*time.Second)
 	def(&d.RestartReset, 10*time.Second)
 	def(&d.Refuse, 30*time.Second)
 	def(&d.SubscribeBackoffMin, 500*time.Millisecond)

@@ -125,6 +125,7 @@ func (s *Scheduler) submit(ctx context.Context, spec *linkspec.Spec, src []byte,
 		s.st.spec = spec
 		s.st.dirty[keySpec] = true
 		s.planner.SetSpec(spec)
+		s.storeFirst = true
 		// Stored (and acted on) before the answer says accepted. A store
 		// that refuses stops the scheduler; the caller hears it did not
 		// take (503), not "accepted".

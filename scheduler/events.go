@@ -14,11 +14,11 @@ import (
 )
 
 // onEvent applies one event from the master.
-func (s *Scheduler) onEvent(ev *scheduler.Event, leader string) {
+func (s *Scheduler) onEvent(ev *scheduler.Event, leader string) error {
 	now := s.cfg.Now()
 	switch ev.Type {
 	case scheduler.Event_SUBSCRIBED:
-		s.onSubscribed(ev.Subscribed, leader, now)
+		return s.onSubscribed(ev.Subscribed, leader, now)
 	case scheduler.Event_OFFERS:
 		for i := range ev.Offers.Offers {
 			s.offers = append(s.offers, &ev.Offers.Offers[i])
@@ -48,15 +48,17 @@ func (s *Scheduler) onEvent(ev *scheduler.Event, leader string) {
 			s.event("agent_failed", map[string]any{"agent_id": f.AgentID.Value})
 		}
 	}
+	return nil
 }
 
-func (s *Scheduler) onSubscribed(sub *scheduler.Event_Subscribed, leader string, now time.Time) {
+func (s *Scheduler) onSubscribed(sub *scheduler.Event_Subscribed, leader string, now time.Time) error {
 	id := sub.FrameworkID.Value
 	if s.st.frameworkID != id {
 		if s.st.frameworkID != "" {
-			// Mesos gave a different ID although we asked for ours: the
-			// old one is gone. Never silently switch.
-			s.log.Error("master assigned a different framework ID", "framework_id", id, "stored", s.st.frameworkID)
+			// Mesos gave a different ID although we asked for ours. Taking
+			// it would orphan every recorded task; stop instead.
+			return fmt.Errorf("master %s subscribed us as framework %s, but the stored framework ID is %s; "+
+				"refusing to switch (its tasks would be orphaned). See docs/operations.md, 'Framework ID lost'", leader, id, s.st.frameworkID)
 		}
 		s.st.frameworkID = id
 		s.st.dirty[keyFrameworkID] = true
@@ -66,6 +68,7 @@ func (s *Scheduler) onSubscribed(sub *scheduler.Event_Subscribed, leader string,
 	s.suppressed = false
 	s.leader = leader
 	s.offers = nil
+	clear(s.redeclined)
 	s.metrics.subscribed.Set(1)
 	s.metrics.subscriptions.Inc()
 	s.log.Info("subscribed", "framework_id", id, "master", leader)
@@ -74,6 +77,7 @@ func (s *Scheduler) onSubscribed(sub *scheduler.Event_Subscribed, leader string,
 	// table: framework messages sent while away may be lost.
 	s.recon.start(s, now)
 	s.antiEntropy(now)
+	return nil
 }
 
 // phaseOf maps a Mesos task state to the planner's phase; ok=false for
@@ -127,7 +131,10 @@ func (s *Scheduler) onUpdate(st mesos.TaskStatus, now time.Time) {
 	}
 	phase, live := phaseOf(state)
 	if !live {
-		failed := (state == mesos.TASK_FAILED || state == mesos.TASK_ERROR) && t.Phase != linkspec.Killing.String()
+		// Every end we did not ask for counts towards the service's crash
+		// backoff, exiting 0 included: a service is long-running, and one
+		// that ends at once must not be relaunched in a hot loop.
+		failed := t.Phase != linkspec.Killing.String() && t.Retiring.IsZero()
 		if failed {
 			r := s.st.meta.Restarts[t.Service]
 			r.Failures++

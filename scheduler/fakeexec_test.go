@@ -162,6 +162,14 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 				if err := update(mesos.TASK_RUNNING); err != nil {
 					return err
 				}
+				if d, err := executor.DecodeTaskData(t.Data); err == nil && d.Command == "finish" {
+					// A service that ends at once, exit status 0.
+					if err := update(mesos.TASK_FINISHED); err != nil {
+						return err
+					}
+					linger()
+					return nil
+				}
 				if l.duplicate {
 					if err := update(mesos.TASK_STARTING); err != nil {
 						return err

@@ -71,15 +71,9 @@ func TestLinksConvergeThroughMessageFaults(t *testing.T) {
 	if c := h.cluster.Faults().Counts(); c.MessagesDropped == 0 || c.MessagesDuplicated == 0 {
 		t.Fatalf("the faults did not happen: %+v", c)
 	}
-	h.exec.mu.Lock()
-	defer h.exec.mu.Unlock()
-	for task, hist := range h.exec.history {
-		for i := 1; i < len(hist); i++ {
-			if hist[i] <= hist[i-1] {
-				t.Fatalf("%s applied versions out of order: %v", task, hist)
-			}
-		}
-	}
+	// Exact: every running task's executor is on its service's current
+	// version, none on an older or an unrecorded newer one.
+	eventually(t, 10*time.Second, "acked versions equal to the current ones", h.linksSynced)
 }
 
 // RELIABILITY 5: a half-open subscription (heartbeats stop, TCP stays up)
@@ -740,5 +734,114 @@ func TestGarbageOnTheAPI(t *testing.T) {
 	}
 	if code, _ := h.do("GET", "/health", nil, nil); code != 200 {
 		t.Fatalf("unhealthy after garbage: %d", code)
+	}
+}
+
+// A Mesos call that fails while the subscription stays up (a timeout, a
+// 5xx) is repaired: the tasks of a lost ACCEPT are reconciled and
+// relaunched, a lost REVIVE is sent again.
+func TestFailedCallsRepaired(t *testing.T) {
+	var mu sync.Mutex
+	fail := map[scheduler.Call_Type]int{scheduler.Call_ACCEPT: 1}
+	h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) {
+		c.StagingReconcile = 2 * time.Second
+		c.hooks.beforeCall = func(call *scheduler.Call) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail[call.Type] > 0 {
+				fail[call.Type]--
+				return errors.New("injected: 500 Internal Server Error")
+			}
+			return nil
+		}
+	})
+	h.submit(pipelineSpec)
+	h.waitConverged(30 * time.Second)
+	if n := h.metric(`tiltai_scheduler_mesos_calls_repaired_total{call="ACCEPT"}`); n != 1 {
+		t.Fatalf("repaired ACCEPTs: %v", n)
+	}
+	// Converged and suppressed; now a REVIVE is lost.
+	mu.Lock()
+	fail[scheduler.Call_REVIVE] = 1
+	mu.Unlock()
+	h.scale("encryptor", 4)
+	h.waitConverged(30 * time.Second)
+	if n := h.metric(`tiltai_scheduler_mesos_calls_repaired_total{call="REVIVE"}`); n != 1 {
+		t.Fatalf("repaired REVIVEs: %v", n)
+	}
+}
+
+// A service that exits 0 at once is relaunched with backoff, not in a hot
+// loop (RELIABILITY 10: no crash loop hammering).
+func TestFinishingServiceBacksOff(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.submit("version: 1\nservices:\n  oneshot:\n    command: finish\n    backoff: {initial: 500ms, factor: 2, max: 10s}\n")
+	time.Sleep(4 * time.Second) // a window to count launches in, not a wait for a condition
+	launches := h.metric("tiltai_scheduler_task_launches_total")
+	// 0 + 0.5 + 1 + 2 s: at most 4 launches fit in 4 s (a hot loop makes dozens).
+	if launches < 2 || launches > 5 {
+		t.Fatalf("%v launches in 4 s of a service that exits at once", launches)
+	}
+	st := h.status()
+	if st.Services[0].Failures < 2 || !strings.Contains(st.Services[0].LastFailure, "TASK_FINISHED") {
+		t.Fatalf("status %+v", st.Services[0])
+	}
+}
+
+// Finding: a link table sent before a write that failed leaves executors
+// on a version the scheduler never recorded. A restarted scheduler that
+// meets it republishes under a fresh version, and status is not
+// "converged" before every executor runs the recorded table.
+func TestUnrecordedVersionHealed(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.submit(pipelineSpec)
+	h.waitConverged(20 * time.Second)
+	var feeder, victim string
+	for _, ti := range h.tasks() {
+		switch ti.Service {
+		case "feeder":
+			feeder = ti.ID
+		case "encryptor":
+			victim = ti.ID
+		}
+	}
+	before, _ := h.exec.Table(feeder)
+	// The store fails, then an encryptor fails: the feeder's new table (a
+	// task event) goes out before the write, the write fails, the
+	// scheduler stops.
+	h.store.SetFail(errors.New("disk full"))
+	h.exec.Fail(victim)
+	select {
+	case <-h.sched.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the scheduler went on although its store failed")
+	}
+	eventually(t, 10*time.Second, "the feeder on the unrecorded table", func() (bool, string) {
+		m, _ := h.exec.Table(feeder)
+		return m.Snapshot.Version > before.Snapshot.Version, fmt.Sprint(m.Snapshot.Version)
+	})
+	h.sched.Close()
+	h.store.SetFail(nil)
+	h.start()
+	h.waitConverged(30 * time.Second)
+	eventually(t, 20*time.Second, "every executor on the recorded table", h.linksSynced)
+	m, _ := h.exec.Table(feeder)
+	running := map[string]bool{}
+	for _, ti := range h.tasks() {
+		if ti.Service == "encryptor" {
+			running[fmt.Sprintf("tcp://%s:%d", ti.Host, ti.Ports["plaintext"])] = true
+		}
+	}
+	peers := m.Snapshot.Out["plaintext"].Peers
+	if len(peers) != 3 {
+		t.Fatalf("feeder's table %v; want the 3 running encryptors", peers)
+	}
+	for _, p := range peers {
+		if !running[p] {
+			t.Fatalf("feeder's table lists %s, which is not a running encryptor", p)
+		}
+	}
+	if n := h.metric("tiltai_scheduler_link_divergences_total"); n == 0 {
+		t.Fatal("the divergence was not noticed")
 	}
 }

@@ -205,10 +205,14 @@ func (c *conn) session(ctx context.Context) error {
 		resp   mesos.Response
 	)
 	leader = c.resolveLeader(sctx, leader)
+	var registered string // a framework ID a redirected SUBSCRIBE just registered
 	for hop := 0; ; hop++ {
 		var answered func() string
 		caller, answered = c.newCaller(leader)
 		info := c.info()
+		if info.ID == nil && registered != "" {
+			info.ID = &mesos.FrameworkID{Value: registered}
+		}
 		if info.ID == nil {
 			// About to mint a new framework ID: make sure no framework of
 			// ours is alive on this master (our stored ID may have been lost).
@@ -228,7 +232,7 @@ func (c *conn) session(ctx context.Context) error {
 		// the leader itself, so every later call goes there too. A new
 		// framework was registered by the redirected SUBSCRIBE: keep its ID.
 		if info.ID == nil {
-			c.forwardSubscribed(sctx, resp, leader)
+			registered = c.forwardSubscribed(sctx, resp, leader)
 		}
 		resp.Close()
 		c.log.Info("master redirected to the leader", "from", leader, "leader", at)
@@ -347,18 +351,20 @@ func (c *conn) resolveLeader(ctx context.Context, master string) string {
 }
 
 // forwardSubscribed reads a stream up to its SUBSCRIBED event and hands it
-// to the loop, which stores the new framework ID.
-func (c *conn) forwardSubscribed(ctx context.Context, resp mesos.Response, leader string) {
+// to the loop, which stores the new framework ID; it returns the ID, so
+// the next SUBSCRIBE carries it whether or not the loop has stored it yet.
+func (c *conn) forwardSubscribed(ctx context.Context, resp mesos.Response, leader string) string {
 	for i := 0; i < 16; i++ {
 		var ev scheduler.Event
 		if err := resp.Decode(&ev); err != nil {
-			return
+			return ""
 		}
 		if ev.Type == scheduler.Event_SUBSCRIBED {
 			c.send(ctx, evMesos{ev: &ev, leader: leader})
-			return
+			return ev.Subscribed.FrameworkID.Value
 		}
 	}
+	return ""
 }
 
 func sameHost(a, b string) bool {

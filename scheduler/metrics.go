@@ -34,6 +34,8 @@ type metrics struct {
 	calls           *prometheus.CounterVec
 	badMessages     prometheus.Counter
 	nacks           prometheus.Counter
+	divergent       prometheus.Counter
+	callsFailed     *prometheus.CounterVec
 	reconciliations prometheus.Counter
 	storeWrites     prometheus.Counter
 	held            *prometheus.GaugeVec
@@ -57,7 +59,7 @@ func newMetrics(s *Scheduler) *metrics {
 	m.running = counter("tasks_running_total", "Tasks that reached TASK_RUNNING.")
 	m.kills = counter("task_kills_total", "Tasks the scheduler decided to kill (scale-down, replacement, orphans).")
 	m.retired = counter("task_retirements_total", "Tasks drained (removed from every link table) before a kill.")
-	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "task_failures_total", Help: "Tasks that failed (TASK_FAILED, TASK_ERROR) without being killed."}, []string{"service"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "task_failures_total", Help: "Tasks that ended without being asked to (failed, finished, lost, …): each counts towards the service's relaunch backoff."}, []string{"service"})
 	f(m.failures)
 	m.updates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "status_updates_total", Help: "Status updates received, by task state."}, []string{"state"})
 	f(m.updates)
@@ -74,6 +76,9 @@ func newMetrics(s *Scheduler) *metrics {
 	f(m.calls)
 	m.badMessages = counter("bad_executor_messages_total", "Executor messages ignored: malformed or about unknown tasks.")
 	m.nacks = counter("link_nacks_total", "Link tables a service refused (it keeps its previous table).")
+	m.divergent = counter("link_divergences_total", "Acknowledgements of a link version newer than the scheduler recorded (healed by republishing).")
+	m.callsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "mesos_calls_repaired_total", Help: "Failed Mesos calls the loop repaired (re-reconciled, re-sent), by call type."}, []string{"call"})
+	f(m.callsFailed)
 	m.reconciliations = counter("reconciliations_total", "Reconciliation rounds started.")
 	m.storeWrites = counter("store_writes_total", "State batches written to the store.")
 	m.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "launches_held", Help: "Tasks of a service waiting out its crash backoff."}, []string{"service"})
@@ -121,7 +126,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			if tb := s.tables[t.Service]; tb != nil {
-				if l := s.links[t.ID]; l == nil || l.acked < tb.version {
+				if l := s.links[t.ID]; l == nil || l.acked != tb.version {
 					unacked[t.Service]++
 				}
 			}

@@ -17,9 +17,11 @@ const outboxWorkers = 16
 
 // runOutbox makes the loop's calls, batch by batch (a batch is what one
 // loop step decided, after it was stored). A call that fails is not
-// retried here: the loop's own mechanisms cover each kind (ACKs are
-// re-driven by the agent's retries, MESSAGEs by resends, KILLs by
-// re-kills, ACCEPTs by reconciliation), so a failure is logged and counted.
+// retried here; the loop is told (evCallFailed) and repairs what its own
+// mechanisms would not: ACKs are re-driven by the agent's retries,
+// MESSAGEs by resends and KILLs by re-kills anyway, but a failed ACCEPT's
+// tasks are reconciled, and a failed REVIVE, SUPPRESS or DECLINE is made
+// again.
 func (s *Scheduler) runOutbox(ctx context.Context) {
 	sem := make(chan struct{}, outboxWorkers)
 	for {
@@ -44,7 +46,13 @@ func (s *Scheduler) runOutbox(ctx context.Context) {
 			go func(call *scheduler.Call) {
 				defer func() { <-sem; wg.Done() }()
 				cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-				err := s.conn.Call(cctx, call)
+				var err error
+				if h := s.cfg.hooks.beforeCall; h != nil {
+					err = h(call)
+				}
+				if err == nil {
+					err = s.conn.Call(cctx, call)
+				}
 				cancel()
 				if h := s.cfg.hooks.afterCall; h != nil && err == nil && h(call) {
 					s.crash()
@@ -56,6 +64,10 @@ func (s *Scheduler) runOutbox(ctx context.Context) {
 						lvl = s.log.Debug
 					}
 					lvl("mesos call failed", "call", call.Type.String(), "err", err)
+					select {
+					case s.inputs <- evCallFailed{call: call}:
+					case <-ctx.Done():
+					}
 				}
 			}(call)
 		}

@@ -91,19 +91,18 @@ func (s *Scheduler) nextLinkVersion() uint64 {
 	m.LinkVersion++
 	if m.LinkVersion > m.LinkVersionReserved {
 		m.LinkVersionReserved = m.LinkVersion + linkVersionBlock - 1
-		s.reserveFirst = true
+		s.storeFirst = true
 	}
 	s.st.touchMeta()
 	return m.LinkVersion
 }
 
-// sendable: the task's executor has spoken (TASK_STARTING or later), so a
-// message to it is not dropped by the agent for want of a subscriber; a
-// table reaches a starting service before its in-gates are bound, so it
-// can send as soon as it runs.
+// sendable: the task runs (its in-gates are bound), so its executor
+// listens and its service may send. Tables go to running tasks only: the
+// planner counts exactly those as possible senders when it decides that a
+// retired task may be killed.
 func sendable(t *taskRecord) bool {
-	return t.AgentID != "" && t.State != "TASK_STAGING" &&
-		(t.Phase == linkspec.Launched.String() || t.Phase == linkspec.Running.String())
+	return t.AgentID != "" && t.Phase == linkspec.Running.String()
 }
 
 // resendLinks sends each task its service's current table if the executor
@@ -125,7 +124,7 @@ func (s *Scheduler) resendLinks(now time.Time) {
 			l = &pubTask{}
 			s.links[t.ID] = l
 		}
-		if l.acked >= tb.version && !l.force {
+		if l.acked == tb.version && !l.force {
 			continue
 		}
 		if l.sent == tb.version && !l.force && (s.inFlight > 0 || now.Before(s.resendDue(l))) {
@@ -178,7 +177,7 @@ func (s *Scheduler) nextResend() time.Time {
 		if t == nil || !sendable(t) {
 			continue
 		}
-		if tb := s.tables[t.Service]; tb != nil && l.acked < tb.version {
+		if tb := s.tables[t.Service]; tb != nil && l.acked != tb.version {
 			due := s.resendDue(l)
 			if next.IsZero() || due.Before(next) {
 				next = due
@@ -206,15 +205,43 @@ func (s *Scheduler) onAck(t *taskRecord, v uint64, now time.Time) {
 		l = &pubTask{}
 		s.links[t.ID] = l
 	}
-	if v <= l.acked {
+	tb := s.tables[t.Service]
+	if tb != nil && v > tb.version {
+		// The executor runs a version this scheduler never recorded: one
+		// sent before a write that then failed, or by a deposed leader. Its
+		// content is unknown here, so publish the current table under a
+		// fresh version (beyond any reservation), which it will apply.
+		s.log.Warn("an executor runs an unrecorded link version; republishing", "task_id", t.ID, "version", v, "current", tb.version)
+		s.metrics.divergent.Inc()
+		s.republish(t.Service, now)
+		l.acked = v
 		return
 	}
+	if v <= l.acked {
+		return // a duplicate, or overtaken by a newer ack
+	}
 	l.acked = v
-	tb := s.tables[t.Service]
 	if tb != nil && v == tb.version {
 		s.metrics.linkAckLatency.Observe(now.Sub(tb.published).Seconds())
 		s.event("links_acked", map[string]any{"task_id": t.ID, "version": v})
 		s.observe(t)
+	}
+}
+
+// republish gives a service's current table a fresh version, so every task
+// of it is sent the table again and must acknowledge the new version.
+func (s *Scheduler) republish(service string, now time.Time) {
+	tb := s.tables[service]
+	if tb == nil {
+		return
+	}
+	v := s.nextLinkVersion()
+	s.st.meta.Tables[service] = tableVersion{Version: v, Digest: tb.table.Digest()}
+	s.tables[service] = &pubTable{version: v, table: tb.table, published: now}
+	for _, t := range s.st.tasks {
+		if t.Service == service {
+			s.observe(t)
+		}
 	}
 }
 

@@ -51,6 +51,18 @@ func (r *reconciler) explicit(s *Scheduler) {
 
 func (r *reconciler) done(id string) { delete(r.waiting, id) }
 
+// ask adds a task to those asked about explicitly, soon.
+func (r *reconciler) ask(id string, now time.Time) {
+	if r.waiting == nil {
+		r.waiting = map[string]bool{}
+	}
+	r.waiting[id] = true
+	if r.next.IsZero() || r.next.After(now.Add(time.Second)) {
+		r.next = now
+		r.backoff = time.Second
+	}
+}
+
 func (r *reconciler) tick(s *Scheduler, now time.Time) {
 	if !s.subscribed {
 		return
@@ -59,6 +71,14 @@ func (r *reconciler) tick(s *Scheduler, now time.Time) {
 		r.explicit(s)
 		r.backoff = min(r.backoff*2, time.Minute)
 		r.next = now.Add(r.backoff)
+	}
+	// A task still staging long after its ACCEPT may never have reached
+	// the master (a lost call): ask about it.
+	for id, t := range s.st.tasks {
+		if t.Phase == linkspec.Launched.String() && t.State == "TASK_STAGING" && now.Sub(t.Updated) > s.cfg.StagingReconcile && !r.waiting[id] {
+			r.ask(id, now)
+			t.Updated = now // ask again only after another StagingReconcile
+		}
 	}
 	if !now.Before(r.unreachable) {
 		// Tasks written off as unreachable: has their agent come back? A

@@ -53,6 +53,7 @@ type Scheduler struct {
 	links      map[string]*pubTask
 	status     map[string]*taskStatus
 	lastFail   map[string]string // service → why its last task failed
+	redeclined map[string]bool   // offers declined a second time after a failed DECLINE
 	subscribed bool
 	suppressed bool
 	leader     string
@@ -60,10 +61,11 @@ type Scheduler struct {
 	nextAE     time.Time // next anti-entropy round
 	calls      []*scheduler.Call
 	inFlight   int // batches handed to the outbox and not yet sent
-	// reserveFirst: a new block of link versions was reserved; it must be
-	// stored before any table goes out.
-	reserveFirst bool
-	lastFlush    time.Time // when the outbox last finished a batch
+	// storeFirst: this step's link tables must wait for the write too (a
+	// new block of versions was reserved, or the spec changed: tables that
+	// follow from an operator's change go out only once it is stored).
+	storeFirst bool
+	lastFlush  time.Time // when the outbox last finished a batch
 }
 
 // input is anything the loop reacts to.
@@ -77,6 +79,7 @@ type (
 	evDisconnected struct{ err error }
 	evFatal        struct{ err error }
 	evFlushed      struct{ at time.Time }
+	evCallFailed   struct{ call *scheduler.Call }
 	// evRequest runs fn in the loop (API calls, metrics, tests).
 	evRequest struct {
 		fn   func() error
@@ -116,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 			return nil, fmt.Errorf("cannot store the restored framework ID: %w", err)
 		}
 	case st.frameworkID == "" && (len(st.tasks) > 0 || st.specRec.Version > 0):
-		return nil, &FrameworkIDLostError{Tasks: len(st.tasks), SpecVersion: st.specRec.Version}
+		return nil, &FrameworkIDLostError{Tasks: len(st.tasks), SpecVersion: st.specRec.Version, Name: cfg.FrameworkName}
 	}
 	art, err := newArtifact(cfg.ExecutorBinary)
 	if err != nil {
@@ -144,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		tables:   map[string]*pubTable{},
 		links:    map[string]*pubTask{},
 		status:   map[string]*taskStatus{},
-		lastFail: map[string]string{},
+		lastFail: map[string]string{}, redeclined: map[string]bool{},
 	}
 	s.metrics = newMetrics(s)
 	if id := st.frameworkID; id != "" {
@@ -175,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 type FrameworkIDLostError struct {
 	Tasks       int
 	SpecVersion int
+	Name        string // the framework's name in Mesos
 }
 
 func (e *FrameworkIDLostError) Error() string {
@@ -182,7 +186,7 @@ func (e *FrameworkIDLostError) Error() string {
 		"registering a new framework would leave the old tasks running unmanaged and start every service twice. "+
 		"Recover: find the framework ID in the Mesos master's /state (frameworks, name %q) and restore it, "+
 		"or tear the old framework down (POST /teardown on the master) and clear the state; see docs/operations.md",
-		e.Tasks, e.SpecVersion, "tiltai")
+		e.Tasks, e.SpecVersion, e.Name)
 }
 
 // URL is the scheduler API's base URL.
@@ -302,12 +306,13 @@ func (s *Scheduler) doErr(ctx context.Context, fn func() error) bool {
 	case <-ctx.Done():
 		return false
 	}
+	// Once queued, the request runs soon (the loop takes inputs in
+	// order); wait for it rather than report a change as not made when it
+	// may have been.
 	select {
 	case <-req.done:
 		return true
 	case <-s.done:
-		return false
-	case <-ctx.Done():
 		return false
 	}
 }
@@ -355,7 +360,9 @@ func (s *Scheduler) handle(in input) error {
 	switch e := in.(type) {
 	case nil:
 	case evMesos:
-		s.onEvent(e.ev, e.leader)
+		if err := s.onEvent(e.ev, e.leader); err != nil {
+			return err
+		}
 	case evDisconnected:
 		if s.subscribed {
 			s.event("disconnected", map[string]any{"error": errString(e.err)})
@@ -368,6 +375,8 @@ func (s *Scheduler) handle(in input) error {
 	case evFlushed:
 		s.inFlight--
 		s.lastFlush = e.at
+	case evCallFailed:
+		s.repair(e.call)
 	case evRequest:
 		err := e.fn()
 		close(e.done)

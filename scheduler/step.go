@@ -66,16 +66,19 @@ func (s *Scheduler) step() error {
 }
 
 // commit persists what changed, then queues the calls that depend on it.
-// Link-table MESSAGEs depend on nothing stored but the version
-// reservation, so unless a new block was just reserved they go out first
-// and the table change does not wait for the disk; everything else
-// (ACCEPTs, KILLs, ACKNOWLEDGEs) goes out only after the write.
+// Link-table MESSAGEs that follow from what tasks did (one ran, one
+// ended) depend on nothing stored but the version reservation: they go
+// out first and the table change does not wait for the disk. If the write
+// then fails, the scheduler stops, and a restarted one that meets an
+// executor on an unrecorded version republishes under a fresh one
+// (onAck). Tables that follow from a spec change, or need a new
+// reservation, wait for the write, as do ACCEPTs, KILLs and ACKNOWLEDGEs.
 func (s *Scheduler) commit() error {
 	if s.crashed.Load() {
 		return errTestCrash
 	}
 	var early, late []*scheduler.Call
-	if s.reserveFirst {
+	if s.storeFirst {
 		late = s.calls
 	} else {
 		for _, c := range s.calls {
@@ -104,7 +107,7 @@ func (s *Scheduler) commit() error {
 		}
 		s.metrics.storeWrites.Inc()
 	}
-	s.reserveFirst = false
+	s.storeFirst = false
 	if len(late) == 0 {
 		return nil
 	}
@@ -351,5 +354,60 @@ func (s *Scheduler) reviveOrSuppress() {
 	case !waiting && !s.suppressed:
 		s.queue(calls.Suppress())
 		s.suppressed = true
+	}
+}
+
+// repair makes up for a Mesos call that failed while the subscription
+// stayed up (a timeout, a 5xx, a reset connection). If the subscription
+// went, re-subscribing redoes everything anyway (reconciliation, revive).
+func (s *Scheduler) repair(c *scheduler.Call) {
+	s.metrics.callsFailed.WithLabelValues(c.Type.String()).Inc()
+	switch c.Type {
+	case scheduler.Call_ACCEPT:
+		// The tasks may or may not have reached the master: ask about
+		// them until it answers; unknown ones end and are relaunched. And
+		// decline the offers, once: if the ACCEPT never arrived they would
+		// hold their resources (an ACCEPT that did arrive makes this a
+		// no-op for the master).
+		s.redecline(c.Accept.OfferIDs, nil)
+		for _, op := range c.Accept.Operations {
+			if op.Launch == nil {
+				continue
+			}
+			for _, ti := range op.Launch.TaskInfos {
+				if _, ok := s.st.tasks[ti.TaskID.Value]; ok {
+					s.recon.ask(ti.TaskID.Value, s.cfg.Now())
+				}
+			}
+		}
+	case scheduler.Call_REVIVE:
+		s.suppressed = true // so that the next step revives again
+	case scheduler.Call_SUPPRESS:
+		s.suppressed = false
+	case scheduler.Call_DECLINE:
+		// Declined offers the master still thinks we hold would keep
+		// their resources from everyone until they are rescinded. Decline
+		// them once more (not in a loop: a master that keeps failing is
+		// left to the re-subscription).
+		if c.Decline != nil {
+			s.redecline(c.Decline.OfferIDs, c.Decline.Filters)
+		}
+	}
+}
+
+// redecline declines offers a second time (never a third).
+func (s *Scheduler) redecline(offers []mesos.OfferID, filters *mesos.Filters) {
+	if !s.subscribed {
+		return
+	}
+	var ids []mesos.OfferID
+	for _, id := range offers {
+		if !s.redeclined[id.Value] {
+			s.redeclined[id.Value] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		s.queue(&scheduler.Call{Type: scheduler.Call_DECLINE, Decline: &scheduler.Call_Decline{OfferIDs: ids, Filters: filters}})
 	}
 }
