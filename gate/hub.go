@@ -486,6 +486,7 @@ func (h *Hub) run() {
 		latest  *control.Snapshot
 		pending []<-chan struct{}
 		waitAll chan struct{}
+		waitVer uint64 // the version the running wait covers
 		drains  <-chan time.Duration
 	)
 	if h.ctl != nil {
@@ -503,6 +504,9 @@ func (h *Hub) run() {
 		}
 		chans := pending
 		pending = nil
+		// The wait covers the removals of every version up to this one;
+		// a later version's removals queue in pending for the next wait.
+		waitVer = latest.Version
 		waitAll = make(chan struct{})
 		done := waitAll
 		h.wg.Add(1)
@@ -546,11 +550,11 @@ func (h *Hub) run() {
 			report()
 		case <-waitAll:
 			waitAll = nil
-			if latest.Version > reported {
-				reported = latest.Version
+			if waitVer > reported {
+				reported = waitVer
 				h.gov.Applied(reported)
 			}
-			if len(pending) > 0 {
+			if len(pending) > 0 || latest.Version > reported {
 				report()
 			}
 		case to := <-drains:
