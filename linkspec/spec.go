@@ -22,6 +22,9 @@ const (
 	MaxServices     = 1000
 	MaxGates        = 64 // per service
 	MaxLinks        = 10000
+	// MaxReach bounds the instances one out-gate reaches through all its
+	// links (its peer list); gates refuse longer lists.
+	MaxReach = 10000
 	maxNameLen      = 63
 	maxCommandBytes = 64 << 10
 )

@@ -221,6 +221,28 @@ func validateLinks(r *reporter, s *Spec, bad map[string]bool) {
 			}
 		}
 	}
+	// One out-gate's peers are every instance of every service it links
+	// to: bounded, so a table always fits a gate.
+	reach := map[GateRef]int{}
+	first := map[GateRef]int{}
+	for i, l := range s.Links {
+		if bad[fmt.Sprintf("links[%d]", i)] || s.Services[l.From.Service] == nil || s.Services[l.To.Service] == nil {
+			continue
+		}
+		if n := s.Services[l.To.Service].Instances; n < 0 || n > MaxInstances {
+			continue // reported at the service
+		}
+		if _, ok := first[l.From]; !ok {
+			first[l.From] = i
+		}
+		reach[l.From] += s.Services[l.To.Service].Instances
+	}
+	for _, ref := range sortedRefs(reach) {
+		if n := reach[ref]; n > MaxReach {
+			r.errorf(fmt.Sprintf("links[%d]", first[ref]), fmt.Sprintf("scale the targets down or split the gate; at most %d", MaxReach),
+				"out-gate %s reaches %d instances through its links", ref, n)
+		}
+	}
 	// A pair gate belongs to exactly one link, on one side.
 	for _, ref := range sortedRefs(used) {
 		uses := used[ref]

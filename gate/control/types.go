@@ -194,8 +194,10 @@ type Snapshot struct {
 	Out     map[string]OutLink `json:"out"`
 }
 
-// MaxPeers bounds one out-gate's peer list in a snapshot.
-const MaxPeers = 4096
+// MaxPeers bounds one out-gate's peer list in a snapshot. It is above the
+// link spec's limit on how many instances one out-gate may reach (10000),
+// so a valid spec never makes a snapshot a gate refuses.
+const MaxPeers = 16384
 
 // Validate lists every problem with s: version 0, bad gate names, patterns not
 // valid for an out-gate, bad, unsorted or duplicate peers, more than one peer
