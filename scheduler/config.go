@@ -23,7 +23,7 @@ type Config struct {
 	FrameworkID string
 	// Role to register in (default "*").
 	Role string
-	// User that tasks run as; "" lets the agent choose (its own user).
+	// User that tasks run as (default: the user the scheduler runs as).
 	User string
 	// Principal and Secret authenticate the framework (HTTP Basic). The
 	// secret is never logged or shown.
