@@ -13,18 +13,18 @@ const FormatVersion = 1
 // Limits the validator enforces. They bound what one spec can ask of a cluster
 // and of this process (a spec is parsed on every submission).
 const (
-	MaxInstances    = 10000
-	MaxCPUs         = 1024.0
-	MaxMemMiB       = 1 << 20 // 1 TiB
-	MaxDiskMiB      = 1 << 24 // 16 TiB
-	MaxGracePeriod  = time.Hour
-	MaxSpecBytes    = 1 << 20
-	MaxServices     = 1000
-	MaxGates        = 64 // per service
-	MaxLinks        = 10000
+	MaxInstances   = 10000
+	MaxCPUs        = 1024.0
+	MaxMemMiB      = 1 << 20 // 1 TiB
+	MaxDiskMiB     = 1 << 24 // 16 TiB
+	MaxGracePeriod = time.Hour
+	MaxSpecBytes   = 1 << 20
+	MaxServices    = 1000
+	MaxGates       = 64 // per service
+	MaxLinks       = 10000
 	// MaxReach bounds the instances one out-gate reaches through all its
 	// links (its peer list); gates refuse longer lists.
-	MaxReach = 10000
+	MaxReach        = 10000
 	maxNameLen      = 63
 	maxCommandBytes = 64 << 10
 )
