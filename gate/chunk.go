@@ -173,7 +173,6 @@ func skipMsgs(b []byte, k int) (off, bytes int) {
 // writePlainChunk writes the messages of an encoded body (our own) as plain
 // ZMTP multipart messages, for peers without the extension.
 func writePlainChunk(w *bufio.Writer, b []byte) error {
-	var hdr [9]byte
 	for len(b) > 0 {
 		parts, n := binary.Uvarint(b)
 		b = b[n:]
@@ -185,7 +184,7 @@ func writePlainChunk(w *bufio.Writer, b []byte) error {
 			if i < parts-1 {
 				fl = flagMore
 			}
-			w.Write(appendFrameHeader(hdr[:0], fl, len(p)))
+			writeHdr(w, fl, len(p))
 			if _, err := w.Write(p); err != nil {
 				return err
 			}

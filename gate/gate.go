@@ -56,8 +56,10 @@ type Gate struct {
 
 	lmu       sync.Mutex
 	links     map[*link]struct{}  // live, handshaken connections
-	rr        int                 // req round robin
+	reqLinks  []*link             // req: the links sorted by peer
+	rr        int                 // req round robin over reqLinks
 	linkSig   signal              // a link came, went or became idle
+	repSig    signal              // rep: a link came or went
 	topics    map[string]struct{} // sub
 	peers     map[string]*peer    // out-gates: configured peers
 	ln        net.Listener        // in-gates
@@ -75,7 +77,7 @@ func newGate(h *Hub, spec control.GateSpec) *Gate {
 	g := &Gate{
 		hub: h, name: spec.Name, dir: spec.Dir, pattern: spec.Pattern, opt: h.opt,
 		log: h.log, ctx: ctx, cancel: cancel, progress: newSignal(),
-		links: map[*link]struct{}{}, linkSig: newSignal(), topics: map[string]struct{}{},
+		links: map[*link]struct{}{}, linkSig: newSignal(), repSig: newSignal(), topics: map[string]struct{}{},
 		peers: map[string]*peer{}, drainDone: make(chan struct{}),
 	}
 	switch g.pattern {
@@ -352,160 +354,6 @@ func sendSubs(l *link, on bool, topics []string, sync bool) error {
 	})
 }
 
-// Request sends a request on a req gate to the next idle peer (round robin)
-// and waits for its reply. If the peer goes away before replying the error
-// wraps ErrPeerLost: the request may or may not have been processed.
-func (g *Gate) Request(ctx context.Context, parts ...[]byte) (Message, error) {
-	if g.pattern != control.Req {
-		return nil, fmt.Errorf("cannot request on %s gate %q: %w", g.pattern, g.name, ErrPattern)
-	}
-	m := Message(parts)
-	if len(m) == 0 {
-		return nil, fmt.Errorf("cannot request on gate %q: a message needs at least one part", g.name)
-	}
-	if s := m.Size(); s > g.opt.MaxMessageSize {
-		return nil, fmt.Errorf("cannot request on gate %q: %w (%d bytes)", g.name, ErrTooBig, s)
-	}
-	for {
-		l, err := g.acquire(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("cannot request on gate %q: %w", g.name, err)
-		}
-		err = l.write(true, func(w *bufioWriter) error {
-			if l.ext {
-				return writeBatch(w, m)
-			}
-			return writePlain(w, append(Message{nil}, m...))
-		})
-		if err != nil {
-			continue // not sent: safe to try another peer
-		}
-		g.ctr.sent.Add(1)
-		select {
-		case rep := <-l.replies:
-			g.release(l)
-			g.ctr.received.Add(1)
-			return rep, nil
-		case <-l.done:
-			return nil, fmt.Errorf("request on gate %q to %s: %w: %v", g.name, l.remote, ErrPeerLost, l.err)
-		case <-ctx.Done():
-			g.abandon(l)
-			return nil, fmt.Errorf("request on gate %q to %s: %w", g.name, l.remote, ctx.Err())
-		}
-	}
-}
-
-func (g *Gate) acquire(ctx context.Context) (*link, error) {
-	for {
-		g.lmu.Lock()
-		if g.closing {
-			g.lmu.Unlock()
-			return nil, ErrClosed
-		}
-		ls := slices.SortedFunc(mapKeys(g.links), func(a, b *link) int { return compareStr(a.remote, b.remote) })
-		for i := range ls {
-			l := ls[(g.rr+i)%len(ls)]
-			if l.reqState == reqIdle && !l.closed() {
-				l.reqState = reqBusy
-				g.rr = (g.rr + i + 1) % len(ls)
-				g.lmu.Unlock()
-				return l, nil
-			}
-		}
-		g.lmu.Unlock()
-		select {
-		case <-g.linkSig:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-g.ctx.Done():
-			return nil, ErrClosed
-		}
-	}
-}
-
-func (g *Gate) release(l *link) {
-	g.lmu.Lock()
-	l.reqState = reqIdle
-	g.lmu.Unlock()
-	g.linkSig.notify()
-}
-
-// abandon marks a request whose caller gave up: its reply, when it comes, is
-// discarded before the link takes another request.
-func (g *Gate) abandon(l *link) {
-	g.lmu.Lock()
-	select {
-	case <-l.replies:
-		l.reqState = reqIdle
-	default:
-		l.reqState = reqStale
-	}
-	g.lmu.Unlock()
-	g.linkSig.notify()
-}
-
-// reply is called by a req link's reader with a reply.
-func (g *Gate) reply(l *link, m Message) {
-	g.lmu.Lock()
-	defer g.lmu.Unlock()
-	switch l.reqState {
-	case reqBusy:
-		l.replies <- m // capacity 1, one request at a time
-	case reqStale:
-		l.reqState = reqIdle
-		g.ctr.dropped.Add(1) // a reply nobody waits for any more
-		g.linkSig.notify()
-	}
-}
-
-// Request is a request received on a rep gate.
-type Request struct {
-	Msg  Message
-	g    *Gate
-	from *link
-	env  [][]byte
-	done atomic.Bool
-}
-
-// RecvRequest returns the next request of a rep gate. Requests may be handled
-// concurrently; each must be answered with Reply.
-func (g *Gate) RecvRequest(ctx context.Context) (*Request, error) {
-	if g.pattern != control.Rep {
-		return nil, fmt.Errorf("cannot receive requests on %s gate %q: %w", g.pattern, g.name, ErrPattern)
-	}
-	m, err := g.recvQ.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &Request{Msg: m.msg, g: g, from: m.from, env: m.env}, nil
-}
-
-// Reply answers the request. It fails with ErrPeerLost if the requester went
-// away.
-func (r *Request) Reply(parts ...[]byte) error {
-	if r.done.Swap(true) {
-		return errors.New("request already answered")
-	}
-	l := r.from
-	if l.closed() {
-		r.g.ctr.dropped.Add(1)
-		return fmt.Errorf("cannot reply on gate %q: %w (%s)", r.g.name, ErrPeerLost, l.remote)
-	}
-	m := Message(parts)
-	err := l.write(true, func(w *bufioWriter) error {
-		if l.ext {
-			return writeBatch(w, m)
-		}
-		return writePlain(w, append(slices.Clone(r.env), m...))
-	})
-	if err != nil {
-		r.g.ctr.dropped.Add(1)
-		return fmt.Errorf("cannot reply on gate %q: %w: %v", r.g.name, ErrPeerLost, err)
-	}
-	r.g.ctr.sent.Add(1)
-	return nil
-}
-
 // Stats returns the gate's counters.
 func (g *Gate) Stats() control.GateCounters {
 	c := control.GateCounters{
@@ -544,16 +392,33 @@ func (g *Gate) addLink(l *link) bool {
 		return false
 	}
 	g.links[l] = struct{}{}
+	switch g.pattern {
+	case control.Req:
+		g.addReqLink(l)
+	case control.Rep:
+		if len(g.links) > 1 {
+			// Requests from several connections meet in the queue: each
+			// is read by its watcher (see recvDirect).
+			for k := range g.links {
+				k.evict()
+			}
+		}
+	}
 	g.lmu.Unlock()
 	g.linkSig.notify()
+	g.repSig.notify()
 	return true
 }
 
 func (g *Gate) removeLink(l *link) {
 	g.lmu.Lock()
 	delete(g.links, l)
+	if g.pattern == control.Req {
+		g.removeReqLink(l)
+	}
 	g.lmu.Unlock()
 	g.linkSig.notify()
+	g.repSig.notify()
 	g.progress.notify()
 }
 
@@ -584,7 +449,11 @@ func (g *Gate) serve(l *link, stop <-chan struct{}) {
 	}
 	defer g.removeLink(l)
 	readDone := make(chan struct{})
-	go func() { defer close(readDone); l.readLoop() }()
+	read := l.readLoop
+	if g.pattern == control.Req || g.pattern == control.Rep {
+		read = l.watch // callers read too, see readSlot
+	}
+	go func() { defer close(readDone); read() }()
 
 	var writeDone chan struct{}
 	startWriter := func(q *sendQueue) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -27,6 +28,7 @@ type link struct {
 	bw     *bufio.Writer
 	ext    bool   // the peer speaks the Tiltai extension
 	remote string // the peer's endpoint (dialled) or address (accepted)
+	raw    syscall.RawConn
 	done   chan struct{}
 	once   sync.Once
 	err    error // why it closed; read after done
@@ -52,6 +54,10 @@ type link struct {
 	// req: one request at a time per link.
 	reqState int // guarded by g.lmu: reqIdle, reqBusy, reqStale
 	replies  chan Message
+
+	// The reader's state, and (req, rep) who reads.
+	rd   readState
+	slot readSlot
 }
 
 const (
@@ -65,6 +71,10 @@ const (
 func (g *Gate) handshake(nc net.Conn, server bool, remote string) (*link, error) {
 	deadline := time.Now().Add(g.opt.HandshakeTimeout)
 	nc.SetDeadline(deadline)
+	var raw syscall.RawConn // the socket under TLS, for peerGone
+	if sc, ok := nc.(syscall.Conn); ok {
+		raw, _ = sc.SyscallConn()
+	}
 	if g.hub.tls != nil {
 		nc = g.hub.tls.wrap(nc, server)
 	}
@@ -78,13 +88,16 @@ func (g *Gate) handshake(nc net.Conn, server bool, remote string) (*link, error)
 	nc.SetDeadline(time.Time{})
 	l := &link{
 		g: g, nc: nc, br: wc.br, bw: bufio.NewWriterSize(nc, 64<<10),
-		ext: sec.peerExt, remote: remote, done: make(chan struct{}),
+		ext: sec.peerExt, remote: remote, raw: raw, done: make(chan struct{}),
 		spaceSig: newSignal(), topics: map[string]struct{}{},
 		replies: make(chan Message, 1),
 	}
 	_ = zc // the handshake is all we need from zmq4's Conn; framing is ours (see docs/gates.md)
-	if g.pattern == control.Pub {
+	switch g.pattern {
+	case control.Pub:
 		l.pq = newSendQueue(g.opt.QueueLen, g.opt.QueueBytes, g.opt.BatchMsgs, g.opt.BatchBytes)
+	case control.Req, control.Rep:
+		l.slot = newReadSlot()
 	}
 	return l, nil
 }
@@ -305,66 +318,144 @@ func (l *link) sendLoop(q *sendQueue, stop <-chan struct{}) {
 }
 
 // readLoop reads until the connection fails or breaks the protocol, then
-// closes the link.
+// closes the link. (Req and rep links are read by watch and by their callers
+// instead, see readSlot.)
 func (l *link) readLoop() {
-	g := l.g
-	maxFrame := g.opt.MaxMessageSize + 64
-	if l.ext {
-		maxFrame = max(g.opt.BatchBytes, g.opt.MaxMessageSize) + 64<<10
-	}
-	var parts Message
-	size := 0
 	for {
-		fl, n, err := readFrameHeader(l.br, maxFrame)
+		b, err := l.next()
+		if err == nil {
+			err = l.deliver(b)
+		}
 		if err != nil {
 			l.fail(err)
 			return
 		}
-		if l.ext && fl&(flagCommand|flagMore) == 0 && n > 0 {
-			// An extension frame: into a pooled buffer (see inFrame).
-			f := newFrame(n)
-			if _, err := io.ReadFull(l.br, f.body); err != nil {
-				f.unref()
-				l.fail(err)
-				return
+	}
+}
+
+// readState is what has been read of the frame and the multipart message
+// in progress. It lives in the link rather than in a reader's locals, so
+// that a read interrupted by a deadline (a req or rep link's reader handing
+// over, see readSlot) is continued by whoever reads the connection next:
+// nothing read is ever lost. Its zero value is ready; only the reader
+// touches it.
+type readState struct {
+	hdr     [9]byte
+	nhdr    int  // header bytes read
+	hdrDone bool // hdr holds a whole, checked header: fl, size and ext are set
+	fl      byte
+	ext     bool
+	size    int
+	body    []byte   // the body being read
+	f       *inFrame // body's pooled frame (extension frames), or nil
+	got     int      // body bytes read
+	parts   Message  // plain multipart message: the parts so far
+	psize   int
+}
+
+// maxFrame is the biggest frame the link accepts.
+func (l *link) maxFrame() int {
+	if l.ext {
+		return max(l.g.opt.BatchBytes, l.g.opt.MaxMessageSize) + 64<<10
+	}
+	return l.g.opt.MaxMessageSize + 64
+}
+
+// readFrame reads the next frame, refusing reserved flags and bodies over
+// maxFrame before anything is allocated. ext reports an extension frame
+// (flags neither command nor more, not empty); its body goes into a pooled
+// frame, returned with one reference, except on req and rep links, whose
+// messages are their callers' for good (see inFrame). Any other body is
+// allocated. On an error what was read stays in l.rd.
+func (l *link) readFrame() (fl byte, body []byte, f *inFrame, ext bool, err error) {
+	r := &l.rd
+	for !r.hdrDone {
+		need := 2
+		if r.nhdr >= 1 && r.hdr[0]&flagLong != 0 {
+			need = 9
+		}
+		if r.nhdr < need {
+			n, err := io.ReadFull(l.br, r.hdr[r.nhdr:need])
+			r.nhdr += n
+			if err != nil {
+				return 0, nil, nil, false, err
 			}
-			if err := l.extFrame(f); err != nil {
-				l.fail(err)
-				return
+		}
+		if r.nhdr < 9 && r.hdr[0]&flagLong != 0 {
+			continue
+		}
+		fl := r.hdr[0]
+		if fl&flagReserved != 0 {
+			return 0, nil, nil, false, protoErr("frame flags %#x have reserved bits set", fl)
+		}
+		size := uint64(r.hdr[1])
+		if fl&flagLong != 0 {
+			size = binary.BigEndian.Uint64(r.hdr[1:9])
+		}
+		if max := l.maxFrame(); size > uint64(max) {
+			return 0, nil, nil, false, protoErr("frame of %d bytes exceeds the %d-byte limit", size, max)
+		}
+		r.fl, r.size, r.hdrDone, r.got = fl, int(size), true, 0
+		r.ext = l.ext && fl&(flagCommand|flagMore) == 0 && size > 0
+		if r.ext && l.g.pattern != control.Req && l.g.pattern != control.Rep {
+			r.f = newFrame(r.size)
+			r.body = r.f.body
+		} else {
+			r.body = make([]byte, r.size)
+		}
+	}
+	if r.got < r.size {
+		n, err := io.ReadFull(l.br, r.body[r.got:])
+		r.got += n
+		if err != nil {
+			return 0, nil, nil, false, err
+		}
+	}
+	fl, body, f, ext = r.fl, r.body, r.f, r.ext
+	r.nhdr, r.hdrDone, r.body, r.f = 0, false, nil, nil
+	return fl, body, f, ext, nil
+}
+
+// next reads until a batch of messages arrives for the application: an
+// extension data frame's (with its frame's reference), or one plain
+// multipart message. Commands and other extension frames are handled on the
+// way. It returns the first error: the connection's, or a protocol
+// violation.
+func (l *link) next() (inBatch, error) {
+	g := l.g
+	r := &l.rd
+	for {
+		fl, body, f, ext, err := l.readFrame()
+		if err != nil {
+			return inBatch{}, err
+		}
+		if ext {
+			if b, ok, err := l.extFrame(body, f); ok || err != nil {
+				return b, err
 			}
 			continue
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(l.br, body); err != nil {
-			l.fail(err)
-			return
-		}
-		f := frame{flags: fl, body: body}
-		if f.flags&flagCommand != 0 {
-			if err := l.command(f); err != nil {
-				l.fail(err)
-				return
+		if fl&flagCommand != 0 {
+			if err := l.command(frame{flags: fl, body: body}); err != nil {
+				return inBatch{}, err
 			}
 			continue
 		}
 		if l.ext {
-			l.fail(protoErr("malformed extension frame"))
-			return
+			return inBatch{}, protoErr("malformed extension frame")
 		}
-		size += len(f.body)
-		parts = append(parts, f.body)
-		if size > g.opt.MaxMessageSize || len(parts) > maxFramesPerMsg {
-			l.fail(protoErr("message of more than %d bytes or %d parts", g.opt.MaxMessageSize, maxFramesPerMsg))
-			return
+		r.psize += len(body)
+		r.parts = append(r.parts, body)
+		if r.psize > g.opt.MaxMessageSize || len(r.parts) > maxFramesPerMsg {
+			return inBatch{}, protoErr("message of more than %d bytes or %d parts", g.opt.MaxMessageSize, maxFramesPerMsg)
 		}
-		if f.flags&flagMore != 0 {
+		if fl&flagMore != 0 {
 			continue
 		}
-		m := parts
-		parts, size = nil, 0
-		if err := l.plainMessage(m); err != nil {
-			l.fail(err)
-			return
+		m := r.parts
+		r.parts, r.psize = nil, 0
+		if b, ok, err := l.plainMessage(m); ok || err != nil {
+			return b, err
 		}
 	}
 }
@@ -403,19 +494,34 @@ func (l *link) command(f frame) error {
 	return nil
 }
 
-// extFrame handles an extension frame; it takes over the frame's reference.
-func (l *link) extFrame(f *inFrame) error {
-	if f.body[0] == kindData {
-		parts, counts, nmsg, _, err := decodeBatch(f.body[1:], l.g.opt.MaxMessageSize, f.parts, f.counts)
-		if err != nil {
+// extFrame handles an extension frame, body, with its pooled frame f if it
+// has one (extFrame takes over its reference). A data frame of at least one
+// message is returned as a batch (ok); a data frame of none is nothing (ours
+// never are; the format allows it), and other kinds are handled here.
+func (l *link) extFrame(body []byte, f *inFrame) (b inBatch, ok bool, err error) {
+	if body[0] != kindData {
+		err = l.control(body[0], body[1:])
+		if f != nil {
 			f.unref()
-			return err
 		}
-		return l.deliver(f.batch(parts, counts, nmsg))
+		return inBatch{}, false, err
 	}
-	err := l.control(f.body[0], f.body[1:])
-	f.unref()
-	return err
+	var parts [][]byte
+	var counts []uint16
+	if f != nil {
+		parts, counts = f.parts, f.counts
+	}
+	parts, counts, nmsg, _, err := decodeBatch(body[1:], l.g.opt.MaxMessageSize, parts, counts)
+	if err != nil || nmsg == 0 {
+		if f != nil {
+			f.unref()
+		}
+		return inBatch{}, false, err
+	}
+	if f != nil {
+		return f.batch(parts, counts, nmsg), true, nil
+	}
+	return inBatch{parts: parts, counts: counts, per: 1, nmsg: nmsg, cost: cap(body) + partCost*cap(parts) + 2*cap(counts)}, true, nil
 }
 
 // control handles an extension frame other than data.
@@ -445,14 +551,16 @@ func (l *link) control(kind byte, body []byte) error {
 	return protoErr("unknown extension frame kind %#x", kind)
 }
 
-func (l *link) plainMessage(m Message) error {
+// plainMessage turns a plain multipart message into a batch of one (ok),
+// stripping a REQ envelope, or handles it (a ZMTP 3.0 subscription).
+func (l *link) plainMessage(m Message) (b inBatch, ok bool, err error) {
 	g := l.g
 	if g.pattern == control.Pub {
 		// ZMTP 3.0 subscriptions: one frame, 1 or 0 then the topic.
 		if len(m) == 1 && len(m[0]) > 0 && (m[0][0] == 1 || m[0][0] == 0) {
 			l.subscribe(m[0][0] == 1, string(m[0][1:]))
 		}
-		return nil
+		return inBatch{}, false, nil
 	}
 	var env [][]byte
 	switch g.pattern {
@@ -462,16 +570,16 @@ func (l *link) plainMessage(m Message) error {
 			i++
 		}
 		if i == len(m) || i == len(m)-1 {
-			return protoErr("request without an envelope delimiter or a body")
+			return inBatch{}, false, protoErr("request without an envelope delimiter or a body")
 		}
 		env, m = m[:i+1], m[i+1:]
 	case control.Req:
 		if len(m) < 2 || len(m[0]) != 0 {
-			return protoErr("reply without an empty delimiter")
+			return inBatch{}, false, protoErr("reply without an empty delimiter")
 		}
 		m = m[1:]
 	}
-	return l.deliver(inBatch{parts: m, per: len(m), nmsg: 1, env: env, cost: m.Size() + partCost*len(m)})
+	return inBatch{parts: m, per: len(m), nmsg: 1, env: env, cost: m.Size() + partCost*len(m)}, true, nil
 }
 
 // deliver hands a batch of received messages to the gate, with its frame's
@@ -485,6 +593,12 @@ func (l *link) deliver(b inBatch) error {
 			b.f.unref()
 		}
 		return nil
+	}
+	if (g.pattern == control.Req || g.pattern == control.Rep) && b.nmsg != 1 {
+		if b.f != nil {
+			b.f.unref()
+		}
+		return protoErr("%d messages in one %s frame (one request or reply at a time)", b.nmsg, g.pattern)
 	}
 	switch g.pattern {
 	case control.Pull, control.Sub, control.Pair, control.Rep:
@@ -514,17 +628,12 @@ func (l *link) deliver(b inBatch) error {
 		}
 		return nil
 	}
-	if b.f != nil {
-		// The reply goes to the caller for good, and nothing else uses frames.
-		b.f.escaped.Store(true)
-		b.f.unref()
-	}
 	if g.pattern == control.Req {
-		if b.nmsg != 1 {
-			return protoErr("%d replies in one batch", b.nmsg)
-		}
-		g.reply(l, b.next())
+		g.reply(l, b.only())
 		return nil
+	}
+	if b.f != nil {
+		b.f.unref()
 	}
 	return protoErr("%s gate received data from %s", g.pattern, l.remote)
 }

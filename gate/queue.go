@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -307,6 +308,19 @@ func (b *inBatch) next() Message {
 	return m
 }
 
+// only returns the one message of a batch that holds one (a request or a
+// reply), for good: its frame escapes (see inFrame), and the batch's
+// reference to it is let go.
+func (b *inBatch) only() Message {
+	m := b.next()
+	if b.f != nil {
+		b.f.escaped.Store(true)
+		b.f.unref()
+		b.f = nil
+	}
+	return m
+}
+
 // partCost is what a part costs in memory besides its bytes: the slice
 // header that holds it. The receive queue charges it, so that empty
 // messages are not free.
@@ -373,9 +387,13 @@ func (q *recvQueue) put(b inBatch, stop <-chan struct{}) bool {
 	return true
 }
 
+// errAlt: getOr returned because one of its other channels fired.
+var errAlt = errors.New("woken by another event")
+
 // waitLocked waits until a message is queued; it returns with q.mu held and
-// nil, or without it and ErrDrained or ctx's error.
-func (q *recvQueue) waitLocked(ctx context.Context) error {
+// nil, or without it and ErrDrained, ctx's error, or errAlt when alt or alt2
+// (nil: never) fires first.
+func (q *recvQueue) waitLocked(ctx context.Context, alt, alt2 <-chan struct{}) error {
 	for q.n == 0 {
 		if q.done {
 			q.mu.Unlock()
@@ -384,16 +402,22 @@ func (q *recvQueue) waitLocked(ctx context.Context) error {
 		}
 		q.getWait++
 		q.mu.Unlock()
+		var err error
 		select {
 		case <-q.notEmpty:
 		case <-ctx.Done():
-			q.mu.Lock()
-			q.getWait--
-			q.mu.Unlock()
-			return ctx.Err()
+			err = ctx.Err()
+		case <-alt:
+			err = errAlt
+		case <-alt2:
+			err = errAlt
 		}
 		q.mu.Lock()
 		q.getWait--
+		if err != nil {
+			q.mu.Unlock()
+			return err
+		}
 	}
 	return nil
 }
@@ -453,8 +477,13 @@ func (q *recvQueue) unlockAfterGet() {
 // get removes the next message; ErrDrained once the queue is finished and
 // empty.
 func (q *recvQueue) get(ctx context.Context) (inMsg, error) {
+	return q.getOr(ctx, nil, nil)
+}
+
+// getOr is get that also returns, with errAlt, when alt or alt2 fires first.
+func (q *recvQueue) getOr(ctx context.Context, alt, alt2 <-chan struct{}) (inMsg, error) {
 	q.mu.Lock()
-	if err := q.waitLocked(ctx); err != nil {
+	if err := q.waitLocked(ctx, alt, alt2); err != nil {
 		return inMsg{}, err
 	}
 	m := q.nextLocked(nil)
@@ -462,11 +491,30 @@ func (q *recvQueue) get(ctx context.Context) (inMsg, error) {
 	return m, nil
 }
 
+// waiters is the number of receivers waiting for a message.
+func (q *recvQueue) waiters() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.getWait
+}
+
+// tryGet removes the next message if there is one.
+func (q *recvQueue) tryGet() (inMsg, bool) {
+	q.mu.Lock()
+	if q.n == 0 {
+		q.mu.Unlock()
+		return inMsg{}, false
+	}
+	m := q.nextLocked(nil)
+	q.unlockAfterGet()
+	return m, true
+}
+
 // getBatch waits for a message, then appends to b up to limit of those
 // queued.
 func (q *recvQueue) getBatch(ctx context.Context, b *Batch, limit int) error {
 	q.mu.Lock()
-	if err := q.waitLocked(ctx); err != nil {
+	if err := q.waitLocked(ctx, nil, nil); err != nil {
 		return err
 	}
 	for k := 0; k < limit && q.n > 0; k++ {

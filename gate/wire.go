@@ -297,8 +297,6 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-func compareStr(a, b string) int { return strings.Compare(a, b) }
-
 // Message is one application message: one or more parts (frames). For pub/sub
 // the first part is the topic, matched by prefix.
 type Message [][]byte
@@ -346,21 +344,45 @@ func uvarintLen(v uint64) int {
 // writeBatch writes msgs as one data frame: 'D', then per message
 // uvarint(parts) and per part uvarint(len) and its bytes (as appendMsg).
 func writeBatch(w *bufio.Writer, msgs ...Message) error {
-	var hdr [16]byte
-	h := appendFrameHeader(hdr[:0], 0, 1+batchSize(msgs))
-	h = append(h, kindData)
-	w.Write(h)
-	var vb [binary.MaxVarintLen64]byte
+	writeHdr(w, 0, 1+batchSize(msgs))
+	w.WriteByte(kindData)
 	for _, m := range msgs {
-		w.Write(vb[:binary.PutUvarint(vb[:], uint64(len(m)))])
-		for _, p := range m {
-			w.Write(vb[:binary.PutUvarint(vb[:], uint64(len(p)))])
-			if _, err := w.Write(p); err != nil {
-				return err
-			}
+		if err := writeBody(w, m); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// writeMsg writes one message as a data frame: writeBatch of one, without
+// a slice of messages (which would escape with the parts).
+func writeMsg(w *bufio.Writer, m Message) error {
+	writeHdr(w, 0, 1+encodedLen(m))
+	w.WriteByte(kindData)
+	return writeBody(w, m)
+}
+
+// writeBody writes m's encoding in a data batch (as appendMsg).
+func writeBody(w *bufio.Writer, m Message) error {
+	writeUvarint(w, uint64(len(m)))
+	for _, p := range m {
+		writeUvarint(w, uint64(len(p)))
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeHdr and writeUvarint write through the writer's own buffer: a stack
+// array passed to Write escapes (Write may hand it to the connection), an
+// allocation per call.
+func writeHdr(w *bufio.Writer, flags byte, size int) {
+	w.Write(appendFrameHeader(w.AvailableBuffer(), flags, size))
+}
+
+func writeUvarint(w *bufio.Writer, v uint64) {
+	w.Write(binary.AppendUvarint(w.AvailableBuffer(), v))
 }
 
 // uvarint is binary.Uvarint with the one-byte case (part counts, short
@@ -428,13 +450,12 @@ func decodeBatch(b []byte, maxMsg int, parts [][]byte, counts []uint16) ([][]byt
 
 // writePlain writes m as a plain ZMTP multipart message.
 func writePlain(w *bufio.Writer, m Message) error {
-	var hdr [9]byte
 	for i, p := range m {
 		var fl byte
 		if i < len(m)-1 {
 			fl = flagMore
 		}
-		w.Write(appendFrameHeader(hdr[:0], fl, len(p)))
+		writeHdr(w, fl, len(p))
 		if _, err := w.Write(p); err != nil {
 			return err
 		}
@@ -444,16 +465,14 @@ func writePlain(w *bufio.Writer, m Message) error {
 
 // writeExt writes one extension frame: kind and body.
 func writeExt(w *bufio.Writer, kind byte, body []byte) error {
-	var hdr [9]byte
-	w.Write(appendFrameHeader(hdr[:0], 0, 1+len(body)))
+	writeHdr(w, 0, 1+len(body))
 	w.WriteByte(kind)
 	_, err := w.Write(body)
 	return err
 }
 
 func writeCmd(w *bufio.Writer, name string, body []byte) error {
-	var hdr [9]byte
-	w.Write(appendFrameHeader(hdr[:0], flagCommand, 1+len(name)+len(body)))
+	writeHdr(w, flagCommand, 1+len(name)+len(body))
 	w.WriteByte(byte(len(name)))
 	w.WriteString(name)
 	_, err := w.Write(body)
