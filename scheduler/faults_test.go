@@ -638,8 +638,13 @@ func TestOperatorTeardown(t *testing.T) {
 	if code, body := post("frameworkId=nope"); code != 400 || !strings.Contains(body, "No framework found") {
 		t.Fatalf("teardown of an unknown ID: %d %s", code, body)
 	}
-	if resp, err := http.Get(h.cluster.MasterURL() + "/master/teardown"); err != nil || resp.StatusCode != 405 {
-		t.Fatalf("GET teardown: %v %v", resp, err)
+	resp, err := http.Get(h.cluster.MasterURL() + "/master/teardown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET teardown: %s, want 405", resp.Status)
 	}
 	if code, body := post("frameworkId=" + url.QueryEscape(hl.FrameworkID)); code != 200 {
 		t.Fatalf("teardown: %d %s", code, body)
