@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -41,7 +43,13 @@ func (s *Scheduler) onEvent(ev *scheduler.Event, leader string) error {
 		if f.ExecutorID != nil {
 			// The executor is gone; its task's terminal update follows
 			// from the agent.
-			s.log.Warn("executor exited", "executor_id", f.ExecutorID.Value, "agent_id", f.GetAgentID().GetValue(), "status", f.GetStatus())
+			// A clean exit is what every kill and drain ends with; only
+			// another one is worth a warning.
+			level := slog.LevelInfo
+			if f.GetStatus() != 0 {
+				level = slog.LevelWarn
+			}
+			s.log.Log(context.Background(), level, "executor exited", "executor_id", f.ExecutorID.Value, "agent_id", f.GetAgentID().GetValue(), "status", f.GetStatus())
 			s.event("executor_exited", map[string]any{"executor_id": f.ExecutorID.Value, "status": f.GetStatus()})
 		} else if f.AgentID != nil {
 			s.log.Warn("agent failed", "agent_id", f.AgentID.Value)

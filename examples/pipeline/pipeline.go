@@ -223,6 +223,7 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 	tick := time.NewTicker(report)
 	defer tick.Stop()
 	var last uint64
+	var received int64 // messages taken, duplicates included
 	lastAt := time.Now()
 	summary := func(final bool) Counts {
 		var tot Counts
@@ -268,6 +269,10 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 				tallies[origin] = t
 			}
 			t.add(seq)
+			// Fresh in every heartbeat (what `tiltai up` shows); the
+			// other counts need a look over every tally: each report.
+			received++
+			h.SetCounter("printer.received", received)
 		case <-tick.C:
 			summary(false)
 		}
