@@ -151,14 +151,17 @@ func (l *link) grantState(sess uint64) (owns, wanting bool) {
 }
 
 // unwant withdraws sess's request for the slot, or releases the slot if it
-// was handed over meanwhile.
+// was handed over meanwhile. Then the watcher reads again at once: sess read
+// nothing, and what comes — a given-up request's reply, the next request
+// for callers waiting for the queue — is the watcher's; left free, the
+// connection would go unread until idleWatch.
 func (l *link) unwant(sess uint64) {
 	s := &l.slot
 	s.mu.Lock()
 	if s.want == sess {
 		s.want = 0 // the watcher clears the deadline when its read times out
 	}
-	l.releaseLocked(sess, false)
+	l.releaseLocked(sess, true)
 	s.mu.Unlock()
 }
 

@@ -1,0 +1,147 @@
+package gate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tiltai/tiltai/gate/control"
+)
+
+// longIdleWatch makes the watchers' timer an hour for the test, so that a
+// path which wrongly leaves a connection to it hangs (and fails on the
+// test's context) instead of waiting 50 ms.
+func longIdleWatch(t *testing.T) {
+	old := idleWatch
+	idleWatch = time.Hour
+	t.Cleanup(func() { idleWatch = old })
+}
+
+// onlyLink returns g's only connection.
+func onlyLink(t *testing.T, g *Gate) *link {
+	t.Helper()
+	g.lmu.Lock()
+	defer g.lmu.Unlock()
+	if len(g.links) != 1 {
+		t.Fatalf("%d connections, want 1", len(g.links))
+	}
+	for l := range g.links {
+		return l
+	}
+	return nil
+}
+
+// grantedTo waits until the watcher has handed l over to sess, and takes
+// the grant's wake-up as a caller whose select chose its context instead
+// would leave it (both were ready; select picks either).
+func grantedTo(t *testing.T, l *link, sess uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the watcher handing over", func() bool {
+		owns, _ := l.grantState(sess)
+		return owns
+	})
+	select {
+	case <-l.slot.granted:
+	default:
+	}
+}
+
+// TestRequestGivesUpAfterHandOver: a Request that asked the watcher for the
+// connection and whose context ended just as the watcher handed it over
+// read nothing: the connection must go back to the watcher at once, so that
+// the abandoned request's reply is read and dropped and the link serves the
+// next request — not after idleWatch (an hour here).
+func TestRequestGivesUpAfterHandOver(t *testing.T) {
+	longIdleWatch(t)
+	ctx := ctxT(t, 10*time.Second)
+	_, rep, _, req := reqRepPair(t, fastOpts)
+	serveEcho(ctx, rep, "re:")
+	if m, err := req.Request(ctx, []byte("q0")); err != nil || string(m[0]) != "re:q0" {
+		t.Fatalf("first request: %q %v", m, err)
+	}
+	l := onlyLink(t, req)
+	l.wakeWatcher()
+	waitFor(t, 10*time.Second, "the watcher reading", allSlots(req, rdWatch))
+
+	// Request's steps, with the hand-over landing as its context ends.
+	if got, err := req.acquire(ctx); err != nil || got != l {
+		t.Fatalf("acquire: %v %v", got, err)
+	}
+	sess, reading, _ := l.claim()
+	if sess == 0 || reading {
+		t.Fatalf("claim = %d %v, want to wait for the watcher", sess, reading)
+	}
+	if err := l.write(true, func(w *bufioWriter) error {
+		if l.ext {
+			return writeMsg(w, Message{[]byte("stale")})
+		}
+		return writePlain(w, Message{nil, []byte("stale")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	grantedTo(t, l, sess)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("awaitReply on an ended context = %v", err)
+	}
+	req.abandon(l)
+
+	if m, err := req.Request(ctx, []byte("q1")); err != nil || string(m[0]) != "re:q1" {
+		t.Fatalf("request after one given up: %q %v (the stale reply left unread?)", m, err)
+	}
+}
+
+// TestRecvRequestGivesUpAfterHandOver: a RecvRequest that asked the watcher
+// for a rep gate's only connection and gives up (its context ended) just as
+// the watcher handed it over read nothing: the connection must go back to
+// the watcher at once, or another RecvRequest waiting for the queue (it
+// found the first one waiting for the connection) gets nothing until
+// idleWatch (an hour here).
+func TestRecvRequestGivesUpAfterHandOver(t *testing.T) {
+	longIdleWatch(t)
+	ctx := ctxT(t, 10*time.Second)
+	_, rep := inHub(t, "rpc", control.Rep, fastOpts)
+	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := &fakePeer{c: c, br: bufio.NewReader(c)}
+	p.handshake(t, false, "DEALER", false)
+	waitFor(t, 10*time.Second, "connected", func() bool { return rep.Stats().Peers == 1 })
+	l := onlyLink(t, rep)
+	l.wakeWatcher()
+	waitFor(t, 10*time.Second, "the watcher reading", allSlots(rep, rdWatch))
+
+	// The first caller's steps in recvDirect: it asks for the connection...
+	sess, reading, _ := l.claim()
+	if sess == 0 || reading {
+		t.Fatalf("claim = %d %v, want to wait for the watcher", sess, reading)
+	}
+	grantedTo(t, l, sess)
+	// ... a second caller finds it taken and waits for the queue ...
+	got := make(chan *Request, 1)
+	go func() {
+		if r, err := rep.RecvRequest(ctx); err == nil {
+			got <- r
+		}
+	}()
+	waitFor(t, 10*time.Second, "the second caller waiting for the queue", func() bool { return rep.recvQ.waiters() == 1 })
+	// ... and the first one's context ends.
+	l.unwant(sess)
+
+	p.write(t, plainFrames(Message{nil, []byte("one")}))
+	select {
+	case r := <-got:
+		if string(r.Msg[0]) != "one" {
+			t.Fatalf("got %q", r.Msg)
+		}
+	case <-ctx.Done():
+		t.Fatal("the request was never read: the connection was left to nobody")
+	}
+}
