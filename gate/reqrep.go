@@ -551,8 +551,9 @@ func (g *Gate) release(l *link) {
 func (g *Gate) abandon(l *link) {
 	g.lmu.Lock()
 	select {
-	case <-l.replies:
+	case <-l.replies: // it came as the caller gave up: dropped, as in reply
 		l.reqState = reqIdle
+		g.ctr.dropped.Add(1)
 	default:
 		l.reqState = reqStale
 	}

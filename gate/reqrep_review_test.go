@@ -145,3 +145,47 @@ func TestRecvRequestGivesUpAfterHandOver(t *testing.T) {
 		t.Fatal("the request was never read: the connection was left to nobody")
 	}
 }
+
+// TestAbandonCountsReplyArrived: a reply that reaches l.replies between its
+// Request giving up and abandon (the watcher reads the connection again at
+// once, see unwant, and the Request's own read stops the same way) is
+// discarded by abandon, and must be counted as dropped, as one that comes
+// after abandon is.
+func TestAbandonCountsReplyArrived(t *testing.T) {
+	longIdleWatch(t)
+	ctx := ctxT(t, 10*time.Second)
+	_, rep, _, req := reqRepPair(t, fastOpts)
+	serveEcho(ctx, rep, "re:")
+	if m, err := req.Request(ctx, []byte("q0")); err != nil || string(m[0]) != "re:q0" {
+		t.Fatalf("first request: %q %v", m, err)
+	}
+	l := onlyLink(t, req)
+	l.wakeWatcher()
+	waitFor(t, 10*time.Second, "the watcher reading", allSlots(req, rdWatch))
+
+	if got, err := req.acquire(ctx); err != nil || got != l {
+		t.Fatalf("acquire: %v %v", got, err)
+	}
+	sess, _, _ := l.claim()
+	if err := l.write(true, func(w *bufioWriter) error {
+		if l.ext {
+			return writeMsg(w, Message{[]byte("stale")})
+		}
+		return writePlain(w, Message{nil, []byte("stale")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req.ctr.sent.Add(1)
+	grantedTo(t, l, sess)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("awaitReply on an ended context = %v", err)
+	}
+	// The reply comes before the Request gets to abandon.
+	waitFor(t, 10*time.Second, "the reply passed on by the watcher", func() bool { return len(l.replies) == 1 })
+	req.abandon(l)
+	if st := req.Stats(); st.Sent != 2 || st.Received != 1 || st.Dropped != 1 {
+		t.Fatalf("counters %+v, want 2 sent, 1 received, 1 dropped (the reply nobody took)", st)
+	}
+}
