@@ -71,6 +71,7 @@ type readSlot struct {
 	want    uint64 // the session waiting for the watcher to hand over, or 0
 	seq     uint64 // sessions handed out
 	stop    bool   // the owner must give the slot up
+	waitedQ bool   // a caller found the slot taken and waits for the queue: the next release wakes the watcher
 	kicked  bool   // the connection's read deadline is in the past
 	granted signal // the watcher handed over to want (or want was withdrawn)
 	wake    signal // the watcher: take a free slot now
@@ -138,6 +139,12 @@ func (l *link) claim() (sess uint64, reading bool, unread time.Duration) {
 		l.kickLocked()
 		return s.seq, false, 0
 	}
+	// Another caller reads the connection or waits for it, and this one
+	// will wait for the queue. It is not counted among the queue's waiters
+	// yet when the reader looks for them (recvDirect), so the reader's
+	// release must wake the watcher all the same, or the next request is
+	// not read for it until idleWatch.
+	s.waitedQ = true
 	return 0, false, 0
 }
 
@@ -181,7 +188,8 @@ func (l *link) releaseLocked(sess uint64, now bool) {
 	}
 	s.state, s.owner, s.ownerDone = rdFree, 0, nil
 	s.freedAt = time.Now()
-	if now || s.stop {
+	if now || s.stop || s.waitedQ {
+		s.waitedQ = false
 		s.wake.notify()
 		return
 	}

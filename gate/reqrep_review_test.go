@@ -189,3 +189,64 @@ func TestAbandonCountsReplyArrived(t *testing.T) {
 		t.Fatalf("counters %+v, want 2 sent, 1 received, 1 dropped (the reply nobody took)", st)
 	}
 }
+
+// TestRecvRequestWaiterAfterReaderChecked: a second RecvRequest finds the
+// rep gate's only connection read by the first, and waits for the queue;
+// the first reads its request and looks for waiters before the second has
+// registered as one (waiters is 0). The connection must still be read on
+// for the second — a pipelining DEALER's next request must not wait until
+// idleWatch (an hour here), nor until the first caller comes back.
+func TestRecvRequestWaiterAfterReaderChecked(t *testing.T) {
+	longIdleWatch(t)
+	ctx := ctxT(t, 10*time.Second)
+	_, rep := inHub(t, "rpc", control.Rep, fastOpts)
+	first := make(chan *Request, 1)
+	go func() {
+		if r, err := rep.RecvRequest(ctx); err == nil {
+			first <- r // handled slowly: this caller does not come back
+		}
+	}()
+	// It waits for a connection (taking repSig's wake-up when one comes).
+	waitFor(t, 10*time.Second, "the first caller waiting", func() bool { return rep.recvQ.waiters() == 1 })
+	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := &fakePeer{c: c, br: bufio.NewReader(c)}
+	p.handshake(t, false, "DEALER", false)
+	waitFor(t, 10*time.Second, "the first caller reading", onlyConn(rep, c.LocalAddr().String(), rdCaller))
+	l := onlyLink(t, rep)
+
+	// The second caller's steps in RecvRequest: recvDirect cannot claim the
+	// connection ...
+	rep.lmu.Lock()
+	sess, _, _ := l.claim()
+	rep.lmu.Unlock()
+	if sess != 0 {
+		t.Fatalf("claim = %d while another caller reads", sess)
+	}
+	// ... the first caller reads a request, and nobody waits for the queue
+	// yet ...
+	p.write(t, plainFrames(Message{nil, []byte("one")}))
+	if r := <-first; string(r.Msg[0]) != "one" {
+		t.Fatalf("first caller got %q", r.Msg)
+	}
+	// ... then the second waits for the queue.
+	second := make(chan inMsg, 1)
+	go func() {
+		if m, err := rep.recvQ.getOr(ctx, rep.repSig, nil); err == nil {
+			second <- m
+		}
+	}()
+	waitFor(t, 10*time.Second, "the second caller waiting for the queue", func() bool { return rep.recvQ.waiters() == 1 })
+	p.write(t, plainFrames(Message{nil, []byte("two")}))
+	select {
+	case m := <-second:
+		if string(m.msg[0]) != "two" {
+			t.Fatalf("second caller got %q", m.msg)
+		}
+	case <-ctx.Done():
+		t.Fatal("the second request was never read: the connection was left to nobody")
+	}
+}
