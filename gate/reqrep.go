@@ -550,6 +550,14 @@ func (g *Gate) acquire(ctx context.Context) (*link, error) {
 func (g *Gate) release(l *link) {
 	g.lmu.Lock()
 	l.reqState = reqIdle
+	select {
+	case <-l.replies:
+		// The caller read its reply itself, and the watcher then read
+		// another one (a peer replying twice) before the link went idle:
+		// left there, it would answer the next request.
+		g.ctr.dropped.Add(1)
+	default:
+	}
 	g.lmu.Unlock()
 	g.linkSig.notify()
 }
@@ -575,12 +583,20 @@ func (g *Gate) reply(l *link, m Message) {
 	defer g.lmu.Unlock()
 	switch l.reqState {
 	case reqBusy:
-		l.replies <- m // capacity 1, one request at a time
+		select {
+		case l.replies <- m: // capacity 1, one request at a time
+			return
+		default:
+			// A second reply to one request: the peer broke the pattern.
+			// Waiting for room would hold g.lmu until the caller came.
+		}
 	case reqStale:
-		l.reqState = reqIdle
-		g.ctr.dropped.Add(1) // a reply nobody waits for any more
+		l.reqState = reqIdle // the reply its caller gave up on
 		g.linkSig.notify()
 	}
+	// Nobody waits for it (or a peer replied unasked): counted, as every
+	// loss is.
+	g.ctr.dropped.Add(1)
 }
 
 // addReqLink and removeReqLink keep a req gate's links sorted by peer, for

@@ -461,6 +461,20 @@ func (p *fakePeer) write(t *testing.T, b []byte) {
 	}
 }
 
+// reqToListener is a req gate wired to a listener, for a fakePeer to
+// answer as its replier.
+func reqToListener(t *testing.T) (*Gate, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	_, req, mem := outHub(t, "rpc", control.Req, fastOpts)
+	mem.Publish(snap(1, "rpc", control.Req, "tcp://"+ln.Addr().String()))
+	return req, ln
+}
+
 // readPlain reads one plain multipart message.
 func (p *fakePeer) readPlain(t *testing.T) Message {
 	t.Helper()
@@ -495,13 +509,7 @@ func plainFrames(m Message) []byte {
 // process.
 func TestRequestPingAndGarbage(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, req, mem := outHub(t, "rpc", control.Req, fastOpts)
-	mem.Publish(snap(1, "rpc", control.Req, "tcp://"+ln.Addr().String()))
+	req, ln := reqToListener(t)
 	huge := append([]byte{flagLong}, binary.BigEndian.AppendUint64(nil, 1<<40)...)
 	for i, garbage := range [][]byte{nil, huge, {0xF0, 1, 'x'}} {
 		c, err := ln.Accept()
@@ -674,5 +682,87 @@ func TestRepPipeliningDealer(t *testing.T) {
 		if len(m) != 2 || len(m[0]) != 0 || string(m[1]) != want {
 			t.Fatalf("reply %q, want empty delimiter and %q", m, want)
 		}
+	}
+}
+
+// TestExtraRepliesCounted: a replier that breaks the pattern — two replies
+// to one request, or one nobody asked for — costs neither the gate (the
+// watcher must not block on the full reply slot, holding the gate's lock)
+// nor silence: every such reply is counted as dropped, and the next
+// request gets its own reply.
+func TestExtraRepliesCounted(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	req, ln := reqToListener(t)
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := &fakePeer{c: c, br: bufio.NewReader(c)}
+	p.handshake(t, true, "REP", false)
+	waitFor(t, 10*time.Second, "connected", func() bool { return req.Stats().Peers == 1 })
+
+	ask := func(q string, replies ...string) Message {
+		t.Helper()
+		got := make(chan Message, 1)
+		go func() {
+			m, err := req.Request(ctx, []byte(q))
+			if err != nil {
+				t.Error(err)
+			}
+			got <- m
+		}()
+		if m := p.readPlain(t); len(m) != 2 || string(m[1]) != q {
+			t.Fatalf("request on the wire: %q", m)
+		}
+		var b []byte
+		for _, r := range replies {
+			b = append(b, plainFrames(Message{nil, []byte(r)})...)
+		}
+		p.write(t, b)
+		return <-got
+	}
+	if m := ask("q1", "r1", "r1-again"); string(m[0]) != "r1" {
+		t.Fatalf("reply %q, want r1", m)
+	}
+	waitFor(t, 10*time.Second, "the second reply counted as dropped", func() bool { return req.Stats().Dropped == 1 })
+	p.write(t, plainFrames(Message{nil, []byte("unasked")}))
+	waitFor(t, 10*time.Second, "the unasked reply counted as dropped", func() bool { return req.Stats().Dropped == 2 })
+	if m := ask("q2", "r2"); string(m[0]) != "r2" {
+		t.Fatalf("reply %q, want r2", m)
+	}
+
+	// The watcher may read both replies before the caller takes the first:
+	// the second must not block it (with the gate's lock held).
+	var l *link
+	req.lmu.Lock()
+	for k := range req.links {
+		l = k
+	}
+	l.reqState = reqBusy
+	req.lmu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req.reply(l, Message{[]byte("a")})
+		req.reply(l, Message{[]byte("b")})
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("a second reply to one request blocked the watcher")
+	}
+	if m := <-l.replies; string(m[0]) != "a" {
+		t.Fatalf("kept %q, want the first reply", m)
+	}
+	// A caller that read its reply itself, and an extra one the watcher
+	// read before the link went idle: it must not answer the next request.
+	req.reply(l, Message{[]byte("c")})
+	req.release(l)
+	if n := len(l.replies); n != 0 {
+		t.Fatalf("%d replies left for the next request", n)
+	}
+	if st := req.Stats(); st.Dropped != 4 {
+		t.Fatalf("dropped %d, want 4", st.Dropped)
 	}
 }
