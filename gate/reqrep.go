@@ -696,17 +696,20 @@ func (g *Gate) recvDirect(ctx context.Context) (r *Request, err error, ok bool) 
 	}
 	if m, ok := g.recvQ.tryGet(); ok { // queued by the watcher before it handed over
 		l.release(sess, false)
-		return g.request(m), nil, true
-	}
-	b, stopped, err := l.readOne(ctx, sess)
-	switch {
-	case err != nil:
-		return nil, nil, false
-	case stopped:
-		if err := ctx.Err(); err != nil {
-			return nil, err, true
+		r = g.request(m)
+	} else {
+		b, stopped, err := l.readOne(ctx, sess)
+		switch {
+		case err != nil:
+			return nil, nil, false
+		case stopped:
+			if err := ctx.Err(); err != nil {
+				return nil, err, true
+			}
+			return nil, nil, false // evicted
 		}
-		return nil, nil, false // evicted
+		g.ctr.received.Add(1)
+		r = &Request{Msg: b.only(), g: g, from: l, env: b.env}
 	}
 	if g.recvQ.waiters() > 0 {
 		// Other callers wait for the queue, not for the connection: the
@@ -715,8 +718,7 @@ func (g *Gate) recvDirect(ctx context.Context) (r *Request, err error, ok bool) 
 		// idleWatch while they wait.
 		l.wakeWatcher()
 	}
-	g.ctr.received.Add(1)
-	return &Request{Msg: b.only(), g: g, from: l, env: b.env}, nil, true
+	return r, nil, true
 }
 
 // Reply answers the request. It fails with ErrPeerLost if the requester went
