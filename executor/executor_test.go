@@ -106,7 +106,11 @@ func TestPipeline(t *testing.T) {
 	// version 2 is acknowledged once what it sent the printer is delivered.
 	s.publish("feeder.1", 2, map[string][]string{"plaintext": {}})
 	fst := s.status("feeder.1", "version 2 applied, nothing in flight", func(m executor.Message) bool {
-		return m.Version >= 2 && m.Gates["plaintext"].InFlight == 0 && m.Gates["plaintext"].Peers == 0
+		// The counters must come from a heartbeat after the feeder sent:
+		// a status sent before the service's first heartbeat has no gates,
+		// and its zero values would pass for "nothing in flight".
+		g, ok := m.Gates["plaintext"]
+		return ok && g.Sent > 0 && m.Version >= 2 && g.InFlight == 0 && g.Peers == 0
 	})
 	delivered := fst.Gates["plaintext"].Sent
 	if delivered < 1000 {

@@ -158,3 +158,43 @@ func TestHubRejectsBadConfig(t *testing.T) {
 		t.Error("bad counter name accepted")
 	}
 }
+
+// TestDrainedReportedBeforeClose: a service whose in-gate runs dry closes
+// its hub at once, racing the hub's own report of "drained" to the
+// executor. The report must still go out before the control connection
+// closes: else the executor waits for it until its grace period ends (a
+// drain taken for a hang). The hook widens the window the race needs.
+func TestDrainedReportedBeforeClose(t *testing.T) {
+	testHookBeforeDrained = func() { time.Sleep(20 * time.Millisecond) }
+	t.Cleanup(func() { testHookBeforeDrained = nil })
+	dir := t.TempDir()
+	for i := range 3 {
+		ctx := ctxT(t, 20*time.Second)
+		srv, err := control.Listen(ctx, filepath.Join(dir, "s.sock"), control.ServerConfig{HeartbeatInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := New(ctx, Config{Logger: testLogger(t), TaskID: "w1", Service: "worker", Control: srv.Addr(),
+			Gates: []control.GateSpec{{Name: "in", Dir: control.In, Pattern: control.Pull, Bind: "tcp://127.0.0.1:0"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := h.In("in")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+		drained := make(chan error, 1)
+		go func() { drained <- srv.Drain(ctx, 10*time.Second) }()
+		if _, err := in.Recv(ctx); !errors.Is(err, ErrDrained) {
+			t.Fatalf("round %d: Recv: %v, want ErrDrained", i, err)
+		}
+		h.Close()
+		if err := <-drained; err != nil {
+			t.Fatalf("round %d: drained never reported: %v", i, err)
+		}
+		srv.Close()
+	}
+}

@@ -183,10 +183,11 @@ type Hub struct {
 	snapshot atomic.Pointer[control.Snapshot] // latest applied
 	ready    bool
 
-	draining  chan struct{}
-	drainOnce sync.Once
-	drained   chan struct{}
-	closeOnce sync.Once
+	draining   chan struct{}
+	drainOnce  sync.Once
+	drained    chan struct{}
+	drainEnded chan struct{} // drainIn has reported drained
+	closeOnce  sync.Once
 }
 
 // New starts a hub.
@@ -224,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg: cfg, opt: cfg.Options.withDefaults(), log: cfg.Logger,
 		gates: map[string]*Gate{}, app: map[string]int64{}, opened: make(chan *Gate),
-		draining: make(chan struct{}), drained: make(chan struct{}),
+		draining: make(chan struct{}), drained: make(chan struct{}), drainEnded: make(chan struct{}),
 	}
 	if cfg.TLS.Enabled() {
 		t, err := loadTLS(cfg.TLS)
@@ -430,6 +431,7 @@ func (h *Hub) Drain(ctx context.Context, timeout time.Duration) error {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
+			defer close(h.drainEnded)
 			h.drainIn(time.Now().Add(timeout))
 		}()
 	})
@@ -472,10 +474,18 @@ func (h *Hub) drainIn(deadline time.Time) {
 	}
 	h.log.Info("drained", "gates", len(ins))
 	close(h.drained)
+	if testHookBeforeDrained != nil {
+		testHookBeforeDrained()
+	}
 	if h.ctl != nil {
 		h.ctl.Drained()
 	}
 }
+
+// testHookBeforeDrained, when set by a test, runs between the in-gates
+// running dry and the report of "drained" — the window in which the
+// application may close the hub (TestDrainedReportedBeforeClose).
+var testHookBeforeDrained func()
 
 // run applies snapshots in version order and gives newly opened out-gates
 // their peers. A version is reported applied once every gate runs on it and
@@ -609,6 +619,16 @@ func (h *Hub) Close() error {
 			}()
 		}
 		wg.Wait()
+		select {
+		case <-h.draining:
+			// A drain was asked for, and the application may close the
+			// hub as soon as its in-gates run dry: "drained" must reach
+			// the executor before the control connection closes, or it
+			// waits for it until the grace period ends. With the gates
+			// closed the drain ends at once.
+			<-h.drainEnded
+		default:
+		}
 		h.cancel()
 		if h.ctl != nil {
 			h.ctl.Close()
