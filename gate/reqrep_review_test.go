@@ -75,15 +75,11 @@ func TestRequestGivesUpAfterHandOver(t *testing.T) {
 	if sess == 0 || reading {
 		t.Fatalf("claim = %d %v, want to wait for the watcher", sess, reading)
 	}
-	if err := l.write(true, func(w *bufioWriter) error {
-		if l.ext {
-			return writeMsg(w, Message{[]byte("stale")})
-		}
-		return writePlain(w, Message{nil, []byte("stale")})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	// Written once the connection is handed over, so that the reply
+	// cannot be read by the watcher and be waiting in l.replies (select
+	// would then pick it or the ended context at random).
 	grantedTo(t, l, sess)
+	writeStale(t, l)
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
@@ -167,16 +163,9 @@ func TestAbandonCountsReplyArrived(t *testing.T) {
 		t.Fatalf("acquire: %v %v", got, err)
 	}
 	sess, _, _ := l.claim()
-	if err := l.write(true, func(w *bufioWriter) error {
-		if l.ext {
-			return writeMsg(w, Message{[]byte("stale")})
-		}
-		return writePlain(w, Message{nil, []byte("stale")})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	grantedTo(t, l, sess) // before the write: see TestRequestGivesUpAfterHandOver
+	writeStale(t, l)
 	req.ctr.sent.Add(1)
-	grantedTo(t, l, sess)
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
@@ -248,5 +237,18 @@ func TestRecvRequestWaiterAfterReaderChecked(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the second request was never read: the connection was left to nobody")
+	}
+}
+
+// writeStale writes a request as Request does, for a reply nobody will take.
+func writeStale(t *testing.T, l *link) {
+	t.Helper()
+	if err := l.write(true, func(w *bufioWriter) error {
+		if l.ext {
+			return writeMsg(w, Message{[]byte("stale")})
+		}
+		return writePlain(w, Message{nil, []byte("stale")})
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
