@@ -165,7 +165,7 @@ func ReadBody(r *http.Request) ([]byte, error) {
 // ("Call" for the scheduler API, "Executor::Call" texts use the same words).
 func Decode(c Codec, body []byte, msg Message) error {
 	if c == Protobuf {
-		if err := msg.Unmarshal(body); err != nil {
+		if err := unmarshalProto(body, msg); err != nil {
 			return BadRequest("Failed to parse body into Call protobuf: %v", err)
 		}
 		return nil
@@ -178,6 +178,20 @@ func Decode(c Codec, body []byte, msg Message) error {
 		return BadRequest("Failed to convert JSON into Call protobuf: %v", err)
 	}
 	return nil
+}
+
+// unmarshalProto is msg.Unmarshal, which panics on some malformed input:
+// mesos-go's generated decoders (gogo/protobuf) add a length field to the
+// offset without checking for overflow, so a length near 2^63 slices out
+// of range (found by FuzzDecodeCall; the input is in its corpus). A body
+// from the network must cost the caller a 400, not the handler a panic.
+func unmarshalProto(body []byte, msg Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed protobuf (%v)", r)
+		}
+	}()
+	return msg.Unmarshal(body)
 }
 
 // Encode marshals msg in the codec.
