@@ -1,11 +1,8 @@
 package gate
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,35 +53,7 @@ func grantedTo(t *testing.T, l *link, sess uint64) {
 // the abandoned request's reply is read and dropped and the link serves the
 // next request — not after idleWatch (an hour here).
 func TestRequestGivesUpAfterHandOver(t *testing.T) {
-	longIdleWatch(t)
-	ctx := ctxT(t, 10*time.Second)
-	_, rep, _, req := reqRepPair(t, fastOpts)
-	serveEcho(ctx, rep, "re:")
-	if m, err := req.Request(ctx, []byte("q0")); err != nil || string(m[0]) != "re:q0" {
-		t.Fatalf("first request: %q %v", m, err)
-	}
-	l := onlyLink(t, req)
-	l.wakeWatcher()
-	waitFor(t, 10*time.Second, "the watcher reading", allSlots(req, rdWatch))
-
-	// Request's steps, with the hand-over landing as its context ends.
-	if got, err := req.acquire(ctx); err != nil || got != l {
-		t.Fatalf("acquire: %v %v", got, err)
-	}
-	sess, reading, _ := l.claim()
-	if sess == 0 || reading {
-		t.Fatalf("claim = %d %v, want to wait for the watcher", sess, reading)
-	}
-	// Written once the connection is handed over, so that the reply
-	// cannot be read by the watcher and be waiting in l.replies (select
-	// would then pick it or the ended context at random).
-	grantedTo(t, l, sess)
-	writeStale(t, l)
-	ended, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
-		t.Fatalf("awaitReply on an ended context = %v", err)
-	}
+	ctx, req, l := requestGivenUpAfterHandOver(t)
 	req.abandon(l)
 
 	if m, err := req.Request(ctx, []byte("q1")); err != nil || string(m[0]) != "re:q1" {
@@ -102,13 +71,7 @@ func TestRecvRequestGivesUpAfterHandOver(t *testing.T) {
 	longIdleWatch(t)
 	ctx := ctxT(t, 10*time.Second)
 	_, rep := inHub(t, "rpc", control.Rep, fastOpts)
-	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := &fakePeer{c: c, br: bufio.NewReader(c)}
-	p.handshake(t, false, "DEALER", false)
+	p := dealerTo(t, rep)
 	waitFor(t, 10*time.Second, "connected", func() bool { return rep.Stats().Peers == 1 })
 	l := onlyLink(t, rep)
 	l.wakeWatcher()
@@ -148,29 +111,7 @@ func TestRecvRequestGivesUpAfterHandOver(t *testing.T) {
 // discarded by abandon, and must be counted as dropped, as one that comes
 // after abandon is.
 func TestAbandonCountsReplyArrived(t *testing.T) {
-	longIdleWatch(t)
-	ctx := ctxT(t, 10*time.Second)
-	_, rep, _, req := reqRepPair(t, fastOpts)
-	serveEcho(ctx, rep, "re:")
-	if m, err := req.Request(ctx, []byte("q0")); err != nil || string(m[0]) != "re:q0" {
-		t.Fatalf("first request: %q %v", m, err)
-	}
-	l := onlyLink(t, req)
-	l.wakeWatcher()
-	waitFor(t, 10*time.Second, "the watcher reading", allSlots(req, rdWatch))
-
-	if got, err := req.acquire(ctx); err != nil || got != l {
-		t.Fatalf("acquire: %v %v", got, err)
-	}
-	sess, _, _ := l.claim()
-	grantedTo(t, l, sess) // before the write: see TestRequestGivesUpAfterHandOver
-	writeStale(t, l)
-	req.ctr.sent.Add(1)
-	ended, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
-		t.Fatalf("awaitReply on an ended context = %v", err)
-	}
+	_, req, l := requestGivenUpAfterHandOver(t)
 	// The reply comes before the Request gets to abandon.
 	waitFor(t, 10*time.Second, "the reply passed on by the watcher", func() bool { return len(l.replies) == 1 })
 	req.abandon(l)
@@ -197,13 +138,8 @@ func TestRecvRequestWaiterAfterReaderChecked(t *testing.T) {
 	}()
 	// It waits for a connection (taking repSig's wake-up when one comes).
 	waitFor(t, 10*time.Second, "the first caller waiting", func() bool { return rep.recvQ.waiters() == 1 })
-	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := &fakePeer{c: c, br: bufio.NewReader(c)}
-	p.handshake(t, false, "DEALER", false)
+	p := dealerTo(t, rep)
+	c := p.c
 	waitFor(t, 10*time.Second, "the first caller reading", onlyConn(rep, c.LocalAddr().String(), rdCaller))
 	l := onlyLink(t, rep)
 
@@ -251,4 +187,43 @@ func writeStale(t *testing.T, l *link) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// requestGivenUpAfterHandOver plays Request's steps on a req gate wired to
+// an echoing rep gate, with the watcher's hand-over landing as the
+// request's context ends: acquire, claim (wait for the watcher), the
+// request written, awaitReply on the ended context. It returns the test's
+// context, the req gate and its link.
+func requestGivenUpAfterHandOver(t *testing.T) (context.Context, *Gate, *link) {
+	t.Helper()
+	longIdleWatch(t)
+	ctx := ctxT(t, 10*time.Second)
+	_, rep, _, req := reqRepPair(t, fastOpts)
+	serveEcho(ctx, rep, "re:")
+	if m, err := req.Request(ctx, []byte("q0")); err != nil || string(m[0]) != "re:q0" {
+		t.Fatalf("first request: %q %v", m, err)
+	}
+	l := onlyLink(t, req)
+	l.wakeWatcher()
+	waitFor(t, 10*time.Second, "the watcher reading", allSlots(req, rdWatch))
+
+	if got, err := req.acquire(ctx); err != nil || got != l {
+		t.Fatalf("acquire: %v %v", got, err)
+	}
+	sess, reading, _ := l.claim()
+	if sess == 0 || reading {
+		t.Fatalf("claim = %d %v, want to wait for the watcher", sess, reading)
+	}
+	// Written once the connection is handed over, so that the reply
+	// cannot be read by the watcher and be waiting in l.replies (select
+	// would then pick it or the ended context at random).
+	grantedTo(t, l, sess)
+	writeStale(t, l)
+	req.ctr.sent.Add(1) // as Request counts it
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.awaitReply(ended, sess, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("awaitReply on an ended context = %v", err)
+	}
+	return ctx, req, l
 }

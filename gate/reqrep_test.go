@@ -475,6 +475,20 @@ func reqToListener(t *testing.T) (*Gate, net.Listener) {
 	return req, ln
 }
 
+// dealerTo connects a plain DEALER (no Tiltai extension) to a rep gate,
+// closed when the test ends.
+func dealerTo(t *testing.T, rep *Gate) *fakePeer {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	p := &fakePeer{c: c, br: bufio.NewReader(c)}
+	p.handshake(t, false, "DEALER", false)
+	return p
+}
+
 // readPlain reads one plain multipart message.
 func (p *fakePeer) readPlain(t *testing.T) Message {
 	t.Helper()
@@ -634,9 +648,7 @@ func TestRepGarbageReadDirectly(t *testing.T) {
 // be read on for it at once, not after idleWatch (made an hour here, so
 // that the test fails rather than waits if it is not).
 func TestRepPipeliningDealer(t *testing.T) {
-	old := idleWatch
-	idleWatch = time.Hour
-	t.Cleanup(func() { idleWatch = old })
+	longIdleWatch(t)
 	ctx := ctxT(t, 30*time.Second)
 	_, rep := inHub(t, "rpc", control.Rep, fastOpts)
 	got := make(chan *Request, 2)
@@ -649,13 +661,8 @@ func TestRepPipeliningDealer(t *testing.T) {
 			got <- r // handled slowly: this caller does not come back
 		}()
 	}
-	c, err := net.Dial("tcp", strings.TrimPrefix(rep.Addr(), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := &fakePeer{c: c, br: bufio.NewReader(c)}
-	p.handshake(t, false, "DEALER", false)
+	p := dealerTo(t, rep)
+	c := p.c
 	waitFor(t, 10*time.Second, "one caller reading, one waiting for the queue", func() bool {
 		return onlyConn(rep, c.LocalAddr().String(), rdCaller)() && rep.recvQ.waiters() == 1
 	})
