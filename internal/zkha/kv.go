@@ -146,12 +146,38 @@ func (kv *KV) Load(ctx context.Context, prefix string) (map[string][]byte, error
 func (kv *KV) Apply(ctx context.Context, batch map[string][]byte) error {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	l, c := kv.l, kv.l.c
+	l := kv.l
 	select {
 	case <-l.done:
 		return fmt.Errorf("cannot apply the batch: %w", l.Err())
 	default:
 	}
+	// A request made while the connection is down waits in go-zookeeper
+	// for a reconnect, which may never come (a partition): the end of the
+	// leadership (the session is lost) must end the wait, or the caller —
+	// the scheduler's loop, which its Close waits for — hangs with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := kv.apply(ctx, batch)
+	if err != nil && ctx.Err() != nil {
+		select {
+		case <-l.done:
+			return fmt.Errorf("cannot apply the batch: %w: the leadership ended while writing (%v); the outcome is unknown (%w)", ErrNotLeader, l.Err(), ErrUnavailable)
+		default:
+		}
+	}
+	return err
+}
+
+func (kv *KV) apply(ctx context.Context, batch map[string][]byte) error {
+	l, c := kv.l, kv.l.c
 	if err := c.prepare(ctx); err != nil {
 		return fmt.Errorf("cannot apply the batch: %w", err)
 	}

@@ -586,3 +586,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestApplyEndsWithTheLeadership: a write made while the connection is
+// down (within DisconnectGrace, still the leader) waits in go-zookeeper
+// for a reconnect that does not come; when the leadership ends past the
+// grace, Apply must return (ErrNotLeader) — not wait for ZooKeeper with the
+// caller, the scheduler's loop that Close waits for (found by
+// TestHALeaderCutWhileWriting, which hung in CI).
+func TestApplyEndsWithTheLeadership(t *testing.T) {
+	s := zktest.Start(t)
+	p := zktest.NewProxy(t, s.Addr())
+	c := newClient(t, p.URL("/g"), func(cfg *Config) {
+		cfg.SessionTimeout = 6 * time.Second
+		cfg.DisconnectGrace = 1900 * time.Millisecond
+	})
+	l, err := c.Campaign(ctxFor(t, patience), "a:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := l.KV()
+	p.Block()
+	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
+	done := make(chan error, 1)
+	go func() { done <- kv.Apply(context.Background(), map[string][]byte{"k": []byte("v")}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("Apply = %v, want ErrNotLeader", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Apply still waits for ZooKeeper after the leadership ended")
+	}
+	waitDone(t, l, "leader past its grace")
+	p.Unblock() // so that Close's requests are answered
+}
