@@ -332,16 +332,7 @@ func TestZooKeeperDownMidRun(t *testing.T) {
 }
 
 func TestDisconnectGraceRidesOutAQuickReconnect(t *testing.T) {
-	s := zktest.Start(t)
-	p := zktest.NewProxy(t, s.Addr())
-	c := newClient(t, p.URL("/g"), func(cfg *Config) {
-		cfg.SessionTimeout = 6 * time.Second
-		cfg.DisconnectGrace = 1900 * time.Millisecond
-	})
-	l, err := c.Campaign(ctxFor(t, patience), "a:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c, l := leaderBehindProxy(t)
 	p.Block()
 	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
 	p.Unblock()
@@ -594,16 +585,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // caller, the scheduler's loop that Close waits for (found by
 // TestHALeaderCutWhileWriting, which hung in CI).
 func TestApplyEndsWithTheLeadership(t *testing.T) {
-	s := zktest.Start(t)
-	p := zktest.NewProxy(t, s.Addr())
-	c := newClient(t, p.URL("/g"), func(cfg *Config) {
-		cfg.SessionTimeout = 6 * time.Second
-		cfg.DisconnectGrace = 1900 * time.Millisecond
-	})
-	l, err := c.Campaign(ctxFor(t, patience), "a:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c, l := leaderBehindProxy(t)
 	kv := l.KV()
 	p.Block()
 	waitFor(t, "the disconnect", func() bool { return !c.Connected() })
@@ -619,4 +601,21 @@ func TestApplyEndsWithTheLeadership(t *testing.T) {
 	}
 	waitDone(t, l, "leader past its grace")
 	p.Unblock() // so that Close's requests are answered
+}
+
+// leaderBehindProxy is a client, through a proxy that can cut it off,
+// leading with a 1.9 s DisconnectGrace (6 s session).
+func leaderBehindProxy(t *testing.T) (*zktest.Proxy, *Client, *Leadership) {
+	t.Helper()
+	s := zktest.Start(t)
+	p := zktest.NewProxy(t, s.Addr())
+	c := newClient(t, p.URL("/g"), func(cfg *Config) {
+		cfg.SessionTimeout = 6 * time.Second
+		cfg.DisconnectGrace = 1900 * time.Millisecond
+	})
+	l, err := c.Campaign(ctxFor(t, patience), "a:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c, l
 }
