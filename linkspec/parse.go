@@ -2,6 +2,7 @@ package linkspec
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +20,34 @@ import (
 // used in problem locations. It returns every problem found, errors and
 // warnings, sorted by position. The spec is nil when there is any error.
 func Parse(name string, data []byte) (*Spec, Problems) {
-	r := &reporter{file: name, locs: map[string]Pos{}}
+	return ParseWith(context.Background(), name, data, ParseOptions{})
+}
+
+// ParseOptions tune what ParseWith accepts beyond the format's fixed limits.
+type ParseOptions struct {
+	// MaxTasks bounds the sum of every service's instances: how many tasks
+	// one spec may ask a scheduler to hold. 0 means DefaultMaxTasks.
+	MaxTasks int
+}
+
+func (o ParseOptions) maxTasks() int {
+	if o.MaxTasks <= 0 {
+		return DefaultMaxTasks
+	}
+	return o.MaxTasks
+}
+
+// ParseWith is Parse with options. When ctx ends first it stops and
+// reports that as an error problem (ctx.Err() tells the caller why).
+func ParseWith(ctx context.Context, name string, data []byte, opt ParseOptions) (*Spec, Problems) {
+	r := &reporter{file: name, locs: map[string]Pos{}, opt: opt}
+	if err := ctx.Err(); err != nil {
+		return nil, Problems{{File: name, Severity: Error, Msg: fmt.Sprintf("parsing stopped: %v", err), Hint: "submit the spec again"}}
+	}
 	spec, bad := parse(r, data)
+	if err := ctx.Err(); err != nil {
+		return nil, Problems{{File: name, Severity: Error, Msg: fmt.Sprintf("parsing stopped: %v", err), Hint: "submit the spec again"}}
+	}
 	if spec != nil {
 		spec.locs, spec.file = r.locs, name
 		validate(r, spec, bad)

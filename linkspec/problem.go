@@ -121,6 +121,7 @@ type reporter struct {
 	file  string
 	locs  map[string]Pos
 	probs Problems
+	opt   ParseOptions
 }
 
 // at records an error at a path, located from the position table.

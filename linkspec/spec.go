@@ -24,7 +24,10 @@ const (
 	MaxLinks       = 10000
 	// MaxReach bounds the instances one out-gate reaches through all its
 	// links (its peer list); gates refuse longer lists.
-	MaxReach        = 10000
+	MaxReach = 10000
+	// DefaultMaxTasks bounds the sum of a spec's instances unless a
+	// scheduler is configured otherwise (ParseOptions.MaxTasks, --max_tasks).
+	DefaultMaxTasks = 20000
 	maxNameLen      = 63
 	maxCommandBytes = 64 << 10
 )

@@ -22,8 +22,11 @@ var reservedEnvPrefixes = []string{"TILTAI_", "MESOS_", "LIBPROCESS_"}
 
 // Validate checks a spec built or changed in code (e.g. scaled through the
 // API). Problems are located when the spec came from Parse.
-func (s *Spec) Validate() Problems {
-	r := &reporter{file: s.file, locs: s.locs}
+func (s *Spec) Validate() Problems { return s.ValidateWith(ParseOptions{}) }
+
+// ValidateWith is Validate with options (e.g. a scheduler's task limit).
+func (s *Spec) ValidateWith(opt ParseOptions) Problems {
+	r := &reporter{file: s.file, locs: s.locs, opt: opt}
 	if r.locs == nil {
 		r.locs = map[string]Pos{}
 	}
@@ -46,6 +49,20 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 	}
 	for _, name := range s.ServiceNames() {
 		validateService(r, s.Services[name], "services."+name, bad)
+	}
+	total, largest := 0, ""
+	for _, name := range s.ServiceNames() {
+		n := s.Services[name].Instances
+		if n > 0 && n <= MaxInstances {
+			total += n
+			if largest == "" || n > s.Services[largest].Instances {
+				largest = name
+			}
+		}
+	}
+	if max := r.opt.maxTasks(); total > max {
+		r.errorf("services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
+			"the spec asks for %d tasks in all; at most %d are allowed", total, max)
 	}
 	if len(s.Links) > MaxLinks {
 		r.errorf("links", "fewer, wider links (one link reaches every instance)", "%d links; at most %d are allowed", len(s.Links), MaxLinks)
