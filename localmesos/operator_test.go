@@ -324,3 +324,81 @@ func TestOperatorStreamReplay(t *testing.T) {
 		t.Errorf("AGENT_ADDED %+v, want agent %s active", back, c.Agents()[0].ID)
 	}
 }
+
+// TestOperatorAPIAgentReplay replays the agent's calls of recording 10.
+// The command executor differs from Mesos' (built in, not mesos-executor),
+// so executors are compared by count; flags are a subset of Mesos' names.
+func TestOperatorAPIAgentReplay(t *testing.T) {
+	c := replayCluster(t)
+	pre := loadTranscript(t, "10-operator-api.json", operatorSubst(c, nil))
+	s := runSleepTask(t, c, pre, 1, 5)
+	entries := loadTranscript(t, "10-operator-api.json", operatorSubst(c, s))
+	agent := c.Agents()[0].Endpoint
+	implemented := map[string]bool{"GET_HEALTH": true, "GET_FLAGS": true, "GET_VERSION": true, "GET_STATE": true,
+		"GET_FRAMEWORKS": true, "GET_TASKS": true, "GET_EXECUTORS": true}
+	ran := 0
+	for _, e := range entries {
+		if e.Kind != "call" || !strings.HasSuffix(e.Request.URL, agent+"/api/v1") {
+			continue
+		}
+		var typ struct{ Type string }
+		_ = json.Unmarshal(requestBody(e.Request), &typ)
+		if e.Response.Code == 200 && !implemented[typ.Type] {
+			continue
+		}
+		t.Run(fmt.Sprintf("%d %s", e.Seq, e.Note), func(t *testing.T) {
+			ran++
+			resp := send(t, "http://"+agent, e, nil)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if e.Response.Code != 200 || resp.Header.Get("Content-Type") != "application/json" {
+				if e.Response.Code == 200 {
+					checkOperatorAnswer(t, e, typ.Type, resp, body)
+				}
+				return
+			}
+			switch typ.Type {
+			case "GET_FLAGS":
+				var w, g struct {
+					GetFlags struct{ Flags []struct{ Name string } } `json:"get_flags"`
+				}
+				_ = json.Unmarshal(e.Response.Body, &w)
+				_ = json.Unmarshal(body, &g)
+				known := map[string]bool{}
+				for _, f := range w.GetFlags.Flags {
+					known[f.Name] = true
+				}
+				for _, f := range g.GetFlags.Flags {
+					if !known[f.Name] {
+						t.Errorf("flag %q is not a Mesos 1.11 agent flag", f.Name)
+					}
+				}
+			case "GET_EXECUTORS", "GET_STATE":
+				var w, g map[string]json.RawMessage
+				_ = json.Unmarshal(e.Response.Body, &w)
+				_ = json.Unmarshal(body, &g)
+				key := strings.ToLower(typ.Type)
+				var ws, gs map[string]json.RawMessage
+				_ = json.Unmarshal(w[key], &ws)
+				_ = json.Unmarshal(g[key], &gs)
+				if typ.Type == "GET_STATE" {
+					matchShape(t, "get_tasks", ws["get_tasks"], gs["get_tasks"])
+					matchShape(t, "get_frameworks", ws["get_frameworks"], gs["get_frameworks"])
+					_ = json.Unmarshal(ws["get_executors"], &ws)
+					_ = json.Unmarshal(gs["get_executors"], &gs)
+				}
+				var we, ge []json.RawMessage
+				_ = json.Unmarshal(ws["executors"], &we)
+				_ = json.Unmarshal(gs["executors"], &ge)
+				if len(we) != len(ge) || string(gs["completed_executors"]) != "[]" {
+					t.Errorf("executors: got %s, Mesos sent %d executors", body, len(we))
+				}
+			default:
+				matchShape(t, typ.Type, e.Response.Body, body)
+			}
+		})
+	}
+	if ran < 10 {
+		t.Fatalf("only %d recorded calls replayed", ran)
+	}
+}
