@@ -44,6 +44,7 @@ type master struct {
 	allocDirty   bool
 	timers       map[*time.Timer]struct{}
 	counters     masterCounters
+	ops          operatorState // operator event stream subscribers
 	done         chan struct{}
 }
 
@@ -179,6 +180,7 @@ func (m *master) run(ctx context.Context) {
 			m.allocDirty = false
 			m.allocate(time.Now())
 		}
+		m.publishOperatorEvents()
 	}
 }
 
@@ -192,6 +194,8 @@ func (m *master) handle(msg any) {
 		m.handle(x.msg)
 	case schedCall:
 		x.reply <- m.call(x)
+	case masterFunc:
+		x(m)
 	case streamEnded:
 		m.streamEnded(x)
 	case stateRequest:

@@ -230,10 +230,8 @@ func (m *master) removeFramework(fw *framework) {
 	for _, id := range ids {
 		t := fw.tasks[id]
 		if !terminal(t.state) {
-			st := mesos.TaskStatus{TaskID: t.info.TaskID, State: mesos.TASK_KILLED.Enum()}
-			if t.latest != nil {
-				st.ContainerStatus = t.latest.ContainerStatus
-			}
+			// As Mesos' master makes it: no container status.
+			st := masterUpdate(t.info.TaskID.Value, t.agentID, mesos.TASK_KILLED, mesos.REASON_FRAMEWORK_REMOVED, "Framework "+fw.id+" removed").Update.Status
 			t.state = mesos.TASK_KILLED
 			t.statuses = append(t.statuses, st)
 		}

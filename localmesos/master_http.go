@@ -28,6 +28,8 @@ func (h *masterHTTP) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", h.scheduler)
 	mux.HandleFunc("/master/api/v1/scheduler", h.scheduler)
+	mux.HandleFunc("/api/v1", h.operator)
+	mux.HandleFunc("/master/api/v1", h.operator)
 	mux.HandleFunc("/state", h.state)
 	mux.HandleFunc("/master/state", h.state)
 	mux.HandleFunc("/health", health)
