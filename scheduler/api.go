@@ -286,6 +286,12 @@ func (s *Scheduler) taskView(t *taskRecord) TaskInfo {
 	return ti
 }
 
+// Paging of GET /v1/tasks: tasks a page without ?limit=, and at most.
+const (
+	DefaultTaskLimit = apiwire.DefaultTaskLimit
+	MaxTaskLimit     = apiwire.MaxTaskLimit
+)
+
 // TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=, ?limit=,
 // ?after=, ?view=summary).
 type TaskQuery = apiwire.TaskQuery

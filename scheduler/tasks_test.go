@@ -184,3 +184,25 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+// BenchmarkTasksAPI20000 times GET /v1/tasks on the real handler with
+// 20,000 tasks: the default page, the largest page, and the summary.
+func BenchmarkTasksAPI20000(b *testing.B) {
+	const n = 20000
+	h := newHarness(b, 1, func(lc *localmesos.Config, c *Config) { lc.AllocationInterval = time.Second })
+	if _, err := h.sched.SubmitSpec(context.Background(), "big.yaml", []byte(unplaceableSpec(n/2, n/2)), SubmitOptions{IfMatch: -1}); err != nil {
+		b.Fatal(err)
+	}
+	waitTasks(b, h.sched, n)
+	for _, bc := range []struct{ name, query string }{
+		{"Page500", ""}, {"Page5000", "?limit=5000"}, {"Summary", "?view=summary"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				if code, body := h.do("GET", "/v1/tasks"+bc.query, nil, nil); code != 200 {
+					b.Fatalf("%d %s", code, body)
+				}
+			}
+		})
+	}
+}

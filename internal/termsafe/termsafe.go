@@ -89,3 +89,24 @@ func unsafeFormat(r rune) bool {
 // Unsafe reports whether s holds anything String would escape; servers use
 // it to refuse such text where it is to be stored and shown later.
 func Unsafe(s string) bool { return !clean(s, false) }
+
+// JSON makes encoded JSON safe to print: encoding/json already escapes C0
+// controls, but passes DEL, C1 controls and bidi controls through raw. In
+// valid JSON they can only stand inside strings, where \uXXXX means the
+// same, so the result decodes to the same value.
+func JSON(b []byte) []byte {
+	if clean(string(b), true) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || (r >= 0x80 && r < 0xa0) || unsafeFormat(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
+}

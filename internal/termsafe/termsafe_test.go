@@ -35,3 +35,14 @@ func TestEscape(t *testing.T) {
 		})
 	}
 }
+
+func TestJSON(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"a":"plain \u001b"}`, `{"a":"plain \u001b"}`},
+		{"{\"a\":\"x\u202ey\u007fz\u009b\"}\n", `{"a":"x\u202ey\u007fz\u009b"}` + "\n"},
+	} {
+		if got := string(JSON([]byte(c.in))); got != c.want {
+			t.Errorf("JSON(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

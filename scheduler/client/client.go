@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
@@ -382,7 +384,7 @@ func (c *Client) Submit(ctx context.Context, name string, src []byte, opts ...Wr
 	}
 	r := request{method: http.MethodPut, path: "/v1/spec", header: http.Header{"Content-Type": {ct}}, body: src}
 	if name != "" {
-		r.query = url.Values{"name": {name}}
+		r.query = url.Values{"name": {specName(name)}}
 	}
 	if src == nil {
 		r.body = []byte{}
@@ -399,6 +401,19 @@ func (c *Client) Scale(ctx context.Context, service string, instances int, opts 
 		header: http.Header{"Content-Type": {"application/json"}}, body: body}
 	writeOpts(opts).apply(&r)
 	return c.write(ctx, r)
+}
+
+// specName fits a file name to what the scheduler takes as a spec's name:
+// control and bidi characters shown escaped (the scheduler refuses them
+// raw), at most apiwire.MaxNameBytes, keeping the end (the file's own
+// name) of a long path.
+func specName(name string) string {
+	name = termsafe.String(name)
+	for len(name) > apiwire.MaxNameBytes {
+		_, n := utf8.DecodeRuneInString(name)
+		name = name[n:]
+	}
+	return name
 }
 
 func (c *Client) write(ctx context.Context, r request) (scheduler.SubmitResult, error) {
