@@ -40,6 +40,7 @@ type agent struct {
 	port       int
 	workDir    string
 	total      res.Resources
+	started    time.Time // for slave/uptime_secs
 	done       chan struct{}
 	wg         sync.WaitGroup // launch and wait goroutines
 

@@ -251,7 +251,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
 		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
-		workDir: agentDir(c.cfg.WorkDir, i), total: total, done: make(chan struct{}),
+		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
 	}
 	if err := a.recover(); err != nil {

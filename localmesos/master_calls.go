@@ -39,7 +39,9 @@ type streamEnded struct{ fwID, streamID string }
 func (m *master) call(x schedCall) callResult {
 	c := x.call
 	if c.Type == scheduler.Call_SUBSCRIBE {
-		return m.subscribe(x)
+		r := m.subscribe(x)
+		m.countSubscribe(c, r)
+		return r
 	}
 	fw := m.frameworks[c.FrameworkID.Value]
 	if fw == nil {
@@ -57,6 +59,7 @@ func (m *master) call(x schedCall) callResult {
 	if fw.streamID != x.streamID {
 		return callResult{err: wire.BadRequest("The stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", x.streamID, fw.id)}
 	}
+	m.countCall(fw, c)
 	switch c.Type {
 	case scheduler.Call_TEARDOWN:
 		m.log.Info("framework teardown", "framework_id", fw.id)
