@@ -275,10 +275,12 @@ type machine struct {
 	backoff        time.Duration
 	killingState   bool // the framework understands TASK_KILLING
 	gaveUp         bool
-	// Agents that send HEARTBEAT events (Mesos 1.x, every 30s by default)
-	// let a silent subscription be noticed: lastEvent is when anything last
-	// arrived, beatGap the gap between the last two heartbeats (0 until two
-	// arrived on this subscription).
+	// Agents that send HEARTBEAT events (Mesos 1.x, every 30 minutes by
+	// default; test agents often much more often) let a silent subscription
+	// be noticed: lastEvent is when anything last arrived, beatGap the gap
+	// between the last two heartbeats (0 until two arrived on this
+	// subscription). The agent runs on the same host, so its death closes
+	// the connection at once; this only catches an agent that hangs.
 	lastEvent time.Time
 	lastBeat  time.Time
 	beatGap   time.Duration

@@ -311,6 +311,12 @@ func (c *conn) session(ctx context.Context) error {
 			if strings.Contains(msg, "removed") || strings.Contains(msg, "torn down") {
 				return &fatalError{fmt.Errorf("mesos master says: %s; the framework ID is no longer usable (see docs/operations.md, 'framework ID lost')", msg)}
 			}
+			// A subscription the master refuses for what we sent (a changed
+			// principal, roles it will not take) fails the same way every
+			// time: retrying would loop for ever.
+			if strings.Contains(msg, "is not allowed") || strings.Contains(msg, "is not contained in the list of roles") || strings.Contains(msg, "is not valid") {
+				return &fatalError{fmt.Errorf("mesos master refused the subscription: %s; start the scheduler with the framework settings it was registered with (e.g. the same --mesos_authentication_principal), see docs/operations.md", msg)}
+			}
 			return fmt.Errorf("mesos master sent ERROR: %s", msg)
 		}
 		e := ev
