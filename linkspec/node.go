@@ -89,6 +89,11 @@ const (
 	maxTreeDepth = 64
 )
 
+// What the builder and the pre-scan say about a spec nested too deep.
+var tooDeepMsg = fmt.Sprintf("values are nested more than %d deep", maxTreeDepth)
+
+const tooDeepHint = "write the values out instead of nesting or repeating aliases"
+
 type errTree struct {
 	pos Pos
 	msg string
@@ -123,7 +128,7 @@ func (b *builder) count(pos Pos, k int) error {
 
 func (b *builder) build(n ast.Node, depth int) (*node, error) {
 	if depth > maxTreeDepth {
-		return nil, &errTree{posOf(n), fmt.Sprintf("values are nested more than %d deep", maxTreeDepth)}
+		return nil, &errTree{posOf(n), tooDeepMsg}
 	}
 	pos := posOf(n)
 	switch v := n.(type) {

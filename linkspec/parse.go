@@ -84,6 +84,12 @@ func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
 		r.errorAt(offsetPos(data, i), "", "remove the NUL byte; a spec is text", "NUL byte in the spec")
 		return nil, nil
 	}
+	// Before any parser: deep nesting makes the YAML parser's memory grow
+	// with the square of the depth.
+	if off := prescanDepth(data); off >= 0 {
+		r.errorAt(offsetPos(data, off), "", tooDeepHint, "%s", tooDeepMsg)
+		return nil, nil
+	}
 	if looksJSON(r.file, data) && !checkJSON(r, data) {
 		return nil, nil
 	}
@@ -115,7 +121,7 @@ func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
 	if err != nil {
 		var et *errTree
 		if errors.As(err, &et) {
-			r.errorAt(et.pos, "", "write the values out instead of nesting or repeating aliases", "%s", et.msg)
+			r.errorAt(et.pos, "", tooDeepHint, "%s", et.msg)
 		} else {
 			r.errorAt(Pos{}, "", "check the YAML", "%v", err)
 		}
