@@ -68,7 +68,12 @@ func ParseReader(name string, rd io.Reader) (*Spec, Problems) {
 	return Parse(name, data)
 }
 
+// utf8BOM marks UTF-8 text for some Windows editors; it is not part of the
+// spec, and columns count from after it, as editors show them.
+var utf8BOM = []byte("\ufeff")
+
 func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
+	data = bytes.TrimPrefix(data, utf8BOM)
 	if len(data) > MaxSpecBytes {
 		r.errorAt(Pos{}, "", "split the spec or remove what it does not need",
 			"the spec is larger than %d bytes (%d MiB)", MaxSpecBytes, MaxSpecBytes>>20)
@@ -191,8 +196,10 @@ func checkJSON(r *reporter, data []byte) bool {
 		}
 		return false
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		r.errorAt(offsetPos(data, int(dec.InputOffset())), "", "put one JSON object in the file", "extra data after the JSON object")
+	// Located at the extra data itself, not where the decoder stopped.
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
+		r.errorAt(offsetPos(data, len(data)-len(rest)), "", "remove what follows the object; a spec is one JSON object", "extra data after the JSON object")
 		return false
 	}
 	return true
