@@ -1,6 +1,7 @@
 package linkspec
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,8 +13,21 @@ import (
 // duplicate keys. Values it cannot read keep their defaults and are marked
 // bad, so validation does not report them a second time.
 type decoder struct {
-	r   *reporter
-	bad map[string]bool
+	r     *reporter
+	bad   map[string]bool
+	ctx   context.Context // nil: never stops
+	seen  int             // mappings walked, to look at ctx now and then
+	ended bool
+}
+
+// stopped reports, now and then, whether ctx has ended; the result of a
+// stopped decode is dropped.
+func (d *decoder) stopped() bool {
+	d.seen++
+	if !d.ended && d.ctx != nil && d.seen%(checkEvery/16) == 0 {
+		d.ended = d.ctx.Err() != nil
+	}
+	return d.ended
 }
 
 type field struct {
@@ -23,6 +37,9 @@ type field struct {
 
 // fields walks a mapping, dispatching known keys and reporting the rest.
 func (d *decoder) fields(path, what string, n *node, known []field) bool {
+	if d.stopped() {
+		return false
+	}
 	if n.kind != kMap {
 		d.typeError(path, n, what+" must be a mapping (key: value lines)", "")
 		return false

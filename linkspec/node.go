@@ -1,6 +1,7 @@
 package linkspec
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -105,9 +106,14 @@ func (e *errTree) Error() string { return e.msg }
 
 // builder converts goccy AST nodes into the located tree.
 type builder struct {
+	ctx     context.Context // nil: never stops
 	anchors map[string]*node
 	total   int
 }
+
+// checkEvery is how many nodes the builder and the decoder handle between
+// looks at their context: often enough to stop within a millisecond or so.
+const checkEvery = 1024
 
 func posOf(n ast.Node) Pos {
 	if n == nil {
@@ -121,6 +127,11 @@ func posOf(n ast.Node) Pos {
 }
 
 func (b *builder) count(pos Pos, k int) error {
+	if b.ctx != nil && b.total/checkEvery != (b.total+k)/checkEvery {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+	}
 	b.total += k
 	if b.total > maxTreeNodes {
 		return &errTree{pos, fmt.Sprintf("the document expands to more than %d values (YAML aliases?)", maxTreeNodes)}
