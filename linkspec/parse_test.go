@@ -273,3 +273,28 @@ func TestParseStopsBetweenNodes(t *testing.T) {
 		t.Fatalf("the decoder read %d of %d services of a cancelled parse", decoded, services)
 	}
 }
+
+// The total-task limit is the scheduler's to set; its problem points at the
+// largest service's instances, where lowering helps most.
+func TestMaxTasks(t *testing.T) {
+	data, err := os.ReadFile("../examples/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const refused = "pipeline.yaml:21:16: the spec asks for 5 tasks in all; at most 4 are allowed; lower the instances (the largest is encryptor with 3), or run the scheduler with a larger --max_tasks where it has the memory"
+	for _, c := range []struct {
+		max  int
+		want string
+	}{{0, ""}, {5, ""}, {4, refused}} {
+		spec, probs := ParseWith(context.Background(), "pipeline.yaml", data, ParseOptions{MaxTasks: c.max})
+		if got := probs.Errors().Error(); got != c.want {
+			t.Errorf("MaxTasks %d: got %q, want %q", c.max, got, c.want)
+		}
+		if c.want != "" || spec == nil {
+			continue
+		}
+		if got := spec.ValidateWith(ParseOptions{MaxTasks: 4}).Errors().Error(); got != refused {
+			t.Errorf("ValidateWith: got %q, want %q", got, refused)
+		}
+	}
+}

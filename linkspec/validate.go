@@ -58,7 +58,15 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 		}
 	}
 	if max := r.opt.maxTasks(); total > max {
-		r.errorf("services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
+		// Located where lowering it helps most: the largest service's
+		// instances (or its name, when it leaves them at the default).
+		pos := r.locs["services"]
+		for _, p := range []string{"services." + largest, "services." + largest + ".instances"} {
+			if r.locs[p].Line > 0 {
+				pos = r.locs[p]
+			}
+		}
+		r.errorAt(pos, "services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
 			"the spec asks for %d tasks in all; at most %d are allowed", total, max)
 	}
 	if len(s.Links) > MaxLinks {
