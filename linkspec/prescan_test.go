@@ -2,13 +2,17 @@ package linkspec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml"
 )
 
 // deepShapes builds a spec whose x-deep value nests depth collections, in
@@ -253,4 +257,111 @@ func FuzzPrescan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkPrescan(t, "input", data)
 	})
+}
+
+// A generated corpus: random values nested around the limit, written by
+// goccy/go-yaml's own encoder in its block and flow styles, indentations
+// and quoting, and by encoding/json. On these plain documents the pre-scan
+// must be exact: it refuses when, and only when, the builder finds them too
+// deep.
+func TestPrescanGeneratedCorpus(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	// The multi-line one last: the encoder writes it as a literal block
+	// scalar even inside a flow collection, which its parser refuses, so
+	// flow documents go without it.
+	all := []any{"a", "[[x", "{y: [", "it's ]", `say "}"`, "- - -", "# not a comment", "k: v", "", 7, 2.5, true, nil, "two\nlines [["}
+	scalars := all
+	var gen func(depth, target int) any
+	gen = func(depth, target int) any {
+		if depth == target {
+			switch rng.IntN(4) {
+			case 0:
+				return yaml.MapSlice{}
+			case 1:
+				return []any{}
+			}
+			return scalars[rng.IntN(len(scalars))]
+		}
+		n := 1 + rng.IntN(3)
+		chain := rng.IntN(n)
+		child := func(i int) any {
+			if i == chain {
+				return gen(depth+1, target)
+			}
+			if rng.IntN(3) == 0 {
+				return gen(depth+1, min(target, depth+1+rng.IntN(3)))
+			}
+			return scalars[rng.IntN(len(scalars))]
+		}
+		if rng.IntN(2) == 0 {
+			var m yaml.MapSlice
+			for i := range n {
+				m = append(m, yaml.MapItem{Key: fmt.Sprintf("k%d", i), Value: child(i)})
+			}
+			return m
+		}
+		s := make([]any, n)
+		for i := range s {
+			s[i] = child(i)
+		}
+		return s
+	}
+	checked, tooDeep := 0, 0
+	for range 600 {
+		target := maxTreeDepth - 4 + rng.IntN(9)
+		flow, asJSON := rng.IntN(4) == 0, rng.IntN(5) == 0
+		scalars = all
+		if flow {
+			scalars = all[:len(all)-1]
+		}
+		v := yaml.MapSlice{{Key: "version", Value: 1}, {Key: "x-deep", Value: gen(1, target)}}
+		var data []byte
+		var err error
+		if asJSON {
+			data, err = json.Marshal(toJSON(v))
+		} else {
+			data, err = yaml.MarshalWithOptions(v,
+				yaml.Indent(1+rng.IntN(4)), yaml.IndentSequence(rng.IntN(2) == 0), yaml.Flow(flow),
+				yaml.UseSingleQuote(rng.IntN(2) == 0), yaml.UseLiteralStyleIfMultiline(rng.IntN(2) == 0))
+			// Text starting with '{' is read as JSON, which flow YAML
+			// is not.
+			data = append([]byte("# YAML\n"), data...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		deep, invalid := treeErr(data)
+		if invalid && !deep {
+			continue // the encoder wrote what its parser refuses; not this test's business
+		}
+		checked++
+		if deep {
+			tooDeep++
+		}
+		if refused := prescanDepth(data) >= 0; refused != deep {
+			t.Fatalf("pre-scan refuses: %v, builder finds it too deep: %v:\n%s", refused, deep, data)
+		}
+	}
+	if checked < 580 || tooDeep < checked/4 || tooDeep > checked*3/4 {
+		t.Fatalf("of 600 generated documents %d parsed, %d of them too deep: not the mix this test needs", checked, tooDeep)
+	}
+}
+
+// toJSON turns MapSlices into maps for encoding/json (keys are unique).
+func toJSON(v any) any {
+	switch x := v.(type) {
+	case yaml.MapSlice:
+		m := make(map[string]any, len(x))
+		for _, it := range x {
+			m[it.Key.(string)] = toJSON(it.Value)
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, it := range x {
+			out[i] = toJSON(it)
+		}
+		return out
+	}
+	return v
 }
