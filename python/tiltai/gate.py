@@ -290,14 +290,22 @@ class _Link:
                 raise Closed("gate is closed")
             g._rq.extend((it, cost // len(items)) for it in items)
             g._rq_bytes += cost // len(items) * len(items)
-            g._cv.notify_all()
         self.recv_n += len(msgs)
         if self.ext and p in ("pull", "pair"):
             # Acknowledge receipt, coalesced: when nothing more is buffered,
-            # else every quarter window under load.
+            # else every quarter window under load. The ack leaves before the
+            # application is woken, so an application that closes as soon as
+            # it has what it waited for never strands its peer's window.
             if self.conn.fr.buffered() == 0 or self.recv_n - self.acked_n >= max(1, g.opt.window // 4):
-                self.conn.write(wire.ext_frame(wire.KIND_ACK, wire.uvarint(self.recv_n)))
-                self.acked_n = self.recv_n
+                try:
+                    self.conn.write(wire.ext_frame(wire.KIND_ACK, wire.uvarint(self.recv_n)))
+                finally:
+                    self.acked_n = self.recv_n
+                    with g._cv:
+                        g._cv.notify_all()
+                return
+        with g._cv:
+            g._cv.notify_all()
 
     def _ack(self, n: int) -> None:
         g = self.gate
@@ -491,7 +499,8 @@ class _Peer:
             while not self._stop():
                 try:
                     sock = socket.create_connection(ep.addr(), timeout=o.dial_timeout)
-                except OSError:
+                except OSError as e:
+                    log.debug("cannot dial gate %s peer %s: %s", g.name, self.endpoint, e)
                     with g._cv:
                         g._cv.wait_for(self._stop, timeout=backoff * (0.5 + random.random()))
                     backoff = min(backoff * 2, o.retry_max)

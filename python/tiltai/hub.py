@@ -53,6 +53,7 @@ class Hub:
         self._app: dict[str, int] = {}
         self._ready = False
         self._applied = 0
+        self._applied_cv = threading.Condition()
         self._closed = False
         self._events: queue.Queue = queue.Queue()
         self.draining = threading.Event()
@@ -162,18 +163,22 @@ class Hub:
             st["app"] = app
         return st
 
+    def publish(self, snapshot: Snapshot) -> None:
+        """Hand the hub a link snapshot, as the executor would (no executor:
+        tests, or code that decides its peers itself). Versions must increase."""
+        if self._ctl is not None:
+            raise ConfigError("cannot publish a snapshot", ["the executor's control socket supplies them"])
+        self._events.put(("snapshot", snapshot))
+
     @property
     def applied(self) -> int:
         """The latest link snapshot version reported applied."""
         return self._applied
 
     def wait_applied(self, version: int, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._applied < version:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
+        """Wait until version (or a later one) is applied; False on timeout."""
+        with self._applied_cv:
+            return self._applied_cv.wait_for(lambda: self._applied >= version, timeout)
 
     # --- drain ------------------------------------------------------------
 
@@ -270,7 +275,9 @@ class Hub:
                 waiting = None
                 if v > reported:
                     reported = v
-                    self._applied = v
+                    with self._applied_cv:
+                        self._applied = v
+                        self._applied_cv.notify_all()
                     if self._ctl is not None:
                         self._ctl.applied(v)
                 if latest is not None and (pending or latest.version > reported):

@@ -121,6 +121,15 @@ func run() error {
 			}
 		}
 		if c.role != "pull" {
+			// An in-gate's Close drops what it holds: wait until the echoes
+			// are acknowledged first.
+			for st := g.Stats(); st.QueueDepth > 0 || st.InFlight > 0; st = g.Stats() {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("echoes not acknowledged: %+v", st)
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
 			if err := g.Close(); err != nil {
 				return err
 			}
