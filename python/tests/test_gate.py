@@ -96,6 +96,7 @@ class GateTest(unittest.TestCase):
         hs, s = hub_out("push", r.bound)
         for i in range(1000):
             s.send(b"%d" % i)
+        wait_for(lambda: s.stats()["sent"] == 1000, 10, "everything sent before the drain")
         th = threading.Thread(target=hr.drain, args=(10,))
         th.start()
         self.assertTrue(hr.draining.wait(5))
