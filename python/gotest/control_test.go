@@ -123,7 +123,8 @@ func TestControlConformance(t *testing.T) {
 
 	// Heartbeats carry the gates' and the application's counters.
 	st, err = srv.Wait(ctx, func(s control.State) bool {
-		return s.Status != nil && s.Status.App["encryptor.hashed"] == 2*n
+		// Counted when queued (hashed) and when written (sent): both settle.
+		return s.Status != nil && s.Status.App["encryptor.hashed"] == 2*n && s.Status.Gates["ciphertext"].Sent == 2*n
 	})
 	if err != nil {
 		t.Fatalf("no heartbeat counting %d hashed: %v", 2*n, err)
