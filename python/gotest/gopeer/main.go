@@ -1,7 +1,9 @@
 // Command gopeer is a Go gate of any pattern for the Python gates' interop
 // tests and benchmark: python/tests start it, read the address it prints and
 // check what it reports. It prints "bound ADDR" once an in-gate is bound
-// and "ok …" when its part is done, and exits non-zero on any failure.
+// and "ok …" when its part is done, and exits non-zero on any failure. A
+// receiving role keeps its gate open until its stdin is closed, so that the
+// test's sender sees every message acknowledged before the gate goes away.
 package main
 
 import (
@@ -121,8 +123,8 @@ func run() error {
 			}
 		}
 		if c.role != "pull" {
-			// An in-gate's Close drops what it holds: wait until the echoes
-			// are acknowledged first.
+			// Our Close would strand the echoes: wait until they are
+			// acknowledged, and say so.
 			for st := g.Stats(); st.QueueDepth > 0 || st.InFlight > 0; st = g.Stats() {
 				select {
 				case <-ctx.Done():
@@ -130,9 +132,17 @@ func run() error {
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
-			if err := g.Close(); err != nil {
-				return err
-			}
+			fmt.Printf("echoed %d\n", len(seen))
+		}
+		// The acknowledgement of the last batch is written after Recv has
+		// returned it, so closing now could leave the sender holding it as
+		// unacknowledged (re-routed, as after a broken connection). Keep the
+		// gate open until the test, its sender, is done.
+		if err := waitStdin(ctx); err != nil {
+			return err
+		}
+		if err := g.Close(); err != nil {
+			return err
 		}
 		fmt.Printf("ok received=%d\n", len(seen))
 	case "pub":
@@ -228,6 +238,18 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// waitStdin returns once stdin is closed: the test's word that it is done.
+func waitStdin(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stdin still open: %w", ctx.Err())
+	}
 }
 
 func mustAtoi(b []byte) int {
