@@ -38,6 +38,7 @@ type config struct {
 	size  int
 	topic string
 	batch int
+	tls   control.TLSFiles
 }
 
 func run() error {
@@ -49,6 +50,10 @@ func run() error {
 	flag.IntVar(&c.size, "size", 64, "payload bytes (bench)")
 	flag.StringVar(&c.topic, "topic", "a", "sub: topic to subscribe to")
 	flag.IntVar(&c.batch, "batch", 64, "bench-push: messages per SendBatch")
+	// The gate's own TLS: all three files or none, as TILTAI_TLS_* for a service.
+	flag.StringVar(&c.tls.Cert, "tls-cert", os.Getenv(control.EnvTLSCert), "mutual TLS: certificate PEM file")
+	flag.StringVar(&c.tls.Key, "tls-key", os.Getenv(control.EnvTLSKey), "mutual TLS: key PEM file")
+	flag.StringVar(&c.tls.CA, "tls-ca", os.Getenv(control.EnvTLSCA), "mutual TLS: CA PEM file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,7 +75,7 @@ func run() error {
 	} else {
 		spec.Peers = []string{c.peer}
 	}
-	hub, err := gate.New(ctx, gate.Config{Gates: []control.GateSpec{spec}})
+	hub, err := gate.New(ctx, gate.Config{Gates: []control.GateSpec{spec}, TLS: c.tls})
 	if err != nil {
 		return err
 	}
@@ -141,10 +146,11 @@ func run() error {
 		if err := waitStdin(ctx); err != nil {
 			return err
 		}
+		refused := g.Stats().Refused
 		if err := g.Close(); err != nil {
 			return err
 		}
-		fmt.Printf("ok received=%d\n", len(seen))
+		fmt.Printf("ok received=%d refused=%d\n", len(seen), refused)
 	case "pub":
 		// Publish topics a… and b… until stdin closes.
 		done := make(chan struct{})
