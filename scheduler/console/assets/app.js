@@ -15,7 +15,7 @@ const st = {
   status: null,
   gateHist: new Map(), // service → [{t, gates}] from /v1/status
   selected: null, tasks: [], taskTotal: 0, taskHist: new Map(), links: [],
-  events: [], zoom: 1, fitted: false, lastGraphKey: '',
+  events: [], zoom: 1, lastGraphKey: '',
 };
 
 // Figures the browser tests and the benchmark read.
@@ -255,19 +255,21 @@ function renderGraph() {
     n.ins.forEach(([gate, pat], i) => {
       const y = 34 + i * 18;
       node.append(s('circle', { class: 'port', cx: 0, cy: y, r: 4 }, s('title', {}, `${gate} (${pat})`)));
-      node.append(s('text', { class: 'port-label', x: -7, y: y - 5, 'text-anchor': 'end' }, clip(gate, 16)));
+      node.append(s('text', { class: 'port-label', x: -7, y: y + 13, 'text-anchor': 'end' }, clip(gate, 18)));
     });
     n.outs.forEach(([gate, pat], i) => {
       const y = 34 + i * 18;
       node.append(s('circle', { class: 'port', cx: W, cy: y, r: 4 }, s('title', {}, `${gate} (${pat})`)));
-      node.append(s('text', { class: 'port-label', x: W + 7, y: y - 5 }, clip(gate, 16)));
+      node.append(s('text', { class: 'port-label', x: W + 7, y: y + 13 }, clip(gate, 18)));
     });
     g.append(node);
   }
   svg.replaceChildren(g);
   svg.setAttribute('viewBox', `-60 0 ${L.width + 120} ${L.height}`);
   const key = nodes.length + ':' + L.width + 'x' + L.height;
-  if (!st.fitted || key !== st.lastGraphKey) { st.lastGraphKey = key; fit(L, false); }
+  // Fit again when the graph's shape changes; a zoom of the operator's
+  // stays while it does not.
+  if (nodes.length && key !== st.lastGraphKey) { st.lastGraphKey = key; fit(L, 0.6); }
   st.graphSize = [L.width + 120, L.height];
   applyZoom();
   const tasks = nodes.reduce((a, n) => a + ((n.ss && n.ss.running) || 0), 0);
@@ -278,12 +280,14 @@ function renderGraph() {
   if (perf.renders.length > 200) perf.renders.shift();
 }
 
-function fit(L, force) {
+// fit zooms the graph to the pane's width, but not below least: the first
+// view of a large graph stays readable and scrolls; the fit button shows
+// it whole.
+function fit(L, least) {
   const wrap = $('graph-wrap');
   const w = L ? L.width + 120 : st.graphSize[0];
   const avail = wrap.clientWidth || 800;
-  if (force || !st.fitted) st.zoom = Math.min(1, Math.max(0.25, avail / w));
-  st.fitted = true;
+  st.zoom = Math.min(1, Math.max(least, (avail - 8) / w));
 }
 
 function applyZoom() {
@@ -317,70 +321,85 @@ function serviceEvents(name) {
   });
 }
 
+// renderDetail keeps the selected service's frame (and the scale field
+// the operator may be typing in) and replaces only what changes.
 function renderDetail() {
   const pane = $('detail');
   const name = st.selected;
   if (!name) return;
   const svc = (st.spec && st.spec.services && st.spec.services[name]) || {};
   const ss = ((st.status && st.status.services) || []).find((x) => x.name === name) || {};
-  const now = Date.now();
-  const parts = [];
-  parts.push(h('h2', { 'data-kind': 'detail-title' }, name));
-  parts.push(h('p', { class: 'muted' }, describe(svc)));
-  parts.push(h('p', {}, `${ss.running || 0}/${ss.wanted || 0} running`,
+  if (pane.dataset.service !== name) {
+    pane.dataset.service = name;
+    const input = h('input', { type: 'number', min: 0, value: ss.wanted ?? svc.instances ?? 0, id: 'scale-n', 'aria-label': 'instances' });
+    const form = h('form', { class: 'row scale' }, h('label', { for: 'scale-n' }, 'Instances'), input, h('button', { type: 'submit', id: 'scale-go' }, 'Scale'));
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); scale(name, Number(input.value)); });
+    pane.replaceChildren(
+      h('h2', { 'data-kind': 'detail-title' }, name),
+      h('p', { class: 'muted', id: 'd-cmd' }),
+      h('div', { id: 'd-state' }),
+      form,
+      h('div', { id: 'd-tasks' }),
+      h('div', { id: 'd-links' }),
+      h('h3', {}, 'Recent events'),
+      h('div', { id: 'd-events' }),
+      h('h3', {}, 'Sandbox logs'),
+      h('p', { class: 'muted', 'data-kind': 'logs' },
+        'Not shown: the scheduler does not proxy Mesos sandboxes, and the embedded Mesos of tiltai up serves no /files endpoint. ' +
+        'Read them on the agent (the sandboxes directory tiltai up prints at start), or in the Mesos UI on a real cluster.'));
+  }
+  $('d-cmd').textContent = show(describe(svc));
+  const state = [h('p', {}, `${ss.running || 0}/${ss.wanted || 0} running`,
     ss.launching ? `, ${ss.launching} launching` : '', ss.pending ? `, ${ss.pending} pending` : '',
     ss.retiring ? `, ${ss.retiring} retiring` : '', ss.outdated ? `, ${ss.outdated} outdated` : '',
-    ss.unacked ? `, ${ss.unacked} linking` : '', ss.failures ? `; ${ss.failures} restart(s) in a row` : ''));
+    ss.unacked ? `, ${ss.unacked} linking` : '', ss.failures ? `; ${ss.failures} restart(s) in a row` : '')];
   const w = why(ss);
-  if (w) parts.push(h('p', { class: 'why', 'data-kind': 'why' }, w));
-  const input = h('input', { type: 'number', min: 0, value: ss.wanted ?? svc.instances ?? 0, id: 'scale-n', 'aria-label': 'instances' });
-  const btn = h('button', { type: 'submit', id: 'scale-go' }, 'Scale');
-  const form = h('form', { class: 'row scale' }, h('label', { for: 'scale-n' }, 'Instances'), input, btn);
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); scale(name, Number(input.value)); });
-  if (svc.instances !== undefined) parts.push(form);
+  if (w) state.push(h('p', { class: 'why', 'data-kind': 'why' }, w));
+  if (ss.last_failure && !w.includes(ss.last_failure)) state.push(h('p', { class: 'why' }, 'last failure: ' + ss.last_failure));
+  $('d-state').replaceChildren(...state);
+  $('d-tasks').replaceChildren(...taskTable());
+  $('d-links').replaceChildren(...linkTable());
+  const evs = serviceEvents(name).slice(-30).reverse();
+  $('d-events').replaceChildren(evs.length ? h('ol', { class: 'events' }, evs.map(eventItem)) : h('p', { class: 'muted' }, 'None since this page opened.'));
+}
 
-  parts.push(h('h3', {}, `Tasks (${st.taskTotal}${st.taskTotal > st.tasks.length ? `, first ${st.tasks.length} shown` : ''})`));
+function taskTable() {
+  const now = Date.now();
   const rows = st.tasks.map((t) => {
     const sum = taskSums(t);
-    const hist = st.taskHist.get(t.id);
     const ports = Object.entries(t.ports || {}).map(([g, p]) => `${g}:${p}`).join(' ');
-    const linkCls = t.links.acked === t.links.version ? '' : 'phase-pending';
+    const links = t.links || {};
     return h('tr', { 'data-task': t.id },
       h('td', {}, t.id),
-      h('td', { title: t.agent_id || '' }, clip(t.agent_id || '', 14)),
+      h('td', { title: show(t.agent_id || '') }, clip(t.agent_id || '', 14)),
       h('td', {}, t.host || '', ports ? ' ' + ports : ''),
-      h('td', { class: 'phase-' + show(t.phase), title: [t.state, t.reason, t.message].filter(Boolean).join(' · ') }, t.phase,
-        t.retiring ? ' (retiring)' : '', t.outdated ? ' (outdated)' : '', t.message ? ' ' + clip(t.message, 40) : ''),
-      h('td', { class: 'num ' + linkCls, title: `table version ${t.links.version}, sent ${t.links.sent}, acknowledged ${t.links.acked}` }, `${t.links.sent}/${t.links.acked}`),
+      h('td', { class: 'phase-' + show(t.phase), title: show([t.state, t.reason, t.message].filter(Boolean).join(' · ')) }, t.phase,
+        t.retiring ? ' (retiring)' : '', t.outdated ? ' (outdated)' : '', t.phase !== 'running' && t.message ? ' ' + clip(t.message, 60) : ''),
+      h('td', { class: 'num' + (links.acked === links.version ? '' : ' phase-pending'), title: `table version ${links.version}, sent ${links.sent}, acknowledged ${links.acked}` }, `${links.sent}/${links.acked}`),
       h('td', { class: 'num' }, fmtNum(sum.sent)),
       h('td', { class: 'num' }, fmtNum(sum.recv)),
       h('td', { class: 'num' + (sum.drop ? ' phase-killing' : '') }, fmtNum(sum.drop)),
-      h('td', {}, sparkline(rates(hist))),
+      h('td', {}, sparkline(rates(st.taskHist.get(t.id)))),
       h('td', { class: 'num' }, fmtAge(now - Date.parse(t.created))));
   });
-  parts.push(h('table', { 'data-kind': 'tasks' },
-    h('thead', {}, h('tr', {}, ...['Task', 'Agent', 'Host:ports', 'Phase', 'Links sent/acked', 'Sent', 'Received', 'Dropped', 'Msgs/s (5 min)', 'Age'].map((c) => h('th', {}, c)))),
-    h('tbody', {}, rows)));
+  return [
+    h('h3', {}, `Tasks (${st.taskTotal}${st.taskTotal > st.tasks.length ? `, first ${st.tasks.length} shown` : ''})`),
+    h('div', { class: 'scroll' }, h('table', { 'data-kind': 'tasks' },
+      h('thead', {}, h('tr', {}, ...['Task', 'Agent', 'Host:ports', 'Phase', 'Links sent/acked', 'Sent', 'Received', 'Dropped', 'Msgs/s (5 min)', 'Age'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, rows))),
+  ];
+}
 
+function linkTable() {
   const table = st.links.find((l) => l.table);
   const acked = st.links.filter((l) => l.table && l.acked === l.version).length;
-  parts.push(h('h3', {}, table ? `Link table (version ${table.version}; acknowledged by ${acked} of ${st.links.length} tasks)` : 'Link table'));
+  const out = [h('h3', {}, table ? `Link table (version ${table.version}; acknowledged by ${acked} of ${st.links.length} tasks)` : 'Link table')];
   const outs = table && table.table && table.table.out ? Object.entries(table.table.out).sort() : [];
-  if (outs.length) {
-    parts.push(h('table', { 'data-kind': 'links' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Out-gate'), h('th', {}, 'Pattern'), h('th', {}, 'Peers'))),
-      h('tbody', {}, outs.map(([gate, og]) => h('tr', {}, h('td', {}, gate), h('td', {}, og.pattern), h('td', {}, (og.peers || []).join(', ') || '(none)'))))));
-  } else {
-    parts.push(h('p', { class: 'muted' }, 'No out-gates: this service sends to nobody.'));
-  }
-  parts.push(h('h3', {}, 'Recent events'));
-  const evs = serviceEvents(name).slice(-30).reverse();
-  parts.push(evs.length ? h('ol', { class: 'events' }, evs.map(eventItem)) : h('p', { class: 'muted' }, 'None since this page opened.'));
-  parts.push(h('h3', {}, 'Sandbox logs'));
-  parts.push(h('p', { class: 'muted', 'data-kind': 'logs' },
-    'Not shown: the scheduler does not proxy Mesos sandboxes, and the embedded Mesos of tiltai up serves no /files endpoint. ' +
-    'Read them on the agent (the sandboxes directory tiltai up prints at start), or in the Mesos UI on a real cluster.'));
-  pane.replaceChildren(...parts);
+  if (!outs.length) return [...out, h('p', { class: 'muted' }, 'No out-gates: this service sends to nobody.')];
+  out.push(h('table', { 'data-kind': 'links' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Out-gate'), h('th', {}, 'Pattern'), h('th', {}, 'Peers'))),
+    h('tbody', {}, outs.map(([gate, og]) => h('tr', {}, h('td', {}, gate), h('td', {}, og.pattern), h('td', {}, (og.peers || []).join(', ') || '(none)'))))));
+  return out;
 }
 
 function select(name) {
@@ -468,7 +487,7 @@ async function loadCurrentSpec() {
     const { data, res } = await api.call('GET', '/v1/spec?format=source');
     editor.base = Number((res.headers.get('ETag') || '').replace(/\D/g, ''));
     $('spec-text').value = typeof data === 'string' ? data : '';
-    $('spec-name').value = st.specName || 'spec.yaml';
+    $('spec-name').value = '';
     $('spec-base').textContent = String(editor.base);
     editor.checked = null;
     $('spec-apply').disabled = true;
@@ -488,7 +507,9 @@ function specType(text) {
 
 async function submitSpec(dryRun) {
   const text = $('spec-text').value;
-  const name = $('spec-name').value.trim();
+  // The name is the operator's (or the uploaded file's); its extension
+  // tells the parser YAML from JSON, so an empty one follows the text.
+  const name = $('spec-name').value.trim() || (specType(text) === 'application/json' ? 'console.json' : 'console.yaml');
   const q = new URLSearchParams();
   if (dryRun) q.set('dry_run', '1');
   if (name) q.set('name', name);
@@ -496,9 +517,11 @@ async function submitSpec(dryRun) {
     const { data } = await api.call('PUT', '/v1/spec?' + q, { body: text, type: specType(text), ifMatch: editor.base });
     const out = [];
     if (dryRun) {
-      out.push(h('p', { class: 'ok-text', 'data-kind': 'dry-run' }, data.changed ? `Valid. Applying it would make these changes (spec version ${data.version}):` : 'Valid, and it changes nothing.'));
+      // A dry run changes nothing, so its changes say what Apply would do.
+      const will = (data.changes || []).length > 0;
+      out.push(h('p', { class: 'ok-text', 'data-kind': 'dry-run' }, will ? 'Valid. Applying it would make these changes:' : 'Valid, and it changes nothing.'));
       editor.checked = text;
-      $('spec-apply').disabled = !data.changed;
+      $('spec-apply').disabled = !will;
     } else {
       out.push(h('p', { class: 'ok-text' }, `Applied: spec version ${data.version}.`));
       editor.base = data.version;
@@ -577,7 +600,7 @@ function init() {
   });
   $('zoom-in').addEventListener('click', () => { st.zoom = Math.min(3, st.zoom * 1.25); applyZoom(); });
   $('zoom-out').addEventListener('click', () => { st.zoom = Math.max(0.1, st.zoom / 1.25); applyZoom(); });
-  $('zoom-fit').addEventListener('click', () => { fit(null, true); applyZoom(); });
+  $('zoom-fit').addEventListener('click', () => { fit(null, 0.1); applyZoom(); });
   $('edit-spec').addEventListener('click', openEditor);
   $('spec-reload').addEventListener('click', loadCurrentSpec);
   $('spec-check').addEventListener('click', () => submitSpec(true));

@@ -6,7 +6,7 @@
 // nodes: [{id, height}]; edges: [{from, to}]. Returns {pos: Map id →
 // {x, y, layer}, width, height}.
 export function layout(nodes, edges, opt = {}) {
-  const nodeW = opt.nodeWidth ?? 220, gapX = opt.gapX ?? 110, gapY = opt.gapY ?? 28, margin = opt.margin ?? 20;
+  const nodeW = opt.nodeWidth ?? 220, gapX = opt.gapX ?? 150, gapY = opt.gapY ?? 28, margin = opt.margin ?? 20;
   const ids = nodes.map((n) => n.id);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const out = new Map(ids.map((id) => [id, []]));
