@@ -28,7 +28,7 @@ func TestHostileNamesAreText(t *testing.T) {
 			{Name: img, Wanted: 1, Pending: 1, Failures: 1, LastFailure: `<svg onload=__pwned=5>`},
 			{Name: scr, Wanted: 1, Running: 1, Converged: true},
 		}}
-		f.tasks = []scheduler.TaskInfo{{ID: img + ".1", Service: img, Phase: "pending", Message: `<iframe src="javascript:__pwned=6">`, AgentID: "\u202eevil", Created: time.Now()}}
+		f.tasks = []scheduler.TaskInfo{{ID: img + ".1", Service: img, Phase: "pending", Message: `<iframe src="javascript:__pwned=6">`, AgentID: "\u202eev", Created: time.Now()}}
 		f.links = []scheduler.TaskLinks{{TaskID: img + ".1", Service: img, Version: 1, Table: &linkspec.Table{Out: map[string]linkspec.OutGate{bidi: {Pattern: linkspec.Push, Peers: []string{`tcp://"><img src=x onerror=__pwned=7>:1`}}}}}}
 	})
 	p := newPage(t)
@@ -42,7 +42,7 @@ func TestHostileNamesAreText(t *testing.T) {
 	body := eval[string](p, `document.body.textContent + document.title`)
 	for _, want := range []string{
 		img, `<img src=x onerror=__pwned=4>.yaml`, `<svg onload=__pwned=5>`, `tcp://"><img src=x onerror=__pwned=7>:1`,
-		`abc\u{202E}fdp`, `\u{202E}evil`, "<b>bold</b>",
+		`abc\u{202E}fdp`, `\u{202E}ev`, "<b>bold</b>",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not show %q as text", want)

@@ -339,14 +339,16 @@ function renderDetail() {
       h('p', { class: 'muted', id: 'd-cmd' }),
       h('div', { id: 'd-state' }),
       form,
-      h('div', { id: 'd-tasks' }),
-      h('div', { id: 'd-links' }),
-      h('h3', {}, 'Recent events'),
-      h('div', { id: 'd-events' }),
-      h('h3', {}, 'Sandbox logs'),
-      h('p', { class: 'muted', 'data-kind': 'logs' },
-        'Not shown: the scheduler does not proxy Mesos sandboxes, and the embedded Mesos of tiltai up serves no /files endpoint. ' +
-        'Read them on the agent (the sandboxes directory tiltai up prints at start), or in the Mesos UI on a real cluster.'));
+      h('div', { id: 'd-cols' },
+        h('div', {}, h('div', { id: 'd-tasks' })),
+        h('div', {},
+          h('div', { id: 'd-links' }),
+          h('h3', {}, 'Recent events'),
+          h('div', { id: 'd-events' }),
+          h('h3', {}, 'Sandbox logs'),
+          h('p', { class: 'muted', 'data-kind': 'logs' },
+            'Not shown: the scheduler does not proxy Mesos sandboxes, and the embedded Mesos of tiltai up serves no /files endpoint. ' +
+            'Read them on the agent (the sandboxes directory tiltai up prints at start), or in the Mesos UI on a real cluster.'))));
   }
   $('d-cmd').textContent = show(describe(svc));
   const state = [h('p', {}, `${ss.running || 0}/${ss.wanted || 0} running`,
@@ -359,7 +361,7 @@ function renderDetail() {
   $('d-state').replaceChildren(...state);
   $('d-tasks').replaceChildren(...taskTable());
   $('d-links').replaceChildren(...linkTable());
-  const evs = serviceEvents(name).slice(-30).reverse();
+  const evs = serviceEvents(name).slice(-12).reverse();
   $('d-events').replaceChildren(evs.length ? h('ol', { class: 'events' }, evs.map(eventItem)) : h('p', { class: 'muted' }, 'None since this page opened.'));
 }
 
@@ -371,7 +373,7 @@ function taskTable() {
     const links = t.links || {};
     return h('tr', { 'data-task': t.id },
       h('td', {}, t.id),
-      h('td', { title: show(t.agent_id || '') }, clip(t.agent_id || '', 14)),
+      h('td', { title: show(t.agent_id || '') }, clip(t.agent_id || '', 10)),
       h('td', {}, t.host || '', ports ? ' ' + ports : ''),
       h('td', { class: 'phase-' + show(t.phase), title: show([t.state, t.reason, t.message].filter(Boolean).join(' · ')) }, t.phase,
         t.retiring ? ' (retiring)' : '', t.outdated ? ' (outdated)' : '', t.phase !== 'running' && t.message ? ' ' + clip(t.message, 60) : ''),
