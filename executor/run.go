@@ -79,12 +79,7 @@ func Run(ctx context.Context, cfg Config) error {
 			StatusInterval:  cfg.StatusInterval,
 			AckTimeout:      cfg.AckTimeout,
 			NewUUID:         newUUID,
-			Jitter: func(d time.Duration) time.Duration {
-				if d <= 0 {
-					return 0
-				}
-				return time.Duration(mrand.Int64N(int64(d)))
-			},
+			Rand:            mrand.Float64,
 		}, time.Now()),
 	}
 	d.calls = make(chan *executor.Call, 1024)

@@ -16,6 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -98,7 +99,7 @@ type agentTask struct {
 	latest   *mesos.TaskStatus
 	pending  []pendingUpdate
 	retry    *time.Timer
-	interval time.Duration
+	attempts int // resends of the oldest pending update
 }
 
 type pendingUpdate struct {
@@ -336,7 +337,7 @@ func (a *agent) runTask(x runTask) {
 		info = *t.Executor
 	}
 	execID := info.ExecutorID.Value
-	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING}
 	fw.tasks[t.TaskID.Value] = at
 	e := fw.executors[execID]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
@@ -688,7 +689,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 		a.dirty[e] = true
 	}
 	if len(t.pending) == 1 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(fwID, t)
 	}
 }
@@ -706,7 +707,9 @@ func (a *agent) forward(fwID string, t *agentTask) {
 	if t.retry != nil {
 		t.retry.Stop()
 	}
-	t.retry = a.after(t.interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
+	// Mesos' agent resends doubling the interval, up to 10 minutes.
+	interval := backoff.Policy{Initial: a.cfg.StatusUpdateRetry, Max: 10 * time.Minute, Factor: 2}.Envelope(t.attempts)
+	t.retry = a.after(interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
 }
 
 func (a *agent) retry(x retryUpdate) {
@@ -719,10 +722,7 @@ func (a *agent) retry(x retryUpdate) {
 		return
 	}
 	a.counters.updatesRetried++
-	t.interval *= 2
-	if t.interval > 10*time.Minute {
-		t.interval = 10 * time.Minute
-	}
+	t.attempts++
 	a.forward(x.fwID, t)
 }
 
@@ -747,7 +747,7 @@ func (a *agent) ack(x statusAck) {
 		a.dirty[e] = true
 	}
 	if len(t.pending) > 0 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(x.fwID, t)
 		return
 	}
@@ -796,7 +796,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	sub := x.call.Subscribe
 	for _, ti := range sub.UnacknowledgedTasks {
 		if _, ok := fw.tasks[ti.TaskID.Value]; !ok {
-			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING}
 			e.launched[ti.TaskID.Value] = true
 		}
 	}
@@ -852,7 +852,7 @@ func ptrInt32(v int32) *int32 { return &v }
 func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
 	t := fw.tasks[st.TaskID.Value]
 	if t == nil {
-		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value, interval: a.cfg.StatusUpdateRetry}
+		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value}
 		fw.tasks[st.TaskID.Value] = t
 	}
 	stored := st

@@ -29,6 +29,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 	mtime "github.com/mesos/mesos-go/api/v1/lib/time"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // ErrCrash is returned when a task asked the executor to crash.
@@ -121,7 +122,8 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 	}
 	subscriber := calls.SenderWith(httpexec.NewSender(client.Send, httpcli.Close(true)), callOpts...)
 	var disconnected time.Time
-	backoff := 100 * time.Millisecond
+	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: cfg.SubscriptionBackoffMax, Factor: 2}
+	attempt := 0
 	for {
 		var unackedTasks []mesos.TaskInfo
 		for _, t := range s.tasks {
@@ -133,7 +135,7 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 		}
 		resp, err := subscriber.Send(ctx, calls.NonStreaming(calls.Subscribe(unackedTasks, unackedUpdates)))
 		if err == nil {
-			disconnected, backoff = time.Time{}, 100*time.Millisecond
+			disconnected, attempt = time.Time{}, 0
 			err = s.loop(ctx, resp)
 			resp.Close()
 		}
@@ -158,11 +160,9 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(retry.Envelope(attempt)):
 		}
-		if backoff *= 2; backoff > cfg.SubscriptionBackoffMax {
-			backoff = cfg.SubscriptionBackoffMax
-		}
+		attempt++
 	}
 }
 
