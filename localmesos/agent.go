@@ -17,6 +17,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -345,7 +346,7 @@ func (a *agent) runTask(x runTask) {
 		return
 	}
 	if e == nil {
-		e = &agentExecutor{fwID: fwID, info: info, containerID: newUUID(), command: command, launched: map[string]bool{}}
+		e = &agentExecutor{fwID: fwID, info: info, containerID: uuid.New().String(), command: command, launched: map[string]bool{}}
 		e.sandbox = filepath.Join(a.workDir, "slaves", a.id, "frameworks", fwID, "executors", execID, "runs", e.containerID)
 		fw.executors[execID] = e
 		e.queued = append(e.queued, t)
@@ -669,7 +670,7 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
-		Reason: reason.Enum(), Timestamp: &ts, UUID: newStatusUUID(), AgentID: &mesos.AgentID{Value: a.id},
+		Reason: reason.Enum(), Timestamp: &ts, UUID: uuid.New().Bytes(), AgentID: &mesos.AgentID{Value: a.id},
 	}
 	if e != nil && !e.command {
 		st.ExecutorID = &mesos.ExecutorID{Value: e.info.ExecutorID.Value}

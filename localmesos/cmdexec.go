@@ -16,6 +16,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -322,7 +323,7 @@ func (c *cmdExec) update(ctx context.Context, state mesos.TaskState, message str
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: c.task.TaskID, State: state.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(),
-		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: newStatusUUID(), Reason: reason,
+		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: uuid.New().Bytes(), Reason: reason,
 	}
 	if message != "" {
 		st.Message = &message

@@ -9,6 +9,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -105,7 +106,7 @@ func (m *master) subscribe(x schedCall) callResult {
 	if fi.ID != nil {
 		id = fi.ID.Value
 	}
-	stream := wire.NewStream(x.codec, newUUID())
+	stream := wire.NewStream(x.codec, uuid.New().String())
 	if id != "" && m.removed[id] {
 		stream.Send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework has been removed"}})
 		stream.Close()

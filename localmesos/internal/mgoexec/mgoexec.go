@@ -9,7 +9,6 @@ package mgoexec
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 	mtime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
 )
 
 // ErrCrash is returned when a task asked the executor to crash.
@@ -226,11 +226,10 @@ func (s *state) launch(ctx context.Context, t mesos.TaskInfo) {
 }
 
 func (s *state) update(ctx context.Context, id mesos.TaskID, st mesos.TaskState, msg string) {
-	uuid := make([]byte, 16)
-	_, _ = rand.Read(uuid)
-	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: uuid, Message: &msg}
+	su := uuid.New().Bytes()
+	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: su, Message: &msg}
 	upd := calls.Update(status)
-	s.unacked[string(uuid)] = *upd.Update
+	s.unacked[string(su)] = *upd.Update
 	if st != mesos.TASK_RUNNING && st != mesos.TASK_STARTING {
 		delete(s.tasks, id.Value)
 	}
