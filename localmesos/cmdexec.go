@@ -16,8 +16,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/internal/uuid"
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 

@@ -18,9 +18,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 )
 
 // The recordings of a real Mesos 1.11 (testdata/mesos-1.11) replayed
