@@ -121,9 +121,10 @@ func parse(ctx context.Context, r *reporter, data []byte) (spec *Spec, bad map[s
 		return nil, nil
 	}
 	// Before any parser: deep nesting makes the YAML parser's memory grow
-	// with the square of the depth.
-	if off := prescanDepth(data); off >= 0 {
-		r.errorAt(offsetPos(data, off), "", tooDeepHint, "%s", tooDeepMsg)
+	// with the square of the depth, and its tokens and block mapping keys
+	// cost it hundreds of bytes each.
+	if off, msg, hint := prescanSpec(data); off >= 0 {
+		r.errorAt(offsetPos(data, off), "", hint, "%s", msg)
 		return nil, nil
 	}
 	if looksJSON(r.file, data) && !checkJSON(r, data) {
@@ -163,7 +164,11 @@ func parse(ctx context.Context, r *reporter, data []byte) (spec *Spec, bad map[s
 	if err != nil {
 		var et *errTree
 		if errors.As(err, &et) {
-			r.errorAt(et.pos, "", tooDeepHint, "%s", et.msg)
+			hint := tooDeepHint
+			if et.msg == tooManyKeyPairsMsg {
+				hint = tooManyKeyPairsHint
+			}
+			r.errorAt(et.pos, "", hint, "%s", et.msg)
 		} else {
 			r.errorAt(Pos{}, "", "check the YAML", "%v", err)
 		}
