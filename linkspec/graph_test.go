@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
 func mustParseFile(t *testing.T, path string) *Spec {
@@ -23,7 +25,7 @@ func mustParseFile(t *testing.T, path string) *Spec {
 
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *rewrite {
+	if scripttest.Rewrite() {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
 // TestValidateGolden parses every file in testdata/validate and compares the
@@ -45,7 +46,7 @@ func TestValidateGolden(t *testing.T) {
 				t.Fatal("errors but a spec was returned")
 			}
 			golden := f + ".out"
-			if *rewrite {
+			if scripttest.Rewrite() {
 				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
 					t.Fatal(err)
 				}
