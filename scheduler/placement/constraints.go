@@ -117,6 +117,18 @@ func (g *group) minCount() int {
 	return g.min
 }
 
+// static reports whether the check depends only on the offer's value, not
+// on where the service's tasks are (meets then ignores the group).
+func (k *check) static() bool {
+	switch k.c.Operator {
+	case linkspec.Like, linkspec.Unlike, linkspec.Is, linkspec.In:
+		return true
+	case linkspec.Cluster:
+		return k.c.Value != ""
+	}
+	return k.broken
+}
+
 // meets is Marathon's ConstraintsChecker for one constraint, one offer
 // value and the service's tasks grouped by that field.
 func (k *check) meets(v val, g *group) bool {

@@ -245,6 +245,10 @@ type service struct {
 	perAgent []int32        // by interned agent
 	groups   map[int]*group // by interned field
 	spreadBy []int          // fields of its GROUP_BY constraints
+	// Constraints that depend only on the offer (LIKE, IS, …) are checked
+	// once per offer: ok by offer, and dynamic are the rest.
+	ok      []bool
+	dynamic []check
 }
 
 // Place puts as many pending tasks as fit onto the offers, in the order
@@ -323,6 +327,22 @@ func Place(offers []Offer, running []Placed, pending []Need, opts Options) Resul
 			}
 		}
 	}
+	for _, svc := range services {
+		svc.ok = make([]bool, len(states))
+		for i, s := range states {
+			svc.ok[i] = true
+			for j := range svc.checks {
+				if k := &svc.checks[j]; k.static() && !k.meets(s.vals[k.field], nil) {
+					svc.ok[i] = false
+				}
+			}
+		}
+		for _, k := range svc.checks {
+			if !k.static() {
+				svc.dynamic = append(svc.dynamic, k)
+			}
+		}
+	}
 	for i := range running {
 		t := &running[i]
 		svc := services[t.Service]
@@ -351,7 +371,6 @@ func Place(offers []Offer, running []Placed, pending []Need, opts Options) Resul
 	for i := range pending {
 		n := &pending[i]
 		svc := svcOf[i]
-		checks := svc.checks
 		w := want{toMilli(n.CPUs) + exec[rCPUs], toMilli(n.Mem) + exec[rMem], toMilli(n.Disk) + exec[rDisk], int64(n.Ports)}
 		key := memoKey{svc, w}
 		if r, ok := memo[key]; ok {
@@ -361,16 +380,16 @@ func Place(offers []Offer, running []Placed, pending []Need, opts Options) Resul
 		var best *offerState
 		var bestScore int64
 	offers:
-		for _, s := range states {
-			if s.blocked != "" || !s.fits(&w) {
+		for si, s := range states {
+			if s.blocked != "" || !svc.ok[si] || !s.fits(&w) {
 				continue
 			}
 			score := int64(svc.perAgent[s.agent])
 			if best != nil && score >= bestScore && svc.spreadBy == nil {
 				continue // it could not win; skip the constraints
 			}
-			for j := range checks {
-				k := &checks[j]
+			for j := range svc.dynamic {
+				k := &svc.dynamic[j]
 				if !k.meets(s.vals[k.field], svc.groups[k.field]) {
 					continue offers
 				}
@@ -386,7 +405,7 @@ func Place(offers []Offer, running []Placed, pending []Need, opts Options) Resul
 			}
 		}
 		if best == nil {
-			r := diagnose(states, &w, checks, svc)
+			r := diagnose(states, &w, svc)
 			memo[key] = r
 			res.Unplaced = append(res.Unplaced, Unplaced{TaskID: n.TaskID, Service: n.Service, Reasons: cloneReasons(r)})
 			continue
@@ -427,7 +446,7 @@ func Place(offers []Offer, running []Placed, pending []Need, opts Options) Resul
 }
 
 // diagnose counts, for a task no offer took, why each offer did not.
-func diagnose(states []*offerState, w *want, checks []check, svc *service) map[Reason]int {
+func diagnose(states []*offerState, w *want, svc *service) map[Reason]int {
 	r := map[Reason]int{}
 	if len(states) == 0 {
 		r[ReasonNoOffers] = 1
@@ -438,8 +457,8 @@ func diagnose(states []*offerState, w *want, checks []check, svc *service) map[R
 			r[s.blocked]++
 			continue
 		}
-		for j := range checks {
-			k := &checks[j]
+		for j := range svc.checks {
+			k := &svc.checks[j]
 			if !k.meets(s.vals[k.field], svc.groups[k.field]) {
 				r[k.reason]++
 			}
