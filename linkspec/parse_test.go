@@ -97,7 +97,7 @@ func TestDefaults(t *testing.T) {
 // A parsed spec written as JSON parses back to the same spec, so what the
 // scheduler stores and serves is what was submitted.
 func TestJSONRoundTrip(t *testing.T) {
-	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml"} {
+	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml", "testdata/validate/image-ok.yaml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
