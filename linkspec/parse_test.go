@@ -298,3 +298,24 @@ func TestMaxTasks(t *testing.T) {
 		}
 	}
 }
+
+// A scheduler that cannot run images refuses them, located, with its reason.
+func TestNoImages(t *testing.T) {
+	data, err := os.ReadFile("testdata/validate/image-ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := "its executor binary is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); build tiltai with CGO_ENABLED=0 to run services in images"
+	_, probs := ParseWith(context.Background(), "image-ok.yaml", data, ParseOptions{NoImages: why})
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`image-ok.yaml:6:12: service "encryptor" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+		`image-ok.yaml:14:12: service "pinned" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

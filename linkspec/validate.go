@@ -176,6 +176,8 @@ func validateImage(r *reporter, svc *Service, p string, bad map[string]bool) {
 	if !bad[ip] {
 		if _, err := ParseImageRef(svc.Image); err != nil {
 			r.errorf(ip, imageHint, "%v", err)
+		} else if r.opt.NoImages != "" {
+			r.errorf(ip, "run it without an image, or submit it to a scheduler that runs images", "service %q runs in an image, which this scheduler cannot do: %s", svc.Name, r.opt.NoImages)
 		}
 	}
 	first := map[string]int{}
