@@ -28,6 +28,10 @@ type ParseOptions struct {
 	// MaxTasks bounds the sum of every service's instances: how many tasks
 	// one spec may ask a scheduler to hold. 0 means DefaultMaxTasks.
 	MaxTasks int
+	// NoImages, when set, refuses services with an image and says why, e.g.
+	// "this scheduler's executor binary is dynamically linked (…); build
+	// tiltai with CGO_ENABLED=0 to run services in images".
+	NoImages string
 }
 
 func (o ParseOptions) maxTasks() int {
