@@ -97,6 +97,10 @@ type agentExecutor struct {
 	timedOut    bool                    // killed because it did not subscribe in time
 	recovering  bool                    // recovered after an agent restart, not re-subscribed yet
 	kills       []executor.Event_Kill   // kills that came while it was not subscribed
+	// early holds calls from an executor that reached the agent before
+	// its launch was reported: answered once the agent knows its pid, as
+	// Mesos' agent always does (it forks before the executor can speak).
+	early []execCall
 }
 
 type agentTask struct {
@@ -246,6 +250,10 @@ func (a *agent) handle(msg any) {
 	case execTimeout:
 		a.execTimeout(x)
 	case execCall:
+		if e := a.executor(x.call.FrameworkID.Value, x.call.ExecutorID.Value); e != nil && e.state == execLaunching {
+			e.early = append(e.early, x)
+			return
+		}
 		x.reply <- a.execCall(x)
 	case execStreamEnded:
 		if e := a.executor(x.fwID, x.execID); e != nil && e.stream == x.stream && e.state == execRunning {
@@ -486,6 +494,15 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 
 func (a *agent) execLaunched(x execLaunched) {
 	e := a.executor(x.fwID, x.execID)
+	if e != nil && e.containerID == x.containerID && len(e.early) > 0 {
+		early := e.early
+		e.early = nil
+		defer func() {
+			for _, c := range early {
+				c.reply <- a.execCall(c)
+			}
+		}()
+	}
 	if e == nil || e.containerID != x.containerID || e.state == execTerminating || e.state == execTerminated {
 		if x.proc != nil {
 			_ = x.proc.Kill() // shut down while launching
