@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/tiltai/tiltai/scheduler/core"
 	"log/slog"
 	"net"
 	"time"
@@ -176,6 +177,18 @@ func (c *Config) withDefaults() Config {
 		d.Now = time.Now
 	}
 	return d
+}
+
+// coreConfig is what the machine needs of the configuration (defaults
+// applied).
+func (c *Config) coreConfig() core.Config {
+	return core.Config{
+		ExecutorCPUs: c.ExecutorCPUs, ExecutorMem: c.ExecutorMem,
+		DrainTimeout: c.DrainTimeout, ResendMin: c.ResendMin, ResendMax: c.ResendMax,
+		AntiEntropy: c.AntiEntropy, ReconcileInterval: c.ReconcileInterval,
+		UnreachableReconcile: c.UnreachableReconcile, StagingReconcile: c.StagingReconcile,
+		KillRetry: c.KillRetry, RestartReset: c.RestartReset, Refuse: c.Refuse,
+	}
 }
 
 // Validate lists every problem with the configuration.

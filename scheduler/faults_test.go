@@ -22,6 +22,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // linksSynced: every running task has applied its service's current table.
@@ -678,7 +679,7 @@ func TestFrameworkIDLost(t *testing.T) {
 	h.sched.Close()
 
 	// Only the ID is lost: the records say tasks exist.
-	h.store.Apply(context.Background(), map[string][]byte{keyFrameworkID: nil})
+	h.store.Apply(context.Background(), map[string][]byte{core.KeyFrameworkID: nil})
 	_, err := New(context.Background(), h.cfg)
 	var lost *FrameworkIDLostError
 	if !errors.As(err, &lost) || lost.Tasks != 5 || !strings.Contains(err.Error(), "docs/operations.md") {

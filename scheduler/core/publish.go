@@ -1,6 +1,7 @@
-package scheduler
+package core
 
 import (
+	"sort"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
@@ -30,52 +31,58 @@ type pubTask struct {
 	force    bool   // re-send even if acknowledged (anti-entropy)
 }
 
-// taskStatus is an executor's latest report.
-type taskStatus struct {
-	at       time.Time
-	version  uint64
-	gates    map[string]control.GateCounters
-	counters map[string]int64
+// TaskStatus is an executor's latest report. It is never changed once
+// made: views share it.
+type TaskStatus struct {
+	At       time.Time
+	Version  uint64
+	Gates    map[string]control.GateCounters
+	Counters map[string]int64
 }
 
 // publishTables gives a new version to every service whose table changed.
-func (s *Scheduler) publishTables(plan *linkspec.Plan, now time.Time) {
+func (m *Machine) publishTables(plan *linkspec.Plan, now time.Time) {
 	changed := map[string]bool{}
+	var svcs []string
 	for svc, tb := range plan.Tables {
-		cur := s.tables[svc]
-		if cur != nil && cur.table == tb {
-			continue
+		if cur := m.tables[svc]; cur == nil || cur.table != tb {
+			svcs = append(svcs, svc)
 		}
-		stored, ok := s.st.meta.Tables[svc]
+	}
+	// In name order, so versions are handed out the same way every time.
+	sort.Strings(svcs)
+	for _, svc := range svcs {
+		tb, cur := plan.Tables[svc], m.tables[svc]
+		stored, ok := m.st.meta.Tables[svc]
 		if ok && stored.Digest == tb.Digest() {
 			// Same content as last published (e.g. after a restart): same
 			// version, so gates see nothing new.
-			s.tables[svc] = &pubTable{version: stored.Version, table: tb, published: now}
+			m.tables[svc] = &pubTable{version: stored.Version, table: tb, published: now}
 		} else {
-			v := s.nextLinkVersion()
-			s.st.meta.Tables[svc] = tableVersion{Version: v, Digest: tb.Digest()}
-			s.st.touchMeta()
-			s.tables[svc] = &pubTable{version: v, table: tb, published: now}
-			s.metrics.tableVersions.Inc()
-			s.event("links_published", map[string]any{"service": svc, "version": v, "out": tb.Out})
+			v := m.nextLinkVersion()
+			m.st.meta.Tables[svc] = tableVersion{Version: v, Digest: tb.Digest()}
+			m.st.touchMeta()
+			m.tables[svc] = &pubTable{version: v, table: tb, published: now}
+			m.out.Metrics.TableVersions++
+			m.event("links_published", map[string]any{"service": svc, "version": v, "out": tb.Out})
 		}
-		if cur == nil || cur.version != s.tables[svc].version {
+		if cur == nil || cur.version != m.tables[svc].version {
 			changed[svc] = true
 		}
 	}
 	if len(changed) > 0 {
 		// Acks of an old version no longer count as "in sync".
-		for _, t := range s.st.tasks {
+		for _, t := range m.st.tasks {
 			if changed[t.Service] {
-				s.observe(t)
+				m.observe(t)
 			}
 		}
 	}
-	for svc := range s.tables {
+	for svc := range m.tables {
 		if _, ok := plan.Tables[svc]; !ok {
-			delete(s.tables, svc)
-			delete(s.st.meta.Tables, svc)
-			s.st.touchMeta()
+			delete(m.tables, svc)
+			delete(m.st.meta.Tables, svc)
+			m.st.touchMeta()
 		}
 	}
 }
@@ -86,15 +93,15 @@ const linkVersionBlock = 1024
 // nextLinkVersion hands out the next version; when the reservation runs
 // out it reserves the next block, and the batch must then be stored
 // before any table goes out.
-func (s *Scheduler) nextLinkVersion() uint64 {
-	m := &s.st.meta
-	m.LinkVersion++
-	if m.LinkVersion > m.LinkVersionReserved {
-		m.LinkVersionReserved = m.LinkVersion + linkVersionBlock - 1
-		s.storeFirst = true
+func (m *Machine) nextLinkVersion() uint64 {
+	meta := &m.st.meta
+	meta.LinkVersion++
+	if meta.LinkVersion > meta.LinkVersionReserved {
+		meta.LinkVersionReserved = meta.LinkVersion + linkVersionBlock - 1
+		m.storeFirst = true
 	}
-	s.st.touchMeta()
-	return m.LinkVersion
+	m.st.touchMeta()
+	return meta.LinkVersion
 }
 
 // sendable: the task runs (its in-gates are bound), so its executor
@@ -107,27 +114,27 @@ func sendable(t *taskRecord) bool {
 
 // resendLinks sends each task its service's current table if the executor
 // has not acknowledged it, with exponential backoff per task.
-func (s *Scheduler) resendLinks(now time.Time) {
-	if !s.subscribed {
+func (m *Machine) resendLinks(now time.Time) {
+	if !m.subscribed {
 		return
 	}
-	for _, t := range s.st.tasks {
+	for _, t := range m.st.tasks {
 		if !sendable(t) {
 			continue
 		}
-		tb := s.tables[t.Service]
+		tb := m.tables[t.Service]
 		if tb == nil {
 			continue
 		}
-		l := s.links[t.ID]
+		l := m.links[t.ID]
 		if l == nil {
 			l = &pubTask{}
-			s.links[t.ID] = l
+			m.links[t.ID] = l
 		}
 		if l.acked == tb.version && !l.force {
 			continue
 		}
-		if l.sent == tb.version && !l.force && (s.inFlight > 0 || now.Before(s.resendDue(l))) {
+		if l.sent == tb.version && !l.force && (m.inFlight > 0 || now.Before(m.resendDue(l))) {
 			// A resend waits until everything queued has gone out and the
 			// backoff has passed since: resending while a burst is still
 			// being sent would only make the burst longer.
@@ -136,16 +143,16 @@ func (s *Scheduler) resendLinks(now time.Time) {
 		if l.sent != tb.version {
 			l.attempts = 0
 		} else {
-			s.metrics.resends.Inc()
+			m.out.Metrics.Resends++
 		}
 		snap := snapshot(tb)
 		data, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: t.ID, Snapshot: &snap})
 		if err != nil {
-			s.log.Error("cannot encode a link table", "task_id", t.ID, "err", err)
+			m.logf(LevelError, "cannot encode a link table", "task_id", t.ID, "err", err)
 			continue
 		}
-		s.queue(calls.Message(t.AgentID, t.executorID(), data))
-		s.metrics.linkMessages.Inc()
+		m.queue(calls.Message(t.AgentID, t.executorID(), data))
+		m.out.Metrics.LinkMessages++
 		l.sent, l.sentAt, l.force = tb.version, now, false
 		l.attempts++
 	}
@@ -153,39 +160,39 @@ func (s *Scheduler) resendLinks(now time.Time) {
 
 // resendDue is when an unacknowledged table may be sent again: the backoff
 // after it (or the last outbox batch) went out.
-func (s *Scheduler) resendDue(l *pubTask) time.Time {
+func (m *Machine) resendDue(l *pubTask) time.Time {
 	from := l.sentAt
-	if s.lastFlush.After(from) {
-		from = s.lastFlush
+	if m.lastFlush.After(from) {
+		from = m.lastFlush
 	}
-	return from.Add(s.backoff(l.attempts))
+	return from.Add(m.backoff(l.attempts))
 }
 
-func (s *Scheduler) backoff(attempts int) time.Duration {
-	d := s.cfg.ResendMin
-	for i := 1; i < attempts && d < s.cfg.ResendMax; i++ {
+func (m *Machine) backoff(attempts int) time.Duration {
+	d := m.cfg.ResendMin
+	for i := 1; i < attempts && d < m.cfg.ResendMax; i++ {
 		d *= 2
 	}
-	return min(d, s.cfg.ResendMax)
+	return min(d, m.cfg.ResendMax)
 }
 
 // nextResend is the earliest time an unacknowledged table is due again.
-func (s *Scheduler) nextResend() time.Time {
+func (m *Machine) nextResend() time.Time {
 	var next time.Time
-	for id, l := range s.links {
-		t := s.st.tasks[id]
+	for id, l := range m.links {
+		t := m.st.tasks[id]
 		if t == nil || !sendable(t) {
 			continue
 		}
-		if tb := s.tables[t.Service]; tb != nil && l.acked != tb.version {
-			due := s.resendDue(l)
+		if tb := m.tables[t.Service]; tb != nil && l.acked != tb.version {
+			due := m.resendDue(l)
 			if next.IsZero() || due.Before(next) {
 				next = due
 			}
 		}
 	}
-	if !s.nextAE.IsZero() && (next.IsZero() || s.nextAE.Before(next)) {
-		next = s.nextAE
+	if !m.nextAE.IsZero() && (next.IsZero() || m.nextAE.Before(next)) {
+		next = m.nextAE
 	}
 	return next
 }
@@ -199,21 +206,21 @@ func snapshot(tb *pubTable) control.Snapshot {
 }
 
 // onAck records that a task's service applied version v.
-func (s *Scheduler) onAck(t *taskRecord, v uint64, now time.Time) {
-	l := s.links[t.ID]
+func (m *Machine) onAck(t *taskRecord, v uint64, now time.Time) {
+	l := m.links[t.ID]
 	if l == nil {
 		l = &pubTask{}
-		s.links[t.ID] = l
+		m.links[t.ID] = l
 	}
-	tb := s.tables[t.Service]
+	tb := m.tables[t.Service]
 	if tb != nil && v > tb.version {
 		// The executor runs a version this scheduler never recorded: one
 		// sent before a write that then failed, or by a deposed leader. Its
 		// content is unknown here, so publish the current table under a
 		// fresh version (beyond any reservation), which it will apply.
-		s.log.Warn("an executor runs an unrecorded link version; republishing", "task_id", t.ID, "version", v, "current", tb.version)
-		s.metrics.divergent.Inc()
-		s.republish(t.Service, now)
+		m.logf(LevelWarn, "an executor runs an unrecorded link version; republishing", "task_id", t.ID, "version", v, "current", tb.version)
+		m.out.Metrics.Divergent++
+		m.republish(t.Service, now)
 		l.acked = v
 		return
 	}
@@ -221,42 +228,43 @@ func (s *Scheduler) onAck(t *taskRecord, v uint64, now time.Time) {
 		return // a duplicate, or overtaken by a newer ack
 	}
 	l.acked = v
+	m.viewDirty = true
 	if tb != nil && v == tb.version {
-		s.metrics.linkAckLatency.Observe(now.Sub(tb.published).Seconds())
-		s.event("links_acked", map[string]any{"task_id": t.ID, "version": v})
-		s.observe(t)
+		m.out.Metrics.AckLatency = append(m.out.Metrics.AckLatency, now.Sub(tb.published))
+		m.event("links_acked", map[string]any{"task_id": t.ID, "version": v})
+		m.observe(t)
 	}
 }
 
 // republish gives a service's current table a fresh version, so every task
 // of it is sent the table again and must acknowledge the new version.
-func (s *Scheduler) republish(service string, now time.Time) {
-	tb := s.tables[service]
+func (m *Machine) republish(service string, now time.Time) {
+	tb := m.tables[service]
 	if tb == nil {
 		return
 	}
-	v := s.nextLinkVersion()
-	s.st.meta.Tables[service] = tableVersion{Version: v, Digest: tb.table.Digest()}
-	s.tables[service] = &pubTable{version: v, table: tb.table, published: now}
-	for _, t := range s.st.tasks {
+	v := m.nextLinkVersion()
+	m.st.meta.Tables[service] = tableVersion{Version: v, Digest: tb.table.Digest()}
+	m.tables[service] = &pubTable{version: v, table: tb.table, published: now}
+	for _, t := range m.st.tasks {
 		if t.Service == service {
-			s.observe(t)
+			m.observe(t)
 		}
 	}
 }
 
 // antiEntropy re-sends every task its current table, acknowledged or not.
-func (s *Scheduler) antiEntropy(now time.Time) {
-	for _, t := range s.st.tasks {
+func (m *Machine) antiEntropy(now time.Time) {
+	for _, t := range m.st.tasks {
 		if !sendable(t) {
 			continue
 		}
-		l := s.links[t.ID]
+		l := m.links[t.ID]
 		if l == nil {
 			l = &pubTask{}
-			s.links[t.ID] = l
+			m.links[t.ID] = l
 		}
 		l.force = true
 	}
-	s.nextAE = now.Add(s.cfg.AntiEntropy)
+	m.nextAE = now.Add(m.cfg.AntiEntropy)
 }

@@ -1,4 +1,4 @@
-package scheduler
+package core
 
 import (
 	"encoding/json"
@@ -9,6 +9,10 @@ import (
 
 	"github.com/tiltai/tiltai/linkspec"
 )
+
+// KeyFrameworkID is the stored key of the framework ID (operators and
+// tests clear it to simulate its loss).
+const KeyFrameworkID = keyFrameworkID
 
 // Keys of the stored state.
 const (
