@@ -62,12 +62,13 @@ func (p phase) String() string {
 type killCause int
 
 const (
-	causeKill      killCause = iota // KILL from the scheduler
-	causeShutdown                   // SHUTDOWN from the agent
-	causeTerminate                  // the executor itself was signalled
-	causeAgentGone                  // the agent could not be reached in time
-	causeHung                       // no heartbeat for the liveness timeout
-	causeNotReady                   // in-gates not bound within the ready timeout
+	causeKill       killCause = iota // KILL from the scheduler
+	causeShutdown                    // SHUTDOWN from the agent
+	causeTerminate                   // the executor itself was signalled
+	causeAgentGone                   // the agent could not be reached in time
+	causeHung                        // no heartbeat for the liveness timeout
+	causeNotReady                    // in-gates not bound within the ready timeout
+	causeFalseClaim                  // the service claimed something false on its control socket
 )
 
 // --- inputs ---
@@ -221,6 +222,9 @@ type task struct {
 	svc      control.State // latest control-socket state
 	helloed  bool          // the service has connected at least once
 	lastBeat time.Time
+	// distrusted: the service made a false claim (control.State.Violation);
+	// nothing it says is passed on to the scheduler any more.
+	distrusted bool
 
 	passed   uint64 // newest link version passed on to the service
 	ackedVer uint64 // newest applied version acknowledged to the scheduler
@@ -758,8 +762,17 @@ func (m *machine) serviceState(st control.State) {
 	if st.Status != nil && st.Status != prev.Status {
 		t.lastBeat = m.now
 	}
+	if st.Violation != "" && !t.distrusted {
+		// A service that lies about its gates or about what it applied
+		// cannot be trusted to have drained anything: its acks would let
+		// the scheduler stop tasks with messages still in flight to them.
+		t.distrusted = true
+		why := "service broke the control protocol: " + st.Violation
+		m.log(slog.LevelError, "service made a false claim on its control socket; stopping it", "reason", st.Violation)
+		m.stop(causeFalseClaim, why, t.data.GracePeriod())
+	}
 	m.checkReady()
-	if st.Applied > t.ackedVer {
+	if st.Applied > t.ackedVer && !t.distrusted {
 		t.ackedVer = st.Applied
 		m.send(Message{Type: TypeAck, TaskID: t.id, Version: st.Applied})
 	}
@@ -1009,7 +1022,8 @@ func (m *machine) startKill(cause killCause, why string, grace time.Duration) {
 		m.update(t.id, mesos.TASK_KILLING, "draining the service before stopping it")
 	}
 	// A hung or never-connected service cannot drain: go straight to SIGTERM.
-	canDrain := t.helloed && cause != causeHung && cause != causeNotReady && grace > 0
+	// A lying one's "drained" would mean nothing.
+	canDrain := t.helloed && cause != causeHung && cause != causeNotReady && cause != causeFalseClaim && grace > 0
 	if canDrain {
 		k.drain = true
 		k.drainBy = m.now.Add(drainBudget(grace))
@@ -1061,7 +1075,7 @@ func (m *machine) serviceExited(in inExited) {
 	switch k.cause {
 	case causeHung:
 		m.update(t.id, mesos.TASK_FAILED, msg, withHealthy(false))
-	case causeNotReady:
+	case causeNotReady, causeFalseClaim:
 		m.update(t.id, mesos.TASK_FAILED, msg)
 	case causeAgentGone:
 		m.update(t.id, mesos.TASK_FAILED, msg, withReason(mesos.REASON_AGENT_DISCONNECTED))

@@ -315,7 +315,8 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 
 // serviceState changes the simulated control-socket state: connect,
 // disconnect, ready, beat (a heartbeat), applied=N, rejected=N reject=TEXT,
-// drained, gates=name@addr,… counter=name:value.
+// drained, gates=name@addr,… counter=name:value, violation=TEXT (a false
+// claim the control server refused).
 func (h *scriptHarness) serviceState(words []string, kv map[string]string) error {
 	s := &h.svc
 	for _, w := range words {
@@ -350,6 +351,9 @@ func (h *scriptHarness) serviceState(words []string, kv map[string]string) error
 			s.Rejected = n
 		case "reject":
 			s.RejectErr = v
+		case "violation":
+			s.Violation = v
+			s.ProtoErrors++
 		case "gates":
 			s.Gates = nil
 			for _, g := range strings.Split(v, ",") {

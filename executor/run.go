@@ -329,6 +329,8 @@ func (d *driver) startService(e doLaunch) error {
 		Logger:            d.log,
 		HeartbeatInterval: e.HeartbeatInterval,
 		HeartbeatTimeout:  e.Data.LivenessTimeout(),
+		Gates:             e.Data.GateSpecs(),
+		CheckGates:        true,
 	})
 	if err != nil {
 		return err
@@ -399,7 +401,8 @@ func (d *driver) watch(srv *control.Server) {
 func sameState(a, b control.State) bool {
 	return a.Connected == b.Connected && a.Connections == b.Connections && a.Ready == b.Ready &&
 		a.Applied == b.Applied && a.Rejected == b.Rejected && a.Status == b.Status &&
-		a.Drained == b.Drained && a.ProtoErrors == b.ProtoErrors && slices.Equal(a.Gates, b.Gates)
+		a.Drained == b.Drained && a.ProtoErrors == b.ProtoErrors && a.Violation == b.Violation &&
+		slices.Equal(a.Gates, b.Gates)
 }
 
 // close stops everything the driver started and waits for it.

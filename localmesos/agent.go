@@ -96,6 +96,7 @@ type agentTask struct {
 	execID   string
 	state    mesos.TaskState
 	latest   *mesos.TaskStatus
+	statuses []mesos.TaskStatus // every update, as GET_TASKS shows them
 	pending  []pendingUpdate
 	retry    *time.Timer
 	interval time.Duration
@@ -266,6 +267,8 @@ func (a *agent) handle(msg any) {
 		e.stream.Send(&executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: x.data}})
 	case agentStateRequest:
 		x.reply <- a.renderState()
+	case agentFunc:
+		x(a)
 	case agentIDRequest:
 		if a.registered {
 			x.reply <- []byte(a.id)
@@ -680,6 +683,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 	t.state = u.Status.GetState()
 	latest := u.Status
 	t.latest = &latest
+	t.statuses = append(t.statuses, u.Status)
 	t.pending = append(t.pending, u)
 	if e != nil && terminal(t.state) {
 		delete(e.launched, t.info.TaskID.Value)

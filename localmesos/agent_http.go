@@ -22,6 +22,8 @@ func (h *agentHTTP) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/executor", h.executor)
 	mux.HandleFunc("/slave(1)/api/v1/executor", h.executor)
+	mux.HandleFunc("/api/v1", h.operator)
+	mux.HandleFunc("/slave(1)/api/v1", h.operator)
 	mux.HandleFunc("/state", h.state)
 	mux.HandleFunc("/slave(1)/state", h.state)
 	mux.HandleFunc("/health", health)

@@ -47,8 +47,8 @@ type Config struct {
 	// Mesos); offers are also made at once when resources free up.
 	AllocationInterval time.Duration
 	// DefaultRefuse is how long declined or unused resources are not
-	// re-offered to the same framework when the call has no filters
-	// (default 5s).
+	// re-offered to the same framework when the call has no filters or a
+	// negative refuse_seconds (default 5s, Filters.refuse_seconds' default).
 	DefaultRefuse time.Duration
 
 	// AgentRemovalTimeout: an agent gone (stopped) this long is removed:
@@ -72,7 +72,9 @@ type Config struct {
 	// StatusUpdateRetry is the first retry interval of an unacknowledged
 	// status update; it doubles up to 10 minutes (default 10s).
 	StatusUpdateRetry time.Duration
-	// ExecutorHeartbeatInterval of executor streams (default 30s).
+	// ExecutorHeartbeatInterval of executor streams (default 30m, Mesos'
+	// DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL in src/slave/constants.hpp; the
+	// agent's --http_heartbeat_interval of 30s is for operator streams).
 	ExecutorHeartbeatInterval time.Duration
 
 	// Launcher starts executors (default: real processes).
@@ -148,7 +150,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RecoveryTimeout, 15*time.Minute)
 	def(&c.SubscriptionBackoffMax, 2*time.Second)
 	def(&c.StatusUpdateRetry, 10*time.Second)
-	def(&c.ExecutorHeartbeatInterval, 30*time.Second)
+	def(&c.ExecutorHeartbeatInterval, 30*time.Minute)
 	if c.MaxCompletedTasks == 0 {
 		c.MaxCompletedTasks = 1000
 	}

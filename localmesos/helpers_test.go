@@ -71,6 +71,15 @@ func post(t *testing.T, url string, hdr map[string]string, body []byte) *http.Re
 
 func subscribeRaw(t *testing.T, c *Cluster, body string) *rawSched {
 	t.Helper()
+	s := openStream(t, c, body)
+	e := s.next(scheduler.Event_SUBSCRIBED)
+	s.fwID = e.ev.Subscribed.FrameworkID.Value
+	return s
+}
+
+// openStream posts a SUBSCRIBE and reads its stream, whatever comes first.
+func openStream(t *testing.T, c *Cluster, body string) *rawSched {
+	t.Helper()
 	resp := post(t, c.SchedulerURL(), map[string]string{"Content-Type": "application/json", "Accept": "application/json"}, []byte(body))
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
@@ -96,8 +105,6 @@ func subscribeRaw(t *testing.T, c *Cluster, body string) *rawSched {
 			s.events <- rawEvent{raw: raw, ev: ev}
 		}
 	}()
-	e := s.next(scheduler.Event_SUBSCRIBED)
-	s.fwID = e.ev.Subscribed.FrameworkID.Value
 	return s
 }
 

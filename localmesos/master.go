@@ -44,6 +44,7 @@ type master struct {
 	allocDirty   bool
 	timers       map[*time.Timer]struct{}
 	counters     masterCounters
+	ops          operatorState // operator event stream subscribers
 	done         chan struct{}
 }
 
@@ -60,16 +61,27 @@ type framework struct {
 	streamID         string
 	connected        bool
 	active           bool
-	suppressed       bool
+	roles            []string        // frameworkRoles of info
+	multiRole        bool            // MULTI_ROLE: offers carry allocation_info
+	suppressed       map[string]bool // roles not offered to until REVIVE
 	recovered        bool
 	partitionAware   bool
 	registered       time.Time
 	reregistered     time.Time
 	unregistered     time.Time
 	failoverDeadline time.Time
-	filters          map[string]time.Time // agent id → refuse until
+	filters          map[string][]refusal // agent id → DECLINE filters
 	tasks            map[string]*task
 	completed        []*task
+}
+
+// refusal is Mesos' RefusedOfferFilter: until it expires, the resources
+// refused on an agent are not offered again to that role of the framework;
+// an offer with anything more (resources freed since) passes.
+type refusal struct {
+	role      string
+	until     time.Time
+	resources res.Resources
 }
 
 type task struct {
@@ -109,6 +121,7 @@ type execRec struct {
 
 type offer struct {
 	id, fwID, agentID string
+	role              string // the role it is allocated to
 	resources         res.Resources
 	timer             *time.Timer
 }
@@ -179,6 +192,7 @@ func (m *master) run(ctx context.Context) {
 			m.allocDirty = false
 			m.allocate(time.Now())
 		}
+		m.publishOperatorEvents()
 	}
 }
 
@@ -192,6 +206,8 @@ func (m *master) handle(msg any) {
 		m.handle(x.msg)
 	case schedCall:
 		x.reply <- m.call(x)
+	case masterFunc:
+		x(m)
 	case streamEnded:
 		m.streamEnded(x)
 	case stateRequest:
@@ -590,7 +606,7 @@ func (m *master) available(a *agentRec) res.Resources {
 func (m *master) allocate(now time.Time) {
 	var fws []*framework
 	for _, fw := range m.frameworks {
-		if fw.connected && fw.active && !fw.suppressed {
+		if fw.connected && fw.active && fw.offerRole() != "" {
 			fws = append(fws, fw)
 		}
 	}
@@ -614,14 +630,12 @@ func (m *master) allocate(now time.Time) {
 		}
 		for i := 0; i < len(fws); i++ {
 			fw := fws[(m.rr+i)%len(fws)]
-			if until, ok := fw.filters[id]; ok {
-				if now.Before(until) {
-					continue // re-examined by the periodic allocation pass
-				}
-				delete(fw.filters, id)
+			role := fw.offerRole()
+			if fw.refused(id, role, avail, now) {
+				continue // re-examined by the periodic allocation pass
 			}
 			m.rr = (m.rr + i + 1) % len(fws)
-			o := m.makeOffer(fw, a, avail)
+			o := m.makeOffer(fw, a, avail, role)
 			batches[fw] = append(batches[fw], o)
 			break
 		}
@@ -650,10 +664,44 @@ func agentNumber(id string) (int, error) {
 	return 0, fmt.Errorf("no agent number in %q", id)
 }
 
-func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources) mesos.Offer {
+// offerRole is the role the framework's next offer is allocated to: its
+// first role that is not suppressed ("" when there is none).
+func (fw *framework) offerRole() string {
+	for _, r := range fw.roles {
+		if !fw.suppressed[r] {
+			return r
+		}
+	}
+	return ""
+}
+
+// refused applies the framework's DECLINE filters on an agent, dropping
+// expired ones: avail is filtered when an unexpired refusal of the role
+// covers all of it (Mesos' RefusedOfferFilter::filter).
+func (fw *framework) refused(agentID, role string, avail res.Resources, now time.Time) bool {
+	live := fw.filters[agentID][:0]
+	filtered := false
+	for _, f := range fw.filters[agentID] {
+		if !now.Before(f.until) {
+			continue
+		}
+		live = append(live, f)
+		if f.role == role && f.resources.Contains(avail) {
+			filtered = true
+		}
+	}
+	if len(live) == 0 {
+		delete(fw.filters, agentID)
+	} else {
+		fw.filters[agentID] = live
+	}
+	return filtered
+}
+
+func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role string) mesos.Offer {
 	id := fmt.Sprintf("%s-O%d", m.id, m.nextOffer)
 	m.nextOffer++
-	o := &offer{id: id, fwID: fw.id, agentID: a.id, resources: avail}
+	o := &offer{id: id, fwID: fw.id, agentID: a.id, role: role, resources: avail}
 	if m.cfg.OfferTimeout > 0 {
 		o.timer = m.after(m.cfg.OfferTimeout, offerExpired{id: id})
 	}
@@ -665,12 +713,22 @@ func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources) meso
 
 func (m *master) offerProto(o *offer, a *agentRec) mesos.Offer {
 	ip, path := m.ip, "/slave(1)"
-	return mesos.Offer{
+	p := mesos.Offer{
 		ID: mesos.OfferID{Value: o.id}, FrameworkID: mesos.FrameworkID{Value: o.fwID},
 		AgentID: mesos.AgentID{Value: a.id}, Hostname: a.hostname,
 		URL:       &mesos.URL{Scheme: "http", Address: mesos.Address{Hostname: &a.hostname, IP: &ip, Port: int32(a.port)}, Path: &path},
 		Resources: o.resources.ToProto(res.OfferRole, true),
 	}
+	// A MULTI_ROLE framework learns the role of the offer and of each
+	// resource from allocation_info; the others get none (recorded).
+	if fw := m.frameworks[o.fwID]; fw != nil && fw.multiRole {
+		role := o.role
+		p.AllocationInfo = &mesos.Resource_AllocationInfo{Role: &role}
+		for i := range p.Resources {
+			p.Resources[i].AllocationInfo = &mesos.Resource_AllocationInfo{Role: &role}
+		}
+	}
+	return p
 }
 
 // takeOffer removes an offer, returning its resources to the agent's pool
@@ -700,25 +758,20 @@ func (m *master) rescindOffer(id string) {
 	}
 }
 
-// refuse applies a DECLINE filter: the agent's resources are not offered to
-// the framework again for d.
-func (m *master) refuse(fw *framework, agentID string, f *mesos.Filters) {
+// refuse applies a DECLINE filter: the refused resources of the agent are
+// not offered to the framework's role again for refuse_seconds, as Mesos'
+// allocator: none given or negative → the default, 0 → no filter.
+func (m *master) refuse(fw *framework, agentID, role string, refused res.Resources, f *mesos.Filters) {
 	d := m.cfg.DefaultRefuse
-	if f != nil && f.RefuseSeconds != nil {
+	if f != nil && f.RefuseSeconds != nil && *f.RefuseSeconds >= 0 {
 		secs := *f.RefuseSeconds
-		if secs <= 0 {
-			return
-		}
 		if secs > 365*24*3600 {
 			secs = 365 * 24 * 3600
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	if d <= 0 {
+	if d <= 0 || refused.Empty() {
 		return
 	}
-	until := time.Now().Add(d)
-	if fw.filters[agentID].Before(until) {
-		fw.filters[agentID] = until
-	}
+	fw.filters[agentID] = append(fw.filters[agentID], refusal{role: role, until: time.Now().Add(d), resources: refused})
 }

@@ -3,7 +3,9 @@ package localmesos
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -21,9 +23,11 @@ type schedCall struct {
 	reply    chan callResult
 }
 
-// callResult is the master's answer: an error, or 202, or a stream.
+// callResult is the master's answer: an error, or 202 (or status), or a
+// stream.
 type callResult struct {
 	err    *wire.Error
+	status int // of an answer without a body; 0 means 202
 	stream *wire.Stream
 	fwID   string // of the stream
 }
@@ -41,7 +45,16 @@ func (m *master) call(x schedCall) callResult {
 	if fw == nil {
 		return callResult{err: wire.BadRequest("Framework cannot be found")}
 	}
-	if fw.streamID != x.streamID || !fw.connected {
+	// The order of Mesos' Master::Http::scheduler (src/master/http.cpp): a
+	// framework without a stream is refused before its stream id is looked
+	// at, whatever id the call carries.
+	if !fw.connected {
+		return callResult{err: &wire.Error{Status: http.StatusForbidden, Text: "Framework is not subscribed"}}
+	}
+	if x.streamID == "" {
+		return callResult{err: wire.BadRequest("All non-subscribe calls should include the 'Mesos-Stream-Id' header")}
+	}
+	if fw.streamID != x.streamID {
 		return callResult{err: wire.BadRequest("The stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", x.streamID, fw.id)}
 	}
 	switch c.Type {
@@ -54,16 +67,35 @@ func (m *master) call(x schedCall) callResult {
 		for _, id := range c.Decline.OfferIDs {
 			if o := m.offers[id.Value]; o != nil && o.fwID == fw.id {
 				m.takeOffer(id.Value)
-				m.refuse(fw, o.agentID, c.Decline.Filters)
+				m.refuse(fw, o.agentID, o.role, o.resources, c.Decline.Filters)
 				m.counters.offersDeclined++
 			}
 		}
 	case scheduler.Call_REVIVE:
-		fw.suppressed = false
-		fw.filters = map[string]time.Time{}
+		// Roles the framework does not have are ignored, as by Mesos.
+		roles := rolesOrAll(fw, c.Revive.GetRoles())
+		for agentID, fs := range fw.filters {
+			kept := fs[:0]
+			for _, f := range fs {
+				if !roles[f.role] {
+					kept = append(kept, f)
+				}
+			}
+			fw.filters[agentID] = kept
+		}
+		for r := range roles {
+			delete(fw.suppressed, r)
+		}
 		m.allocDirty = true
 	case scheduler.Call_SUPPRESS:
-		fw.suppressed = true
+		for r := range rolesOrAll(fw, c.Suppress.GetRoles()) {
+			fw.suppressed[r] = true
+		}
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		if err := m.updateFramework(fw, c.UpdateFramework); err != nil {
+			return callResult{err: err}
+		}
+		return callResult{status: http.StatusOK}
 	case scheduler.Call_KILL:
 		m.kill(fw, c.Kill)
 	case scheduler.Call_SHUTDOWN:
@@ -89,14 +121,143 @@ func (m *master) call(x schedCall) callResult {
 
 func (m *master) newFramework(id string, info mesos.FrameworkInfo) *framework {
 	info.ID = &mesos.FrameworkID{Value: id}
-	fw := &framework{id: id, info: info, registered: time.Now(), filters: map[string]time.Time{}, tasks: map[string]*task{}, active: true}
-	for _, c := range info.Capabilities {
-		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
-			fw.partitionAware = true
-		}
-	}
+	fw := &framework{id: id, registered: time.Now(), filters: map[string][]refusal{}, suppressed: map[string]bool{}, tasks: map[string]*task{}, active: true}
+	fw.setInfo(info)
 	m.frameworks[id] = fw
 	return fw
+}
+
+// setInfo takes a (validated) FrameworkInfo and what follows from it.
+func (fw *framework) setInfo(info mesos.FrameworkInfo) {
+	info.ID = &mesos.FrameworkID{Value: fw.id}
+	fw.info = info
+	fw.roles = frameworkRoles(info)
+	fw.multiRole = hasCapability(info, mesos.FrameworkInfo_Capability_MULTI_ROLE)
+	fw.partitionAware = hasCapability(info, mesos.FrameworkInfo_Capability_PARTITION_AWARE)
+	for r := range fw.suppressed {
+		if !slices.Contains(fw.roles, r) {
+			delete(fw.suppressed, r)
+		}
+	}
+}
+
+func hasCapability(fi mesos.FrameworkInfo, c mesos.FrameworkInfo_Capability_Type) bool {
+	for _, x := range fi.Capabilities {
+		if x.Type == c {
+			return true
+		}
+	}
+	return false
+}
+
+// frameworkRoles is Mesos' protobuf::framework::getRoles: `roles` of a
+// MULTI_ROLE framework, else `role` (default "*").
+func frameworkRoles(fi mesos.FrameworkInfo) []string {
+	if hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+		return fi.Roles
+	}
+	return []string{fi.GetRole()}
+}
+
+// rolesOrAll is the set of roles a SUPPRESS or REVIVE names, or all the
+// framework's roles when it names none.
+func rolesOrAll(fw *framework, roles []string) map[string]bool {
+	if len(roles) == 0 {
+		roles = fw.roles
+	}
+	set := map[string]bool{}
+	for _, r := range roles {
+		if slices.Contains(fw.roles, r) {
+			set[r] = true
+		}
+	}
+	return set
+}
+
+// validateFrameworkInfo is the part of Mesos' validation::framework::validate
+// (src/master/validation.cpp) about roles; its message ("" when valid).
+func validateFrameworkInfo(fi mesos.FrameworkInfo) string {
+	if hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+		if fi.Role != nil {
+			return "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+		}
+		seen, dup := map[string]bool{}, []string{}
+		for _, r := range fi.Roles {
+			if seen[r] && !slices.Contains(dup, r) {
+				dup = append(dup, r)
+			}
+			seen[r] = true
+		}
+		if len(dup) > 0 {
+			sort.Strings(dup)
+			return "'FrameworkInfo.roles' contains duplicate items: { " + strings.Join(dup, ", ") + " }"
+		}
+		return ""
+	}
+	if len(fi.Roles) > 0 {
+		return "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+	}
+	return ""
+}
+
+// validateSuppressedRoles: every suppressed role must be one of the
+// framework's (Mesos' text for SUBSCRIBE and UPDATE_FRAMEWORK).
+func validateSuppressedRoles(roles, suppressed []string) string {
+	for _, r := range suppressed {
+		if !slices.Contains(roles, r) {
+			return "Suppressed role '" + r + "' is not contained in the list of roles"
+		}
+	}
+	return ""
+}
+
+// validateFrameworkUpdate is Mesos' validation::framework::validateUpdate:
+// the principal may not change; nor, through UPDATE_FRAMEWORK, may user or
+// checkpoint (a re-SUBSCRIBE keeps the old values instead, see subscribe).
+func validateFrameworkUpdate(old, upd mesos.FrameworkInfo) string {
+	if (old.Principal == nil) != (upd.Principal == nil) || old.GetPrincipal() != upd.GetPrincipal() {
+		return "Changing framework's principal is not allowed."
+	}
+	if old.User != upd.User {
+		return "Updating 'FrameworkInfo.user' is unsupported; attempted to update from '" + old.User + "' to '" + upd.User + "'"
+	}
+	if old.GetCheckpoint() != upd.GetCheckpoint() {
+		return fmt.Sprintf("Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '%t' to '%t'", old.GetCheckpoint(), upd.GetCheckpoint())
+	}
+	return ""
+}
+
+// updateFramework is the UPDATE_FRAMEWORK call, with the checks and texts of
+// Mesos' Master::updateFramework (src/master/master.cpp).
+func (m *master) updateFramework(fw *framework, u *scheduler.Call_UpdateFramework) *wire.Error {
+	fi := u.FrameworkInfo
+	if msg := validateFrameworkInfo(fi); msg != "" {
+		return wire.BadRequest("Supplied FrameworkInfo is not valid: %s", msg)
+	}
+	if msg := validateFrameworkUpdate(fw.info, fi); msg != "" {
+		return wire.BadRequest("FrameworkInfo update is not valid: %s", msg)
+	}
+	if msg := validateSuppressedRoles(frameworkRoles(fi), u.SuppressedRoles); msg != "" {
+		return wire.BadRequest("%s", msg)
+	}
+	fw.setInfo(fi)
+	fw.suppressed = map[string]bool{}
+	for _, r := range u.SuppressedRoles {
+		fw.suppressed[r] = true
+	}
+	// Offers allocated to a role the framework left are void.
+	for oid, o := range m.offers {
+		if o.fwID == fw.id && !slices.Contains(fw.roles, o.role) {
+			m.rescindOffer(oid)
+		}
+	}
+	for _, a := range m.agents {
+		if a.connected {
+			a.link.post(updateFramework{info: fw.info})
+		}
+	}
+	m.allocDirty = true
+	return nil
 }
 
 func (m *master) subscribe(x schedCall) callResult {
@@ -106,12 +267,34 @@ func (m *master) subscribe(x schedCall) callResult {
 		id = fi.ID.Value
 	}
 	stream := wire.NewStream(x.codec, newUUID())
-	if id != "" && m.removed[id] {
-		stream.Send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework has been removed"}})
+	// A refused SUBSCRIBE is 200 with an ERROR event and the end of the
+	// stream, as Mesos' Master::subscribe answers on the new connection.
+	refuse := func(msg string) callResult {
+		stream.Send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: msg}})
 		stream.Close()
 		return callResult{stream: stream, fwID: id}
 	}
+	if msg := validateFrameworkInfo(fi); msg != "" {
+		return refuse(msg)
+	}
+	suppressed := x.call.Subscribe.SuppressedRoles
+	if msg := validateSuppressedRoles(frameworkRoles(fi), suppressed); msg != "" {
+		return refuse(msg)
+	}
+	if id != "" && m.removed[id] {
+		return refuse("Framework has been removed")
+	}
 	fw := m.frameworks[id]
+	if fw != nil {
+		// user and checkpoint cannot change (MESOS-703): Mesos keeps the
+		// old values (preserveImmutableFields); a new principal is refused
+		// and the framework's current stream is left alone.
+		fi.User = fw.info.User
+		fi.Checkpoint = fw.info.Checkpoint
+		if msg := validateFrameworkUpdate(fw.info, fi); msg != "" {
+			return refuse(msg)
+		}
+	}
 	switch {
 	case fw != nil:
 		if fw.stream != nil && fw.connected {
@@ -124,8 +307,7 @@ func (m *master) subscribe(x schedCall) callResult {
 				m.takeOffer(oid)
 			}
 		}
-		fi.ID = &mesos.FrameworkID{Value: id}
-		fw.info = fi
+		fw.setInfo(fi)
 		fw.reregistered = time.Now()
 		fw.recovered = false
 		m.log.Info("framework re-subscribed", "framework_id", id)
@@ -141,11 +323,9 @@ func (m *master) subscribe(x schedCall) callResult {
 		fw = m.newFramework(id, fi)
 		m.log.Info("framework subscribed", "framework_id", id, "name", fi.Name)
 	}
-	fw.partitionAware = false
-	for _, c := range fw.info.Capabilities {
-		if c.Type == mesos.FrameworkInfo_Capability_PARTITION_AWARE {
-			fw.partitionAware = true
-		}
+	fw.suppressed = map[string]bool{}
+	for _, r := range suppressed {
+		fw.suppressed[r] = true
 	}
 	fw.stream, fw.streamID, fw.connected, fw.active = stream, stream.ID, true, true
 	fw.failoverDeadline = time.Time{}
@@ -230,10 +410,8 @@ func (m *master) removeFramework(fw *framework) {
 	for _, id := range ids {
 		t := fw.tasks[id]
 		if !terminal(t.state) {
-			st := mesos.TaskStatus{TaskID: t.info.TaskID, State: mesos.TASK_KILLED.Enum()}
-			if t.latest != nil {
-				st.ContainerStatus = t.latest.ContainerStatus
-			}
+			// As Mesos' master makes it: no container status.
+			st := masterUpdate(t.info.TaskID.Value, t.agentID, mesos.TASK_KILLED, mesos.REASON_FRAMEWORK_REMOVED, "Framework "+fw.id+" removed").Update.Status
 			t.state = mesos.TASK_KILLED
 			t.statuses = append(t.statuses, st)
 		}
@@ -345,7 +523,7 @@ func (m *master) accept(fw *framework, a *scheduler.Call_Accept) {
 		}
 	}
 	// What the call did not use goes back, filtered for refuse_seconds.
-	m.refuse(fw, agentID, a.Filters)
+	m.refuse(fw, agentID, offers[0].role, pool, a.Filters)
 }
 
 func launchTasks(op mesos.Offer_Operation) []mesos.TaskInfo {

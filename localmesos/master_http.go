@@ -28,6 +28,8 @@ func (h *masterHTTP) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", h.scheduler)
 	mux.HandleFunc("/master/api/v1/scheduler", h.scheduler)
+	mux.HandleFunc("/api/v1", h.operator)
+	mux.HandleFunc("/master/api/v1", h.operator)
 	mux.HandleFunc("/state", h.state)
 	mux.HandleFunc("/master/state", h.state)
 	mux.HandleFunc("/health", health)
@@ -202,8 +204,6 @@ func (h *masterHTTP) serveCall(w http.ResponseWriter, r *http.Request) error {
 		if sc.streamID != "" {
 			return wire.BadRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")
 		}
-	} else if sc.streamID == "" {
-		return wire.BadRequest("All non-subscribe calls should include the 'Mesos-Stream-Id' header")
 	}
 	if !h.m.box.post(sc) {
 		return &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"}
@@ -216,6 +216,11 @@ func (h *masterHTTP) serveCall(w http.ResponseWriter, r *http.Request) error {
 	}
 	if res.err != nil {
 		return res.err
+	}
+	if res.stream == nil && res.status != 0 {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(res.status)
+		return nil
 	}
 	if res.stream == nil {
 		wire.WriteAccepted(w)
@@ -296,6 +301,13 @@ func validateSchedulerCall(c *scheduler.Call) error {
 		return missing("message", c.Message != nil)
 	case scheduler.Call_REQUEST:
 		return missing("requests", c.Request != nil)
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		if c.UpdateFramework == nil {
+			return bad("Expecting 'update_framework' to be present")
+		}
+		if id := c.UpdateFramework.FrameworkInfo.ID; id == nil || id.Value != c.FrameworkID.Value {
+			return bad("'framework_id' differs from 'update_framework.framework_info.id'")
+		}
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ type recRequest struct {
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
+	BodyRaw *string           `json:"body_raw"` // sent as is, when set
 }
 
 type recResponse struct {
@@ -86,6 +87,9 @@ func find(t *testing.T, entries []entry, seq int) entry {
 // requestBody returns a recorded request body as bytes: a JSON string body
 // is sent as is (it may be malformed on purpose).
 func requestBody(r *recRequest) []byte {
+	if r.BodyRaw != nil {
+		return []byte(*r.BodyRaw)
+	}
 	var s string
 	if json.Unmarshal(r.Body, &s) == nil {
 		return []byte(s)

@@ -66,6 +66,15 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 	if t.AgentID.Value != lc.agentID {
 		return launchPlan{}, fmt.Sprintf("Task uses invalid agent %s while agent %s is expected", t.AgentID.Value, lc.agentID)
 	}
+	if kp := t.KillPolicy; kp != nil && kp.GracePeriod != nil && kp.GracePeriod.Nanoseconds < 0 {
+		return launchPlan{}, "Task's 'kill_policy.grace_period' must be non-negative"
+	}
+	if len(t.Resources) == 0 {
+		return launchPlan{}, "Task uses no resources"
+	}
+	if msg := validateResources(t.Resources); msg != "" {
+		return launchPlan{}, "Task uses invalid resources: Invalid resources: " + msg
+	}
 	taskRes, err := res.FromProto(t.Resources)
 	if err != nil {
 		return launchPlan{}, "Task uses invalid resources: " + err.Error()
@@ -84,6 +93,9 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 		if e.FrameworkID != nil && e.FrameworkID.Value != lc.frameworkID {
 			return launchPlan{}, fmt.Sprintf("ExecutorInfo has an invalid FrameworkID (Actual: %s vs Expected: %s)", e.FrameworkID.Value, lc.frameworkID)
 		}
+		if g := e.ShutdownGracePeriod; g != nil && g.Nanoseconds < 0 {
+			return launchPlan{}, "ExecutorInfo's 'shutdown_grace_period' must be non-negative"
+		}
 		if e.GetType() == mesos.ExecutorInfo_DEFAULT {
 			return launchPlan{}, "The DEFAULT executor (task groups) is not implemented by localmesos"
 		}
@@ -93,9 +105,19 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 		if e.Container != nil {
 			return launchPlan{}, "ExecutorInfo.container (containerizers, images, volumes, networks) is not implemented by localmesos"
 		}
+		if msg := validateResources(e.Resources); msg != "" {
+			return launchPlan{}, "Executor uses invalid resources: Invalid resources: " + msg
+		}
 		execRes, err := res.FromProto(e.Resources)
 		if err != nil {
 			return launchPlan{}, "Executor uses invalid resources: " + err.Error()
+		}
+		// Mesos' detectOverlappingSetAndRangeResources: a port may not be
+		// given to both the task and its executor.
+		for _, name := range []string{"ports"} {
+			if overlap(taskRes.Ranges(name), execRes.Ranges(name)) {
+				return launchPlan{}, fmt.Sprintf("There are overlapping resources in the task resources %s and executor resources %s", taskRes, execRes)
+			}
 		}
 		if existing, ok := lc.executor(e.ExecutorID.Value); ok {
 			if !compatibleExecutor(existing, *e) {
@@ -111,6 +133,56 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 		return launchPlan{}, fmt.Sprintf("Total resources %s required by task and its executor is more than available %s", plan.needed, lc.available)
 	}
 	return plan, ""
+}
+
+// validateResources is Mesos' Resources::validate (src/common/resources.cpp)
+// for the resource types localmesos knows, with its texts. It is stricter
+// than res.FromProto, which would merge overlapping ranges.
+func validateResources(rs []mesos.Resource) string {
+	for _, r := range rs {
+		if r.Name == "" {
+			return "Empty resource name"
+		}
+		switch r.GetType() {
+		case mesos.SCALAR:
+			if r.Scalar == nil || r.Ranges != nil || r.Set != nil {
+				return "Invalid scalar resource"
+			}
+			if r.Scalar.Value < 0 {
+				return "Invalid scalar resource: value < 0"
+			}
+		case mesos.RANGES:
+			if r.Scalar != nil || r.Ranges == nil || r.Set != nil {
+				return "Invalid ranges resource"
+			}
+			rg := r.Ranges.Range
+			for i := range rg {
+				if rg[i].Begin > rg[i].End {
+					return "Invalid ranges resource: begin > end"
+				}
+				// Mesos' own test, which only looks at later ranges'
+				// beginnings; kept as is to refuse exactly what it refuses.
+				for j := i + 1; j < len(rg); j++ {
+					if rg[i].Begin <= rg[j].Begin && rg[j].Begin <= rg[i].End {
+						return "Invalid ranges resource: overlapping ranges"
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// overlap reports whether two lists of normalized ranges share a value.
+func overlap(a, b []res.Range) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Begin <= y.End && y.Begin <= x.End {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func unsupportedTask(t mesos.TaskInfo) string {

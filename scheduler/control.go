@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/core"
@@ -16,6 +17,35 @@ import (
 // ErrStopped: the scheduler stopped (or the context ended) before the call
 // could run.
 var ErrStopped = errors.New("the scheduler is not running")
+
+// ErrBusy: as many specs as the scheduler checks at once were being
+// checked for longer than a caller may wait; nothing was changed, retry.
+var ErrBusy = errors.New("the scheduler is busy checking other specs")
+
+// parsing takes one of the few parse slots, waiting at most
+// cfg.parseWait (and no longer than ctx): parsing a large spec takes
+// memory and CPU, and a burst of submissions must not take them all.
+func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
+	select {
+	case s.parseSlots <- struct{}{}:
+		return func() { <-s.parseSlots }, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.parseWait)
+	defer t.Stop()
+	select {
+	case s.parseSlots <- struct{}{}:
+		return func() { <-s.parseSlots }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
+}
+
+func (s *Scheduler) parseOptions() linkspec.ParseOptions {
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks}
+}
 
 // InvalidSpecError lists every problem of a refused spec.
 type InvalidSpecError struct {
@@ -58,7 +88,15 @@ type SubmitOptions struct {
 // locations) and makes it the accepted spec. It returns once the new spec
 // is stored and being acted on.
 func (s *Scheduler) SubmitSpec(ctx context.Context, name string, src []byte, opts SubmitOptions) (SubmitResult, error) {
-	spec, probs := linkspec.Parse(name, src)
+	release, err := s.parsing(ctx)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	spec, probs := linkspec.ParseWith(ctx, name, src, s.parseOptions())
+	release()
+	if ctx.Err() != nil {
+		return SubmitResult{}, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
 	if probs.Err() != nil {
 		return SubmitResult{}, &InvalidSpecError{Problems: probs}
 	}
@@ -83,7 +121,12 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 	}
 	next := v.Spec.Clone()
 	next.Services[service].Instances = instances
-	if probs := next.Validate(); probs.Err() != nil {
+	release, err := s.parsing(ctx)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	defer release()
+	if probs := next.ValidateWith(s.parseOptions()); probs.Err() != nil {
 		return SubmitResult{}, &InvalidSpecError{Problems: probs}
 	}
 	// The stored source is the normalised spec, which parses back to it.
@@ -91,7 +134,10 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("cannot encode the scaled spec: %w", err)
 	}
-	spec, probs := linkspec.Parse("scaled.json", src)
+	spec, probs := linkspec.ParseWith(ctx, "scaled.json", src, s.parseOptions())
+	if ctx.Err() != nil {
+		return SubmitResult{}, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
 	if probs.Err() != nil {
 		return SubmitResult{}, fmt.Errorf("the scaled spec does not parse back (a bug): %w", probs.Err())
 	}
@@ -125,12 +171,29 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	return statusView(s.view.Load()), nil
 }
 
-// Tasks lists the tasks (of one service, or all when service is "").
+// Tasks lists the tasks (of one service, or all when service is ""), in
+// launch order.
 func (s *Scheduler) Tasks(ctx context.Context, service string) ([]TaskInfo, error) {
 	select {
 	case <-s.done:
 		return nil, ErrStopped
 	default:
 	}
-	return taskInfos(s.view.Load(), service), nil
+	v := s.view.Load()
+	ts := []TaskInfo{}
+	for i := range v.Tasks {
+		if service == "" || v.Tasks[i].Service == service {
+			ts = append(ts, taskView(&v.Tasks[i]))
+		}
+	}
+	return ts, nil
+}
+
+// specTasks is how many tasks spec asks for in all.
+func specTasks(spec *linkspec.Spec) int {
+	n := 0
+	for _, svc := range spec.Services {
+		n += svc.Instances
+	}
+	return n
 }

@@ -39,6 +39,8 @@ type Scheduler struct {
 	http    *http.Server
 	lis     net.Listener
 	view    atomic.Pointer[core.View] // published after every step that changed it
+	// parseSlots bounds the specs parsed at once (see parsing).
+	parseSlots chan struct{}
 
 	fwID    atomic.Pointer[string] // for conn's SUBSCRIBE and the outbox's calls
 	crashed atomic.Bool            // tests: crashed by a hook; nothing more may happen
@@ -121,19 +123,20 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Scheduler{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		store:   cfg.Store,
-		inputs:  make(chan input, 1024),
-		outbox:  newMailbox[[]*scheduler.Call](),
-		reports: newMailbox[core.Input](),
-		bus:     newBus(),
-		art:     art,
-		lis:     lis,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		core:    m,
-		waiting: map[uint64]chan core.Reply{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		store:      cfg.Store,
+		inputs:     make(chan input, 1024),
+		outbox:     newMailbox[[]*scheduler.Call](),
+		reports:    newMailbox[core.Input](),
+		bus:        newBus(),
+		art:        art,
+		lis:        lis,
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		core:       m,
+		waiting:    map[uint64]chan core.Reply{},
+		parseSlots: make(chan struct{}, cfg.parseSlots),
 	}
 	m.SetExecutor(art.name, art.url(s.apiHostPort()))
 	s.metrics = newMetrics(s)
@@ -144,6 +147,12 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 
+	if n := specTasks(m.Spec()); n > cfg.MaxTasks {
+		// Refusing it would leave the running tasks unmanaged; the limit
+		// applies to the next spec submitted.
+		s.log.Warn("the stored spec asks for more tasks than --max_tasks allows; it is kept, but a changed spec must fit the limit",
+			"spec_version", m.SpecVersion(), "tasks", n, "max_tasks", cfg.MaxTasks)
+	}
 	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.name}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()

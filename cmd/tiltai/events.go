@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
 )
@@ -64,7 +65,7 @@ func events(c *cli.Context) error {
 		if ctx.Err() != nil {
 			return nil // Ctrl-C: the normal end
 		}
-		fmt.Fprintf(c.App.ErrWriter, "%s: the event stream broke (%v); reconnecting\n", c.Command.HelpName, lost)
+		fmt.Fprintf(c.App.ErrWriter, "%s: the event stream broke (%s); reconnecting\n", c.Command.HelpName, termsafe.String(lost.Error()))
 		for {
 			t := time.NewTimer(retry)
 			select {
@@ -97,7 +98,7 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 		var malformed *client.MalformedEventError
 		switch {
 		case errors.As(err, &malformed):
-			fmt.Fprintf(c.App.ErrWriter, "%s: skipping an event: %v\n", c.Command.HelpName, err)
+			fmt.Fprintf(c.App.ErrWriter, "%s: skipping an event: %s\n", c.Command.HelpName, termsafe.String(err.Error()))
 			continue
 		case errors.Is(err, io.EOF):
 			return errors.New("the scheduler ended it")
@@ -109,7 +110,7 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "%s\n", b)
+			fmt.Fprintf(c.App.Writer, "%s\n", termsafe.JSON(b))
 			continue
 		}
 		fmt.Fprintln(c.App.Writer, formatEvent(ev))
@@ -117,7 +118,8 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 }
 
 // formatEvent renders "TIME  #SEQ  TYPE  k=v k=v", data keys sorted,
-// strings bare unless they need quotes, other values as JSON.
+// strings bare unless they need quotes, other values as JSON. Whatever
+// the scheduler sent, the line is one line and acts on no terminal.
 func formatEvent(ev scheduler.Event) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
@@ -140,7 +142,7 @@ func formatEvent(ev scheduler.Event) string {
 		b.WriteString("=")
 		switch v := ev.Data[k].(type) {
 		case string:
-			if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+			if v == "" || strings.ContainsAny(v, " \t\n\"=") || termsafe.Unsafe(v) {
 				fmt.Fprintf(&b, "%q", v)
 			} else {
 				b.WriteString(v)
@@ -150,5 +152,5 @@ func formatEvent(ev scheduler.Event) string {
 			b.Write(j)
 		}
 	}
-	return b.String()
+	return termsafe.String(b.String())
 }

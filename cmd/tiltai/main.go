@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/tiltai/tiltai/internal/termsafe"
 )
 
 func main() {
@@ -37,11 +39,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var coder cli.ExitCoder
 	if errors.As(err, &coder) {
 		if msg := coder.Error(); msg != "" {
-			fmt.Fprintln(stderr, msg)
+			// Messages carry the scheduler's words (errors, problems):
+			// nothing it sends may act on the terminal.
+			fmt.Fprintln(stderr, termsafe.Text(msg))
 		}
 		return coder.ExitCode()
 	}
-	fmt.Fprintf(stderr, "tiltai: %v\n", err)
+	fmt.Fprintf(stderr, "tiltai: %s\n", termsafe.Text(err.Error()))
 	return 1
 }
 
@@ -69,6 +73,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			localmesosCommand(),
 			demoCommand(),
 			deployCommand(),
+			conformanceCommand(),
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
@@ -122,7 +123,7 @@ func printChanges(w io.Writer, changes []linkspec.Change) {
 		fmt.Fprintln(w, "no changes")
 	}
 	for _, ch := range changes {
-		fmt.Fprintln(w, ch)
+		fmt.Fprintln(w, termsafe.String(ch.String()))
 	}
 }
 
@@ -178,7 +179,7 @@ func linksGet(c *cli.Context) error {
 	if spec.Version == 0 {
 		return cli.Exit(fmt.Sprintf("%s: no spec has been submitted to %s yet; submit one with tiltai links submit FILE", c.Command.HelpName, api.URL), exitFailed)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "spec version %d (%s, accepted %s)\n", spec.Version, spec.Name, spec.Accepted.Local().Format(time.DateTime+" MST"))
+	fmt.Fprintf(c.App.ErrWriter, "spec version %d (%s, accepted %s)\n", spec.Version, termsafe.String(spec.Name), spec.Accepted.Local().Format(time.DateTime+" MST"))
 	out := []byte(spec.Source)
 	if format == "json" {
 		var b bytes.Buffer

@@ -147,7 +147,7 @@ func (m *Message) validate() error {
 	switch m.Type {
 	case TypeHello:
 		if m.Protocol < 1 {
-			return fmt.Errorf("hello message: protocol %d (want ≥ 1)", m.Protocol)
+			return fmt.Errorf("hello.protocol %d: want ≥ 1", m.Protocol)
 		}
 		if err := errors.Join(text("task_id", m.TaskID), text("service", m.Service)); err != nil {
 			return err
@@ -168,7 +168,7 @@ func (m *Message) validate() error {
 		}
 	case TypeApplied, TypeRejected:
 		if m.Version == 0 {
-			return fmt.Errorf("%s message: version 0", m.Type)
+			return fmt.Errorf("%s.version 0: versions start at 1", m.Type)
 		}
 		return text("error", m.Error)
 	case TypeStatus:
@@ -205,27 +205,55 @@ func (m *Message) validate() error {
 
 func validGates(typ string, gates []GateInfo) error {
 	if len(gates) > maxGates {
-		return fmt.Errorf("%s message: %d gates (at most %d)", typ, len(gates), maxGates)
+		return fmt.Errorf("%s.gates: %d gates (at most %d)", typ, len(gates), maxGates)
 	}
 	seen := map[string]bool{}
-	for _, g := range gates {
+	for i, g := range gates {
+		at := fmt.Sprintf("%s.gates[%d]", typ, i)
 		if err := ValidName(g.Name); err != nil {
-			return fmt.Errorf("%s message: %w", typ, err)
+			return fmt.Errorf("%s.name: %w", at, err)
 		}
 		if seen[g.Name] {
-			return fmt.Errorf("%s message: gate %q listed twice", typ, g.Name)
+			return fmt.Errorf("%s.name %q: gate listed twice", at, g.Name)
 		}
 		seen[g.Name] = true
-		if !g.Pattern.ValidFor(g.Dir) {
-			return fmt.Errorf("%s message: gate %q: pattern %q is not valid for direction %q", typ, g.Name, g.Pattern, g.Dir)
-		}
-		if g.Bound != "" {
-			if _, err := ParseBindEndpoint(g.Bound); err != nil {
-				return fmt.Errorf("%s message: gate %q: %w", typ, g.Name, err)
+		switch {
+		case g.Dir != In && g.Dir != Out:
+			return fmt.Errorf("%s.dir %.40q: want \"in\" or \"out\"", at, g.Dir)
+		case g.Pattern == "":
+			return fmt.Errorf("%s.pattern: missing (gate %q)", at, g.Name)
+		case !g.Pattern.ValidFor(g.Dir):
+			return fmt.Errorf("%s.pattern %.40q: not valid for an %s-gate (%s)", at, g.Pattern, g.Dir, patternsFor(g.Dir))
+		case g.Bound != "":
+			if err := validBound(g.Bound); err != nil {
+				return fmt.Errorf("%s.bound: %w", at, err)
 			}
 		}
 	}
 	return nil
+}
+
+// validBound checks the shape of an in-gate's reported listening address: an
+// actual address, so a host (an IP, a name, or a wildcard) and a port in
+// 1..65535.
+func validBound(s string) error {
+	ep, err := ParseBindEndpoint(s)
+	switch {
+	case err != nil:
+		return err
+	case ep.Host == "":
+		return fmt.Errorf("endpoint %q: want tcp://host:port with a host (0.0.0.0, [::] or * for every interface)", s)
+	case ep.Port == 0:
+		return fmt.Errorf("endpoint %q: want the port actually bound, 1..65535", s)
+	}
+	return nil
+}
+
+func patternsFor(d Direction) string {
+	if d == In {
+		return "pull, sub, rep or pair"
+	}
+	return "push, pub, req or pair"
 }
 
 // ValidCounterName reports why name cannot be an application counter name:

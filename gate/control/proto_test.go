@@ -19,10 +19,17 @@ func TestDecode(t *testing.T) {
 		{`{"type":"applied","version":3}`, ""},
 		{`{"type":"ready","future_field":1}`, ""},
 		{`{"type":"hello","protocol":0}`, "protocol 0"},
-		{`{"type":"hello","protocol":1,"gates":[{"name":"x","dir":"in","pattern":"push"}]}`, "not valid for direction"},
+		{`{"type":"hello","protocol":1,"gates":[{"name":"x","dir":"in","pattern":"push"}]}`, `hello.gates[0].pattern "push": not valid for an in-gate (pull, sub, rep or pair)`},
+		{`{"type":"hello","protocol":1,"gates":[{"name":"x","dir":"in"}]}`, `hello.gates[0].pattern: missing (gate "x")`},
+		{`{"type":"hello","protocol":1,"gates":[{"name":"x","dir":"up","pattern":"pull"}]}`, `hello.gates[0].dir "up": want "in" or "out"`},
+		{`{"type":"gates","gates":[{"name":"x","dir":"in","pattern":"pull"},{"name":"x","dir":"in","pattern":"pull"}]}`, `gates.gates[1].name "x": gate listed twice`},
+		{`{"type":"gates","gates":[{"name":"x","dir":"in","pattern":"pull","bound":"0.0.0.0:31001"}]}`, `gates.gates[0].bound: endpoint "0.0.0.0:31001": want tcp://host:port`},
+		{`{"type":"gates","gates":[{"name":"x","dir":"in","pattern":"pull","bound":"tcp://:31001"}]}`, `gates.gates[0].bound: endpoint "tcp://:31001": want tcp://host:port with a host`},
+		{`{"type":"gates","gates":[{"name":"x","dir":"in","pattern":"pull","bound":"tcp://0.0.0.0:0"}]}`, `gates.gates[0].bound: endpoint "tcp://0.0.0.0:0": want the port actually bound`},
+		{`{"type":"gates","gates":[{"name":"x","dir":"in","pattern":"pull","bound":"tcp://[::]:31001"}]}`, ""},
 		{`{"type":"snapshot"}`, "no snapshot"},
 		{`{"type":"snapshot","snapshot":{"version":0,"out":{}}}`, "version is 0"},
-		{`{"type":"applied"}`, "version 0"},
+		{`{"type":"applied"}`, "applied.version 0: versions start at 1"},
 		{`{"type":"drain","timeout_ms":-1}`, "negative"},
 		{`{"type":"status","status":{"gates":{"BAD":{}}}}`, "has 'B'"},
 		{`{"type":"status","status":{"app":{"a b":1}}}`, "counter name"},
@@ -77,8 +84,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"type":"snapshot","snapshot":{"version":7,"out":{"p":{"pattern":"push","peers":["tcp://a:1"]}}}}` + "\n"))
 	f.Add([]byte(`{"type":"status","status":{"seq":1,"gates":{"a":{"sent":1}},"app":{"x":1}}}` + "\n{\"type\":\"ready\"}\n"))
 	f.Add([]byte("\xff\xfe{{{\n"))
+	f.Add([]byte(`{"type":"gates","gates":[{"name":"plaintext","dir":"in","pattern":"pull","bound":"tcp://[::]:31001"}]}` + "\n"))
+	f.Add([]byte(`{"type":"hello","protocol":1,"gates":[{"name":"plaintext","dir":"in","pattern":"pull","bound":"tcp://10.0.0.1:9"}]}` + "\n{\"type\":\"applied\",\"version\":1}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewReader(bytes.NewReader(data))
+		var book ledger
+		book.wrote(1)
 		for range 64 {
 			m, err := r.Next()
 			if err != nil {
@@ -86,6 +97,18 @@ func FuzzDecode(f *testing.F) {
 					continue
 				}
 				return
+			}
+			// What the parser lets through, the executor's checks judge
+			// without panicking, naming the field.
+			switch m.Type {
+			case TypeHello, TypeGates:
+				if err := checkGates(m.Type, encryptorGates, m.Gates); err != nil && !strings.HasPrefix(err.Error(), m.Type+".gates[") {
+					t.Fatalf("gate check error does not name the field: %v", err)
+				}
+			case TypeApplied:
+				if err := book.apply("applied.version", m.Version, false); err != nil && !strings.HasPrefix(err.Error(), "applied.version ") {
+					t.Fatalf("applied check error does not name the field: %v", err)
+				}
 			}
 			// Whatever decodes must re-encode and decode to a valid message.
 			b, err := Encode(m)

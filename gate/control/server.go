@@ -26,6 +26,12 @@ type ServerConfig struct {
 	HeartbeatTimeout time.Duration
 	// WriteTimeout bounds one write to the service. Default 5s.
 	WriteTimeout time.Duration
+	// Gates are the gates the service was given (its TILTAI_GATE_*
+	// variables). With CheckGates, a hello or gates message that declares
+	// any other gate, another direction or pattern, or an in-gate bound
+	// elsewhere than assigned is a false claim (State.Violation).
+	Gates      []GateSpec
+	CheckGates bool
 }
 
 // Hello is what a service said about itself when it connected.
@@ -56,6 +62,12 @@ type State struct {
 	Drained     bool      // the service reported drained
 	LastError   string    // the latest protocol error, if any
 	ProtoErrors int       // protocol errors so far (each drops the connection)
+	// Violation is the first false claim the service made: a hello or gates
+	// message that contradicts the gates it was given, or an applied
+	// version never sent to it or older than one already applied. It is
+	// also a protocol error; it is never cleared, and a false claim never
+	// changes Applied, Gates or Ready.
+	Violation string
 }
 
 // ErrStaleVersion is returned by Push for a version not above the last one.
@@ -282,6 +294,7 @@ func (s *Server) run() {
 		helloed   bool
 		snap      *Snapshot
 		drainTO   time.Duration
+		book      ledger
 		tick      = time.NewTicker(s.cfg.HeartbeatInterval / 2)
 		publish   = func() { s.publish(st) }
 		closeConn = func() {
@@ -304,7 +317,28 @@ func (s *Server) run() {
 			if err != nil {
 				s.log.Warn("cannot write to the service's control socket; dropping the connection", "type", m.Type, "error", err)
 				closeConn()
+				return
 			}
+			if m.Type == TypeSnapshot {
+				book.wrote(m.Snapshot.Version)
+			}
+		}
+		// refuse answers a protocol error and drops the connection; a false
+		// claim is also remembered as the service's violation.
+		refuse = func(err error, claim bool) {
+			st.LastError, st.ProtoErrors = err.Error(), st.ProtoErrors+1
+			if claim && st.Violation == "" {
+				st.Violation = err.Error()
+			}
+			s.log.Warn("control protocol error; dropping the connection", "error", err, "false_claim", claim)
+			send(Message{Type: TypeError, Error: err.Error()})
+			closeConn()
+		}
+		checkGates = func(m Message) error {
+			if !s.cfg.CheckGates {
+				return nil
+			}
+			return checkGates(m.Type, s.cfg.Gates, m.Gates)
 		}
 	)
 	defer tick.Stop()
@@ -333,32 +367,28 @@ func (s *Server) run() {
 				continue
 			}
 			if in.err != nil {
-				if !isEOF(in.err) {
-					st.LastError = in.err.Error()
-					st.ProtoErrors++
-					s.log.Warn("control protocol error; dropping the connection", "error", in.err)
-					send(Message{Type: TypeError, Error: in.err.Error()})
+				if isEOF(in.err) {
+					closeConn()
+				} else {
+					refuse(in.err, false)
 				}
-				closeConn()
 				publish()
 				continue
 			}
 			m := in.msg
 			if !helloed && m.Type != TypeHello {
-				err := fmt.Errorf("first control message must be hello, got %s", m.Type)
-				st.LastError, st.ProtoErrors = err.Error(), st.ProtoErrors+1
-				send(Message{Type: TypeError, Error: err.Error()})
-				closeConn()
+				refuse(fmt.Errorf("first control message must be hello, got %s", m.Type), false)
 				publish()
 				continue
 			}
 			switch m.Type {
 			case TypeHello:
 				if m.Protocol != ProtocolVersion {
-					err := fmt.Errorf("control protocol %d not supported (this executor speaks %d)", m.Protocol, ProtocolVersion)
-					st.LastError, st.ProtoErrors = err.Error(), st.ProtoErrors+1
-					send(Message{Type: TypeError, Error: err.Error()})
-					closeConn()
+					refuse(fmt.Errorf("hello.protocol %d: not supported (this executor speaks %d)", m.Protocol, ProtocolVersion), false)
+					break
+				}
+				if err := checkGates(m); err != nil {
+					refuse(err, true)
 					break
 				}
 				helloed = true
@@ -375,17 +405,31 @@ func (s *Server) run() {
 					send(Message{Type: TypeDrain, TimeoutMS: drainTO.Milliseconds()})
 				}
 			case TypeGates:
+				if err := checkGates(m); err != nil {
+					refuse(err, true)
+					break
+				}
 				st.Gates = slices.Clone(m.Gates)
 			case TypeReady:
 				st.Ready = true
 			case TypeApplied:
-				st.Applied = max(st.Applied, m.Version)
+				if err := book.apply("applied.version", m.Version, false); err != nil {
+					refuse(err, true)
+					break
+				}
+				st.Applied = book.applied
 			case TypeRejected:
 				st.Rejected, st.RejectErr = max(st.Rejected, m.Version), m.Error
 				s.log.Warn("service rejected link snapshot", "version", m.Version, "error", m.Error)
 			case TypeStatus:
+				if m.Status.Applied != 0 {
+					if err := book.apply("status.applied", m.Status.Applied, true); err != nil {
+						refuse(err, true)
+						break
+					}
+				}
 				st.Status, st.LastBeat, st.Alive = m.Status, time.Now(), true
-				st.Applied = max(st.Applied, m.Status.Applied)
+				st.Applied = book.applied
 			case TypeDrained:
 				st.Drained = true
 			case TypeError:

@@ -26,7 +26,7 @@ type Raw []byte
 // Double is a float64 written with a fraction, as Mesos writes doubles.
 type Double float64
 
-// Marshal renders v: Object, []any, []Object, string, Double, float64
+// Marshal renders v: Object, []any, []Object, []Raw, string, Double, float64
 // (as Double), int, int64, uint32, uint64, bool, Raw, nil.
 func Marshal(v any) []byte {
 	var b bytes.Buffer
@@ -63,6 +63,15 @@ func write(b *bytes.Buffer, v any) {
 				b.WriteByte(',')
 			}
 			write(b, e)
+		}
+		b.WriteByte(']')
+	case []Raw:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(e)
 		}
 		b.WriteByte(']')
 	case []string:

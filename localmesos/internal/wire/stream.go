@@ -89,6 +89,9 @@ type ServeOptions struct {
 	// BlackHole, when it returns true, discards every record instead of
 	// writing it while the connection stays up: a half-open stream.
 	BlackHole func() bool
+	// RecordPerChunk writes and flushes each record on its own, so that
+	// each travels in its own HTTP chunk, as Mesos' operator stream does.
+	RecordPerChunk bool
 }
 
 // Serve writes the stream to w until it is closed, the client goes away or
@@ -127,6 +130,15 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts ServeOpt
 				continue
 			}
 			buf = recordio.Append(buf, data)
+			if opts.RecordPerChunk {
+				if _, err := w.Write(buf); err != nil {
+					return false
+				}
+				if flusher != nil {
+					flusher.Flush()
+				}
+				buf = buf[:0]
+			}
 		}
 		if len(buf) == 0 {
 			return true

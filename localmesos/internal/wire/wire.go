@@ -194,10 +194,20 @@ func unmarshalProto(body []byte, msg Message) (err error) {
 	return msg.Unmarshal(body)
 }
 
+// JSONWriter is a message that writes its own JSON, for answers whose JSON
+// is not a plain rendering of a mesos-go message (Mesos' hand-written
+// operator API writers).
+type JSONWriter interface {
+	MesosJSON() ([]byte, error)
+}
+
 // Encode marshals msg in the codec.
 func Encode(c Codec, msg Message) ([]byte, error) {
 	if c == Protobuf {
 		return msg.Marshal()
+	}
+	if j, ok := msg.(JSONWriter); ok {
+		return j.MesosJSON()
 	}
 	return protojson.Marshal(msg)
 }

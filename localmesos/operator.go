@@ -1,0 +1,608 @@
+package localmesos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mmaster "github.com/mesos/mesos-go/api/v1/lib/master"
+
+	"github.com/tiltai/tiltai/localmesos/internal/ojson"
+	"github.com/tiltai/tiltai/localmesos/internal/protojson"
+	"github.com/tiltai/tiltai/localmesos/internal/res"
+	"github.com/tiltai/tiltai/localmesos/internal/wire"
+)
+
+// The master's operator API (POST /api/v1), after Mesos 1.11's
+// src/master/http.cpp (Master::Http::api) and docs/operator-http-api.md.
+// Answers are built on the master's goroutine as a master.Response; the
+// protobuf answer is that message, the JSON answer is written the way
+// Mesos' hand-written JSON writers do (empty lists shown as [], fields the
+// mesos-go v0.0.11 protos lack, such as agent_info.checkpoint and a
+// framework's offer_constraints, added).
+
+// masterFunc runs on the master's goroutine (see master.handle).
+type masterFunc func(*master)
+
+// opAnswer is an operator call's answer: an error, or a response in both
+// encodings.
+type opAnswer struct {
+	err  *wire.Error
+	pb   wire.Message
+	json []byte
+}
+
+// onMaster runs f on the master's goroutine and waits for it.
+func (h *masterHTTP) onMaster(f func(*master)) bool {
+	done := make(chan struct{})
+	if !h.m.box.post(masterFunc(func(m *master) { f(m); close(done) })) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-h.m.done:
+		return false
+	}
+}
+
+var errMasterStopping = &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"}
+
+func (h *masterHTTP) operator(w http.ResponseWriter, r *http.Request) {
+	if err := h.serveOperator(w, r); err != nil {
+		wire.WriteError(w, err)
+	}
+}
+
+// decodeOperatorCall does what Mesos' api handlers do before looking at the
+// call: POST only, Content-Type, body, the validation that needs no state
+// (with what "master::Call" or "agent::Call" says), then Accept.
+func decodeOperatorCall(r *http.Request, call wire.Message, what string, validate func() string) (wire.Codec, error) {
+	if err := wire.CheckPost(r); err != nil {
+		return 0, err
+	}
+	codec, err := wire.RequestCodec(r)
+	if err != nil {
+		return 0, err
+	}
+	body, err := wire.ReadBody(r)
+	if err != nil {
+		return 0, err
+	}
+	if err := wire.Decode(codec, body, call); err != nil {
+		return 0, err
+	}
+	if msg := validate(); msg != "" {
+		if msg == "UNKNOWN" {
+			// A type given as UNKNOWN is a valid enum value: Mesos answers
+			// NotImplemented(); a missing or unknown type fails validation.
+			if codec == wire.JSON && jsonTypeIs(body, "UNKNOWN") {
+				return 0, &wire.Error{Status: http.StatusNotImplemented, Text: "501 Not Implemented."}
+			}
+			msg = "Expecting 'type' to be present"
+		}
+		return 0, wire.BadRequest("Failed to validate %s: %s", what, msg)
+	}
+	return wire.ResponseCodec(r)
+}
+
+func jsonTypeIs(body []byte, want string) bool {
+	var v struct {
+		Type *string `json:"type"`
+	}
+	return json.Unmarshal(body, &v) == nil && v.Type != nil && *v.Type == want
+}
+
+// validateMasterCall is validation::master::call::validate
+// (src/master/validation.cpp) for the calls localmesos knows; "UNKNOWN"
+// stands for a call without a type.
+func validateMasterCall(c *mmaster.Call) string {
+	need := func(name string, present bool) string {
+		if present {
+			return ""
+		}
+		return "Expecting '" + name + "' to be present"
+	}
+	switch c.Type {
+	case mmaster.Call_UNKNOWN:
+		return "UNKNOWN"
+	case mmaster.Call_GET_METRICS:
+		return need("get_metrics", c.GetMetrics != nil)
+	case mmaster.Call_SET_LOGGING_LEVEL:
+		return need("set_logging_level", c.SetLoggingLevel != nil)
+	case mmaster.Call_LIST_FILES:
+		return need("list_files", c.ListFiles != nil)
+	case mmaster.Call_READ_FILE:
+		return need("read_file", c.ReadFile != nil)
+	case mmaster.Call_UPDATE_WEIGHTS:
+		return need("update_weights", c.UpdateWeights != nil)
+	case mmaster.Call_RESERVE_RESOURCES:
+		return need("reserve_resources", c.ReserveResources != nil)
+	case mmaster.Call_UNRESERVE_RESOURCES:
+		return need("unreserve_resources", c.UnreserveResources != nil)
+	case mmaster.Call_CREATE_VOLUMES:
+		return need("create_volumes", c.CreateVolumes != nil)
+	case mmaster.Call_DESTROY_VOLUMES:
+		return need("destroy_volumes", c.DestroyVolumes != nil)
+	case mmaster.Call_GROW_VOLUME:
+		return need("grow_volume", c.GrowVolume != nil)
+	case mmaster.Call_SHRINK_VOLUME:
+		return need("shrink_volume", c.ShrinkVolume != nil)
+	case mmaster.Call_UPDATE_MAINTENANCE_SCHEDULE:
+		return need("update_maintenance_schedule", c.UpdateMaintenanceSchedule != nil)
+	case mmaster.Call_START_MAINTENANCE:
+		return need("start_maintenance", c.StartMaintenance != nil)
+	case mmaster.Call_STOP_MAINTENANCE:
+		return need("stop_maintenance", c.StopMaintenance != nil)
+	case mmaster.Call_DRAIN_AGENT:
+		return need("drain_agent", c.DrainAgent != nil)
+	case mmaster.Call_DEACTIVATE_AGENT:
+		return need("deactivate_agent", c.DeactivateAgent != nil)
+	case mmaster.Call_REACTIVATE_AGENT:
+		return need("reactivate_agent", c.ReactivateAgent != nil)
+	case mmaster.Call_UPDATE_QUOTA:
+		return need("update_quota", c.UpdateQuota != nil)
+	case mmaster.Call_SET_QUOTA:
+		return need("set_quota", c.SetQuota != nil)
+	case mmaster.Call_REMOVE_QUOTA:
+		return need("remove_quota", c.RemoveQuota != nil)
+	case mmaster.Call_TEARDOWN:
+		return need("teardown", c.Teardown != nil)
+	case mmaster.Call_MARK_AGENT_GONE:
+		return need("mark_agent_gone", c.MarkAgentGone != nil)
+	}
+	return ""
+}
+
+func (h *masterHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error {
+	call := new(mmaster.Call)
+	codec, err := decodeOperatorCall(r, call, "master::Call", func() string { return validateMasterCall(call) })
+	if err != nil {
+		return err
+	}
+	if call.Type == mmaster.Call_SUBSCRIBE {
+		return h.operatorSubscribe(w, r, codec)
+	}
+	var ans opAnswer
+	if !h.onMaster(func(m *master) { ans = m.operatorCall(call) }) {
+		return errMasterStopping
+	}
+	if ans.err != nil {
+		return ans.err
+	}
+	return writeOperatorAnswer(w, codec, ans)
+}
+
+// writeOperatorAnswer answers 200 with the response, or 200 with an empty
+// body for calls that have no response (as Mesos' OK()).
+func writeOperatorAnswer(w http.ResponseWriter, codec wire.Codec, ans opAnswer) error {
+	if ans.pb == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	body := ans.json
+	if codec == wire.Protobuf {
+		b, err := ans.pb.Marshal()
+		if err != nil {
+			return fmt.Errorf("cannot encode the answer: %w", err)
+		}
+		body = b
+	}
+	w.Header().Set("Content-Type", codec.MediaType())
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
+
+func notImplemented(t fmt.Stringer) *wire.Error {
+	return &wire.Error{Status: http.StatusNotImplemented, Text: fmt.Sprintf("Call type %s is not implemented by localmesos", t)}
+}
+
+// operatorCall answers one operator call on the master's goroutine.
+func (m *master) operatorCall(c *mmaster.Call) opAnswer {
+	resp := &mmaster.Response{}
+	var js ojson.Object
+	switch c.Type {
+	case mmaster.Call_GET_HEALTH:
+		resp.Type = mmaster.Response_GET_HEALTH
+		resp.GetHealth = &mmaster.Response_GetHealth{Healthy: true}
+		js = ojson.Object{{K: "healthy", V: true}}
+	case mmaster.Call_GET_FLAGS:
+		flags := m.flags()
+		resp.Type = mmaster.Response_GET_FLAGS
+		resp.GetFlags = &mmaster.Response_GetFlags{Flags: flags}
+		js = ojson.Object{{K: "flags", V: rawList(flags)}}
+	case mmaster.Call_GET_VERSION:
+		resp.Type = mmaster.Response_GET_VERSION
+		resp.GetVersion = &mmaster.Response_GetVersion{VersionInfo: versionInfo()}
+		js = ojson.Object{{K: "version_info", V: raw(&resp.GetVersion.VersionInfo)}}
+	case mmaster.Call_GET_MASTER:
+		start, elected := float64(m.started.UnixNano())/1e9, float64(m.started.UnixNano())/1e9
+		resp.Type = mmaster.Response_GET_MASTER
+		resp.GetMaster = &mmaster.Response_GetMaster{MasterInfo: m.masterInfo(), StartTime: &start, ElectedTime: &elected}
+		js = ojson.Object{{K: "master_info", V: raw(resp.GetMaster.MasterInfo)},
+			{K: "start_time", V: ojson.Double(start)}, {K: "elected_time", V: ojson.Double(elected)}}
+	case mmaster.Call_GET_STATE:
+		st, sj := m.opState()
+		resp.Type, resp.GetState, js = mmaster.Response_GET_STATE, st, sj
+	case mmaster.Call_GET_AGENTS:
+		resp.Type = mmaster.Response_GET_AGENTS
+		resp.GetAgents, js = m.opAgents()
+	case mmaster.Call_GET_FRAMEWORKS:
+		resp.Type = mmaster.Response_GET_FRAMEWORKS
+		resp.GetFrameworks, js = m.opFrameworks()
+	case mmaster.Call_GET_TASKS:
+		resp.Type = mmaster.Response_GET_TASKS
+		resp.GetTasks, js = m.opTasks()
+	case mmaster.Call_GET_EXECUTORS:
+		resp.Type = mmaster.Response_GET_EXECUTORS
+		resp.GetExecutors, js = m.opExecutors()
+	default:
+		return opAnswer{err: notImplemented(c.Type)}
+	}
+	return opAnswer{pb: resp, json: ojson.Marshal(ojson.Object{
+		{K: "type", V: resp.Type.String()}, {K: lowerType(resp.Type.String()), V: js}})}
+}
+
+// lowerType is the response field named after its type: GET_STATE →
+// get_state.
+func lowerType(t string) string {
+	b := []byte(t)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// raw renders a protobuf message as Mesos' JSON.
+func raw(msg any) ojson.Raw {
+	b, err := protojson.Marshal(msg)
+	if err != nil {
+		return ojson.Raw("{}")
+	}
+	return ojson.Raw(b)
+}
+
+// rawList renders a list of messages, [] when empty.
+func rawList[T any](items []T) []ojson.Raw {
+	out := make([]ojson.Raw, 0, len(items))
+	for i := range items {
+		out = append(out, raw(&items[i]))
+	}
+	return out
+}
+
+func versionInfo() mesos.VersionInfo {
+	date, t, user := "localmesos", 0.0, ""
+	return mesos.VersionInfo{Version: Version, BuildDate: &date, BuildTime: &t, BuildUser: &user}
+}
+
+func timeInfo(t time.Time) *mesos.TimeInfo {
+	if t.IsZero() {
+		return nil
+	}
+	return &mesos.TimeInfo{Nanoseconds: t.UnixNano()}
+}
+
+// flags lists the master's flags as Mesos 1.11 does (sorted by name): the
+// ones localmesos has from its Config, Mesos' defaults for the rest.
+func (m *master) flags() []mesos.Flag {
+	v := map[string]string{
+		"agent_ping_timeout": "15secs", "agent_reregister_timeout": "10mins",
+		"allocation_interval": mesosDuration(m.cfg.AllocationInterval), "allocator": "hierarchical",
+		"allocator_agent_recovery_factor": "0.8", "allocator_recovery_timeout": "10mins",
+		"authenticate_agents": "false", "authenticate_frameworks": strconv.FormatBool(m.cfg.SchedulerAuth != nil),
+		"authenticate_http_frameworks": strconv.FormatBool(m.cfg.SchedulerAuth != nil),
+		"authenticate_http_readonly":   "false", "authenticate_http_readwrite": "false",
+		"authentication_v0_timeout": "15secs", "authenticators": "crammd5", "authorizers": "local",
+		"filter_gpu_resources": "true", "framework_sorter": "drf", "help": "false",
+		"hostname_lookup": "true", "http_authenticators": "basic", "initialize_driver_logging": "true",
+		"ip": m.ip, "log_auto_initialize": "true", "logbufsecs": "0", "logging_level": "INFO",
+		"max_agent_ping_timeouts": "5", "max_completed_frameworks": strconv.Itoa(m.cfg.MaxCompletedFrameworks),
+		"max_completed_tasks_per_framework":     strconv.Itoa(m.cfg.MaxCompletedTasks),
+		"max_operator_event_stream_subscribers": "1000", "max_unreachable_tasks_per_framework": "1000",
+		"memory_profiling": "false", "min_allocatable_resources": "cpus:0.01|mem:32",
+		"offer_constraints_re2_max_mem": "4KB", "offer_constraints_re2_max_program_size": "100",
+		"port": strconv.Itoa(m.port), "publish_per_framework_metrics": "true", "quiet": "false",
+		"recovery_agent_removal_limit": "100%", "registry": "in_memory", "registry_fetch_timeout": "1mins",
+		"registry_gc_interval": "15mins", "registry_max_agent_age": "2weeks", "registry_max_agent_count": "102400",
+		"registry_store_timeout": "20secs", "registry_strict": "false", "require_agent_domain": "false",
+		"role_sorter": "drf", "root_submissions": "true", "version": "false",
+		"webui_dir": "", "work_dir": m.cfg.WorkDir, "zk_session_timeout": "10secs",
+	}
+	if m.cfg.OfferTimeout > 0 {
+		v["offer_timeout"] = mesosDuration(m.cfg.OfferTimeout)
+	}
+	names := make([]string, 0, len(v))
+	for k := range v {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]mesos.Flag, len(names))
+	for i, k := range names {
+		val := v[k]
+		out[i] = mesos.Flag{Name: k, Value: &val}
+	}
+	return out
+}
+
+// agentCapabilities are what a Mesos 1.11 agent registers with.
+var agentCapabilities = []mesos.AgentInfo_Capability_Type{
+	mesos.AgentInfo_Capability_MULTI_ROLE, mesos.AgentInfo_Capability_HIERARCHICAL_ROLE,
+	mesos.AgentInfo_Capability_RESERVATION_REFINEMENT, mesos.AgentInfo_Capability_RESOURCE_PROVIDER,
+	mesos.AgentInfo_Capability_RESIZE_VOLUME, mesos.AgentInfo_Capability_AGENT_OPERATION_FEEDBACK,
+	mesos.AgentInfo_Capability_AGENT_DRAINING, 8, // TASK_RESOURCE_LIMITS, newer than mesos-go's enum
+}
+
+// agentCapabilitiesJSON spells them out, TASK_RESOURCE_LIMITS included.
+var agentCapabilitiesJSON = []string{"MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+	"RESOURCE_PROVIDER", "RESIZE_VOLUME", "AGENT_OPERATION_FEEDBACK", "AGENT_DRAINING", "TASK_RESOURCE_LIMITS"}
+
+// withAllocation marks resources as allocated to role "*" and with role
+// "*", as the master's allocated_resources show them.
+func withAllocation(rs []mesos.Resource) []mesos.Resource {
+	star := "*"
+	for i := range rs {
+		rs[i].AllocationInfo = &mesos.Resource_AllocationInfo{Role: &star}
+	}
+	return rs
+}
+
+// opAgent renders one agent as GET_AGENTS does.
+func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.Object) {
+	port := int32(a.port)
+	id := mesos.AgentID{Value: a.id}
+	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), ID: &id}
+	pid := fmt.Sprintf("slave(1)@%s:%d", m.ip, a.port)
+	active := a.connected && !m.agentDeactivated(a.id)
+	deactivated := !active
+	out := mmaster.Response_GetAgents_Agent{
+		AgentInfo: info, Active: active, Deactivated: &deactivated, Version: Version, PID: &pid,
+		RegisteredTime: timeInfo(a.registered), TotalResources: a.total.ToProto(res.OfferRole, false),
+		AllocatedResources: withAllocation(a.used.ToProto(res.OfferRole, false)),
+		OfferedResources:   withAllocation(a.offered.ToProto(res.OfferRole, false)),
+	}
+	caps := make([]mesos.AgentInfo_Capability, len(agentCapabilities))
+	for i, c := range agentCapabilities {
+		caps[i] = mesos.AgentInfo_Capability{Type: c}
+	}
+	out.Capabilities = caps
+	capsJSON := make([]ojson.Object, len(agentCapabilitiesJSON))
+	for i, c := range agentCapabilitiesJSON {
+		capsJSON[i] = ojson.Object{{K: "type", V: c}}
+	}
+	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port},
+		{K: "resources", V: rawList(info.Resources)}, {K: "id", V: ojson.Object{{K: "value", V: a.id}}},
+		{K: "checkpoint", V: true}}
+	js := ojson.Object{{K: "agent_info", V: infoJSON}, {K: "active", V: active}, {K: "deactivated", V: deactivated},
+		{K: "version", V: Version}, {K: "pid", V: pid}}
+	if out.RegisteredTime != nil {
+		js = append(js, ojson.KV{K: "registered_time", V: raw(out.RegisteredTime)})
+	}
+	js = append(js, ojson.KV{K: "total_resources", V: rawList(out.TotalResources)})
+	if len(out.AllocatedResources) > 0 {
+		js = append(js, ojson.KV{K: "allocated_resources", V: rawList(out.AllocatedResources)})
+	}
+	if len(out.OfferedResources) > 0 {
+		js = append(js, ojson.KV{K: "offered_resources", V: rawList(out.OfferedResources)})
+	}
+	js = append(js, ojson.KV{K: "capabilities", V: capsJSON})
+	if di := m.agentDrainInfo(a.id); di != nil {
+		out.DrainInfo = di
+		js = append(js, ojson.KV{K: "drain_info", V: raw(di)})
+	}
+	return out, js
+}
+
+func (m *master) opAgents() (*mmaster.Response_GetAgents, ojson.Object) {
+	out := &mmaster.Response_GetAgents{}
+	items := []ojson.Object{}
+	for _, id := range sortedAgentIDs(m.agents) {
+		a := m.agents[id]
+		if a.removed {
+			continue
+		}
+		pb, js := m.opAgent(a)
+		out.Agents = append(out.Agents, pb)
+		items = append(items, js)
+	}
+	return out, ojson.Object{{K: "agents", V: items}, {K: "recovered_agents", V: []ojson.Object{}}}
+}
+
+// frameworkInfoShown fills the fields Mesos shows with their defaults.
+func frameworkInfoShown(fi mesos.FrameworkInfo) mesos.FrameworkInfo {
+	if fi.FailoverTimeout == nil {
+		v := 0.0
+		fi.FailoverTimeout = &v
+	}
+	if fi.Checkpoint == nil {
+		v := false
+		fi.Checkpoint = &v
+	}
+	fi.Role = nil // deprecated: Mesos does not show its default
+	return fi
+}
+
+// opFramework renders a framework as GET_FRAMEWORKS does (forEvent: as
+// FRAMEWORK_ADDED/UPDATED do, from the protobuf model, which always has
+// unregistered_time and no resources or offer constraints).
+func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_GetFrameworks_Framework, ojson.Object) {
+	out := mmaster.Response_GetFrameworks_Framework{
+		FrameworkInfo: frameworkInfoShown(fw.info), Active: fw.active, Connected: fw.connected, Recovered: fw.recovered,
+		RegisteredTime: timeInfo(fw.registered), ReregisteredTime: timeInfo(fw.registered),
+		UnregisteredTime: timeInfo(fw.unregistered),
+	}
+	if !fw.reregistered.IsZero() {
+		out.ReregisteredTime = timeInfo(fw.reregistered)
+	}
+	if forEvent {
+		if out.UnregisteredTime == nil {
+			out.UnregisteredTime = &mesos.TimeInfo{}
+		}
+		return out, nil
+	}
+	var used, offered res.Resources
+	for _, t := range fw.tasks {
+		if !t.released {
+			used.AddInPlace(t.resources)
+		}
+	}
+	for _, a := range m.agents {
+		for _, e := range a.executors[fw.id] {
+			used.AddInPlace(e.resources)
+		}
+	}
+	for _, o := range m.offersOf(fw.id) {
+		offered.AddInPlace(o.resources)
+	}
+	out.AllocatedResources = withAllocation(used.ToProto(res.OfferRole, false))
+	out.OfferedResources = withAllocation(offered.ToProto(res.OfferRole, false))
+	js := ojson.Object{{K: "framework_info", V: raw(&out.FrameworkInfo)}, {K: "active", V: out.Active},
+		{K: "connected", V: out.Connected}, {K: "recovered", V: out.Recovered}}
+	for _, kv := range []struct {
+		k string
+		t *mesos.TimeInfo
+	}{{"registered_time", out.RegisteredTime}, {"reregistered_time", out.ReregisteredTime}, {"unregistered_time", out.UnregisteredTime}} {
+		if kv.t != nil {
+			js = append(js, ojson.KV{K: kv.k, V: raw(kv.t)})
+		}
+	}
+	if len(out.AllocatedResources) > 0 {
+		js = append(js, ojson.KV{K: "allocated_resources", V: rawList(out.AllocatedResources)})
+	}
+	if len(out.OfferedResources) > 0 {
+		js = append(js, ojson.KV{K: "offered_resources", V: rawList(out.OfferedResources)})
+	}
+	return out, append(js, ojson.KV{K: "offer_constraints", V: ojson.Object{}})
+}
+
+func (m *master) opFrameworks() (*mmaster.Response_GetFrameworks, ojson.Object) {
+	out := &mmaster.Response_GetFrameworks{}
+	items, completed := []ojson.Object{}, []ojson.Object{}
+	for _, id := range sortedKeys(m.frameworks) {
+		pb, js := m.opFramework(m.frameworks[id], false)
+		out.Frameworks = append(out.Frameworks, pb)
+		items = append(items, js)
+	}
+	for _, fw := range m.completedFws {
+		pb, js := m.opFramework(fw, false)
+		out.CompletedFrameworks = append(out.CompletedFrameworks, pb)
+		completed = append(completed, js)
+	}
+	return out, ojson.Object{{K: "frameworks", V: items}, {K: "completed_frameworks", V: completed}}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// opTask renders a task as the master's GET_TASKS does: its statuses as
+// the master received them, and the head of its status update stream.
+func opTask(t *task) mesos.Task {
+	st := t.state
+	out := mesos.Task{
+		Name: t.info.Name, TaskID: t.info.TaskID, FrameworkID: mesos.FrameworkID{Value: t.fwID},
+		AgentID: mesos.AgentID{Value: t.agentID}, State: &st, Resources: t.info.Resources,
+		Statuses: t.statuses, Labels: t.info.Labels, Discovery: t.info.Discovery,
+		Container: t.info.Container, HealthCheck: t.info.HealthCheck, KillPolicy: t.info.KillPolicy,
+	}
+	if t.executorID != "" {
+		out.ExecutorID = &mesos.ExecutorID{Value: t.executorID}
+	}
+	if t.latest != nil && len(t.latest.UUID) > 0 {
+		out.StatusUpdateState = t.latest.State
+		out.StatusUpdateUUID = t.latest.UUID
+	}
+	return out
+}
+
+// tasksOf lists a framework's tasks by id.
+func tasksOf(fw *framework) []*task {
+	out := make([]*task, 0, len(fw.tasks))
+	for _, id := range sortedKeys(fw.tasks) {
+		out = append(out, fw.tasks[id])
+	}
+	return out
+}
+
+func (m *master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
+	out := &mmaster.Response_GetTasks{}
+	for _, id := range sortedKeys(m.frameworks) {
+		fw := m.frameworks[id]
+		for _, t := range tasksOf(fw) {
+			if t.state == mesos.TASK_UNREACHABLE {
+				out.UnreachableTasks = append(out.UnreachableTasks, opTask(t))
+			} else {
+				out.Tasks = append(out.Tasks, opTask(t))
+			}
+		}
+		for _, t := range fw.completed {
+			out.CompletedTasks = append(out.CompletedTasks, opTask(t))
+		}
+	}
+	for _, fw := range m.completedFws {
+		for _, t := range fw.completed {
+			out.CompletedTasks = append(out.CompletedTasks, opTask(t))
+		}
+	}
+	return out, ojson.Object{{K: "tasks", V: rawList(out.Tasks)},
+		{K: "unreachable_tasks", V: rawList(out.UnreachableTasks)}, {K: "completed_tasks", V: rawList(out.CompletedTasks)}}
+}
+
+// opExecutors lists custom executors; like Mesos, not the command
+// executors of command tasks.
+func (m *master) opExecutors() (*mmaster.Response_GetExecutors, ojson.Object) {
+	out := &mmaster.Response_GetExecutors{}
+	for _, aid := range sortedAgentIDs(m.agents) {
+		a := m.agents[aid]
+		for _, fwID := range sortedKeys(a.executors) {
+			for _, eid := range sortedKeys(a.executors[fwID]) {
+				out.Executors = append(out.Executors, mmaster.Response_GetExecutors_Executor{
+					ExecutorInfo: a.executors[fwID][eid].info, AgentID: mesos.AgentID{Value: aid}})
+			}
+		}
+	}
+	return out, ojson.Object{{K: "executors", V: rawList(out.Executors)}}
+}
+
+func (m *master) opState() (*mmaster.Response_GetState, ojson.Object) {
+	tasks, tj := m.opTasks()
+	execs, ej := m.opExecutors()
+	fws, fj := m.opFrameworks()
+	agents, aj := m.opAgents()
+	return &mmaster.Response_GetState{GetTasks: tasks, GetExecutors: execs, GetFrameworks: fws, GetAgents: agents},
+		ojson.Object{{K: "get_tasks", V: tj}, {K: "get_executors", V: ej}, {K: "get_frameworks", V: fj}, {K: "get_agents", V: aj}}
+}
+
+// agentDeactivated and agentDrainInfo are where deactivation and draining
+// (DEACTIVATE_AGENT, DRAIN_AGENT) will show; neither is implemented yet.
+func (m *master) agentDeactivated(string) bool { return false }
+
+func (m *master) agentDrainInfo(string) *mesos.DrainInfo { return nil }
+
+// operatorStreamContext ends the operator stream with the master.
+func (h *masterHTTP) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-h.ctx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
