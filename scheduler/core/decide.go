@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"sort"
 	"time"
 
@@ -19,6 +20,7 @@ func (m *Machine) restorePlanner() {
 		m.planner.SetRestarts(svc, r)
 	}
 	for _, t := range m.st.tasks {
+		m.reindex(t)
 		m.observe(t)
 	}
 }
@@ -34,7 +36,18 @@ func (m *Machine) observe(t *taskRecord) {
 			pt.Acked = tb.table
 		}
 	}
+	if old, ok := m.planner.Task(t.ID); ok && samePlannerTask(&old, &pt) {
+		// Nothing the planner sees changed (a repeated RUNNING, a
+		// status report): observing would make it decide the whole
+		// service again.
+		return
+	}
 	m.planner.Observe(pt)
+}
+
+func samePlannerTask(a, b *linkspec.Task) bool {
+	return a.ID == b.ID && a.Seq == b.Seq && a.Service == b.Service && a.Config == b.Config && a.Phase == b.Phase &&
+		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan && a.Acked == b.Acked
 }
 
 // decide plans once and acts on it: apply the plan to the records,
@@ -70,7 +83,7 @@ func (m *Machine) applyPlan(plan *linkspec.Plan, now time.Time) bool {
 	for _, l := range plan.Launch {
 		t := &taskRecord{ID: l.TaskID, Seq: l.Seq, Service: l.Service, Config: l.Config, Phase: linkspec.Pending.String(), Created: now, Updated: now}
 		m.st.tasks[t.ID] = t
-		m.st.touchTask(t.ID)
+		m.touch(t)
 		m.observe(t)
 		m.event("task_planned", map[string]any{"task_id": t.ID, "service": t.Service})
 		changed = true
@@ -91,7 +104,7 @@ func (m *Machine) applyPlan(plan *linkspec.Plan, now time.Time) bool {
 			continue
 		}
 		t.Retiring = now
-		m.st.touchTask(t.ID)
+		m.touch(t)
 		m.observe(t)
 		m.out.Metrics.Retired++
 		m.event("task_retiring", map[string]any{"task_id": t.ID, "reason": r.Reason})
@@ -105,7 +118,7 @@ func (m *Machine) applyPlan(plan *linkspec.Plan, now time.Time) bool {
 		}
 		t.Phase = linkspec.Killing.String()
 		t.KillSent = now
-		m.st.touchTask(t.ID)
+		m.touch(t)
 		m.observe(t)
 		m.kill(t, k.Grace)
 		m.out.Metrics.Kills++
@@ -136,10 +149,10 @@ func (m *Machine) rekill(now time.Time) {
 	if !m.subscribed {
 		return
 	}
-	for _, t := range m.st.tasks {
-		if t.Phase == linkspec.Killing.String() && now.Sub(t.KillSent) >= m.cfg.KillRetry {
+	for _, t := range m.idx.killing {
+		if now.Sub(t.KillSent) >= m.cfg.KillRetry {
 			t.KillSent = now
-			m.st.touchTask(t.ID)
+			m.touch(t)
 			m.kill(t, m.grace(t.Service))
 		}
 	}
@@ -154,7 +167,7 @@ func (m *Machine) grace(service string) time.Duration {
 
 // forget drops a task that ended (or was never launched).
 func (m *Machine) forget(t *taskRecord, why string) {
-	m.st.deleteTask(t.ID)
+	m.dropTask(t.ID)
 	m.planner.Forget(t.ID)
 	delete(m.links, t.ID)
 	delete(m.status, t.ID)
@@ -169,8 +182,8 @@ func (m *Machine) resetRestarts(now time.Time) {
 		if r.Failures == 0 {
 			continue
 		}
-		for _, t := range m.st.tasks {
-			if t.Service == svc && t.Phase == linkspec.Running.String() && t.Created.After(r.Last) && now.Sub(t.Updated) >= m.cfg.RestartReset {
+		for _, t := range m.idx.running[svc] {
+			if t.Created.After(r.Last) && now.Sub(t.Updated) >= m.cfg.RestartReset {
 				delete(m.st.meta.Restarts, svc)
 				m.st.touchMeta()
 				m.planner.SetRestarts(svc, linkspec.Restart{})
@@ -187,8 +200,8 @@ func (m *Machine) placeOffers(now time.Time) bool {
 		return false
 	}
 	var pending []*taskRecord
-	for _, t := range m.st.tasks {
-		if t.Phase == linkspec.Pending.String() && m.st.spec.Services[t.Service] != nil {
+	for _, t := range m.idx.pending {
+		if m.st.spec.Services[t.Service] != nil {
 			pending = append(pending, t)
 		}
 	}
@@ -199,16 +212,7 @@ func (m *Machine) placeOffers(now time.Time) bool {
 		needs = append(needs, need{TaskID: t.ID, Service: t.Service, CPUs: svc.CPUs, Mem: svc.Mem, Disk: svc.Disk, Ports: len(m.st.spec.InGates(t.Service))})
 	}
 	// Spread each service over agents: count what already runs where.
-	spread := map[string]map[string]int{}
-	for _, t := range m.st.tasks {
-		if t.AgentID != "" {
-			if spread[t.AgentID] == nil {
-				spread[t.AgentID] = map[string]int{}
-			}
-			spread[t.AgentID][t.Service]++
-		}
-	}
-	placed, unused := place(m.offers, needs, need{CPUs: m.cfg.ExecutorCPUs, Mem: m.cfg.ExecutorMem}, spread)
+	placed, unused := place(m.offers, needs, need{CPUs: m.cfg.ExecutorCPUs, Mem: m.cfg.ExecutorMem}, m.idx.spread)
 	m.offers = nil
 
 	byOffer := map[string][]mesos.TaskInfo{}
@@ -224,7 +228,7 @@ func (m *Machine) placeOffers(now time.Time) bool {
 		}
 		t.State = "TASK_STAGING"
 		t.Updated = now
-		m.st.touchTask(t.ID)
+		m.touch(t)
 		m.observe(t)
 		ti, err := m.taskInfo(t, pl)
 		if err != nil {
@@ -265,13 +269,7 @@ func (m *Machine) reviveOrSuppress() {
 	if !m.subscribed {
 		return
 	}
-	waiting := false
-	for _, t := range m.st.tasks {
-		if t.Phase == linkspec.Pending.String() {
-			waiting = true
-			break
-		}
-	}
+	waiting := len(m.idx.pending) > 0
 	switch {
 	case waiting && m.suppressed:
 		m.queue(calls.Revive())

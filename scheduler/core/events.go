@@ -156,7 +156,7 @@ func (m *Machine) onUpdate(st mesos.TaskStatus, now time.Time) {
 			m.out.Metrics.Running++
 		}
 	}
-	m.st.touchTask(id)
+	m.touch(t)
 	m.observe(t)
 }
 

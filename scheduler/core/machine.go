@@ -57,6 +57,8 @@ type Machine struct {
 	// follow from an operator's change go out only once it is stored).
 	storeFirst bool
 
+	idx index
+
 	// What the current step produces.
 	out        Ready
 	calls      []*scheduler.Call
@@ -83,6 +85,7 @@ func New(cfg Config, kv map[string][]byte) (*Machine, error) {
 		status:     map[string]*TaskStatus{},
 		lastFail:   map[string]string{},
 		redeclined: map[string]bool{},
+		idx:        newIndex(),
 		viewDirty:  true,
 	}
 	m.restorePlanner()

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"container/heap"
 	"sort"
 	"time"
 
@@ -29,6 +30,7 @@ type pubTask struct {
 	attempts int
 	acked    uint64 // version acknowledged
 	force    bool   // re-send even if acknowledged (anti-entropy)
+	queued   bool   // in the resend heap
 }
 
 // TaskStatus is an executor's latest report. It is never changed once
@@ -70,12 +72,11 @@ func (m *Machine) publishTables(plan *linkspec.Plan, now time.Time) {
 			changed[svc] = true
 		}
 	}
-	if len(changed) > 0 {
-		// Acks of an old version no longer count as "in sync".
-		for _, t := range m.st.tasks {
-			if changed[t.Service] {
-				m.observe(t)
-			}
+	// Acks of an old version no longer count as "in sync".
+	for svc := range changed {
+		for _, t := range m.idx.service[svc] {
+			m.observe(t)
+			m.resync(t)
 		}
 	}
 	for svc := range m.tables {
@@ -83,6 +84,7 @@ func (m *Machine) publishTables(plan *linkspec.Plan, now time.Time) {
 			delete(m.tables, svc)
 			delete(m.st.meta.Tables, svc)
 			m.st.touchMeta()
+			m.resyncService(svc)
 		}
 	}
 }
@@ -113,49 +115,110 @@ func sendable(t *taskRecord) bool {
 }
 
 // resendLinks sends each task its service's current table if the executor
-// has not acknowledged it, with exponential backoff per task.
+// has not acknowledged it, with exponential backoff per task. Tasks not
+// yet sent the current version (or due for anti-entropy) are sent at once;
+// those waiting for an acknowledgement are kept in order of when they are
+// due, so a step looks only at those whose time has come.
 func (m *Machine) resendLinks(now time.Time) {
 	if !m.subscribed {
 		return
 	}
-	for _, t := range m.st.tasks {
-		if !sendable(t) {
-			continue
+	for id, t := range m.idx.sendNow {
+		delete(m.idx.sendNow, id)
+		if m.needsSend(t) {
+			m.sendTable(t, now)
 		}
-		tb := m.tables[t.Service]
-		if tb == nil {
-			continue
-		}
-		l := m.links[t.ID]
-		if l == nil {
-			l = &pubTask{}
-			m.links[t.ID] = l
-		}
-		if l.acked == tb.version && !l.force {
-			continue
-		}
-		if l.sent == tb.version && !l.force && (m.inFlight > 0 || now.Before(m.resendDue(l))) {
-			// A resend waits until everything queued has gone out and the
-			// backoff has passed since: resending while a burst is still
-			// being sent would only make the burst longer.
-			continue
-		}
-		if l.sent != tb.version {
-			l.attempts = 0
-		} else {
-			m.out.Metrics.Resends++
-		}
-		snap := snapshot(tb)
-		data, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: t.ID, Snapshot: &snap})
-		if err != nil {
-			m.logf(LevelError, "cannot encode a link table", "task_id", t.ID, "err", err)
-			continue
-		}
-		m.queue(calls.Message(t.AgentID, t.executorID(), data))
-		m.out.Metrics.LinkMessages++
-		l.sent, l.sentAt, l.force = tb.version, now, false
-		l.attempts++
+		m.resync(t)
 	}
+	if m.inFlight > 0 {
+		// A resend waits until everything queued has gone out and the
+		// backoff has passed since: resending while a burst is still
+		// being sent would only make the burst longer.
+		return
+	}
+	for m.idx.resends.Len() > 0 && !m.idx.resends[0].due.After(now) {
+		e := heap.Pop(&m.idx.resends).(resendAt)
+		t, l := m.waitingAck(e.id)
+		if t == nil {
+			continue
+		}
+		if due := m.resendDue(l); now.Before(due) {
+			m.queueResend(e.id, l)
+			continue
+		}
+		m.sendTable(t, now)
+		m.resync(t)
+	}
+}
+
+// waitingAck returns a task that was sent its current table and has not
+// acknowledged it; nil (after putting it where it belongs) otherwise.
+func (m *Machine) waitingAck(id string) (*taskRecord, *pubTask) {
+	t, l := m.st.tasks[id], m.links[id]
+	if l != nil {
+		l.queued = false
+	}
+	if t == nil || l == nil {
+		return nil, nil
+	}
+	if tb := m.tables[t.Service]; !sendable(t) || tb == nil || l.sent != tb.version || l.acked == tb.version || l.force {
+		m.resync(t)
+		return nil, nil
+	}
+	return t, l
+}
+
+func (m *Machine) queueResend(id string, l *pubTask) {
+	if !l.queued {
+		heap.Push(&m.idx.resends, resendAt{due: m.resendDue(l), id: id})
+		l.queued = true
+	}
+}
+
+// sendTable queues the task's current table.
+func (m *Machine) sendTable(t *taskRecord, now time.Time) {
+	tb := m.tables[t.Service]
+	l := m.links[t.ID]
+	if l == nil {
+		l = &pubTask{}
+		m.links[t.ID] = l
+	}
+	if l.sent != tb.version {
+		l.attempts = 0
+	} else {
+		m.out.Metrics.Resends++
+	}
+	snap := snapshot(tb)
+	data, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: t.ID, Snapshot: &snap})
+	if err != nil {
+		m.logf(LevelError, "cannot encode a link table", "task_id", t.ID, "err", err)
+		return
+	}
+	m.queue(calls.Message(t.AgentID, t.executorID(), data))
+	m.out.Metrics.LinkMessages++
+	l.sent, l.sentAt, l.force = tb.version, now, false
+	l.attempts++
+}
+
+// resendAt is a task waiting for its acknowledgement until due; resends is
+// a min-heap of them by due. An entry may be stale (acknowledged since,
+// or due later after a flush): it is checked when it comes up.
+type resendAt struct {
+	due time.Time
+	id  string
+}
+
+type resendHeap []resendAt
+
+func (h resendHeap) Len() int           { return len(h) }
+func (h resendHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h resendHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *resendHeap) Push(x any)        { *h = append(*h, x.(resendAt)) }
+func (h *resendHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // resendDue is when an unacknowledged table may be sent again: the backoff
@@ -176,20 +239,21 @@ func (m *Machine) backoff(attempts int) time.Duration {
 	return min(d, m.cfg.ResendMax)
 }
 
-// nextResend is the earliest time an unacknowledged table is due again.
+// nextResend is the earliest time an unacknowledged table may be due
+// again (never later than it is due; an earlier wake finds it not due yet
+// and looks again).
 func (m *Machine) nextResend() time.Time {
 	var next time.Time
-	for id, l := range m.links {
-		t := m.st.tasks[id]
-		if t == nil || !sendable(t) {
-			continue
-		}
-		if tb := m.tables[t.Service]; tb != nil && l.acked != tb.version {
-			due := m.resendDue(l)
-			if next.IsZero() || due.Before(next) {
-				next = due
+	for m.idx.resends.Len() > 0 {
+		e := m.idx.resends[0]
+		if t, l := m.st.tasks[e.id], m.links[e.id]; t != nil && l != nil {
+			if tb := m.tables[t.Service]; sendable(t) && tb != nil && l.sent == tb.version && l.acked != tb.version && !l.force {
+				next = e.due
+				break
 			}
 		}
+		heap.Pop(&m.idx.resends)
+		m.waitingAck(e.id)
 	}
 	if !m.nextAE.IsZero() && (next.IsZero() || m.nextAE.Before(next)) {
 		next = m.nextAE
@@ -222,6 +286,7 @@ func (m *Machine) onAck(t *taskRecord, v uint64, now time.Time) {
 		m.out.Metrics.Divergent++
 		m.republish(t.Service, now)
 		l.acked = v
+		m.resync(t)
 		return
 	}
 	if v <= l.acked {
@@ -229,6 +294,7 @@ func (m *Machine) onAck(t *taskRecord, v uint64, now time.Time) {
 	}
 	l.acked = v
 	m.viewDirty = true
+	m.resync(t)
 	if tb != nil && v == tb.version {
 		m.out.Metrics.AckLatency = append(m.out.Metrics.AckLatency, now.Sub(tb.published))
 		m.event("links_acked", map[string]any{"task_id": t.ID, "version": v})
@@ -246,25 +312,27 @@ func (m *Machine) republish(service string, now time.Time) {
 	v := m.nextLinkVersion()
 	m.st.meta.Tables[service] = tableVersion{Version: v, Digest: tb.table.Digest()}
 	m.tables[service] = &pubTable{version: v, table: tb.table, published: now}
-	for _, t := range m.st.tasks {
-		if t.Service == service {
-			m.observe(t)
-		}
+	for _, t := range m.idx.service[service] {
+		m.observe(t)
+		m.resync(t)
 	}
 }
 
 // antiEntropy re-sends every task its current table, acknowledged or not.
 func (m *Machine) antiEntropy(now time.Time) {
-	for _, t := range m.st.tasks {
-		if !sendable(t) {
-			continue
+	for _, tasks := range m.idx.running {
+		for _, t := range tasks {
+			if !sendable(t) {
+				continue
+			}
+			l := m.links[t.ID]
+			if l == nil {
+				l = &pubTask{}
+				m.links[t.ID] = l
+			}
+			l.force = true
+			m.resync(t)
 		}
-		l := m.links[t.ID]
-		if l == nil {
-			l = &pubTask{}
-			m.links[t.ID] = l
-		}
-		l.force = true
 	}
 	m.nextAE = now.Add(m.cfg.AntiEntropy)
 }

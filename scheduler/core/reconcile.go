@@ -74,8 +74,8 @@ func (r *reconciler) tick(m *Machine, now time.Time) {
 	}
 	// A task still staging long after its ACCEPT may never have reached
 	// the master (a lost call): ask about it.
-	for id, t := range m.st.tasks {
-		if t.Phase == linkspec.Launched.String() && t.State == "TASK_STAGING" && now.Sub(t.Updated) > m.cfg.StagingReconcile && !r.waiting[id] {
+	for id, t := range m.idx.launched {
+		if t.State == "TASK_STAGING" && now.Sub(t.Updated) > m.cfg.StagingReconcile && !r.waiting[id] {
 			r.ask(id, now)
 			t.Updated = now // ask again only after another StagingReconcile
 		}
@@ -84,8 +84,8 @@ func (r *reconciler) tick(m *Machine, now time.Time) {
 		// Tasks written off as unreachable: has their agent come back? A
 		// RUNNING answer marks them orphans, which are killed.
 		tasks := map[string]string{}
-		for id, t := range m.st.tasks {
-			if t.Phase == linkspec.Unreachable.String() && t.AgentID != "" {
+		for id, t := range m.idx.unreachable {
+			if t.AgentID != "" {
 				tasks[id] = t.AgentID
 			}
 		}
