@@ -8,8 +8,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
-
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/core"
 )
@@ -125,21 +123,9 @@ type Config struct {
 	parseSlots int
 	parseWait  time.Duration
 
-	// hooks let tests stop the scheduler at chosen points, as a crash
-	// would (the store keeps what was written).
-	hooks hooks
-}
-
-type hooks struct {
-	// afterPersist runs after a batch is durable and before its Mesos
-	// calls are made; returning true "crashes" the scheduler there.
-	afterPersist func(calls []*scheduler.Call) bool
-	// beforeCall runs before the outbox makes a call; an error makes the
-	// call fail with it, as a failed HTTP call would.
-	beforeCall func(call *scheduler.Call) error
-	// afterCall runs after the outbox made a call; returning true
-	// "crashes" the scheduler there (nothing more is processed or sent).
-	afterCall func(call *scheduler.Call) bool
+	// wrapCaller, when set, wraps the caller the outbox makes its calls
+	// with (tests: a fake that fails or stops calls around the real one).
+	wrapCaller func(mesosCaller) mesosCaller
 }
 
 func (c *Config) withDefaults() Config {

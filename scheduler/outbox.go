@@ -11,6 +11,11 @@ import (
 	"github.com/tiltai/tiltai/scheduler/core"
 )
 
+// mesosCaller makes one call on the current subscription.
+type mesosCaller interface {
+	Call(ctx context.Context, call *scheduler.Call) error
+}
+
 // outboxWorkers bounds concurrent calls of one batch: a link change for a
 // thousand tasks is a thousand MESSAGE calls, which one connection at a
 // time would send in sequence.
@@ -52,26 +57,14 @@ func (s *Scheduler) send(ctx context.Context, sem chan struct{}, batch []*schedu
 	}
 	var wg sync.WaitGroup
 	for _, call := range batch {
-		if s.crashed.Load() {
-			break
-		}
 		call.FrameworkID = fw
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(call *scheduler.Call) {
 			defer func() { <-sem; wg.Done() }()
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-			var err error
-			if h := s.cfg.hooks.beforeCall; h != nil {
-				err = h(call)
-			}
-			if err == nil {
-				err = s.conn.Call(cctx, call)
-			}
+			err := s.caller.Call(cctx, call)
 			cancel()
-			if h := s.cfg.hooks.afterCall; h != nil && err == nil && h(call) {
-				s.crash()
-			}
 			s.metrics.calls.WithLabelValues(call.Type.String(), resultLabel(err)).Inc()
 			if err != nil && ctx.Err() == nil {
 				lvl := s.log.Warn

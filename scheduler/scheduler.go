@@ -42,8 +42,8 @@ type Scheduler struct {
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
 
-	fwID    atomic.Pointer[string] // for conn's SUBSCRIBE and the outbox's calls
-	crashed atomic.Bool            // tests: crashed by a hook; nothing more may happen
+	fwID   atomic.Pointer[string] // for conn's SUBSCRIBE and the outbox's calls
+	caller mesosCaller            // the outbox's: conn (or a test's fake around it)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -145,6 +145,10 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	s.view.Store(m.View())
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
+	s.caller = s.conn
+	if w := cfg.wrapCaller; w != nil {
+		s.caller = w(s.conn)
+	}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 
 	if n := specTasks(m.Spec()); n > cfg.MaxTasks {
@@ -217,13 +221,6 @@ func (s *Scheduler) Err() error {
 	default:
 		return nil
 	}
-}
-
-// crash stops everything at once, as kill -9 would: the loop processes
-// nothing more and the outbox sends nothing more (tests only).
-func (s *Scheduler) crash() {
-	s.crashed.Store(true)
-	s.cancel()
 }
 
 // Close stops the scheduler without tearing the framework down: tasks keep
@@ -366,9 +363,6 @@ func (s *Scheduler) take(batch []core.Input, in input) ([]core.Input, error) {
 // calls to the outbox, then the view, events, logs and metrics, and the
 // answers.
 func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
-	if s.crashed.Load() {
-		return errTestCrash
-	}
 	now := s.cfg.Now()
 	rd := s.core.Step(now, batch...)
 	s.wake = rd.Wake
@@ -394,9 +388,6 @@ func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
 		s.metrics.storeWrites.Inc()
 	}
 	if len(rd.Late) > 0 {
-		if h := s.cfg.hooks.afterPersist; h != nil && h(rd.Late) {
-			return errTestCrash
-		}
 		s.outbox.put(rd.Late)
 	}
 	if rd.ViewChanged {
@@ -437,8 +428,6 @@ func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
 	}
 	s.metrics.add(&rd.Metrics)
 }
-
-var errTestCrash = errors.New("test crash")
 
 // submit hands a spec change to the loop and waits until it is stored.
 func (s *Scheduler) submitIn(ctx context.Context, in core.SubmitSpec) (core.Reply, error) {
