@@ -109,7 +109,7 @@ func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
 			binary.BigEndian.PutUint64(b[8:], uint64(h.uuids))
 			return b
 		},
-		Jitter: func(d time.Duration) time.Duration { return d / 2 },
+		Rand: func() float64 { return 0.5 },
 	}
 	for k, v := range args {
 		var err error

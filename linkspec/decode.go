@@ -1,8 +1,8 @@
 package linkspec
 
 import (
+	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -13,8 +13,21 @@ import (
 // duplicate keys. Values it cannot read keep their defaults and are marked
 // bad, so validation does not report them a second time.
 type decoder struct {
-	r   *reporter
-	bad map[string]bool
+	r     *reporter
+	bad   map[string]bool
+	ctx   context.Context // nil: never stops
+	seen  int             // mappings walked, to look at ctx now and then
+	ended bool
+}
+
+// stopped reports, now and then, whether ctx has ended; the result of a
+// stopped decode is dropped.
+func (d *decoder) stopped() bool {
+	d.seen++
+	if !d.ended && d.ctx != nil && d.seen%(checkEvery/16) == 0 {
+		d.ended = d.ctx.Err() != nil
+	}
+	return d.ended
 }
 
 type field struct {
@@ -24,6 +37,9 @@ type field struct {
 
 // fields walks a mapping, dispatching known keys and reporting the rest.
 func (d *decoder) fields(path, what string, n *node, known []field) bool {
+	if d.stopped() {
+		return false
+	}
 	if n.kind != kMap {
 		d.typeError(path, n, what+" must be a mapping (key: value lines)", "")
 		return false
@@ -92,35 +108,34 @@ func (d *decoder) text(path string, n *node, what string) (string, bool) {
 	return n.text, true
 }
 
-func (d *decoder) integer(path string, n *node, what string) (int, bool) {
-	if n.kind != kScalar || n.typ != tInt {
-		hint := ""
-		if n.kind == kScalar && n.typ == tStr {
-			hint = "write the number without quotes"
-		}
-		d.typeError(path, n, what+" must be a whole number", hint)
-		return 0, false
-	}
-	if n.num > math.MaxInt32 || n.num < math.MinInt32 {
-		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "use a value in the documented range", "%s %s is out of range", what, n.text)
-		return 0, false
-	}
-	return int(n.num), true
+// integer reads a whole number in l's range.
+func (d *decoder) integer(path string, n *node, l numLimit) (int, bool) {
+	v, ok := d.number(path, n, l)
+	return int(v), ok
 }
 
-func (d *decoder) number(path string, n *node, what string) (float64, bool) {
+// number reads a number in l's range; a problem quotes it as written.
+func (d *decoder) number(path string, n *node, l numLimit) (float64, bool) {
 	if n.kind != kScalar || (n.typ != tInt && n.typ != tFloat) {
-		hint := ""
-		if n.kind == kScalar && n.typ == tStr {
-			hint = "write the number without quotes"
+		want := "a number"
+		if l.whole {
+			want = "a whole number"
 		}
-		d.typeError(path, n, what+" must be a number", hint)
+		hint := "write " + want + ", " + l.allowed()
+		if l.outHint != "" {
+			hint = l.outHint
+		}
+		if n.kind == kScalar && n.typ == tStr {
+			if _, _, ok := plainNumber(n.text); ok {
+				hint = "write the number without quotes"
+			}
+		}
+		d.typeError(path, n, l.what+" must be "+want, hint)
 		return 0, false
 	}
-	if math.IsNaN(n.num) || math.IsInf(n.num, 0) {
+	if msg, hint := l.check(n.num, n.raw); msg != "" {
 		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "write a finite number", "%s must be a finite number, not %s", what, n.text)
+		d.r.errorAt(n.pos, path, hint, "%s", msg)
 		return 0, false
 	}
 	return n.num, true
@@ -134,22 +149,33 @@ func (d *decoder) boolean(path string, n *node, what string) (bool, bool) {
 	return n.text == "true", true
 }
 
-func (d *decoder) duration(path string, n *node, what string) (Duration, bool) {
-	if n.kind == kScalar && n.typ == tInt && n.num == 0 {
-		return 0, true
-	}
-	if n.kind != kScalar || n.typ != tStr {
-		hint := "write a duration such as \"5s\", \"1m30s\" or \"250ms\""
-		if n.kind == kScalar && (n.typ == tInt || n.typ == tFloat) {
-			hint = fmt.Sprintf("add a unit: \"%ss\" for seconds", n.text)
+// duration reads a Go duration in l's range; 0 may be written bare.
+func (d *decoder) duration(path string, n *node, l durLimit) (Duration, bool) {
+	var v time.Duration
+	switch {
+	case n.kind == kScalar && n.typ == tInt && n.num == 0:
+	case n.kind == kScalar && n.typ == tStr:
+		var err error
+		if v, err = time.ParseDuration(n.text); err != nil {
+			d.bad[path] = true
+			if durationSyntax.MatchString(n.text) {
+				d.r.errorAt(n.pos, path, "use "+l.allowed(), "%s %s is out of range", l.what, n.text)
+			} else {
+				d.r.errorAt(n.pos, path, "write a duration such as \"5s\", \"1m30s\" or \"250ms\"", "%s %q is not a duration", l.what, n.text)
+			}
+			return 0, false
 		}
-		d.typeError(path, n, what+" must be a duration", hint)
+	default:
+		hint := fmt.Sprintf("write a duration with a unit, %s, e.g. \"10s\"", l.allowed())
+		if n.kind == kScalar && n.typ == tInt && n.num > 0 && n.num < 1e6 {
+			hint = fmt.Sprintf("add a unit: \"%ss\" for seconds; use %s", n.raw, l.allowed())
+		}
+		d.typeError(path, n, l.what+" must be a duration", hint)
 		return 0, false
 	}
-	v, err := time.ParseDuration(n.text)
-	if err != nil {
+	if msg, hint := l.check(v, n.text); msg != "" {
 		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "write a duration such as \"5s\", \"1m30s\" or \"250ms\"", "%s %q is not a duration", what, n.text)
+		d.r.errorAt(n.pos, path, hint, "%s", msg)
 		return 0, false
 	}
 	return Duration(v), true
@@ -174,7 +200,7 @@ func (d *decoder) spec(root *node) *Spec {
 	}
 	d.fields("", "the spec", root, []field{
 		{"version", func(p string, v *node) {
-			if n, ok := d.integer(p, v, "version"); ok {
+			if n, ok := d.integer(p, v, versionLimit); ok {
 				s.Version = n
 			}
 		}},
@@ -266,39 +292,39 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 			}
 		}},
 		{"instances", func(p string, v *node) {
-			if x, ok := d.integer(p, v, "instances"); ok {
+			if x, ok := d.integer(p, v, instancesLimit); ok {
 				svc.Instances = x
 			}
 		}},
 		{"cpus", func(p string, v *node) {
-			if x, ok := d.number(p, v, "cpus"); ok {
+			if x, ok := d.number(p, v, cpusLimit); ok {
 				svc.CPUs = x
 			}
 		}},
 		{"mem", func(p string, v *node) {
-			if x, ok := d.number(p, v, "mem"); ok {
+			if x, ok := d.number(p, v, memLimit); ok {
 				svc.Mem = x
 			}
 		}},
 		{"disk", func(p string, v *node) {
-			if x, ok := d.number(p, v, "disk"); ok {
+			if x, ok := d.number(p, v, diskLimit); ok {
 				svc.Disk = x
 			}
 		}},
 		{"kill_grace_period", func(p string, v *node) {
-			if x, ok := d.duration(p, v, "kill_grace_period"); ok {
+			if x, ok := d.duration(p, v, gracePeriodLimit); ok {
 				svc.KillGracePeriod = x
 			}
 		}},
 		{"health", func(p string, v *node) {
 			d.fields(p, what+" health", v, []field{
 				{"ready_timeout", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "ready_timeout"); ok {
+					if x, ok := d.duration(p, v, readyTimeoutLimit); ok {
 						svc.Health.ReadyTimeout = x
 					}
 				}},
 				{"liveness_timeout", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "liveness_timeout"); ok {
+					if x, ok := d.duration(p, v, livenessLimit); ok {
 						svc.Health.LivenessTimeout = x
 					}
 				}},
@@ -307,17 +333,17 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 		{"backoff", func(p string, v *node) {
 			d.fields(p, what+" backoff", v, []field{
 				{"initial", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "initial"); ok {
+					if x, ok := d.duration(p, v, backoffInitialLimit); ok {
 						svc.Backoff.Initial = x
 					}
 				}},
 				{"factor", func(p string, v *node) {
-					if x, ok := d.number(p, v, "factor"); ok {
+					if x, ok := d.number(p, v, factorLimit); ok {
 						svc.Backoff.Factor = x
 					}
 				}},
 				{"max", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "max"); ok {
+					if x, ok := d.duration(p, v, backoffMaxLimit); ok {
 						svc.Backoff.Max = x
 					}
 				}},

@@ -6,7 +6,6 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"time"
 )
 
 var (
@@ -41,9 +40,7 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 	if bad == nil {
 		bad = map[string]bool{}
 	}
-	if s.Version != FormatVersion && !bad["version"] {
-		r.errorf("version", fmt.Sprintf("write `version: %d`", FormatVersion), "unsupported spec version %d", s.Version)
-	}
+	checkNum(r, bad, "version", versionLimit, float64(s.Version))
 	if len(s.Services) > MaxServices {
 		r.errorf("services", "split the system into several specs", "%d services; at most %d are allowed", len(s.Services), MaxServices)
 	}
@@ -61,7 +58,15 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 		}
 	}
 	if max := r.opt.maxTasks(); total > max {
-		r.errorf("services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
+		// Located where lowering it helps most: the largest service's
+		// instances (or its name, when it leaves them at the default).
+		pos := r.locs["services"]
+		for _, p := range []string{"services." + largest, "services." + largest + ".instances"} {
+			if r.locs[p].Line > 0 {
+				pos = r.locs[p]
+			}
+		}
+		r.errorAt(pos, "services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
 			"the spec asks for %d tasks in all; at most %d are allowed", total, max)
 	}
 	if len(s.Links) > MaxLinks {
@@ -105,20 +110,16 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 			r.errorf(up, "give a file name relative to the sandbox", "output_file %q leaves the sandbox", u.OutputFile)
 		}
 	}
-	if f := join(p, "instances"); !bad[f] && (svc.Instances < 0 || svc.Instances > MaxInstances) {
-		r.errorf(f, fmt.Sprintf("use 0 to %d (0 keeps the service defined but stopped)", MaxInstances), "instances %d is out of range", svc.Instances)
-	}
-	checkRange(r, bad, join(p, "cpus"), "cpus", svc.CPUs, false, MaxCPUs, "e.g. 0.1 for a tenth of a core")
-	checkRange(r, bad, join(p, "mem"), "mem", svc.Mem, false, MaxMemMiB, "mem is in MiB, e.g. 64")
-	checkRange(r, bad, join(p, "disk"), "disk", svc.Disk, true, MaxDiskMiB, "disk is in MiB; 0 asks for none")
-	checkDur(r, bad, join(p, "kill_grace_period"), "kill_grace_period", svc.KillGracePeriod, true, MaxGracePeriod)
-	checkDur(r, bad, join(p, "health.ready_timeout"), "ready_timeout", svc.Health.ReadyTimeout, false, time.Hour)
-	checkDur(r, bad, join(p, "health.liveness_timeout"), "liveness_timeout", svc.Health.LivenessTimeout, true, time.Hour)
-	checkDur(r, bad, join(p, "backoff.initial"), "backoff initial", svc.Backoff.Initial, false, time.Hour)
-	checkDur(r, bad, join(p, "backoff.max"), "backoff max", svc.Backoff.Max, false, 24*time.Hour)
-	if f := join(p, "backoff.factor"); !bad[f] && (svc.Backoff.Factor < 1 || svc.Backoff.Factor > 10) {
-		r.errorf(f, "use 1 (constant delay) to 10; Marathon's default is 1.15", "backoff factor %g is out of range", svc.Backoff.Factor)
-	}
+	checkNum(r, bad, join(p, "instances"), instancesLimit, float64(svc.Instances))
+	checkNum(r, bad, join(p, "cpus"), cpusLimit, svc.CPUs)
+	checkNum(r, bad, join(p, "mem"), memLimit, svc.Mem)
+	checkNum(r, bad, join(p, "disk"), diskLimit, svc.Disk)
+	checkDuration(r, bad, join(p, "kill_grace_period"), gracePeriodLimit, svc.KillGracePeriod)
+	checkDuration(r, bad, join(p, "health.ready_timeout"), readyTimeoutLimit, svc.Health.ReadyTimeout)
+	checkDuration(r, bad, join(p, "health.liveness_timeout"), livenessLimit, svc.Health.LivenessTimeout)
+	checkDuration(r, bad, join(p, "backoff.initial"), backoffInitialLimit, svc.Backoff.Initial)
+	checkDuration(r, bad, join(p, "backoff.max"), backoffMaxLimit, svc.Backoff.Max)
+	checkNum(r, bad, join(p, "backoff.factor"), factorLimit, svc.Backoff.Factor)
 	if svc.Backoff.Max < svc.Backoff.Initial && !bad[join(p, "backoff.max")] && !bad[join(p, "backoff.initial")] {
 		r.errorf(join(p, "backoff.max"), "make max at least initial", "backoff max %s is less than initial %s", svc.Backoff.Max.Std(), svc.Backoff.Initial.Std())
 	}
@@ -164,30 +165,6 @@ func checkURI(u URI) string {
 		return fmt.Sprintf("uri %q is a relative path; the agent would not find it", v)
 	}
 	return fmt.Sprintf("uri %q has scheme %q, which the Mesos fetcher does not fetch", v, pu.Scheme)
-}
-
-func checkRange(r *reporter, bad map[string]bool, f, what string, v float64, zeroOK bool, max float64, hint string) {
-	if bad[f] {
-		return
-	}
-	switch {
-	case v < 0 || (!zeroOK && v == 0):
-		r.errorf(f, hint, "%s must be positive, not %g", what, v)
-	case v > max:
-		r.errorf(f, fmt.Sprintf("use at most %g", max), "%s %g is more than any agent offers", what, v)
-	}
-}
-
-func checkDur(r *reporter, bad map[string]bool, f, what string, d Duration, zeroOK bool, max time.Duration) {
-	if bad[f] {
-		return
-	}
-	switch {
-	case d < 0 || (!zeroOK && d == 0):
-		r.errorf(f, "give a positive duration such as \"5s\"", "%s must be positive, not %s", what, d.Std())
-	case d.Std() > max:
-		r.errorf(f, fmt.Sprintf("use at most %s", max), "%s %s is too long", what, d.Std())
-	}
 }
 
 func validateLinks(r *reporter, s *Spec, bad map[string]bool) {

@@ -16,6 +16,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -40,6 +42,7 @@ type agent struct {
 	port       int
 	workDir    string
 	total      res.Resources
+	started    time.Time // for slave/uptime_secs
 	done       chan struct{}
 	wg         sync.WaitGroup // launch and wait goroutines
 
@@ -99,7 +102,7 @@ type agentTask struct {
 	statuses []mesos.TaskStatus // every update, as GET_TASKS shows them
 	pending  []pendingUpdate
 	retry    *time.Timer
-	interval time.Duration
+	attempts int // resends of the oldest pending update
 }
 
 type pendingUpdate struct {
@@ -339,7 +342,7 @@ func (a *agent) runTask(x runTask) {
 		info = *t.Executor
 	}
 	execID := info.ExecutorID.Value
-	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING}
 	fw.tasks[t.TaskID.Value] = at
 	e := fw.executors[execID]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
@@ -347,7 +350,7 @@ func (a *agent) runTask(x runTask) {
 		return
 	}
 	if e == nil {
-		e = &agentExecutor{fwID: fwID, info: info, containerID: newUUID(), command: command, launched: map[string]bool{}}
+		e = &agentExecutor{fwID: fwID, info: info, containerID: uuid.New().String(), command: command, launched: map[string]bool{}}
 		e.sandbox = filepath.Join(a.workDir, "slaves", a.id, "frameworks", fwID, "executors", execID, "runs", e.containerID)
 		fw.executors[execID] = e
 		e.queued = append(e.queued, t)
@@ -671,7 +674,7 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
-		Reason: reason.Enum(), Timestamp: &ts, UUID: newStatusUUID(), AgentID: &mesos.AgentID{Value: a.id},
+		Reason: reason.Enum(), Timestamp: &ts, UUID: uuid.New().Bytes(), AgentID: &mesos.AgentID{Value: a.id},
 	}
 	if e != nil && !e.command {
 		st.ExecutorID = &mesos.ExecutorID{Value: e.info.ExecutorID.Value}
@@ -692,7 +695,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 		a.dirty[e] = true
 	}
 	if len(t.pending) == 1 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(fwID, t)
 	}
 }
@@ -710,7 +713,9 @@ func (a *agent) forward(fwID string, t *agentTask) {
 	if t.retry != nil {
 		t.retry.Stop()
 	}
-	t.retry = a.after(t.interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
+	// Mesos' agent resends doubling the interval, up to 10 minutes.
+	interval := backoff.Policy{Initial: a.cfg.StatusUpdateRetry, Max: 10 * time.Minute, Factor: 2}.Envelope(t.attempts)
+	t.retry = a.after(interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
 }
 
 func (a *agent) retry(x retryUpdate) {
@@ -723,10 +728,7 @@ func (a *agent) retry(x retryUpdate) {
 		return
 	}
 	a.counters.updatesRetried++
-	t.interval *= 2
-	if t.interval > 10*time.Minute {
-		t.interval = 10 * time.Minute
-	}
+	t.attempts++
 	a.forward(x.fwID, t)
 }
 
@@ -751,7 +753,7 @@ func (a *agent) ack(x statusAck) {
 		a.dirty[e] = true
 	}
 	if len(t.pending) > 0 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(x.fwID, t)
 		return
 	}
@@ -800,7 +802,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	sub := x.call.Subscribe
 	for _, ti := range sub.UnacknowledgedTasks {
 		if _, ok := fw.tasks[ti.TaskID.Value]; !ok {
-			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING}
 			e.launched[ti.TaskID.Value] = true
 		}
 	}
@@ -856,7 +858,7 @@ func ptrInt32(v int32) *int32 { return &v }
 func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
 	t := fw.tasks[st.TaskID.Value]
 	if t == nil {
-		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value, interval: a.cfg.StatusUpdateRetry}
+		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value}
 		fw.tasks[st.TaskID.Value] = t
 	}
 	stored := st

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -68,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start localmesos: %w", err)
 	}
-	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: newUUID(),
+	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: uuid.New().String(),
 		client: &http.Client{Timeout: 5 * time.Minute}}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "localmesos-")
@@ -251,7 +252,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
 		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
-		workDir: agentDir(c.cfg.WorkDir, i), total: total, done: make(chan struct{}),
+		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
 	}
 	if err := a.recover(); err != nil {

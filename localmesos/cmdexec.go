@@ -15,7 +15,9 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/recordio"
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -71,8 +73,8 @@ func (c *cmdExec) run(ctx context.Context) error {
 	}
 	defer c.killNow()
 	var disconnected time.Time
-	backoff := 100 * time.Millisecond
-	for {
+	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: backoffMax, Factor: 2}
+	for attempt := 0; ; attempt++ {
 		err := c.session(ctx)
 		if c.done {
 			return nil
@@ -89,7 +91,7 @@ func (c *cmdExec) run(ctx context.Context) error {
 		if time.Since(disconnected) > recovery {
 			return fmt.Errorf("could not re-subscribe within the recovery timeout %v: %w", recovery, err)
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(retry.Envelope(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -98,9 +100,6 @@ func (c *cmdExec) run(ctx context.Context) error {
 		case code := <-c.exited:
 			t.Stop()
 			c.processExited(ctx, code) // reported once re-subscribed
-		}
-		if backoff *= 2; backoff > backoffMax {
-			backoff = backoffMax
 		}
 	}
 }
@@ -324,7 +323,7 @@ func (c *cmdExec) update(ctx context.Context, state mesos.TaskState, message str
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: c.task.TaskID, State: state.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(),
-		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: newStatusUUID(), Reason: reason,
+		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: uuid.New().Bytes(), Reason: reason,
 	}
 	if message != "" {
 		st.Message = &message

@@ -12,8 +12,8 @@ import (
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 )
 
 // rawSched is a scheduler written against the HTTP API directly, so tests

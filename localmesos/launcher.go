@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // ExecutorSpec is everything needed to start one executor: what the agent
@@ -105,7 +106,7 @@ func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Proces
 	// descriptor until it execs): exec then fails with ETXTBSY ("text file
 	// busy", golang.org/issue/22315). It clears within milliseconds; retry
 	// with a fresh command.
-	delay := 2 * time.Millisecond
+	retry := backoff.Policy{Initial: 2 * time.Millisecond, Factor: 2}
 	for attempt := 0; ; attempt++ {
 		cmd.Dir = spec.Sandbox
 		cmd.Env = append(spec.Env, "PWD="+spec.Sandbox)
@@ -123,9 +124,8 @@ func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Proces
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cannot start executor %q: %w", spec.ExecutorID, ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(retry.Envelope(attempt)):
 		}
-		delay *= 2
 		if cmd, err = buildCommand(spec.Command); err != nil {
 			return nil, err
 		}

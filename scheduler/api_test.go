@@ -181,6 +181,8 @@ func TestMaxTasks(t *testing.T) {
 	if code, body := h.do("POST", "/v1/services/encryptor/scale", []byte(`{"instances": 4}`), nil); code != 200 {
 		t.Fatalf("at the limit: %d %s", code, body)
 	}
+	// A restart needs the framework ID stored: wait until subscribed and running.
+	h.waitConverged(20 * time.Second)
 	h.sched.Close()
 	h.cfg.MaxTasks = 3
 	h.start()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tiltai/tiltai/executor"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -231,12 +232,10 @@ func (m *Machine) resendDue(l *pubTask) time.Time {
 	return from.Add(m.backoff(l.attempts))
 }
 
+// backoff is the wait after the attempts-th send: ResendMin doubling to
+// ResendMax.
 func (m *Machine) backoff(attempts int) time.Duration {
-	d := m.cfg.ResendMin
-	for i := 1; i < attempts && d < m.cfg.ResendMax; i++ {
-		d *= 2
-	}
-	return min(d, m.cfg.ResendMax)
+	return backoff.Policy{Initial: m.cfg.ResendMin, Max: m.cfg.ResendMax, Factor: 2}.Envelope(attempts - 1)
 }
 
 // nextResend is the earliest time an unacknowledged table may be due
