@@ -18,6 +18,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -26,25 +27,29 @@ import (
 // API, and keeps each task's status updates until the scheduler
 // acknowledges them. Fields below box are owned by run.
 type agent struct {
-	cfg        Config
-	log        *slog.Logger
-	index      int
-	toMaster   func(any) bool // posts to the current master; false if none
-	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
-	launcher   Launcher
-	cmdLaunch  Launcher        // the built-in command executor
-	execCtx    context.Context // executors live as long as the cluster
-	runCtx     context.Context // this incarnation: fetches end with it
-	httpClient *http.Client
-	box        *mailbox
-	hostname   string
-	ip         string
-	port       int
-	workDir    string
-	total      res.Resources
-	started    time.Time // for slave/uptime_secs
-	done       chan struct{}
-	wg         sync.WaitGroup // launch and wait goroutines
+	cfg       Config
+	log       *slog.Logger
+	index     int
+	toMaster  func(any) bool // posts to the current master; false if none
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	launcher  Launcher
+	cmdLaunch Launcher // the built-in command executor
+	// images is the docker store (nil without --image_providers);
+	// imageLaunch starts custom executors in images.
+	images      *containerizer.Store
+	imageLaunch Launcher
+	execCtx     context.Context // executors live as long as the cluster
+	runCtx      context.Context // this incarnation: fetches end with it
+	httpClient  *http.Client
+	box         *mailbox
+	hostname    string
+	ip          string
+	port        int
+	workDir     string
+	total       res.Resources
+	started     time.Time // for slave/uptime_secs
+	done        chan struct{}
+	wg          sync.WaitGroup // launch and wait goroutines
 
 	id         string
 	registered bool
@@ -92,6 +97,10 @@ type agentExecutor struct {
 	timedOut    bool                    // killed because it did not subscribe in time
 	recovering  bool                    // recovered after an agent restart, not re-subscribed yet
 	kills       []executor.Event_Kill   // kills that came while it was not subscribed
+	// early holds calls from an executor that reached the agent before
+	// its launch was reported: answered once the agent knows its pid, as
+	// Mesos' agent always does (it forks before the executor can speak).
+	early []execCall
 }
 
 type agentTask struct {
@@ -241,6 +250,10 @@ func (a *agent) handle(msg any) {
 	case execTimeout:
 		a.execTimeout(x)
 	case execCall:
+		if e := a.executor(x.call.FrameworkID.Value, x.call.ExecutorID.Value); e != nil && e.state == execLaunching {
+			e.early = append(e.early, x)
+			return
+		}
 		x.reply <- a.execCall(x)
 	case execStreamEnded:
 		if e := a.executor(x.fwID, x.execID); e != nil && e.stream == x.stream && e.state == execRunning {
@@ -395,8 +408,15 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 		spec.Command = *e.info.Command
 	}
 	launcher := a.launcher
+	// A command task's ContainerInfo is its command executor's, as in Mesos.
+	container := e.info.Container
+	if e.command && len(e.queued) > 0 {
+		container = e.queued[0].Container
+	}
 	if e.command {
 		launcher = a.cmdLaunch
+	} else if container != nil && a.imageLaunch != nil {
+		launcher = a.imageLaunch
 	}
 	a.wg.Add(1)
 	go func() {
@@ -404,7 +424,11 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 		msg := execLaunched{fwID: e.fwID, execID: spec.ExecutorID, containerID: spec.ContainerID}
 		if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
 			msg.err = fmt.Errorf("cannot create the sandbox: %w", err)
-		} else {
+		} else if container != nil {
+			// Mesos provisions the image before it fetches the URIs.
+			msg.err = a.provision(a.runCtx, container, e.command, &spec)
+		}
+		if msg.err == nil {
 			latest := filepath.Join(filepath.Dir(spec.Sandbox), "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(spec.ContainerID, latest)
@@ -470,6 +494,15 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 
 func (a *agent) execLaunched(x execLaunched) {
 	e := a.executor(x.fwID, x.execID)
+	if e != nil && e.containerID == x.containerID && len(e.early) > 0 {
+		early := e.early
+		e.early = nil
+		defer func() {
+			for _, c := range early {
+				c.reply <- a.execCall(c)
+			}
+		}()
+	}
 	if e == nil || e.containerID != x.containerID || e.state == execTerminating || e.state == execTerminated {
 		if x.proc != nil {
 			_ = x.proc.Kill() // shut down while launching
@@ -577,6 +610,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	}
 	delete(fw.executors, e.info.ExecutorID.Value)
 	a.removeCheckpoint(e)
+	a.destroyContainer(e)
 	a.toMaster(executorExited{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, status: status, command: e.command})
 	a.maybeRemoveFramework(e.fwID)
 }

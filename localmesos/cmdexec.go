@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -229,17 +231,8 @@ func (c *cmdExec) handle(ctx context.Context, e *executor.Event) {
 func (c *cmdExec) launch(ctx context.Context) {
 	t := c.task
 	c.update(ctx, mesos.TASK_STARTING, "", nil)
-	cmd, err := buildCommand(*t.Command)
+	cmd, err := c.taskCommand(*t.Command)
 	if err == nil {
-		env := append([]string(nil), c.spec.Env...)
-		env = append(env, "MESOS_ALLOCATION_ROLE=*", "PWD="+c.spec.Sandbox)
-		if t.Command.Environment != nil {
-			for _, v := range t.Command.Environment.Variables {
-				env = append(env, v.Name+"="+v.GetValue())
-			}
-		}
-		cmd.Env, cmd.Dir = env, c.spec.Sandbox
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		var stdout, stderr *os.File
 		if stdout, err = os.OpenFile(c.spec.Sandbox+"/stdout", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 			defer stdout.Close()
@@ -261,6 +254,33 @@ func (c *cmdExec) launch(ctx context.Context) {
 		c.exited <- waitStatusOf(cmd.ProcessState, err)
 	}()
 	c.update(ctx, mesos.TASK_RUNNING, "", nil)
+}
+
+// taskCommand is the task's process: on the host in the sandbox, or in
+// the executor's container image with the image's ENV under the task's.
+func (c *cmdExec) taskCommand(tc mesos.CommandInfo) (*exec.Cmd, error) {
+	env := append([]string(nil), c.spec.Env...)
+	env = append(env, "MESOS_ALLOCATION_ROLE=*")
+	if cl := c.spec.container; cl != nil {
+		env = setEnv(env, containerizer.ImageEnv(cl.image.Config)...)
+	} else {
+		env = append(env, "PWD="+c.spec.Sandbox)
+	}
+	if tc.Environment != nil {
+		for _, v := range tc.Environment.Variables {
+			env = setEnv(env, v.Name+"="+v.GetValue())
+		}
+	}
+	if cl := c.spec.container; cl != nil {
+		return containerCommand(cl, c.spec.Sandbox, tc, env)
+	}
+	cmd, err := buildCommand(tc)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env, cmd.Dir = env, c.spec.Sandbox
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
 }
 
 func (c *cmdExec) kill(ctx context.Context, policy *mesos.KillPolicy) {

@@ -44,7 +44,10 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks}
+	// Images are refused until the scheduler puts them on the executor's
+	// ContainerInfo: accepted and ignored, a service would run on the
+	// agent's own filesystem instead of in its image.
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: "this scheduler does not run services in images yet"}
 }
 
 // InvalidSpecError lists every problem of a refused spec.
