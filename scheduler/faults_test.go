@@ -834,7 +834,9 @@ func TestUnrecordedVersionHealed(t *testing.T) {
 			t.Fatalf("feeder's table lists %s, which is not a running encryptor", p)
 		}
 	}
-	if n := h.metric("tiltai_scheduler_link_divergences_total"); n == 0 {
-		t.Fatal("the divergence was not noticed")
-	}
+	// Whether the restarted scheduler counts a divergence here depends on
+	// timing: if it publishes the feeder a fresh table before the
+	// executor reports the unrecorded version, the executor simply moves
+	// on. The counted path is pinned by the core's script
+	// (testdata/unrecorded-version.txt); this test holds the outcome.
 }
