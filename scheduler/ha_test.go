@@ -29,6 +29,7 @@ import (
 	"github.com/tiltai/tiltai/internal/zkha"
 	"github.com/tiltai/tiltai/internal/zktest"
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/detect"
 )
 
@@ -635,12 +636,12 @@ func TestHADeposedLeaderCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := loadState(stored)
+	st, err := core.New(core.Config{}, stored)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.specRec.Version != 1 || st.spec.Services["encryptor"].Instances != 1 {
-		t.Fatalf("ZooKeeper holds spec version %d with %d encryptors; the deposed leader's write landed", st.specRec.Version, st.spec.Services["encryptor"].Instances)
+	if st.SpecVersion() != 1 || st.Spec().Services["encryptor"].Instances != 1 {
+		t.Fatalf("ZooKeeper holds spec version %d with %d encryptors; the deposed leader's write landed", st.SpecVersion(), st.Spec().Services["encryptor"].Instances)
 	}
 }
 

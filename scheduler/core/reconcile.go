@@ -1,4 +1,4 @@
-package scheduler
+package core
 
 import (
 	"time"
@@ -25,32 +25,32 @@ type reconciler struct {
 	unreachable time.Time // next explicit ask about unreachable tasks
 }
 
-func (r *reconciler) start(s *Scheduler, now time.Time) {
+func (r *reconciler) start(m *Machine, now time.Time) {
 	r.waiting = map[string]bool{}
-	for id, t := range s.st.tasks {
+	for id, t := range m.st.tasks {
 		if t.Phase != linkspec.Pending.String() && t.AgentID != "" {
 			r.waiting[id] = true
 		}
 	}
 	r.attempts = 0
-	r.explicit(s)
-	s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
+	r.explicit(m)
+	m.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
 	r.next = now.Add(reconcileRetry.Envelope(r.attempts))
-	r.implicit = now.Add(s.cfg.ReconcileInterval)
-	s.metrics.reconciliations.Inc()
+	r.implicit = now.Add(m.cfg.ReconcileInterval)
+	m.out.Metrics.Reconciliations++
 }
 
-func (r *reconciler) explicit(s *Scheduler) {
+func (r *reconciler) explicit(m *Machine) {
 	if len(r.waiting) == 0 {
 		return
 	}
 	tasks := make(map[string]string, len(r.waiting))
 	for id := range r.waiting {
-		if t := s.st.tasks[id]; t != nil {
+		if t := m.st.tasks[id]; t != nil {
 			tasks[id] = t.AgentID
 		}
 	}
-	s.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
+	m.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
 }
 
 func (r *reconciler) done(id string) { delete(r.waiting, id) }
@@ -67,19 +67,19 @@ func (r *reconciler) ask(id string, now time.Time) {
 	}
 }
 
-func (r *reconciler) tick(s *Scheduler, now time.Time) {
-	if !s.subscribed {
+func (r *reconciler) tick(m *Machine, now time.Time) {
+	if !m.subscribed {
 		return
 	}
 	if len(r.waiting) > 0 && !now.Before(r.next) {
-		r.explicit(s)
+		r.explicit(m)
 		r.attempts++
 		r.next = now.Add(reconcileRetry.Envelope(r.attempts))
 	}
 	// A task still staging long after its ACCEPT may never have reached
 	// the master (a lost call): ask about it.
-	for id, t := range s.st.tasks {
-		if t.Phase == linkspec.Launched.String() && t.State == "TASK_STAGING" && now.Sub(t.Updated) > s.cfg.StagingReconcile && !r.waiting[id] {
+	for id, t := range m.idx.launched {
+		if t.State == "TASK_STAGING" && now.Sub(t.Updated) > m.cfg.StagingReconcile && !r.waiting[id] {
 			r.ask(id, now)
 			t.Updated = now // ask again only after another StagingReconcile
 		}
@@ -88,19 +88,19 @@ func (r *reconciler) tick(s *Scheduler, now time.Time) {
 		// Tasks written off as unreachable: has their agent come back? A
 		// RUNNING answer marks them orphans, which are killed.
 		tasks := map[string]string{}
-		for id, t := range s.st.tasks {
-			if t.Phase == linkspec.Unreachable.String() && t.AgentID != "" {
+		for id, t := range m.idx.unreachable {
+			if t.AgentID != "" {
 				tasks[id] = t.AgentID
 			}
 		}
 		if len(tasks) > 0 {
-			s.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
+			m.queue(calls.Reconcile(calls.ReconcileTasks(tasks)))
 		}
-		r.unreachable = now.Add(s.cfg.UnreachableReconcile)
+		r.unreachable = now.Add(m.cfg.UnreachableReconcile)
 	}
 	if !r.implicit.IsZero() && !now.Before(r.implicit) {
-		s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
-		r.implicit = now.Add(s.cfg.ReconcileInterval)
-		s.metrics.reconciliations.Inc()
+		m.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
+		r.implicit = now.Add(m.cfg.ReconcileInterval)
+		m.out.Metrics.Reconciliations++
 	}
 }

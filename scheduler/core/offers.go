@@ -1,4 +1,4 @@
-package scheduler
+package core
 
 import (
 	"math"
@@ -173,11 +173,10 @@ func place(offers []*mesos.Offer, needs []need, exec need, running map[string]ma
 		}
 		return a.ID.Value < b.ID.Value
 	})
+	// Placed in this round, on top of running (which is not changed).
+	placedOn := map[[2]string]int{}
 	count := func(agent, service string) int {
-		if running[agent] == nil {
-			return 0
-		}
-		return running[agent][service]
+		return running[agent][service] + placedOn[[2]string{agent, service}]
 	}
 	var out []placement
 	for _, n := range needs {
@@ -211,11 +210,7 @@ func place(offers []*mesos.Offer, needs []need, exec need, running map[string]ma
 		pl.Executor = append(pl.Executor, best.takeScalar("cpus", toMilli(exec.CPUs))...)
 		pl.Executor = append(pl.Executor, best.takeScalar("mem", toMilli(exec.Mem))...)
 		out = append(out, pl)
-		agent := best.offer.AgentID.Value
-		if running[agent] == nil {
-			running[agent] = map[string]int{}
-		}
-		running[agent][n.Service]++
+		placedOn[[2]string{best.offer.AgentID.Value, n.Service}]++
 	}
 	var unused []*mesos.Offer
 	for _, s := range states {

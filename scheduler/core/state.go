@@ -1,4 +1,4 @@
-package scheduler
+package core
 
 import (
 	"context"
@@ -11,6 +11,10 @@ import (
 
 	"github.com/tiltai/tiltai/linkspec"
 )
+
+// KeyFrameworkID is the stored key of the framework ID (operators and
+// tests clear it to simulate its loss).
+const KeyFrameworkID = keyFrameworkID
 
 // Keys of the stored state.
 const (
@@ -197,13 +201,4 @@ func (s *state) sortedTasks() []*taskRecord {
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Seq < ts[j].Seq })
 	return ts
-}
-
-// specTasks is how many tasks spec asks for in all.
-func specTasks(spec *linkspec.Spec) int {
-	n := 0
-	for _, svc := range spec.Services {
-		n += svc.Instances
-	}
-	return n
 }
