@@ -395,7 +395,7 @@ func describeCallError(err error) error {
 
 // checkNoLiveFramework refuses to register a new framework while the master
 // knows a live one of the same name: its tasks would be orphaned and every
-// service would run twice (RELIABILITY 14). Only an answer from the master
+// service would run twice (docs/reliability.md F14). Only an answer from the master
 // counts; if it cannot be asked, the subscription is retried later.
 func (c *conn) checkNoLiveFramework(ctx context.Context, leader string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
