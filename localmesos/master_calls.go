@@ -11,6 +11,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -269,7 +270,7 @@ func (m *master) subscribe(x schedCall) callResult {
 	if fi.ID != nil {
 		id = fi.ID.Value
 	}
-	stream := wire.NewStream(x.codec, newUUID())
+	stream := wire.NewStream(x.codec, uuid.New().String())
 	// A refused SUBSCRIBE is 200 with an ERROR event and the end of the
 	// stream, as Mesos' Master::subscribe answers on the new connection.
 	refuse := func(msg string) callResult {

@@ -15,7 +15,7 @@ import (
 	"github.com/tiltai/tiltai/localmesos"
 )
 
-// RELIABILITY 20: Mesos authentication, on the embedded Mesos with Mesos'
+// docs/reliability.md S1: Mesos authentication, on the embedded Mesos with Mesos'
 // own schemes (localmesos/auth.go): the master takes a credentials file
 // and checks HTTP Basic on the scheduler API; the agent signs a token for
 // each executor and answers 401 to executor calls without it.
@@ -235,5 +235,24 @@ func getJSONAt(t testing.TB, u string, v any) {
 	_, b := mustCall(t, http.MethodGet, u, nil, http.StatusOK)
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v: %s", u, err, b)
+	}
+}
+
+// A master that refuses a re-subscription for what the framework sent (here
+// a changed principal, which Mesos never allows) refuses it every time: the
+// scheduler stops with the master's reason instead of retrying for ever.
+func TestChangedPrincipalIsFatal(t *testing.T) {
+	h := newHarness(t, 1, func(_ *localmesos.Config, c *Config) { c.Principal, c.Secret = "alice", authSecret })
+	h.waitConverged(20 * time.Second)
+	h.sched.Close()
+	h.cfg.Principal = "bob"
+	h.start()
+	select {
+	case <-h.sched.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the scheduler still retries a subscription the master refuses for its principal")
+	}
+	if err := h.sched.Err(); err == nil || !strings.Contains(err.Error(), "Changing framework's principal is not allowed") || !strings.Contains(err.Error(), "--mesos_authentication_principal") {
+		t.Fatalf("stopped with %v; want the master's reason and what to do", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -45,27 +44,8 @@ func linksSubmitCommand() *cli.Command {
 // printing every problem to stderr. It returns the name to submit it
 // under, its bytes, and whether it has errors.
 func readSource(c *cli.Context, path string) (name string, src []byte, ok bool, err error) {
-	var rd io.Reader
-	name = path
-	if path == "-" {
-		rd, name = c.App.Reader, "<stdin>"
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", nil, false, cli.Exit(fmt.Sprintf("%s: cannot read the link spec: %v", c.Command.HelpName, err), exitUsage)
-		}
-		defer f.Close()
-		rd = f
-	}
-	src, err = io.ReadAll(io.LimitReader(rd, linkspec.MaxSpecBytes+1))
-	if err != nil {
-		return "", nil, false, cli.Exit(fmt.Sprintf("%s: cannot read the link spec %s: %v", c.Command.HelpName, name, err), exitUsage)
-	}
-	_, probs := linkspec.Parse(name, src)
-	for _, p := range probs {
-		fmt.Fprintln(c.App.ErrWriter, p)
-	}
-	return name, src, probs.Err() == nil, nil
+	name, src, _, probs, err := loadSpec(c, path)
+	return name, src, err == nil && probs.Err() == nil, err
 }
 
 func linksSubmit(c *cli.Context) error {
