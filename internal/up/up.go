@@ -118,6 +118,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		sched.Close()
 	}()
 	fmt.Fprintf(out, "tiltai up: scheduler %s  (try: tiltai ps --scheduler %s)\n", sched.URL(), sched.URL())
+	fmt.Fprintf(out, "tiltai up: web console: open %s/\n", sched.URL())
 
 	res, err := sched.SubmitSpec(ctx, cfg.SpecName, cfg.Spec, scheduler.SubmitOptions{IfMatch: -1})
 	if err != nil {
