@@ -245,32 +245,13 @@ func follow(c *cli.Context, cl *client.Client, api apiConfig, w waitConfig, vers
 	return apiFail(c, api, fmt.Sprintf("cannot follow spec version %d", version), err)
 }
 
-// errHelpShown: the help a --help asked for was printed (now by urfave/cli
-// itself, see flagsFirst; kept for the actions that check for it).
-var errHelpShown = errors.New("help shown")
-
-// positional returns the command's arguments. Flags may come after them
-// (flagsFirst moved them ahead for the parser), and "--" has ended the flags.
-func positional(c *cli.Context) ([]string, error) {
-	return c.Args().Slice(), nil
-}
-
-// args is positional with a count check; usage is e.g. "FILE".
+// args returns the command's n positional arguments, or a usage error;
+// usage is e.g. "FILE". Flags may come after the arguments (flagsFirst
+// moved them ahead for the parser), and "--" has ended the flags.
 func args(c *cli.Context, n int, usage string) ([]string, error) {
-	as, err := positional(c)
-	if err != nil {
-		return nil, err
-	}
+	as := c.Args().Slice()
 	if len(as) != n {
 		return nil, cli.Exit(fmt.Sprintf("usage: %s %s (see %s --help)", c.Command.HelpName, usage, c.Command.HelpName), exitUsage)
 	}
 	return as, nil
-}
-
-// helpShown lets an action end quietly after positional printed help.
-func helpShown(err error) error {
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	return err
 }
