@@ -78,9 +78,15 @@ func apiConfigFrom(c *cli.Context) (apiConfig, error) {
 	return cfg, nil
 }
 
-func (a apiConfig) client() (*client.Client, error) {
-	return client.New(a.URL, a.Token, client.WithUserAgent("tiltai/"+version.Get().Version))
+func (a apiConfig) client(opts ...client.Option) (*client.Client, error) {
+	return client.New(a.URL, a.Token, append([]client.Option{client.WithUserAgent("tiltai/" + version.Get().Version)}, opts...)...)
 }
+
+// busyRetry is how submit and scale retry a scheduler that answers 503
+// (its spec-parse slots full, or stopping): the client's defaults, i.e.
+// Retry-After honoured up to 30s, else backoff from 0.5s, at most 8
+// attempts within 2 minutes. Tests shorten it.
+var busyRetry = client.BusyRetry{}
 
 // newClient turns the scheduler flags into a client.
 func newClient(c *cli.Context) (*client.Client, apiConfig, error) {
@@ -88,11 +94,24 @@ func newClient(c *cli.Context) (*client.Client, apiConfig, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	cl, err := cfg.client()
+	retry := busyRetry
+	name, errw := c.Command.HelpName, c.App.ErrWriter
+	retry.Notify = func(w client.BusyWait) {
+		fmt.Fprintf(errw, "%s: scheduler busy, retrying in %s (attempt %d of %d)\n", name, retryDelay(w.Delay), w.Attempt, w.Attempts)
+	}
+	cl, err := cfg.client(client.WithBusyRetry(retry))
 	if err != nil {
 		return nil, cfg, usageErr(c, "%v", err)
 	}
 	return cl, cfg, nil
+}
+
+// retryDelay renders a wait for a person: "2s", "1.4s", "250ms".
+func retryDelay(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // waitConfig is how to follow a change.
