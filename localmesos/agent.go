@@ -848,7 +848,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	}
 	agentInfo := mesos.AgentInfo{
 		Hostname: a.hostname, Port: ptrInt32(int32(a.port)), ID: &mesos.AgentID{Value: a.id},
-		Resources: a.total.ToProto(res.Plain, false),
+		Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes,
 	}
 	cid := mesos.ContainerID{Value: e.containerID}
 	stream.Send(&executor.Event{Type: executor.Event_SUBSCRIBED, Subscribed: &executor.Event_Subscribed{

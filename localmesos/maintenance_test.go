@@ -10,6 +10,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 )
 
 // nextOf returns the next event of one of the types, skipping the others.
@@ -360,5 +362,79 @@ func TestDrainMarkGone(t *testing.T) {
 	eventually(t, "the drained agent to be gone", func() bool { return agentRefused(c, 0) })
 	if _, body := opCall(t, c, `{"type":"GET_AGENTS"}`); !strings.Contains(body, `"agents":[]`) {
 		t.Errorf("GET_AGENTS: %s", body)
+	}
+}
+
+func TestParseAttributes(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "rack:r1;zone:a", want: `[{"name":"rack","type":"TEXT","text":{"value":"r1"}},{"name":"zone","type":"TEXT","text":{"value":"a"}}]`},
+		{in: "level:2;slots:[1-4,8-9]", want: `[{"name":"level","type":"SCALAR","scalar":{"value":2.0}},{"name":"slots","type":"RANGES","ranges":{"range":[{"begin":1,"end":4},{"begin":8,"end":9}]}}]`},
+		{in: "", want: `[]`},
+		{in: "rack", err: "invalid attribute key:value pair"},
+		{in: "s:{a,b}", err: "set values are not allowed"},
+		{in: "r:[4-1]", err: "invalid range"},
+	} {
+		attrs, err := ParseAttributes(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if got := string(ojsonList(attrs)); got != tc.want {
+			t.Errorf("%q:\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func ojsonList(attrs []mesos.Attribute) []byte { return ojson.Marshal(rawList(attrs)) }
+
+// TestAgentMachines: with several agents each is a machine of its own
+// (127.0.0.2, 127.0.0.3: hostname and address), with its attributes in
+// offers and GET_AGENTS; a schedule on one machine touches that agent only.
+func TestAgentMachines(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agents, cfg.SplitPorts = 2, true
+	cfg.AgentAttributes = []string{"rack:r1;zone:a", "rack:r2;level:2"}
+	c := startCluster(t, cfg)
+	agents := c.Agents()
+	for i, want := range []string{"127.0.0.2", "127.0.0.3"} {
+		if agents[i].Hostname != want || !strings.HasPrefix(agents[i].Endpoint, want+":") {
+			t.Fatalf("agent %d: hostname %s endpoint %s, want %s", i, agents[i].Hostname, agents[i].Endpoint, want)
+		}
+	}
+	s := subscribeRaw(t, c, `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x",`+multiRole+`}}}`)
+	seen := map[string]string{}
+	for len(seen) < 2 {
+		for _, o := range s.next(scheduler.Event_OFFERS).ev.Offers.Offers {
+			seen[o.Hostname] = string(ojsonList(o.Attributes))
+			if o.URL.Address.GetIP() != o.Hostname {
+				t.Errorf("offer url address %s on %s", o.URL.Address.GetIP(), o.Hostname)
+			}
+		}
+	}
+	if want := `[{"name":"rack","type":"TEXT","text":{"value":"r2"}},{"name":"level","type":"SCALAR","scalar":{"value":2.0}}]`; seen["127.0.0.3"] != want {
+		t.Errorf("attributes in offers of 127.0.0.3: %s, want %s", seen["127.0.0.3"], want)
+	}
+	if _, body := opCall(t, c, `{"type":"GET_AGENTS"}`); !strings.Contains(body, `"hostname":"127.0.0.2","port":`) ||
+		!strings.Contains(body, `"attributes":[{"name":"rack","type":"TEXT","text":{"value":"r1"}}`) || !strings.Contains(body, `"pid":"slave(1)@127.0.0.3:`) {
+		t.Errorf("GET_AGENTS: %s", body)
+	}
+	// A window on 127.0.0.3's machine: only its offers carry it.
+	if code, text := opCall(t, c, `{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{"windows":[{"machine_ids":[{"hostname":"127.0.0.3","ip":"127.0.0.3"}],"unavailability":{"start":{"nanoseconds":1}}}]}}}`); code != 200 {
+		t.Fatalf("UPDATE_MAINTENANCE_SCHEDULE: %d %s", code, text)
+	}
+	for got := 0; got < 2; {
+		for _, o := range s.next(scheduler.Event_OFFERS).ev.Offers.Offers {
+			if (o.Hostname == "127.0.0.3") != (o.Unavailability != nil) {
+				t.Errorf("offer on %s with unavailability %v", o.Hostname, o.Unavailability)
+			}
+			got++
+			s.decline(o.ID.Value, 0)
+		}
 	}
 }

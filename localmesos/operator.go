@@ -383,7 +383,7 @@ func withAllocation(rs []mesos.Resource) []mesos.Resource {
 func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.Object) {
 	port := int32(a.port)
 	id := mesos.AgentID{Value: a.id}
-	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), ID: &id}
+	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes, ID: &id}
 	pid := fmt.Sprintf("slave(1)@%s:%d", a.ip, a.port)
 	active := a.connected && !m.agentDeactivated(a.id)
 	deactivated := !active
@@ -402,9 +402,11 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	for i, c := range agentCapabilitiesJSON {
 		capsJSON[i] = ojson.Object{{K: "type", V: c}}
 	}
-	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port},
-		{K: "resources", V: rawList(info.Resources)}, {K: "id", V: ojson.Object{{K: "value", V: a.id}}},
-		{K: "checkpoint", V: true}}
+	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port}, {K: "resources", V: rawList(info.Resources)}}
+	if len(a.attributes) > 0 {
+		infoJSON = append(infoJSON, ojson.KV{K: "attributes", V: rawList(a.attributes)})
+	}
+	infoJSON = append(infoJSON, ojson.KV{K: "id", V: ojson.Object{{K: "value", V: a.id}}}, ojson.KV{K: "checkpoint", V: true})
 	js := ojson.Object{{K: "agent_info", V: infoJSON}, {K: "active", V: active}, {K: "deactivated", V: deactivated},
 		{K: "version", V: Version}, {K: "pid", V: pid}}
 	if out.RegisteredTime != nil {

@@ -149,3 +149,52 @@ func TestLocalmesosCommandBadFlags(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, stderr.String())
 	}
 }
+
+// TestLocalmesosAgentAttributes: --agent_attributes once per agent (commas
+// inside ranges kept), each agent on its own loopback address.
+func TestLocalmesosAgentAttributes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"tiltai", "localmesos", "--listen", "127.0.0.1:0", "--agents", "2", "--work_dir", t.TempDir(),
+			"--agent_attributes", "rack:r1;slots:[1-2,5-6]", "--agent_attributes", "rack:r2"}, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var url string
+	agents := 0
+	for agents < 2 && sc.Scan() {
+		if m := regexp.MustCompile(`master listening on (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(sc.Text()); m != nil {
+			url = m[1]
+		}
+		if regexp.MustCompile(`agent \d+ \S+ on 127\.0\.0\.[23]:\d+`).MatchString(sc.Text()) {
+			agents++
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if url == "" || agents != 2 {
+		t.Fatalf("want the master and two agents on 127.0.0.2 and 127.0.0.3 printed (url %q, agents %d)", url, agents)
+	}
+	resp, err := http.Post(url+"/api/v1", "application/json", strings.NewReader(`{"type":"GET_AGENTS"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"hostname":"127.0.0.2"`, `{"name":"slots","type":"RANGES","ranges":{"range":[{"begin":1,"end":2},{"begin":5,"end":6}]}}`, `{"name":"rack","type":"TEXT","text":{"value":"r2"}}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("GET_AGENTS lacks %s:\n%s", want, body)
+		}
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Errorf("exit %d", c)
+	}
+	var stderr strings.Builder
+	if c := run(context.Background(), []string{"tiltai", "localmesos", "--agents", "2", "--agent_attributes", "a:1", "--agent_attributes", "b:2", "--agent_attributes", "c:{x,y}"},
+		strings.NewReader(""), io.Discard, &stderr); c != 2 || !strings.Contains(stderr.String(), "3 agent attributes for 2 agents") || !strings.Contains(stderr.String(), "set values are not allowed") {
+		t.Errorf("bad --agent_attributes: exit %d, %s", c, stderr.String())
+	}
+}
