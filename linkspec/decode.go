@@ -1,8 +1,8 @@
 package linkspec
 
 import (
+	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -13,8 +13,21 @@ import (
 // duplicate keys. Values it cannot read keep their defaults and are marked
 // bad, so validation does not report them a second time.
 type decoder struct {
-	r   *reporter
-	bad map[string]bool
+	r     *reporter
+	bad   map[string]bool
+	ctx   context.Context // nil: never stops
+	seen  int             // mappings walked, to look at ctx now and then
+	ended bool
+}
+
+// stopped reports, now and then, whether ctx has ended; the result of a
+// stopped decode is dropped.
+func (d *decoder) stopped() bool {
+	d.seen++
+	if !d.ended && d.ctx != nil && d.seen%(checkEvery/16) == 0 {
+		d.ended = d.ctx.Err() != nil
+	}
+	return d.ended
 }
 
 type field struct {
@@ -24,6 +37,9 @@ type field struct {
 
 // fields walks a mapping, dispatching known keys and reporting the rest.
 func (d *decoder) fields(path, what string, n *node, known []field) bool {
+	if d.stopped() {
+		return false
+	}
 	if n.kind != kMap {
 		d.typeError(path, n, what+" must be a mapping (key: value lines)", "")
 		return false
@@ -92,35 +108,34 @@ func (d *decoder) text(path string, n *node, what string) (string, bool) {
 	return n.text, true
 }
 
-func (d *decoder) integer(path string, n *node, what string) (int, bool) {
-	if n.kind != kScalar || n.typ != tInt {
-		hint := ""
-		if n.kind == kScalar && n.typ == tStr {
-			hint = "write the number without quotes"
-		}
-		d.typeError(path, n, what+" must be a whole number", hint)
-		return 0, false
-	}
-	if n.num > math.MaxInt32 || n.num < math.MinInt32 {
-		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "use a value in the documented range", "%s %s is out of range", what, n.text)
-		return 0, false
-	}
-	return int(n.num), true
+// integer reads a whole number in l's range.
+func (d *decoder) integer(path string, n *node, l numLimit) (int, bool) {
+	v, ok := d.number(path, n, l)
+	return int(v), ok
 }
 
-func (d *decoder) number(path string, n *node, what string) (float64, bool) {
+// number reads a number in l's range; a problem quotes it as written.
+func (d *decoder) number(path string, n *node, l numLimit) (float64, bool) {
 	if n.kind != kScalar || (n.typ != tInt && n.typ != tFloat) {
-		hint := ""
-		if n.kind == kScalar && n.typ == tStr {
-			hint = "write the number without quotes"
+		want := "a number"
+		if l.whole {
+			want = "a whole number"
 		}
-		d.typeError(path, n, what+" must be a number", hint)
+		hint := "write " + want + ", " + l.allowed()
+		if l.outHint != "" {
+			hint = l.outHint
+		}
+		if n.kind == kScalar && n.typ == tStr {
+			if _, _, ok := plainNumber(n.text); ok {
+				hint = "write the number without quotes"
+			}
+		}
+		d.typeError(path, n, l.what+" must be "+want, hint)
 		return 0, false
 	}
-	if math.IsNaN(n.num) || math.IsInf(n.num, 0) {
+	if msg, hint := l.check(n.num, n.raw); msg != "" {
 		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "write a finite number", "%s must be a finite number, not %s", what, n.text)
+		d.r.errorAt(n.pos, path, hint, "%s", msg)
 		return 0, false
 	}
 	return n.num, true
@@ -134,22 +149,33 @@ func (d *decoder) boolean(path string, n *node, what string) (bool, bool) {
 	return n.text == "true", true
 }
 
-func (d *decoder) duration(path string, n *node, what string) (Duration, bool) {
-	if n.kind == kScalar && n.typ == tInt && n.num == 0 {
-		return 0, true
-	}
-	if n.kind != kScalar || n.typ != tStr {
-		hint := "write a duration such as \"5s\", \"1m30s\" or \"250ms\""
-		if n.kind == kScalar && (n.typ == tInt || n.typ == tFloat) {
-			hint = fmt.Sprintf("add a unit: \"%ss\" for seconds", n.text)
+// duration reads a Go duration in l's range; 0 may be written bare.
+func (d *decoder) duration(path string, n *node, l durLimit) (Duration, bool) {
+	var v time.Duration
+	switch {
+	case n.kind == kScalar && n.typ == tInt && n.num == 0:
+	case n.kind == kScalar && n.typ == tStr:
+		var err error
+		if v, err = time.ParseDuration(n.text); err != nil {
+			d.bad[path] = true
+			if durationSyntax.MatchString(n.text) {
+				d.r.errorAt(n.pos, path, "use "+l.allowed(), "%s %s is out of range", l.what, n.text)
+			} else {
+				d.r.errorAt(n.pos, path, "write a duration such as \"5s\", \"1m30s\" or \"250ms\"", "%s %q is not a duration", l.what, n.text)
+			}
+			return 0, false
 		}
-		d.typeError(path, n, what+" must be a duration", hint)
+	default:
+		hint := fmt.Sprintf("write a duration with a unit, %s, e.g. \"10s\"", l.allowed())
+		if n.kind == kScalar && n.typ == tInt && n.num > 0 && n.num < 1e6 {
+			hint = fmt.Sprintf("add a unit: \"%ss\" for seconds; use %s", n.raw, l.allowed())
+		}
+		d.typeError(path, n, l.what+" must be a duration", hint)
 		return 0, false
 	}
-	v, err := time.ParseDuration(n.text)
-	if err != nil {
+	if msg, hint := l.check(v, n.text); msg != "" {
 		d.bad[path] = true
-		d.r.errorAt(n.pos, path, "write a duration such as \"5s\", \"1m30s\" or \"250ms\"", "%s %q is not a duration", what, n.text)
+		d.r.errorAt(n.pos, path, hint, "%s", msg)
 		return 0, false
 	}
 	return Duration(v), true
@@ -174,7 +200,7 @@ func (d *decoder) spec(root *node) *Spec {
 	}
 	d.fields("", "the spec", root, []field{
 		{"version", func(p string, v *node) {
-			if n, ok := d.integer(p, v, "version"); ok {
+			if n, ok := d.integer(p, v, versionLimit); ok {
 				s.Version = n
 			}
 		}},
@@ -222,12 +248,25 @@ func defaultService(name string) *Service {
 
 func (d *decoder) service(svc *Service, path string, n *node) {
 	what := fmt.Sprintf("service %q", svc.Name)
-	hasCommand := false
+	hasCommand, hasImage := false, false
 	ok := d.fields(path, what, n, []field{
 		{"command", func(p string, v *node) {
 			hasCommand = true
 			if c, ok := d.str(p, v, "command"); ok {
 				svc.Command = c
+			}
+		}},
+		{"image", func(p string, v *node) {
+			hasImage = true
+			if c, ok := d.str(p, v, "image"); ok {
+				svc.Image = c
+			}
+		}},
+		{"force_pull", func(p string, v *node) { svc.ForcePull, _ = d.boolean(p, v, "force_pull") }},
+		{"volumes", func(p string, v *node) {
+			items, _ := d.list(p, v, "volumes")
+			for i, it := range items {
+				d.volume(svc, fmt.Sprintf("%s[%d]", p, i), it)
 			}
 		}},
 		{"args", func(p string, v *node) {
@@ -266,39 +305,39 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 			}
 		}},
 		{"instances", func(p string, v *node) {
-			if x, ok := d.integer(p, v, "instances"); ok {
+			if x, ok := d.integer(p, v, instancesLimit); ok {
 				svc.Instances = x
 			}
 		}},
 		{"cpus", func(p string, v *node) {
-			if x, ok := d.number(p, v, "cpus"); ok {
+			if x, ok := d.number(p, v, cpusLimit); ok {
 				svc.CPUs = x
 			}
 		}},
 		{"mem", func(p string, v *node) {
-			if x, ok := d.number(p, v, "mem"); ok {
+			if x, ok := d.number(p, v, memLimit); ok {
 				svc.Mem = x
 			}
 		}},
 		{"disk", func(p string, v *node) {
-			if x, ok := d.number(p, v, "disk"); ok {
+			if x, ok := d.number(p, v, diskLimit); ok {
 				svc.Disk = x
 			}
 		}},
 		{"kill_grace_period", func(p string, v *node) {
-			if x, ok := d.duration(p, v, "kill_grace_period"); ok {
+			if x, ok := d.duration(p, v, gracePeriodLimit); ok {
 				svc.KillGracePeriod = x
 			}
 		}},
 		{"health", func(p string, v *node) {
 			d.fields(p, what+" health", v, []field{
 				{"ready_timeout", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "ready_timeout"); ok {
+					if x, ok := d.duration(p, v, readyTimeoutLimit); ok {
 						svc.Health.ReadyTimeout = x
 					}
 				}},
 				{"liveness_timeout", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "liveness_timeout"); ok {
+					if x, ok := d.duration(p, v, livenessLimit); ok {
 						svc.Health.LivenessTimeout = x
 					}
 				}},
@@ -307,17 +346,17 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 		{"backoff", func(p string, v *node) {
 			d.fields(p, what+" backoff", v, []field{
 				{"initial", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "initial"); ok {
+					if x, ok := d.duration(p, v, backoffInitialLimit); ok {
 						svc.Backoff.Initial = x
 					}
 				}},
 				{"factor", func(p string, v *node) {
-					if x, ok := d.number(p, v, "factor"); ok {
+					if x, ok := d.number(p, v, factorLimit); ok {
 						svc.Backoff.Factor = x
 					}
 				}},
 				{"max", func(p string, v *node) {
-					if x, ok := d.duration(p, v, "max"); ok {
+					if x, ok := d.duration(p, v, backoffMaxLimit); ok {
 						svc.Backoff.Max = x
 					}
 				}},
@@ -328,10 +367,36 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 	if !ok {
 		d.bad[join(path, "command")] = true
 	}
-	if ok && !hasCommand {
+	if ok && !hasCommand && !hasImage {
 		d.bad[join(path, "command")] = true
-		d.r.errorAt(d.r.locs[path], join(path, "command"), "add `command: ./my-service` (the executable to run)", "service %q has no command", svc.Name)
+		d.r.errorAt(d.r.locs[path], join(path, "command"), "add `command: ./my-service` (the executable to run), or an `image:` whose entrypoint runs it", "service %q has no command", svc.Name)
 	}
+}
+
+func (d *decoder) volume(svc *Service, path string, n *node) {
+	v := Volume{Mode: ReadOnly}
+	if !d.fields(path, "a volume", n, []field{
+		{"host_path", func(p string, x *node) { v.HostPath, _ = d.str(p, x, "host_path") }},
+		{"container_path", func(p string, x *node) { v.ContainerPath, _ = d.str(p, x, "container_path") }},
+		{"mode", func(p string, x *node) {
+			if m, ok := d.str(p, x, "mode"); ok {
+				v.Mode = VolumeMode(m)
+			}
+		}},
+	}) {
+		d.bad[path] = true
+		svc.Volumes = append(svc.Volumes, v)
+		return
+	}
+	d.r.locs[path] = n.pos
+	for _, f := range []string{"host_path", "container_path"} {
+		if n.lookup(f) == nil {
+			d.bad[path] = true
+			d.r.errorAt(n.pos, path, "write volumes as `- {host_path: /var/lib/x, container_path: /data, mode: ro}`", "a volume has no %s", f)
+		}
+	}
+	// Appended even when bad, so that indexes match the file.
+	svc.Volumes = append(svc.Volumes, v)
 }
 
 func (d *decoder) uri(svc *Service, path string, n *node) {
@@ -378,6 +443,9 @@ func normalise(s *Spec) {
 		}
 		if len(svc.URIs) == 0 {
 			svc.URIs = nil
+		}
+		if len(svc.Volumes) == 0 {
+			svc.Volumes = nil
 		}
 	}
 }
@@ -480,6 +548,8 @@ var synonyms = map[string]string{
 	"taskkillgraceperiodseconds": "kill_grace_period", "grace_period": "kill_grace_period",
 	"backoffseconds": "backoff", "backofffactor": "backoff", "maxlaunchdelayseconds": "backoff",
 	"source": "from", "target": "to", "dest": "to", "destination": "to",
+	"container": "image", "docker": "image", "forcepullimage": "force_pull", "pull": "force_pull",
+	"hostpath": "host_path", "containerpath": "container_path", "host": "host_path", "target_path": "container_path",
 }
 
 // suggest proposes the closest known name, or lists them all.

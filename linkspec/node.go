@@ -1,11 +1,13 @@
 package linkspec
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 )
 
 // The located tree: a plain YAML value with the position of every node, built
@@ -50,6 +52,7 @@ type node struct {
 	typ   string // scalar type (tStr, tInt, …); "" for non-scalars
 	text  string // scalar value as text
 	num   float64
+	raw   string  // a number as written (1e12, 0x10), for messages
 	keys  []*node // kMap: key nodes, in file order
 	vals  []*node // kMap: values, parallel to keys
 	items []*node // kSeq
@@ -89,6 +92,11 @@ const (
 	maxTreeDepth = 64
 )
 
+// What the builder and the pre-scan say about a spec nested too deep.
+var tooDeepMsg = fmt.Sprintf("values are nested more than %d deep", maxTreeDepth)
+
+const tooDeepHint = "write the values out instead of nesting or repeating aliases"
+
 type errTree struct {
 	pos Pos
 	msg string
@@ -98,9 +106,15 @@ func (e *errTree) Error() string { return e.msg }
 
 // builder converts goccy AST nodes into the located tree.
 type builder struct {
+	ctx     context.Context // nil: never stops
 	anchors map[string]*node
 	total   int
+	pairs   int // pairs of keys in each block mapping (see prescanTokens)
 }
+
+// checkEvery is how many nodes the builder and the decoder handle between
+// looks at their context: often enough to stop within a millisecond or so.
+const checkEvery = 1024
 
 func posOf(n ast.Node) Pos {
 	if n == nil {
@@ -114,6 +128,11 @@ func posOf(n ast.Node) Pos {
 }
 
 func (b *builder) count(pos Pos, k int) error {
+	if b.ctx != nil && b.total/checkEvery != (b.total+k)/checkEvery {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+	}
 	b.total += k
 	if b.total > maxTreeNodes {
 		return &errTree{pos, fmt.Sprintf("the document expands to more than %d values (YAML aliases?)", maxTreeNodes)}
@@ -123,7 +142,7 @@ func (b *builder) count(pos Pos, k int) error {
 
 func (b *builder) build(n ast.Node, depth int) (*node, error) {
 	if depth > maxTreeDepth {
-		return nil, &errTree{posOf(n), fmt.Sprintf("values are nested more than %d deep", maxTreeDepth)}
+		return nil, &errTree{posOf(n), tooDeepMsg}
 	}
 	pos := posOf(n)
 	switch v := n.(type) {
@@ -139,6 +158,11 @@ func (b *builder) build(n ast.Node, depth int) (*node, error) {
 	case *ast.NullNode:
 		return b.scalarNode(pos, kNull, "", "null", 0)
 	case *ast.StringNode:
+		if tk := v.GetToken(); tk != nil && tk.Type == token.StringType {
+			if typ, f, ok := plainNumber(v.Value); ok {
+				return b.numNode(pos, typ, v.Value, v.Value, f)
+			}
+		}
 		return b.scalarNode(pos, kScalar, tStr, v.Value, 0)
 	case *ast.LiteralNode:
 		s := ""
@@ -148,13 +172,13 @@ func (b *builder) build(n ast.Node, depth int) (*node, error) {
 		return b.scalarNode(pos, kScalar, tStr, s, 0)
 	case *ast.IntegerNode:
 		f, text := intValue(v.Value)
-		return b.scalarNode(pos, kScalar, tInt, text, f)
+		return b.numNode(pos, tInt, text, tokenText(v), f)
 	case *ast.FloatNode:
-		return b.scalarNode(pos, kScalar, tFloat, strconv.FormatFloat(v.Value, 'g', -1, 64), v.Value)
+		return b.numNode(pos, tFloat, strconv.FormatFloat(v.Value, 'g', -1, 64), tokenText(v), v.Value)
 	case *ast.InfinityNode:
-		return b.scalarNode(pos, kScalar, tFloat, v.GetToken().Value, v.Value)
+		return b.numNode(pos, tFloat, v.GetToken().Value, tokenText(v), v.Value)
 	case *ast.NanNode:
-		return b.scalarNode(pos, kScalar, tFloat, "nan", math.NaN())
+		return b.numNode(pos, tFloat, "nan", tokenText(v), math.NaN())
 	case *ast.BoolNode:
 		return b.scalarNode(pos, kScalar, tBool, strconv.FormatBool(v.Value), 0)
 	case *ast.TagNode:
@@ -186,7 +210,13 @@ func (b *builder) build(n ast.Node, depth int) (*node, error) {
 		if err := b.count(pos, 1); err != nil {
 			return nil, err
 		}
-		for _, mv := range v.Values {
+		for i, mv := range v.Values {
+			if !v.IsFlowStyle {
+				// The pre-scan's rule, held here on what goccy parsed.
+				if b.pairs += i; b.pairs > maxKeyPairs {
+					return nil, &errTree{posOf(mv.Key), tooManyKeyPairsMsg}
+				}
+			}
 			if err := b.entry(m, mv, depth); err != nil {
 				return nil, err
 			}
@@ -217,6 +247,22 @@ func (b *builder) build(n ast.Node, depth int) (*node, error) {
 		return s, nil
 	}
 	return nil, &errTree{pos, fmt.Sprintf("unsupported YAML construct (%s)", n.Type())}
+}
+
+// numNode is a number scalar; raw is the number as written, for messages.
+func (b *builder) numNode(pos Pos, typ, text, raw string, num float64) (*node, error) {
+	n, err := b.scalarNode(pos, kScalar, typ, text, num)
+	if n != nil {
+		n.raw = raw
+	}
+	return n, err
+}
+
+func tokenText(n ast.Node) string {
+	if tk := n.GetToken(); tk != nil {
+		return tk.Value
+	}
+	return ""
 }
 
 func (b *builder) scalarNode(pos Pos, k kind, typ, text string, num float64) (*node, error) {

@@ -28,6 +28,10 @@ type ParseOptions struct {
 	// MaxTasks bounds the sum of every service's instances: how many tasks
 	// one spec may ask a scheduler to hold. 0 means DefaultMaxTasks.
 	MaxTasks int
+	// NoImages, when set, refuses services with an image and says why, e.g.
+	// "this scheduler's executor binary is dynamically linked (…); build
+	// tiltai with CGO_ENABLED=0 to run services in images".
+	NoImages string
 }
 
 func (o ParseOptions) maxTasks() int {
@@ -37,16 +41,45 @@ func (o ParseOptions) maxTasks() int {
 	return o.MaxTasks
 }
 
-// ParseWith is Parse with options. When ctx ends first it stops and
-// reports that as an error problem (ctx.Err() tells the caller why).
+// ParseWith is Parse with options. When ctx ends first it returns at once
+// and reports that as an error problem (ctx.Err() tells the caller why).
 func ParseWith(ctx context.Context, name string, data []byte, opt ParseOptions) (*Spec, Problems) {
-	r := &reporter{file: name, locs: map[string]Pos{}, opt: opt}
 	if err := ctx.Err(); err != nil {
-		return nil, Problems{{File: name, Severity: Error, Msg: fmt.Sprintf("parsing stopped: %v", err), Hint: "submit the spec again"}}
+		return nil, stoppedProblems(name, err)
 	}
-	spec, bad := parse(r, data)
+	if ctx.Done() == nil {
+		return parseAll(ctx, name, data, opt)
+	}
+	// The YAML parser cannot be interrupted, so the parse runs on its own
+	// goroutine and a caller whose ctx ends is answered at once. The parse
+	// then stops at its next check of ctx, or ends with the parser, which
+	// the pre-scan and MaxSpecBytes bound; its result is dropped.
+	type result struct {
+		spec  *Spec
+		probs Problems
+	}
+	done := make(chan result, 1)
+	go func() {
+		spec, probs := parseAll(ctx, name, data, opt)
+		done <- result{spec, probs}
+	}()
+	select {
+	case res := <-done:
+		return res.spec, res.probs
+	case <-ctx.Done():
+		return nil, stoppedProblems(name, ctx.Err())
+	}
+}
+
+func stoppedProblems(name string, err error) Problems {
+	return Problems{{File: name, Severity: Error, Msg: fmt.Sprintf("parsing stopped: %v", err), Hint: "submit the spec again"}}
+}
+
+func parseAll(ctx context.Context, name string, data []byte, opt ParseOptions) (*Spec, Problems) {
+	r := &reporter{file: name, locs: map[string]Pos{}, opt: opt}
+	spec, bad := parse(ctx, r, data)
 	if err := ctx.Err(); err != nil {
-		return nil, Problems{{File: name, Severity: Error, Msg: fmt.Sprintf("parsing stopped: %v", err), Hint: "submit the spec again"}}
+		return nil, stoppedProblems(name, err)
 	}
 	if spec != nil {
 		spec.locs, spec.file = r.locs, name
@@ -68,7 +101,14 @@ func ParseReader(name string, rd io.Reader) (*Spec, Problems) {
 	return Parse(name, data)
 }
 
-func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
+// utf8BOM marks UTF-8 text for some Windows editors; it is not part of the
+// spec, and columns count from after it, as editors show them.
+var utf8BOM = []byte("\ufeff")
+
+// parse checks ctx between its phases, and the builder and the decoder
+// check it as they go; a parse that stopped returns no spec.
+func parse(ctx context.Context, r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
+	data = bytes.TrimPrefix(data, utf8BOM)
 	if len(data) > MaxSpecBytes {
 		r.errorAt(Pos{}, "", "split the spec or remove what it does not need",
 			"the spec is larger than %d bytes (%d MiB)", MaxSpecBytes, MaxSpecBytes>>20)
@@ -84,6 +124,13 @@ func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
 		r.errorAt(offsetPos(data, i), "", "remove the NUL byte; a spec is text", "NUL byte in the spec")
 		return nil, nil
 	}
+	// Before any parser: deep nesting makes the YAML parser's memory grow
+	// with the square of the depth, and its tokens and block mapping keys
+	// cost it hundreds of bytes each.
+	if off, msg, hint := prescanSpec(data); off >= 0 {
+		r.errorAt(offsetPos(data, off), "", hint, "%s", msg)
+		return nil, nil
+	}
 	if looksJSON(r.file, data) && !checkJSON(r, data) {
 		return nil, nil
 	}
@@ -96,7 +143,10 @@ func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
 			spec, bad = nil, nil
 		}
 	}()
-	file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	file, err := parseYAML(data)
+	if ctx.Err() != nil {
+		return nil, nil
+	}
 	if err != nil {
 		reportYAMLError(r, err)
 		return nil, nil
@@ -110,21 +160,34 @@ func parse(r *reporter, data []byte) (spec *Spec, bad map[string]bool) {
 		r.errorAt(posOf(docs[1]), "", "put one spec in each file", "the file holds %d YAML documents; a spec is one document", len(docs))
 		return nil, nil
 	}
-	b := &builder{}
+	b := &builder{ctx: ctx}
 	root, err := b.build(docs[0], 0)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil
+	}
 	if err != nil {
 		var et *errTree
 		if errors.As(err, &et) {
-			r.errorAt(et.pos, "", "write the values out instead of nesting or repeating aliases", "%s", et.msg)
+			hint := tooDeepHint
+			if et.msg == tooManyKeyPairsMsg {
+				hint = tooManyKeyPairsHint
+			}
+			r.errorAt(et.pos, "", hint, "%s", et.msg)
 		} else {
 			r.errorAt(Pos{}, "", "check the YAML", "%v", err)
 		}
 		return nil, nil
 	}
-	d := &decoder{r: r, bad: map[string]bool{}}
+	d := &decoder{r: r, bad: map[string]bool{}, ctx: ctx}
 	spec = d.spec(root)
 	bad = d.bad
 	return spec, bad
+}
+
+// parseYAML is the third-party parser; a variable so that a test can stand
+// in a parser that takes its time.
+var parseYAML = func(data []byte) (*ast.File, error) {
+	return parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 }
 
 func nonEmptyDocs(f *ast.File) []*ast.DocumentNode {
@@ -185,8 +248,10 @@ func checkJSON(r *reporter, data []byte) bool {
 		}
 		return false
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		r.errorAt(offsetPos(data, int(dec.InputOffset())), "", "put one JSON object in the file", "extra data after the JSON object")
+	// Located at the extra data itself, not where the decoder stopped.
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
+		r.errorAt(offsetPos(data, len(data)-len(rest)), "", "remove what follows the object; a spec is one JSON object", "extra data after the JSON object")
 		return false
 	}
 	return true

@@ -2,12 +2,19 @@ package linkspec
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
 // TestValidateGolden parses every file in testdata/validate and compares the
@@ -39,7 +46,7 @@ func TestValidateGolden(t *testing.T) {
 				t.Fatal("errors but a spec was returned")
 			}
 			golden := f + ".out"
-			if *rewrite {
+			if scripttest.Rewrite() {
 				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -91,7 +98,7 @@ func TestDefaults(t *testing.T) {
 // A parsed spec written as JSON parses back to the same spec, so what the
 // scheduler stores and serves is what was submitted.
 func TestJSONRoundTrip(t *testing.T) {
-	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml"} {
+	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml", "testdata/validate/image-ok.yaml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -192,4 +199,124 @@ func FuzzParse(f *testing.F) {
 		// A valid spec must plan without trouble.
 		PlanOnce(spec, nil, nil, 1, epoch, Options{})
 	})
+}
+
+// ParseWith answers at once when its context ends, even while the YAML
+// parser, which cannot be interrupted, is still at work.
+func TestParseWithStopsMidParse(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	real := parseYAML
+	parseYAML = func(data []byte) (*ast.File, error) {
+		close(entered)
+		<-release
+		return real(data)
+	}
+	defer func() { parseYAML = real }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		spec  *Spec
+		probs Problems
+	}
+	done := make(chan result, 1)
+	go func() {
+		spec, probs := ParseWith(ctx, "slow.yaml", []byte("services: {}\n"), ParseOptions{})
+		done <- result{spec, probs}
+	}()
+	deadline := time.After(10 * time.Second)
+	select {
+	case <-entered:
+	case <-deadline:
+		t.Fatal("the parser was never called")
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res.spec != nil || len(res.probs) != 1 || res.probs[0].String() != "slow.yaml: parsing stopped: context canceled; submit the spec again" {
+			t.Fatalf("got %v %v", res.spec, res.probs)
+		}
+	case <-deadline:
+		t.Fatal("ParseWith waited for the parser after its context ended")
+	}
+}
+
+// The builder and the decoder look at the context as they go, so a parse
+// whose caller has gone stops working too.
+func TestParseStopsBetweenNodes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("services:\n")
+	const services = 2000
+	for i := range services {
+		fmt.Fprintf(&b, "  s%d: {command: run, args: [a, b, c, d, e, f, g, h]}\n", i)
+	}
+	file, err := parseYAML([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := (&builder{ctx: ctx}).build(file.Docs[0], 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("builder: got %v, want context.Canceled", err)
+	}
+	root, err := (&builder{}).build(file.Docs[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &decoder{r: &reporter{locs: map[string]Pos{}}, bad: map[string]bool{}, ctx: ctx}
+	decoded := 0
+	for _, svc := range d.spec(root).Services {
+		if svc.Command != "" {
+			decoded++
+		}
+	}
+	if decoded > checkEvery/16 {
+		t.Fatalf("the decoder read %d of %d services of a cancelled parse", decoded, services)
+	}
+}
+
+// The total-task limit is the scheduler's to set; its problem points at the
+// largest service's instances, where lowering helps most.
+func TestMaxTasks(t *testing.T) {
+	data, err := os.ReadFile("../examples/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const refused = "pipeline.yaml:21:16: the spec asks for 5 tasks in all; at most 4 are allowed; lower the instances (the largest is encryptor with 3), or run the scheduler with a larger --max_tasks where it has the memory"
+	for _, c := range []struct {
+		max  int
+		want string
+	}{{0, ""}, {5, ""}, {4, refused}} {
+		spec, probs := ParseWith(context.Background(), "pipeline.yaml", data, ParseOptions{MaxTasks: c.max})
+		if got := probs.Errors().Error(); got != c.want {
+			t.Errorf("MaxTasks %d: got %q, want %q", c.max, got, c.want)
+		}
+		if c.want != "" || spec == nil {
+			continue
+		}
+		if got := spec.ValidateWith(ParseOptions{MaxTasks: 4}).Errors().Error(); got != refused {
+			t.Errorf("ValidateWith: got %q, want %q", got, refused)
+		}
+	}
+}
+
+// A scheduler that cannot run images refuses them, located, with its reason.
+func TestNoImages(t *testing.T) {
+	data, err := os.ReadFile("testdata/validate/image-ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := "its executor binary is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); build tiltai with CGO_ENABLED=0 to run services in images"
+	_, probs := ParseWith(context.Background(), "image-ok.yaml", data, ParseOptions{NoImages: why})
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`image-ok.yaml:6:12: service "encryptor" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+		`image-ok.yaml:14:12: service "pinned" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

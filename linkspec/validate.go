@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
-	"time"
 )
 
 var (
@@ -41,9 +41,7 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 	if bad == nil {
 		bad = map[string]bool{}
 	}
-	if s.Version != FormatVersion && !bad["version"] {
-		r.errorf("version", fmt.Sprintf("write `version: %d`", FormatVersion), "unsupported spec version %d", s.Version)
-	}
+	checkNum(r, bad, "version", versionLimit, float64(s.Version))
 	if len(s.Services) > MaxServices {
 		r.errorf("services", "split the system into several specs", "%d services; at most %d are allowed", len(s.Services), MaxServices)
 	}
@@ -61,7 +59,15 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 		}
 	}
 	if max := r.opt.maxTasks(); total > max {
-		r.errorf("services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
+		// Located where lowering it helps most: the largest service's
+		// instances (or its name, when it leaves them at the default).
+		pos := r.locs["services"]
+		for _, p := range []string{"services." + largest, "services." + largest + ".instances"} {
+			if r.locs[p].Line > 0 {
+				pos = r.locs[p]
+			}
+		}
+		r.errorAt(pos, "services", fmt.Sprintf("lower the instances (the largest is %s with %d), or run the scheduler with a larger --max_tasks where it has the memory", largest, s.Services[largest].Instances),
 			"the spec asks for %d tasks in all; at most %d are allowed", total, max)
 	}
 	if len(s.Links) > MaxLinks {
@@ -77,6 +83,8 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 	cmd := join(p, "command")
 	switch {
 	case bad[cmd]:
+	case svc.Command == "" && (svc.Image != "" || r.locs[join(p, "image")].Line > 0):
+		// The image's entrypoint runs (or the image is reported).
 	case strings.TrimSpace(svc.Command) == "":
 		r.errorf(cmd, "name the executable to run, e.g. `command: ./feeder`", "service %q has an empty command", svc.Name)
 	case len(svc.Command) > maxCommandBytes:
@@ -105,20 +113,17 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 			r.errorf(up, "give a file name relative to the sandbox", "output_file %q leaves the sandbox", u.OutputFile)
 		}
 	}
-	if f := join(p, "instances"); !bad[f] && (svc.Instances < 0 || svc.Instances > MaxInstances) {
-		r.errorf(f, fmt.Sprintf("use 0 to %d (0 keeps the service defined but stopped)", MaxInstances), "instances %d is out of range", svc.Instances)
-	}
-	checkRange(r, bad, join(p, "cpus"), "cpus", svc.CPUs, false, MaxCPUs, "e.g. 0.1 for a tenth of a core")
-	checkRange(r, bad, join(p, "mem"), "mem", svc.Mem, false, MaxMemMiB, "mem is in MiB, e.g. 64")
-	checkRange(r, bad, join(p, "disk"), "disk", svc.Disk, true, MaxDiskMiB, "disk is in MiB; 0 asks for none")
-	checkDur(r, bad, join(p, "kill_grace_period"), "kill_grace_period", svc.KillGracePeriod, true, MaxGracePeriod)
-	checkDur(r, bad, join(p, "health.ready_timeout"), "ready_timeout", svc.Health.ReadyTimeout, false, time.Hour)
-	checkDur(r, bad, join(p, "health.liveness_timeout"), "liveness_timeout", svc.Health.LivenessTimeout, true, time.Hour)
-	checkDur(r, bad, join(p, "backoff.initial"), "backoff initial", svc.Backoff.Initial, false, time.Hour)
-	checkDur(r, bad, join(p, "backoff.max"), "backoff max", svc.Backoff.Max, false, 24*time.Hour)
-	if f := join(p, "backoff.factor"); !bad[f] && (svc.Backoff.Factor < 1 || svc.Backoff.Factor > 10) {
-		r.errorf(f, "use 1 (constant delay) to 10; Marathon's default is 1.15", "backoff factor %g is out of range", svc.Backoff.Factor)
-	}
+	validateImage(r, svc, p, bad)
+	checkNum(r, bad, join(p, "instances"), instancesLimit, float64(svc.Instances))
+	checkNum(r, bad, join(p, "cpus"), cpusLimit, svc.CPUs)
+	checkNum(r, bad, join(p, "mem"), memLimit, svc.Mem)
+	checkNum(r, bad, join(p, "disk"), diskLimit, svc.Disk)
+	checkDuration(r, bad, join(p, "kill_grace_period"), gracePeriodLimit, svc.KillGracePeriod)
+	checkDuration(r, bad, join(p, "health.ready_timeout"), readyTimeoutLimit, svc.Health.ReadyTimeout)
+	checkDuration(r, bad, join(p, "health.liveness_timeout"), livenessLimit, svc.Health.LivenessTimeout)
+	checkDuration(r, bad, join(p, "backoff.initial"), backoffInitialLimit, svc.Backoff.Initial)
+	checkDuration(r, bad, join(p, "backoff.max"), backoffMaxLimit, svc.Backoff.Max)
+	checkNum(r, bad, join(p, "backoff.factor"), factorLimit, svc.Backoff.Factor)
 	if svc.Backoff.Max < svc.Backoff.Initial && !bad[join(p, "backoff.max")] && !bad[join(p, "backoff.initial")] {
 		r.errorf(join(p, "backoff.max"), "make max at least initial", "backoff max %s is less than initial %s", svc.Backoff.Max.Std(), svc.Backoff.Initial.Std())
 	}
@@ -138,6 +143,105 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 			r.errorAt(pos, gp, "use one of "+patternList(), "gate %q has unknown pattern %q", g, pat)
 		}
 	}
+}
+
+const imageHint = "write [registry[:port]/]name[:tag][@sha256:<64 hex digits>], e.g. registry.example.com/team/encryptor:1.4"
+
+// reservedMounts are container paths a volume may not be mounted at or
+// below: Mesos mounts the sandbox there, and the kernel's file systems
+// belong to the container runtime.
+var reservedMounts = []string{"/mnt/mesos/sandbox", "/proc", "/sys", "/dev"}
+
+// reservedFiles are set up by the container runtime; a volume over one
+// would break the service's name resolution or its idea of its name.
+var reservedFiles = []string{"/", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/mnt", "/mnt/mesos"}
+
+func validateImage(r *reporter, svc *Service, p string, bad map[string]bool) {
+	ip := join(p, "image")
+	if svc.Image == "" {
+		if _, written := r.locs[ip]; written {
+			if !bad[ip] {
+				r.errorf(ip, imageHint+"; or remove the field to run on the agent's own file system", "image is empty")
+			}
+			return // force_pull and volumes would only repeat it
+		}
+		if _, written := r.locs[join(p, "force_pull")]; written || svc.ForcePull {
+			r.errorf(join(p, "force_pull"), "add an `image:`, or remove force_pull", "force_pull without an image; it says how to pull the image")
+		}
+		if _, written := r.locs[join(p, "volumes")]; written || len(svc.Volumes) > 0 {
+			r.errorf(join(p, "volumes"), "add an `image:`, or remove volumes: without an image the service already sees the agent's file system", "volumes without an image; they are mounted into the image")
+		}
+		return
+	}
+	if !bad[ip] {
+		if _, err := ParseImageRef(svc.Image); err != nil {
+			r.errorf(ip, imageHint, "%v", err)
+		} else if r.opt.NoImages != "" {
+			r.errorf(ip, "run it without an image, or submit it to a scheduler that runs images", "service %q runs in an image, which this scheduler cannot do: %s", svc.Name, r.opt.NoImages)
+		}
+	}
+	first := map[string]int{}
+	for i, v := range svc.Volumes {
+		vp := fmt.Sprintf("%s.volumes[%d]", p, i)
+		if bad[vp] {
+			continue
+		}
+		if msg := checkMountPath("host_path", v.HostPath); msg != "" {
+			r.errorf(join(vp, "host_path"), "give an absolute path on the agent, without '..'", "%s", msg)
+		}
+		cp := join(vp, "container_path")
+		if msg := checkMountPath("container_path", v.ContainerPath); msg != "" {
+			r.errorf(cp, "give an absolute path inside the image, without '..'", "%s", msg)
+		} else if what := reservedMount(v.ContainerPath); what != "" {
+			r.errorf(cp, "mount it elsewhere, e.g. under /data", "container_path %q is reserved: %s", v.ContainerPath, what)
+		} else if j, dup := first[v.ContainerPath]; dup {
+			r.errorf(cp, fmt.Sprintf("keep one (the first is volumes[%d], line %d)", j, r.locs[fmt.Sprintf("%s.volumes[%d]", p, j)].Line),
+				"two volumes are mounted at %q", v.ContainerPath)
+		} else {
+			first[v.ContainerPath] = i
+		}
+		if v.Mode != ReadOnly && v.Mode != ReadWrite {
+			mp := join(vp, "mode")
+			r.errorf(mp, "use ro (read-only, the default) or rw (read-write)", "volume mode %q is not ro or rw", v.Mode)
+		}
+	}
+}
+
+// checkMountPath says what is wrong with a volume's path, if anything.
+func checkMountPath(field, p string) string {
+	switch {
+	case p == "":
+		return field + " is empty"
+	case !path.IsAbs(p):
+		return fmt.Sprintf("%s %q is not absolute", field, p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Sprintf("%s %q has '..'", field, p)
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%s %q is not clean; write %q", field, p, path.Clean(p))
+	}
+	return ""
+}
+
+// reservedMount says why a clean absolute container path is reserved, or "".
+func reservedMount(p string) string {
+	for _, m := range reservedMounts {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			if m == "/mnt/mesos/sandbox" {
+				return "Mesos mounts the task's sandbox at /mnt/mesos/sandbox"
+			}
+			return "the container runtime mounts " + m
+		}
+	}
+	if slices.Contains(reservedFiles, p) {
+		switch p {
+		case "/":
+			return "it is the image's root"
+		case "/mnt", "/mnt/mesos":
+			return "it would hide the sandbox, which Mesos mounts at /mnt/mesos/sandbox"
+		}
+		return "the container runtime writes " + p
+	}
+	return ""
 }
 
 func checkURI(u URI) string {
@@ -164,30 +268,6 @@ func checkURI(u URI) string {
 		return fmt.Sprintf("uri %q is a relative path; the agent would not find it", v)
 	}
 	return fmt.Sprintf("uri %q has scheme %q, which the Mesos fetcher does not fetch", v, pu.Scheme)
-}
-
-func checkRange(r *reporter, bad map[string]bool, f, what string, v float64, zeroOK bool, max float64, hint string) {
-	if bad[f] {
-		return
-	}
-	switch {
-	case v < 0 || (!zeroOK && v == 0):
-		r.errorf(f, hint, "%s must be positive, not %g", what, v)
-	case v > max:
-		r.errorf(f, fmt.Sprintf("use at most %g", max), "%s %g is more than any agent offers", what, v)
-	}
-}
-
-func checkDur(r *reporter, bad map[string]bool, f, what string, d Duration, zeroOK bool, max time.Duration) {
-	if bad[f] {
-		return
-	}
-	switch {
-	case d < 0 || (!zeroOK && d == 0):
-		r.errorf(f, "give a positive duration such as \"5s\"", "%s must be positive, not %s", what, d.Std())
-	case d.Std() > max:
-		r.errorf(f, fmt.Sprintf("use at most %s", max), "%s %s is too long", what, d.Std())
-	}
 }
 
 func validateLinks(r *reporter, s *Spec, bad map[string]bool) {

@@ -29,6 +29,9 @@ func (h *agentHTTP) routes() http.Handler {
 	mux.HandleFunc("/health", health)
 	mux.HandleFunc("/slave(1)/health", health)
 	mux.HandleFunc("/version", version)
+	mux.HandleFunc("/flags", h.flags)
+	mux.HandleFunc("/slave(1)/flags", h.flags)
+	mux.HandleFunc("/metrics/snapshot", h.metrics)
 	mux.HandleFunc("/", notFound)
 	return mux
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -21,6 +23,10 @@ type Cluster struct {
 	faults    *Faults
 	launcher  Launcher
 	cmdLaunch Launcher
+	// images and imageLaunch run executors in container images
+	// (nil without --image_providers).
+	images      *containerizer.Store
+	imageLaunch *ProcessLauncher
 	// cmdTransport carries the built-in command executors' calls to their
 	// agents in memory.
 	cmdTransport *http.Transport
@@ -68,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start localmesos: %w", err)
 	}
-	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: newUUID(),
+	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: uuid.New().String(),
 		client: &http.Client{Timeout: 5 * time.Minute}}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "localmesos-")
@@ -82,6 +88,14 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.launcher = cfg.Launcher
 	if c.launcher == nil {
 		c.launcher = NewProcessLauncher()
+	}
+	if cfg.ImageProviders == "docker" {
+		storeDir := cfg.DockerStoreDir
+		if storeDir == "" {
+			storeDir = filepath.Join(c.cfg.WorkDir, "store", "docker")
+		}
+		c.images = containerizer.NewStore(storeDir, cfg.DockerRegistry, containerizer.Limits{}, c.client)
+		c.imageLaunch = NewProcessLauncher()
 	}
 	c.cmdTransport = &http.Transport{DialContext: c.DialAgent, MaxIdleConnsPerHost: 64}
 	c.cmdLaunch = InProcess(commandExecutor(&http.Client{Transport: c.cmdTransport}, cfg.Logger.With("component", "command-executor")))
@@ -250,8 +264,9 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 	a := &agent{
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
+		images: c.images, imageLaunch: c.imageLaunch,
 		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
-		workDir: agentDir(c.cfg.WorkDir, i), total: total, done: make(chan struct{}),
+		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
 	}
 	if err := a.recover(); err != nil {
@@ -421,6 +436,9 @@ func (c *Cluster) Close() error {
 	}
 	if pl, ok := c.launcher.(*ProcessLauncher); ok {
 		pl.killAll()
+	}
+	if c.imageLaunch != nil {
+		c.imageLaunch.killAll()
 	}
 	if c.cmdTransport != nil {
 		c.cmdTransport.CloseIdleConnections()

@@ -111,6 +111,19 @@ type Config struct {
 
 	// agentIPs and agentHostnames are each agent's, set by withDefaults.
 	agentIPs, agentHostnames []string
+	// ImageProviders is mesos-agent's --image_providers: "docker" runs
+	// executors whose ContainerInfo (type MESOS) has a Docker image in
+	// that image (Linux, as root); "" refuses images.
+	ImageProviders string
+	// DockerRegistry is --docker_registry: a directory of `docker save`
+	// tarballs named <name>.tar, or an http(s):// Docker Registry v2 URL.
+	DockerRegistry string
+	// DockerStoreDir is --docker_store_dir, the layer cache shared by every
+	// agent and task (default <WorkDir>/store/docker).
+	DockerStoreDir string
+	// Isolation is --isolation; with images it must include
+	// "filesystem/linux,docker/runtime" (default, when images are on).
+	Isolation string
 }
 
 // ExecutorAuth is the seam for executor authentication on the agent.
@@ -200,6 +213,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ImageProviders != "" && c.Isolation == "" {
+		c.Isolation = "filesystem/linux,docker/runtime"
+	}
 	return c
 }
 
@@ -250,6 +266,7 @@ func (c Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("%s must not be negative (got %v)", name, d))
 		}
 	}
+	problems = append(problems, c.withDefaults().validateImageFlags()...)
 	if len(problems) > 0 {
 		return errors.New("invalid localmesos config: " + strings.Join(problems, "; "))
 	}

@@ -44,6 +44,7 @@ type master struct {
 	allocDirty   bool
 	timers       map[*time.Timer]struct{}
 	counters     masterCounters
+	metrics      mesosMetrics  // Mesos' counters that state cannot give back
 	ops          operatorState // operator event stream subscribers
 	maint        maintState
 	done         chan struct{}
@@ -279,6 +280,7 @@ func (m *master) send(fw *framework, e *scheduler.Event) bool {
 	if fw.stream == nil || !fw.connected {
 		return false
 	}
+	m.countEvent(fw, e)
 	return fw.stream.Send(e)
 }
 

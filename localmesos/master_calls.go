@@ -12,6 +12,7 @@ import (
 	mallocator "github.com/mesos/mesos-go/api/v1/lib/allocator"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -40,7 +41,9 @@ type streamEnded struct{ fwID, streamID string }
 func (m *master) call(x schedCall) callResult {
 	c := x.call
 	if c.Type == scheduler.Call_SUBSCRIBE {
-		return m.subscribe(x)
+		r := m.subscribe(x)
+		m.countSubscribe(c, r)
+		return r
 	}
 	fw := m.frameworks[c.FrameworkID.Value]
 	if fw == nil {
@@ -58,6 +61,7 @@ func (m *master) call(x schedCall) callResult {
 	if fw.streamID != x.streamID {
 		return callResult{err: wire.BadRequest("The stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", x.streamID, fw.id)}
 	}
+	m.countCall(fw, c)
 	switch c.Type {
 	case scheduler.Call_TEARDOWN:
 		m.log.Info("framework teardown", "framework_id", fw.id)
@@ -270,7 +274,7 @@ func (m *master) subscribe(x schedCall) callResult {
 	if fi.ID != nil {
 		id = fi.ID.Value
 	}
-	stream := wire.NewStream(x.codec, newUUID())
+	stream := wire.NewStream(x.codec, uuid.New().String())
 	// A refused SUBSCRIBE is 200 with an ERROR event and the end of the
 	// stream, as Mesos' Master::subscribe answers on the new connection.
 	refuse := func(msg string) callResult {

@@ -72,7 +72,7 @@ func (m *master) renderState() []byte {
 			{K: "unreserved_resources", V: resourcesJSON(a.total)},
 			{K: "active", V: a.connected}, {K: "deactivated", V: !a.connected},
 			{K: "version", V: Version},
-			{K: "capabilities", V: []string{"MULTI_ROLE", "HIERARCHICAL_ROLE", "AGENT_DRAINING"}},
+			{K: "capabilities", V: agentCapabilitiesJSON},
 		})
 	}
 	fwIDs := make([]string, 0, len(m.frameworks))
@@ -200,8 +200,14 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 	if p := fw.info.GetPrincipal(); p != "" {
 		out = append(out, ojson.KV{K: "principal", V: p})
 	}
+	// Mesos' FullFrameworkWriter: "roles" for MULTI_ROLE frameworks, "role"
+	// otherwise.
+	if fw.multiRole {
+		out = append(out, ojson.KV{K: "roles", V: nonNilStrings(fw.info.Roles)})
+	} else {
+		out = append(out, ojson.KV{K: "role", V: fw.info.GetRole()})
+	}
 	return append(out,
-		ojson.KV{K: "role", V: fw.info.GetRole()},
 		ojson.KV{K: "tasks", V: nonNil(tasks)},
 		ojson.KV{K: "unreachable_tasks", V: []ojson.Object{}},
 		ojson.KV{K: "completed_tasks", V: nonNil(completed)},
@@ -280,10 +286,8 @@ func (m *master) renderMetrics() []byte {
 		running += len(fw.tasks)
 	}
 	fc := m.faults.Counts()
-	return ojson.Marshal(ojson.Object{
-		{K: "master/elected", V: ojson.Double(1)},
-		{K: "master/frameworks_active", V: ojson.Double(len(m.frameworks))},
-		{K: "master/slaves_active", V: ojson.Double(len(m.agents))},
+	// Mesos' own keys, with localmesos' counters beside them.
+	return m.snapshot(time.Now()).json(ojson.Object{
 		{K: "master/tasks_active", V: ojson.Double(running)},
 		{K: "master/offers_made", V: ojson.Double(c.offersMade)},
 		{K: "master/offers_declined", V: ojson.Double(c.offersDeclined)},

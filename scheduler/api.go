@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
 
 // The HTTP API. Reads and writes are answered by the loop (through do), so
@@ -38,24 +38,14 @@ func (s *Scheduler) handler() http.Handler {
 	return mux
 }
 
-// apiError is the JSON body of every error answer.
-type apiError struct {
-	Error    string             `json:"error"`
-	Problems []linkspec.Problem `json:"problems,omitempty"`
-	Version  *int               `json:"current_version,omitempty"`
-}
+// The wire details (error bodies, body checks, task paging) are shared with
+// the test fake in scheduler/client/clienttest.
+type apiError = apiwire.Error
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, args...)})
-}
+var (
+	writeJSON = apiwire.WriteJSON
+	writeErr  = apiwire.WriteError
+)
 
 // authorized checks the bearer token in constant time.
 func (s *Scheduler) authorized(r *http.Request) bool {
@@ -104,7 +94,8 @@ func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
 		"name": "tiltai scheduler",
 		"endpoints": []string{
 			"GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
-			"POST /v1/services/{name}/scale {\"instances\": N}", "GET /v1/tasks", "GET /v1/links",
+			"POST /v1/services/{name}/scale {\"instances\": N}",
+			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
 		},
 	})
@@ -168,50 +159,19 @@ type SubmitResult struct {
 	Warnings []linkspec.Problem `json:"warnings,omitempty"`
 }
 
-// ifMatch reads If-Match: "3", 3, W/"3" or *; -1 when absent or *.
-func ifMatch(r *http.Request) (int, error) {
-	v := strings.TrimSpace(r.Header.Get("If-Match"))
-	if v == "" || v == "*" {
-		return -1, nil
-	}
-	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("If-Match %q is not a spec version (the ETag of GET /v1/spec)", r.Header.Get("If-Match"))
-	}
-	return n, nil
-}
-
 func (s *Scheduler) putSpec(w http.ResponseWriter, r *http.Request) {
-	match, err := ifMatch(r)
+	match, err := apiwire.IfMatch(r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "%v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = "spec"
-	}
-	src, err := io.ReadAll(io.LimitReader(r.Body, linkspec.MaxSpecBytes+1))
+	name, src, err := apiwire.ReadSpec(r, linkspec.MaxSpecBytes)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "cannot read the request body: %v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
-	if len(src) > linkspec.MaxSpecBytes {
-		writeErr(w, http.StatusRequestEntityTooLarge, "the spec is larger than %d bytes; split it", linkspec.MaxSpecBytes)
-		return
-	}
-	// YAML or JSON: the parser tells them apart; the name hints it.
-	if strings.Contains(r.Header.Get("Content-Type"), "json") && !strings.HasSuffix(name, ".json") {
-		name += ".json"
-	}
-	res, err := s.SubmitSpec(r.Context(), name, src, SubmitOptions{IfMatch: match, DryRun: dryRun(r)})
+	res, err := s.SubmitSpec(r.Context(), name, src, SubmitOptions{IfMatch: match, DryRun: apiwire.DryRun(r)})
 	s.answerSubmit(w, res, err)
-}
-
-func dryRun(r *http.Request) bool {
-	v := r.URL.Query().Get("dry_run")
-	return v == "1" || v == "true"
 }
 
 func (s *Scheduler) answerSubmit(w http.ResponseWriter, res SubmitResult, err error) {
@@ -231,6 +191,9 @@ func (s *Scheduler) answerSubmit(w http.ResponseWriter, res SubmitResult, err er
 		writeJSON(w, http.StatusConflict, apiError{Error: conflict.Error(), Version: &conflict.Current})
 	case errors.As(err, &notFound):
 		writeErr(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, ErrBusy):
+		s.metrics.parseRefused.Inc()
+		apiwire.WriteBusy(w, time.Second, "the scheduler is busy checking other specs; retry in a second")
 	case errors.Is(err, ErrStopped):
 		writeErr(w, http.StatusServiceUnavailable, "the scheduler is stopping or busy; retry")
 	default:
@@ -243,19 +206,21 @@ type scaleRequest struct {
 }
 
 func (s *Scheduler) postScale(w http.ResponseWriter, r *http.Request) {
-	match, err := ifMatch(r)
+	match, err := apiwire.IfMatch(r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "%v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
 	var req scaleRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.Instances == nil {
-		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}`)
+	if err := apiwire.DecodeJSON(r, 4096, &req, `{"instances": N}`); err != nil {
+		apiwire.WriteRequestError(w, err)
 		return
 	}
-	res, err := s.Scale(r.Context(), r.PathValue("name"), *req.Instances, SubmitOptions{IfMatch: match, DryRun: dryRun(r)})
+	if req.Instances == nil {
+		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}; "instances" is missing`)
+		return
+	}
+	res, err := s.Scale(r.Context(), r.PathValue("name"), *req.Instances, SubmitOptions{IfMatch: match, DryRun: apiwire.DryRun(r)})
 	s.answerSubmit(w, res, err)
 }
 
@@ -299,42 +264,89 @@ type GateCountersReport struct {
 	Peers      int    `json:"peers"`
 }
 
-func (s *Scheduler) taskInfos(service string) []TaskInfo {
-	var out []TaskInfo
-	for _, t := range s.st.sortedTasks() {
-		if service != "" && t.Service != service {
-			continue
-		}
-		ti := TaskInfo{
-			ID: t.ID, Service: t.Service, Phase: t.Phase, State: t.State, Reason: t.Reason, Message: t.Message,
-			AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: !t.Retiring.IsZero(), Orphan: t.Orphan,
-			Outdated: t.Config != s.planner.Digest(t.Service), Created: t.Created, Updated: t.Updated,
-		}
-		if tb := s.tables[t.Service]; tb != nil {
-			ti.Links.Version = tb.version
-		}
-		if l := s.links[t.ID]; l != nil {
-			ti.Links.Sent, ti.Links.Acked = l.sent, l.acked
-		}
-		if st := s.status[t.ID]; st != nil {
-			ti.StatusAt, ti.Counters = st.at, st.counters
-			ti.Gates = map[string]GateCountersReport{}
-			for g, gc := range st.gates {
-				ti.Gates[g] = GateCountersReport{Pattern: string(gc.Pattern), Sent: gc.Sent, Received: gc.Received, Dropped: gc.Dropped, Rerouted: gc.Rerouted, QueueDepth: gc.QueueDepth, Peers: gc.Peers}
-			}
-		}
-		out = append(out, ti)
+func (s *Scheduler) taskView(t *taskRecord) TaskInfo {
+	ti := TaskInfo{
+		ID: t.ID, Service: t.Service, Phase: t.Phase, State: t.State, Reason: t.Reason, Message: t.Message,
+		AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: !t.Retiring.IsZero(), Orphan: t.Orphan,
+		Outdated: t.Config != s.planner.Digest(t.Service), Created: t.Created, Updated: t.Updated,
 	}
-	if out == nil {
-		out = []TaskInfo{}
+	if tb := s.tables[t.Service]; tb != nil {
+		ti.Links.Version = tb.version
 	}
-	return out
+	if l := s.links[t.ID]; l != nil {
+		ti.Links.Sent, ti.Links.Acked = l.sent, l.acked
+	}
+	if st := s.status[t.ID]; st != nil {
+		ti.StatusAt, ti.Counters = st.at, st.counters
+		ti.Gates = map[string]GateCountersReport{}
+		for g, gc := range st.gates {
+			ti.Gates[g] = GateCountersReport{Pattern: string(gc.Pattern), Sent: gc.Sent, Received: gc.Received, Dropped: gc.Dropped, Rerouted: gc.Rerouted, QueueDepth: gc.QueueDepth, Peers: gc.Peers}
+		}
+	}
+	return ti
+}
+
+// Paging of GET /v1/tasks: tasks a page without ?limit=, and at most.
+const (
+	DefaultTaskLimit = apiwire.DefaultTaskLimit
+	MaxTaskLimit     = apiwire.MaxTaskLimit
+)
+
+// TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=, ?limit=,
+// ?after=, ?view=summary).
+type TaskQuery = apiwire.TaskQuery
+
+// TaskSummary is GET /v1/tasks?view=summary: task counts by service and
+// phase; ServiceTasks is one service's.
+type (
+	TaskSummary  = apiwire.TaskSummary
+	ServiceTasks = apiwire.ServiceTasks
+)
+
+// taskPage lists one page of the tasks, in launch order. Only the page's
+// tasks are built, so a page costs the same with 20 or 20,000 tasks
+// around it, bar the sort.
+func (s *Scheduler) taskPage(q TaskQuery) (page []TaskInfo, next string, total int) {
+	ts := s.st.sortedTasks()
+	idx, next, total := q.Page(len(ts), func(i int) apiwire.Task {
+		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	})
+	page = make([]TaskInfo, 0, len(idx))
+	for _, i := range idx {
+		page = append(page, s.taskView(ts[i]))
+	}
+	return page, next, total
+}
+
+func (s *Scheduler) taskSummary(q TaskQuery) TaskSummary {
+	ts := make([]apiwire.Task, 0, len(s.st.tasks))
+	for _, t := range s.st.tasks {
+		ts = append(ts, apiwire.Task{ID: t.ID, Service: t.Service, Phase: t.Phase})
+	}
+	return q.Summarize(len(ts), func(i int) apiwire.Task { return ts[i] })
 }
 
 func (s *Scheduler) getTasks(w http.ResponseWriter, r *http.Request) {
-	var out []TaskInfo
-	if s.inLoop(w, r, func() error { out = s.taskInfos(r.URL.Query().Get("service")); return nil }) {
-		writeJSON(w, http.StatusOK, out)
+	q, err := apiwire.ParseTaskQuery(r.URL.Query())
+	if err != nil {
+		apiwire.WriteRequestError(w, err)
+		return
+	}
+	if q.Summary {
+		var sum TaskSummary
+		if s.inLoop(w, r, func() error { sum = s.taskSummary(q); return nil }) {
+			writeJSON(w, http.StatusOK, sum)
+		}
+		return
+	}
+	var (
+		page  []TaskInfo
+		next  string
+		total int
+	)
+	if s.inLoop(w, r, func() error { page, next, total = s.taskPage(q); return nil }) {
+		apiwire.SetPageHeaders(w, r, next, total)
+		writeJSON(w, http.StatusOK, page)
 	}
 }
 

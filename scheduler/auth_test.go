@@ -237,3 +237,22 @@ func getJSONAt(t testing.TB, u string, v any) {
 		t.Fatalf("GET %s: %v: %s", u, err, b)
 	}
 }
+
+// A master that refuses a re-subscription for what the framework sent (here
+// a changed principal, which Mesos never allows) refuses it every time: the
+// scheduler stops with the master's reason instead of retrying for ever.
+func TestChangedPrincipalIsFatal(t *testing.T) {
+	h := newHarness(t, 1, func(_ *localmesos.Config, c *Config) { c.Principal, c.Secret = "alice", authSecret })
+	h.waitConverged(20 * time.Second)
+	h.sched.Close()
+	h.cfg.Principal = "bob"
+	h.start()
+	select {
+	case <-h.sched.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the scheduler still retries a subscription the master refuses for its principal")
+	}
+	if err := h.sched.Err(); err == nil || !strings.Contains(err.Error(), "Changing framework's principal is not allowed") || !strings.Contains(err.Error(), "--mesos_authentication_principal") {
+		t.Fatalf("stopped with %v; want the master's reason and what to do", err)
+	}
+}

@@ -2,13 +2,15 @@ package scheduler
 
 import (
 	"crypto/tls"
-
 	"errors"
 	"fmt"
-	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/linkspec"
 )
 
 // Config configures a Scheduler. Zero values take the defaults noted.
@@ -104,10 +106,23 @@ type Config struct {
 	// CallTimeout bounds one call to the master (default 10s).
 	CallTimeout time.Duration
 
+	// MaxTasks bounds the tasks one spec may ask for, summed over its
+	// services (default linkspec.DefaultMaxTasks): every task costs the
+	// scheduler memory (docs/operations.md has the figure), and a spec
+	// above it is refused with the located problem. A stored spec above it
+	// still loads, with a warning.
+	MaxTasks int
+
 	// Logger receives the scheduler's logs (default: discarded).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests pass their own.
 	Now func() time.Time
+
+	// parseSlots is how many specs are parsed at once (default 2);
+	// parseWait how long a submission waits for a slot before ErrBusy
+	// (default 2s). Unexported: tests tune them.
+	parseSlots int
+	parseWait  time.Duration
 
 	// hooks let tests stop the scheduler at chosen points, as a crash
 	// would (the store keeps what was written).
@@ -166,6 +181,13 @@ func (c *Config) withDefaults() Config {
 	def(&d.SubscribeBackoffMax, 15*time.Second)
 	def(&d.HeartbeatFallback, 15*time.Second)
 	def(&d.CallTimeout, 10*time.Second)
+	if d.MaxTasks == 0 {
+		d.MaxTasks = linkspec.DefaultMaxTasks
+	}
+	if d.parseSlots == 0 {
+		d.parseSlots = 2
+	}
+	def(&d.parseWait, 2*time.Second)
 	if d.MissedHeartbeats == 0 {
 		d.MissedHeartbeats = 3
 	}
@@ -197,6 +219,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("listen address %q: %v", c.Listen, err))
 		}
+	}
+	if c.MaxTasks < 0 {
+		errs = append(errs, fmt.Errorf("max tasks %d: give a positive number (default %d)", c.MaxTasks, linkspec.DefaultMaxTasks))
 	}
 	if c.FailoverTimeout < 0 {
 		errs = append(errs, errors.New("failover timeout must not be negative"))

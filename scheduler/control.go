@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
 )
@@ -15,6 +16,38 @@ import (
 // ErrStopped: the scheduler stopped (or the context ended) before the call
 // could run.
 var ErrStopped = errors.New("the scheduler is not running")
+
+// ErrBusy: as many specs as the scheduler checks at once were being
+// checked for longer than a caller may wait; nothing was changed, retry.
+var ErrBusy = errors.New("the scheduler is busy checking other specs")
+
+// parsing takes one of the few parse slots, waiting at most
+// cfg.parseWait (and no longer than ctx): parsing a large spec takes
+// memory and CPU, and a burst of submissions must not take them all.
+func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
+	select {
+	case s.parseSlots <- struct{}{}:
+		return func() { <-s.parseSlots }, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.parseWait)
+	defer t.Stop()
+	select {
+	case s.parseSlots <- struct{}{}:
+		return func() { <-s.parseSlots }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
+}
+
+func (s *Scheduler) parseOptions() linkspec.ParseOptions {
+	// Images are refused until the scheduler puts them on the executor's
+	// ContainerInfo: accepted and ignored, a service would run on the
+	// agent's own filesystem instead of in its image.
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: "this scheduler does not run services in images yet"}
+}
 
 // InvalidSpecError lists every problem of a refused spec.
 type InvalidSpecError struct {
@@ -57,7 +90,15 @@ type SubmitOptions struct {
 // locations) and makes it the accepted spec. It returns once the new spec
 // is stored and being acted on.
 func (s *Scheduler) SubmitSpec(ctx context.Context, name string, src []byte, opts SubmitOptions) (SubmitResult, error) {
-	spec, probs := linkspec.Parse(name, src)
+	release, err := s.parsing(ctx)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	spec, probs := linkspec.ParseWith(ctx, name, src, s.parseOptions())
+	release()
+	if ctx.Err() != nil {
+		return SubmitResult{}, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
 	if probs.Err() != nil {
 		return SubmitResult{}, &InvalidSpecError{Problems: probs}
 	}
@@ -86,7 +127,12 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	if probs := next.Validate(); probs.Err() != nil {
+	release, err := s.parsing(ctx)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	defer release()
+	if probs := next.ValidateWith(s.parseOptions()); probs.Err() != nil {
 		return SubmitResult{}, &InvalidSpecError{Problems: probs}
 	}
 	// The stored source is the normalised spec, which parses back to it.
@@ -94,7 +140,10 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("cannot encode the scaled spec: %w", err)
 	}
-	spec, probs := linkspec.Parse("scaled.json", src)
+	spec, probs := linkspec.ParseWith(ctx, "scaled.json", src, s.parseOptions())
+	if ctx.Err() != nil {
+		return SubmitResult{}, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
 	if probs.Err() != nil {
 		return SubmitResult{}, fmt.Errorf("the scaled spec does not parse back (a bug): %w", probs.Err())
 	}
@@ -152,10 +201,17 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// Tasks lists the tasks (of one service, or all when service is "").
+// Tasks lists the tasks (of one service, or all when service is ""), in
+// launch order.
 func (s *Scheduler) Tasks(ctx context.Context, service string) ([]TaskInfo, error) {
-	var ts []TaskInfo
-	if !s.do(ctx, func() { ts = s.taskInfos(service) }) {
+	ts := []TaskInfo{}
+	if !s.do(ctx, func() {
+		for _, t := range s.st.sortedTasks() {
+			if service == "" || t.Service == service {
+				ts = append(ts, s.taskView(t))
+			}
+		}
+	}) {
 		return nil, ErrStopped
 	}
 	return ts, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // MasterSource tells where the leading Mesos master is. A static URL is
@@ -138,7 +139,8 @@ func (c *conn) newCaller(leader string) (calls.Caller, func() string) {
 
 // run subscribes until ctx ends.
 func (c *conn) run(ctx context.Context) {
-	backoff := c.cfg.SubscribeBackoffMin
+	policy := backoff.Policy{Initial: c.cfg.SubscribeBackoffMin, Max: c.cfg.SubscribeBackoffMax, Factor: 2, Jitter: backoff.Equal}
+	attempt := 0
 	for ctx.Err() == nil {
 		err := c.session(ctx)
 		c.setCaller(nil, "")
@@ -151,9 +153,9 @@ func (c *conn) run(ctx context.Context) {
 			return
 		}
 		c.send(ctx, evDisconnected{err: err})
-		// Full jitter keeps many schedulers from subscribing in lockstep
-		// after a master failover.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		// Jitter keeps many schedulers from subscribing in lockstep after
+		// a master failover.
+		wait := policy.Next(attempt, rand.Float64())
 		c.log.Warn("mesos subscription ended; re-subscribing", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -161,9 +163,9 @@ func (c *conn) run(ctx context.Context) {
 		case <-time.After(wait):
 		case <-c.changed():
 		}
-		backoff = min(backoff*2, c.cfg.SubscribeBackoffMax)
+		attempt++
 		if err == nil {
-			backoff = c.cfg.SubscribeBackoffMin
+			attempt = 0
 		}
 	}
 }
@@ -310,6 +312,12 @@ func (c *conn) session(ctx context.Context) error {
 			// new one would orphan nothing but must be a deliberate act.
 			if strings.Contains(msg, "removed") || strings.Contains(msg, "torn down") {
 				return &fatalError{fmt.Errorf("mesos master says: %s; the framework ID is no longer usable (see docs/operations.md, 'framework ID lost')", msg)}
+			}
+			// A subscription the master refuses for what we sent (a changed
+			// principal, roles it will not take) fails the same way every
+			// time: retrying would loop for ever.
+			if strings.Contains(msg, "is not allowed") || strings.Contains(msg, "is not contained in the list of roles") || strings.Contains(msg, "is not valid") {
+				return &fatalError{fmt.Errorf("mesos master refused the subscription: %s; start the scheduler with the framework settings it was registered with (e.g. the same --mesos_authentication_principal), see docs/operations.md", msg)}
 			}
 			return fmt.Errorf("mesos master sent ERROR: %s", msg)
 		}

@@ -39,6 +39,7 @@ type metrics struct {
 	reconciliations prometheus.Counter
 	storeWrites     prometheus.Counter
 	held            *prometheus.GaugeVec
+	parseRefused    prometheus.Counter
 }
 
 func newMetrics(s *Scheduler) *metrics {
@@ -83,6 +84,7 @@ func newMetrics(s *Scheduler) *metrics {
 	m.storeWrites = counter("store_writes_total", "State batches written to the store.")
 	m.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "launches_held", Help: "Tasks of a service waiting out its crash backoff."}, []string{"service"})
 	f(m.held)
+	m.parseRefused = counter("api_parse_refused_total", "Spec submissions and scales refused with 503 because the scheduler was already parsing as many specs as it does at once.")
 	f(&stateCollector{s: s})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

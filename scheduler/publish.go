@@ -7,6 +7,7 @@ import (
 
 	"github.com/tiltai/tiltai/executor"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -161,12 +162,10 @@ func (s *Scheduler) resendDue(l *pubTask) time.Time {
 	return from.Add(s.backoff(l.attempts))
 }
 
+// backoff is the wait after the attempts-th send: ResendMin doubling to
+// ResendMax.
 func (s *Scheduler) backoff(attempts int) time.Duration {
-	d := s.cfg.ResendMin
-	for i := 1; i < attempts && d < s.cfg.ResendMax; i++ {
-		d *= 2
-	}
-	return min(d, s.cfg.ResendMax)
+	return backoff.Policy{Initial: s.cfg.ResendMin, Max: s.cfg.ResendMax, Factor: 2}.Envelope(attempts - 1)
 }
 
 // nextResend is the earliest time an unacknowledged table is due again.

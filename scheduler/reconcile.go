@@ -5,6 +5,7 @@ import (
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -13,10 +14,13 @@ import (
 // backoff for those the master has not answered; then ask implicitly (the
 // master reports every task it has for us, so unknown ones surface and
 // are killed); and repeat the implicit ask periodically.
+// reconcileRetry spaces out the explicit asks: 1s doubling to a minute.
+var reconcileRetry = backoff.Policy{Initial: time.Second, Max: time.Minute, Factor: 2}
+
 type reconciler struct {
 	waiting     map[string]bool // tasks asked about, not yet answered
 	next        time.Time       // next explicit retry
-	backoff     time.Duration
+	attempts    int
 	implicit    time.Time // next periodic implicit reconciliation
 	unreachable time.Time // next explicit ask about unreachable tasks
 }
@@ -28,10 +32,10 @@ func (r *reconciler) start(s *Scheduler, now time.Time) {
 			r.waiting[id] = true
 		}
 	}
-	r.backoff = time.Second
+	r.attempts = 0
 	r.explicit(s)
 	s.queue(calls.Reconcile(calls.ReconcileTasks(nil)))
-	r.next = now.Add(r.backoff)
+	r.next = now.Add(reconcileRetry.Envelope(r.attempts))
 	r.implicit = now.Add(s.cfg.ReconcileInterval)
 	s.metrics.reconciliations.Inc()
 }
@@ -59,7 +63,7 @@ func (r *reconciler) ask(id string, now time.Time) {
 	r.waiting[id] = true
 	if r.next.IsZero() || r.next.After(now.Add(time.Second)) {
 		r.next = now
-		r.backoff = time.Second
+		r.attempts = 0
 	}
 }
 
@@ -69,8 +73,8 @@ func (r *reconciler) tick(s *Scheduler, now time.Time) {
 	}
 	if len(r.waiting) > 0 && !now.Before(r.next) {
 		r.explicit(s)
-		r.backoff = min(r.backoff*2, time.Minute)
-		r.next = now.Add(r.backoff)
+		r.attempts++
+		r.next = now.Add(reconcileRetry.Envelope(r.attempts))
 	}
 	// A task still staging long after its ACCEPT may never have reached
 	// the master (a lost call): ask about it.

@@ -34,7 +34,9 @@ type Scheduler struct {
 	metrics *metrics
 	art     *artifact
 	http    *http.Server
-	lis     net.Listener
+	// parseSlots bounds the specs parsed at once (see parsing).
+	parseSlots chan struct{}
+	lis        net.Listener
 
 	fwID    atomic.Pointer[string] // for conn's SUBSCRIBE, set by the loop after persisting
 	crashed atomic.Bool            // tests: crashed by a hook; nothing more may happen
@@ -148,6 +150,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		links:    map[string]*pubTask{},
 		status:   map[string]*taskStatus{},
 		lastFail: map[string]string{}, redeclined: map[string]bool{},
+		parseSlots: make(chan struct{}, cfg.parseSlots),
 	}
 	s.metrics = newMetrics(s)
 	if id := st.frameworkID; id != "" {
@@ -157,6 +160,12 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 
+	if n := specTasks(st.spec); n > cfg.MaxTasks {
+		// Refusing it would leave the running tasks unmanaged; the limit
+		// applies to the next spec submitted.
+		s.log.Warn("the stored spec asks for more tasks than --max_tasks allows; it is kept, but a changed spec must fit the limit",
+			"spec_version", st.specRec.Version, "tasks", n, "max_tasks", cfg.MaxTasks)
+	}
 	startLog := []any{"api", s.URL(), "framework_id", st.frameworkID, "spec_version", st.specRec.Version, "tasks", len(st.tasks), "executor", art.name}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()

@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -131,7 +133,9 @@ func loadState(kv map[string][]byte) (*state, error) {
 		if err := json.Unmarshal(v, &s.specRec); err != nil {
 			return nil, fmt.Errorf("stored spec record is corrupt: %w", err)
 		}
-		spec, probs := linkspec.Parse(s.specRec.Name, s.specRec.Source)
+		// No task limit here: a spec accepted under a larger --max_tasks
+		// must still load (New warns about it).
+		spec, probs := linkspec.ParseWith(context.Background(), s.specRec.Name, s.specRec.Source, linkspec.ParseOptions{MaxTasks: math.MaxInt})
 		if err := probs.Err(); err != nil {
 			// It was valid when accepted; a newer tiltai may be stricter.
 			return nil, fmt.Errorf("the stored spec (version %d) no longer validates; fix it and resubmit with a tiltai that accepts it: %w", s.specRec.Version, err)
@@ -193,4 +197,13 @@ func (s *state) sortedTasks() []*taskRecord {
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Seq < ts[j].Seq })
 	return ts
+}
+
+// specTasks is how many tasks spec asks for in all.
+func specTasks(spec *linkspec.Spec) int {
+	n := 0
+	for _, svc := range spec.Services {
+		n += svc.Instances
+	}
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -246,66 +245,14 @@ func follow(c *cli.Context, cl *client.Client, api apiConfig, w waitConfig, vers
 	return apiFail(c, api, fmt.Sprintf("cannot follow spec version %d", version), err)
 }
 
-// errHelpShown: positional printed the help a trailing --help asked for.
+// errHelpShown: the help a --help asked for was printed (now by urfave/cli
+// itself, see flagsFirst; kept for the actions that check for it).
 var errHelpShown = errors.New("help shown")
 
-// positional returns the command's arguments, applying flags written after
-// them, so that `tiltai links diff FILE --scheduler URL` works as users of
-// other CLIs expect (urfave/cli stops at the first argument). A lone "-" and
-// negative numbers are arguments; "--" ends the flags.
+// positional returns the command's arguments. Flags may come after them
+// (flagsFirst moved them ahead for the parser), and "--" has ended the flags.
 func positional(c *cli.Context) ([]string, error) {
-	in := c.Args().Slice()
-	var out []string
-	for i := 0; i < len(in); i++ {
-		a := in[i]
-		if a == "--" {
-			out = append(out, in[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			out = append(out, a)
-			continue
-		}
-		if _, err := strconv.ParseFloat(a, 64); err == nil {
-			out = append(out, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if name == "help" || name == "h" {
-			cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
-			return nil, errHelpShown
-		}
-		f := lookupFlag(c.Command.Flags, name)
-		if f == nil {
-			return nil, usageErr(c, "unknown flag %s (see %s --help)", a, c.Command.HelpName)
-		}
-		if _, isBool := f.(*cli.BoolFlag); isBool {
-			if !hasValue {
-				value = "true"
-			}
-		} else if !hasValue {
-			if i+1 >= len(in) {
-				return nil, usageErr(c, "flag %s needs a value", a)
-			}
-			i++
-			value = in[i]
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usageErr(c, "invalid value %q for flag %s: %v", value, a, err)
-		}
-	}
-	return out, nil
-}
-
-func lookupFlag(flags []cli.Flag, name string) cli.Flag {
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
-		}
-	}
-	return nil
+	return c.Args().Slice(), nil
 }
 
 // args is positional with a count check; usage is e.g. "FILE".

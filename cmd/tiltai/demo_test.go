@@ -28,10 +28,7 @@ func TestDemoProcessesOverControlSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "tiltai")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTiltai(ctx, t, dir)
 	type svc struct {
 		srv  *control.Server
 		cmd  *exec.Cmd

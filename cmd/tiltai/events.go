@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
 )
@@ -35,11 +37,8 @@ func eventsCommand() *cli.Command {
 	}
 }
 
-// Backoff of reconnections after the stream broke.
-const (
-	eventsRetryMin = 500 * time.Millisecond
-	eventsRetryMax = 10 * time.Second
-)
+// eventsRetry spaces out reconnections after the stream broke.
+var eventsRetry = backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2}
 
 func events(c *cli.Context) error {
 	if _, err := args(c, 0, ""); err != nil {
@@ -57,16 +56,15 @@ func events(c *cli.Context) error {
 	if err != nil {
 		return apiFail(c, api, "cannot follow the events", err)
 	}
-	retry := eventsRetryMin
 	for {
 		lost := printEvents(c, stream, asJSON)
 		stream.Close()
 		if ctx.Err() != nil {
 			return nil // Ctrl-C: the normal end
 		}
-		fmt.Fprintf(c.App.ErrWriter, "%s: the event stream broke (%v); reconnecting\n", c.Command.HelpName, lost)
-		for {
-			t := time.NewTimer(retry)
+		fmt.Fprintf(c.App.ErrWriter, "%s: the event stream broke (%s); reconnecting\n", c.Command.HelpName, termsafe.String(lost.Error()))
+		for attempt := 0; ; attempt++ {
+			t := time.NewTimer(eventsRetry.Envelope(attempt))
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -76,7 +74,6 @@ func events(c *cli.Context) error {
 			stream, err = cl.Events(ctx)
 			if err == nil {
 				fmt.Fprintf(c.App.ErrWriter, "%s: reconnected; events while away are not replayed\n", c.Command.HelpName)
-				retry = eventsRetryMin
 				break
 			}
 			if ctx.Err() != nil {
@@ -85,7 +82,6 @@ func events(c *cli.Context) error {
 			if !client.Retryable(err) {
 				return apiFail(c, api, "cannot follow the events", err)
 			}
-			retry = min(2*retry, eventsRetryMax)
 		}
 	}
 }
@@ -97,7 +93,7 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 		var malformed *client.MalformedEventError
 		switch {
 		case errors.As(err, &malformed):
-			fmt.Fprintf(c.App.ErrWriter, "%s: skipping an event: %v\n", c.Command.HelpName, err)
+			fmt.Fprintf(c.App.ErrWriter, "%s: skipping an event: %s\n", c.Command.HelpName, termsafe.String(err.Error()))
 			continue
 		case errors.Is(err, io.EOF):
 			return errors.New("the scheduler ended it")
@@ -109,7 +105,7 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "%s\n", b)
+			fmt.Fprintf(c.App.Writer, "%s\n", termsafe.JSON(b))
 			continue
 		}
 		fmt.Fprintln(c.App.Writer, formatEvent(ev))
@@ -117,7 +113,8 @@ func printEvents(c *cli.Context, s *client.EventStream, asJSON bool) error {
 }
 
 // formatEvent renders "TIME  #SEQ  TYPE  k=v k=v", data keys sorted,
-// strings bare unless they need quotes, other values as JSON.
+// strings bare unless they need quotes, other values as JSON. Whatever
+// the scheduler sent, the line is one line and acts on no terminal.
 func formatEvent(ev scheduler.Event) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
@@ -140,7 +137,7 @@ func formatEvent(ev scheduler.Event) string {
 		b.WriteString("=")
 		switch v := ev.Data[k].(type) {
 		case string:
-			if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+			if v == "" || strings.ContainsAny(v, " \t\n\"=") || termsafe.Unsafe(v) {
 				fmt.Fprintf(&b, "%q", v)
 			} else {
 				b.WriteString(v)
@@ -150,5 +147,5 @@ func formatEvent(ev scheduler.Event) string {
 			b.Write(j)
 		}
 	}
-	return b.String()
+	return termsafe.String(b.String())
 }

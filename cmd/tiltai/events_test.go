@@ -95,6 +95,9 @@ func TestFormatEvent(t *testing.T) {
 		{scheduler.Event{Seq: 3, Time: at, Type: "subscribed"}, "2025-01-02T15:04:05.006Z  #3  subscribed"},
 		{scheduler.Event{Seq: 4, Time: at, Type: "x", Data: map[string]any{"b": 1.5, "a": "", "c": []any{"p", "q"}, "d": "a=b"}},
 			`2025-01-02T15:04:05.006Z  #4  x  a="" b=1.5 c=["p","q"] d="a=b"`},
+		// Nothing the scheduler sends acts on the terminal or breaks the line.
+		{scheduler.Event{Seq: 5, Time: at, Type: "task_gone\x1b[2J", Data: map[string]any{"reason": "\x1b]0;pwned\x07", "task_id": "a.1\u202e", "out": []any{"\u009b31m"}}},
+			`2025-01-02T15:04:05.006Z  #5  task_gone\x1b[2J  out=["\x9b31m"] reason="\x1b]0;pwned\a" task_id="a.1\u202e"`},
 	} {
 		if got := formatEvent(tc.ev); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)

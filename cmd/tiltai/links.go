@@ -62,23 +62,70 @@ func linksCommand() *cli.Command {
 // readSpec reads and parses one spec file ("-" is standard input), printing
 // its problems to stderr. It returns nil when the spec has errors.
 func readSpec(c *cli.Context, path string) (*linkspec.Spec, linkspec.Problems, error) {
-	var rd io.Reader
-	name := path
-	if path == "-" {
-		rd, name = c.App.Reader, "<stdin>"
-	} else {
+	_, _, spec, probs, err := loadSpec(c, path)
+	return spec, probs, err
+}
+
+// loadSpec reads one spec file ("-" is standard input) and parses it,
+// printing its problems to stderr. Reading and parsing run on their own
+// goroutine: standard input may never end and the YAML parser cannot be
+// interrupted, yet Ctrl-C (or SIGTERM) must end the command at once, with
+// the exit status shells give an interrupted command.
+func loadSpec(c *cli.Context, path string) (name string, src []byte, spec *linkspec.Spec, probs linkspec.Problems, err error) {
+	ctx := c.Context
+	interrupted := func() error {
+		return cli.Exit(fmt.Sprintf("%s: interrupted", c.Command.HelpName), exitInterrupted)
+	}
+	if ctx.Err() != nil {
+		return "", nil, nil, nil, interrupted()
+	}
+	type result struct {
+		name  string
+		src   []byte
+		spec  *linkspec.Spec
+		probs linkspec.Problems
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		res.name, res.src, res.err = readSpecFile(c, path)
+		if res.err == nil {
+			res.spec, res.probs = linkspec.ParseWith(ctx, res.name, res.src, linkspec.ParseOptions{})
+		}
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res.err == nil && ctx.Err() != nil {
+			return "", nil, nil, nil, interrupted()
+		}
+		for _, p := range res.probs {
+			fmt.Fprintln(c.App.ErrWriter, p)
+		}
+		return res.name, res.src, res.spec, res.probs, res.err
+	case <-ctx.Done():
+		return "", nil, nil, nil, interrupted()
+	}
+}
+
+// readSpecFile reads at most one byte more than a spec may have, so an
+// oversized one is refused by the parser without being read whole.
+func readSpecFile(c *cli.Context, path string) (name string, src []byte, err error) {
+	rd, name := c.App.Reader, "<stdin>"
+	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, nil, cli.Exit(fmt.Sprintf("tiltai: cannot read the link spec: %v", err), 2)
+			return "", nil, cli.Exit(fmt.Sprintf("%s: cannot read the link spec: %v", c.Command.HelpName, err), exitUsage)
 		}
 		defer f.Close()
-		rd = f
+		rd, name = f, path
 	}
-	spec, probs := linkspec.ParseReader(name, rd)
-	for _, p := range probs {
-		fmt.Fprintln(c.App.ErrWriter, p)
+	src, err = io.ReadAll(io.LimitReader(rd, linkspec.MaxSpecBytes+1))
+	if err != nil {
+		return "", nil, cli.Exit(fmt.Sprintf("%s: cannot read the link spec %s: %v", c.Command.HelpName, name, err), exitUsage)
 	}
-	return spec, probs, nil
+	return name, src, nil
 }
 
 func needArgs(c *cli.Context, n int, usage string) error {

@@ -40,6 +40,10 @@ func localmesosCommand() *cli.Command {
 			&cli.StringFlag{Name: "credentials", Usage: `file of accepted credentials, Mesos' format: {"credentials": [{"principal": "…", "secret": "…"}]}`},
 			&cli.BoolFlag{Name: "authenticate_http_executors", Usage: "require executors to send their token (Authorization: Bearer $MESOS_EXECUTOR_AUTHENTICATION_TOKEN)"},
 			&cli.StringFlag{Name: "executor_secret_key", Usage: "file holding the key executor tokens (JWT, HMAC-SHA256) are signed with"},
+			&cli.StringFlag{Name: "image_providers", Usage: "'docker' runs executors whose ContainerInfo has a Docker image in it (Linux, root)"},
+			&cli.StringFlag{Name: "docker_registry", Usage: "a directory of `docker save` tarballs (<name>.tar) or an http(s):// Docker Registry v2 URL"},
+			&cli.StringFlag{Name: "docker_store_dir", Usage: "the layer cache shared by tasks (default <work_dir>/store/docker)"},
+			&cli.StringFlag{Name: "isolation", Usage: "with images: filesystem/linux,docker/runtime (the default then)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log at debug level"},
 		},
 		Action: func(c *cli.Context) error {
@@ -55,7 +59,9 @@ func localmesosCommand() *cli.Command {
 				AllocationInterval:            c.Duration("allocation_interval"),
 				ExecutorShutdownGracePeriod:   c.Duration("executor_shutdown_grace_period"),
 				ExecutorReregistrationTimeout: c.Duration("executor_reregistration_timeout"),
-				Logger:                        slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
+				ImageProviders:                c.String("image_providers"), DockerRegistry: c.String("docker_registry"),
+				DockerStoreDir: c.String("docker_store_dir"), Isolation: c.String("isolation"),
+				Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
 			}
 			auth := localmesos.AuthFlags{
 				AuthenticateFrameworks: c.Bool("authenticate_frameworks"), Credentials: c.String("credentials"),

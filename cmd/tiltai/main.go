@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/tiltai/tiltai/internal/termsafe"
 )
 
 func main() {
@@ -30,18 +32,22 @@ func main() {
 // the whole program in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	app.OnUsageError = onUsageError
+	setOnUsageError(app.Commands)
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return 0
 	}
 	var coder cli.ExitCoder
 	if errors.As(err, &coder) {
 		if msg := coder.Error(); msg != "" {
-			fmt.Fprintln(stderr, msg)
+			// Messages carry the scheduler's words (errors, problems):
+			// nothing it sends may act on the terminal.
+			fmt.Fprintln(stderr, termsafe.Text(msg))
 		}
 		return coder.ExitCode()
 	}
-	fmt.Fprintf(stderr, "tiltai: %v\n", err)
+	fmt.Fprintf(stderr, "tiltai: %s\n", termsafe.Text(err.Error()))
 	return 1
 }
 

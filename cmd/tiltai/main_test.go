@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,17 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 	var out, errb bytes.Buffer
 	code = run(context.Background(), append([]string{"tiltai"}, args...), strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// buildTiltai builds the tiltai binary into dir, for tests that run it as a
+// real process.
+func buildTiltai(ctx context.Context, t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "tiltai")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func TestLinksValidate(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
+	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
 )
@@ -24,36 +26,79 @@ func psCommand() *cli.Command {
 			"HOST:PORTS its in-gates bind, LINKS as the link-table version its executor acknowledged\n" +
 			"over the service's current one, the messages its gates SENT, RECEIVED and DROPPED as the\n" +
 			"executor last reported (- before the first report), and its AGE. Then one line per\n" +
-			"service: running over wanted, tasks launching or retiring, links acknowledged, failures.\n\n" +
+			"service: running over wanted, tasks launching or retiring, links acknowledged, failures.\n" +
+			"Tasks are listed in launch order, the first --limit of them unless --all.\n\n" +
 			"Examples:\n" +
 			"  tiltai ps\n" +
-			"  tiltai ps --service encryptor\n" +
+			"  tiltai ps --service encryptor --phase pending\n" +
+			"  tiltai ps --all\n" +
 			"  tiltai ps --json | jq '.[] | select(.phase != \"running\")'",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "service", Usage: "only the tasks of `SERVICE`"},
-			&cli.BoolFlag{Name: "json", Usage: "print the tasks as JSON (GET /v1/tasks), nothing else"},
+			&cli.StringFlag{Name: "phase", Usage: "only the tasks in `PHASE`: pending, launched, running, killing or unreachable"},
+			&cli.IntFlag{Name: "limit", Value: scheduler.DefaultTaskLimit, Usage: fmt.Sprintf("show at most `N` tasks (1 to %d)", scheduler.MaxTaskLimit)},
+			&cli.BoolFlag{Name: "all", Usage: "show every task (fetched page by page)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the tasks as JSON (GET /v1/tasks), nothing else; every task unless --limit"},
 		}, schedulerFlags()...),
 		Action: ps,
 	}
 }
 
+// psQuery reads ps's filters, and whether to fetch every page.
+func psQuery(c *cli.Context) (q scheduler.TaskQuery, all bool, err error) {
+	q = scheduler.TaskQuery{Service: c.String("service"), Phase: c.String("phase"), Limit: c.Int("limit")}
+	if q.Phase != "" {
+		if _, err := linkspec.ParsePhase(q.Phase); err != nil {
+			return q, false, usageErr(c, "--phase %q: give pending, launched, running, killing or unreachable", q.Phase)
+		}
+	}
+	if q.Limit < 1 || q.Limit > scheduler.MaxTaskLimit {
+		return q, false, usageErr(c, "--limit %d: give 1 to %d, or --all", q.Limit, scheduler.MaxTaskLimit)
+	}
+	all = c.Bool("all") || (c.Bool("json") && !c.IsSet("limit"))
+	if all {
+		q.Limit = scheduler.MaxTaskLimit
+	}
+	return q, all, nil
+}
+
+// fetchTasks gets the first page of q, or every page.
+func fetchTasks(c *cli.Context, cl *client.Client, q scheduler.TaskQuery, all bool) (client.TaskPage, error) {
+	page, err := cl.TasksPage(c.Context, q)
+	for all && err == nil && page.Next != "" {
+		q.After = page.Next
+		var more client.TaskPage
+		if more, err = cl.TasksPage(c.Context, q); err == nil {
+			page.Tasks, page.Next = append(page.Tasks, more.Tasks...), more.Next
+		}
+	}
+	return page, err
+}
+
 func ps(c *cli.Context) error {
-	if _, err := args(c, 0, "[--service SERVICE]"); err != nil {
+	if _, err := args(c, 0, "[--service SERVICE] [--phase PHASE] [--limit N | --all]"); err != nil {
 		return helpShown(err)
+	}
+	q, all, err := psQuery(c)
+	if err != nil {
+		return err
 	}
 	cl, api, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	service := c.String("service")
-	tasks, err := cl.Tasks(c.Context, service)
+	page, err := fetchTasks(c, cl, q, all)
 	if err != nil {
 		return apiFail(c, api, "cannot list the tasks", err)
 	}
+	tasks := page.Tasks
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(tasks)
+		b, err := json.MarshalIndent(tasks, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.App.Writer, "%s\n", termsafe.JSON(b))
+		return err
 	}
 	st, err := cl.Status(c.Context)
 	if err != nil {
@@ -61,31 +106,41 @@ func ps(c *cli.Context) error {
 	}
 	now := time.Now()
 	services := st.Services
-	if service != "" {
-		services = slices.DeleteFunc(slices.Clone(services), func(ss scheduler.ServiceStatus) bool { return ss.Name != service })
+	if q.Service != "" {
+		services = slices.DeleteFunc(slices.Clone(services), func(ss scheduler.ServiceStatus) bool { return ss.Name != q.Service })
 		if len(services) == 0 && len(tasks) == 0 {
 			var names []string
 			for _, ss := range st.Services {
 				names = append(names, ss.Name)
 			}
-			return cli.Exit(fmt.Sprintf("%s: no service %q in spec version %d (services: %s)", c.Command.HelpName, service, st.SpecVersion, strings.Join(names, ", ")), exitFailed)
+			return cli.Exit(fmt.Sprintf("%s: no service %q in spec version %d (services: %s)", c.Command.HelpName, q.Service, st.SpecVersion, strings.Join(names, ", ")), exitFailed)
 		}
 	}
 	w := c.App.Writer
-	if len(tasks) == 0 {
+	switch {
+	case len(tasks) == 0 && q.Phase != "":
+		fmt.Fprintf(w, "no %s tasks\n", q.Phase)
+	case len(tasks) == 0:
 		fmt.Fprintln(w, "no tasks")
-	} else {
+	default:
 		writeTasks(w, tasks, now)
+	}
+	if page.Next != "" {
+		total := "more"
+		if page.Total >= 0 {
+			total = strconv.Itoa(page.Total)
+		}
+		fmt.Fprintf(w, "showing the first %d of %s tasks: --all for every one, --service or --phase to narrow\n", len(tasks), total)
 	}
 	if len(services) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, ss := range services {
-			fmt.Fprintf(tw, "%s\t%s\n", ss.Name, client.FormatService(ss, now))
+			fmt.Fprintf(tw, "%s\t%s\n", termsafe.String(ss.Name), client.FormatService(ss, now))
 		}
 		tw.Flush()
 	}
-	if service == "" {
+	if q.Service == "" {
 		switch {
 		case st.SpecVersion == 0:
 			fmt.Fprintln(w, "no spec submitted yet: tiltai links submit FILE")
@@ -121,7 +176,9 @@ func writeTasks(w io.Writer, tasks []scheduler.TaskInfo, now time.Time) {
 			}
 			sent, recv, dropped = strconv.FormatUint(s, 10), strconv.FormatUint(r, 10), strconv.FormatUint(d, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", t.ID, t.Service, phase, hostPorts(t),
+		// Every field is the scheduler's (a task's host comes from Mesos):
+		// shown escaped, so no field can move the cursor or break the row.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", termsafe.String(t.ID), termsafe.String(t.Service), termsafe.String(phase), termsafe.String(hostPorts(t)),
 			t.Links.Acked, t.Links.Version, sent, recv, dropped, age(now.Sub(t.Created)))
 	}
 	tw.Flush()

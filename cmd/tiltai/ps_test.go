@@ -14,14 +14,14 @@ func TestPs(t *testing.T) {
 	f := newFake(t, clienttest.FakeConfig{})
 	now := time.Now()
 	f.SetTasks([]scheduler.TaskInfo{
-		{ID: "encryptor.1", Service: "encryptor", Phase: "running", Host: "10.0.0.7", Ports: map[string]uint32{"plaintext": 31002},
+		{ID: "encryptor.2", Service: "encryptor", Phase: "running", Host: "10.0.0.7", Ports: map[string]uint32{"plaintext": 31002},
 			Created: now.Add(-3 * time.Hour), Links: scheduler.LinkState{Version: 4, Sent: 4, Acked: 4},
 			Gates: map[string]scheduler.GateCountersReport{"plaintext": {Pattern: "pull", Received: 1200}, "ciphertext": {Pattern: "push", Sent: 1190, Dropped: 2}}},
-		{ID: "encryptor.2", Service: "encryptor", Phase: "launched", Host: "10.0.0.8", Ports: map[string]uint32{"plaintext": 31000},
+		{ID: "encryptor.3", Service: "encryptor", Phase: "launched", Host: "10.0.0.8", Ports: map[string]uint32{"plaintext": 31000},
 			Created: now.Add(-5 * time.Second), Links: scheduler.LinkState{Version: 4}},
-		{ID: "encryptor.0", Service: "encryptor", Phase: "running", Host: "10.0.0.7", Ports: map[string]uint32{"plaintext": 31001},
+		{ID: "encryptor.1", Service: "encryptor", Phase: "running", Host: "10.0.0.7", Ports: map[string]uint32{"plaintext": 31001},
 			Retiring: true, Outdated: true, Created: now.Add(-72 * time.Hour), Links: scheduler.LinkState{Version: 4, Sent: 4, Acked: 3}},
-		{ID: "printer.1", Service: "printer", Phase: "pending", Created: now.Add(-90 * time.Second), Links: scheduler.LinkState{Version: 1}},
+		{ID: "printer.4", Service: "printer", Phase: "pending", Created: now.Add(-90 * time.Second), Links: scheduler.LinkState{Version: 1}},
 	})
 	printer := svcStatus("printer", 1, 0, 0, 0)
 	printer.Pending, printer.Converged = 1, false
@@ -31,10 +31,10 @@ func TestPs(t *testing.T) {
 
 	code, out, errs := runCLI(t, "", "ps", "--scheduler", f.URL)
 	want := `ID           SERVICE    PHASE                      HOST:PORTS      LINKS  SENT  RECV  DROPPED  AGE
-encryptor.1  encryptor  running                    10.0.0.7:31002  4/4    1190  1200  2        3h
-encryptor.2  encryptor  launched                   10.0.0.8:31000  0/4    -     -     -        5s
-encryptor.0  encryptor  running,retiring,outdated  10.0.0.7:31001  3/4    -     -     -        3d
-printer.1    printer    pending                    -               0/1    -     -     -        1m
+encryptor.1  encryptor  running,retiring,outdated  10.0.0.7:31001  3/4    -     -     -        3d
+encryptor.2  encryptor  running                    10.0.0.7:31002  4/4    1190  1200  2        3h
+encryptor.3  encryptor  launched                   10.0.0.8:31000  0/4    -     -     -        5s
+printer.4    printer    pending                    -               0/1    -     -     -        1m
 
 encryptor  1/2 running, 1 launching, 1 retiring, links 1/1 acked
 printer    0/1 running, 1 pending
@@ -45,12 +45,12 @@ spec version 4: converging
 	}
 
 	code, out, _ = runCLI(t, "", "ps", "--scheduler", f.URL, "--service", "printer")
-	if code != 0 || strings.Contains(out, "encryptor") || !strings.Contains(out, "printer.1") || !strings.HasSuffix(out, "\nprinter  0/1 running, 1 pending\n") {
+	if code != 0 || strings.Contains(out, "encryptor") || !strings.Contains(out, "printer.4") || !strings.HasSuffix(out, "\nprinter  0/1 running, 1 pending\n") {
 		t.Fatalf("--service: %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "", "ps", "--scheduler", f.URL, "--json")
 	var tasks []scheduler.TaskInfo
-	if code != 0 || json.Unmarshal([]byte(out), &tasks) != nil || len(tasks) != 4 || tasks[0].Gates["ciphertext"].Sent != 1190 {
+	if code != 0 || json.Unmarshal([]byte(out), &tasks) != nil || len(tasks) != 4 || tasks[1].Gates["ciphertext"].Sent != 1190 {
 		t.Fatalf("--json: %d\n%s", code, out)
 	}
 	code, _, errs = runCLI(t, "", "ps", "--scheduler", f.URL, "--service", "nosuch")

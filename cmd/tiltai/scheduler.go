@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tiltai/tiltai/internal/zkha"
+	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/detect"
 )
@@ -47,6 +48,8 @@ func schedulerCommand() *cli.Command {
 			&cli.StringFlag{Name: "advertise", Usage: "host agents and other schedulers reach this one at (default: the host of --listen)"},
 			&cli.StringFlag{Name: "api_token_file", Usage: "file holding a token; API writes then need Authorization: Bearer TOKEN", EnvVars: []string{"TILTAI_TOKEN_FILE"}},
 			&cli.BoolFlag{Name: "api_open_reads", Usage: "with a token, let reads through without it"},
+			&cli.IntFlag{Name: "max_tasks", Value: linkspec.DefaultMaxTasks, EnvVars: []string{"TILTAI_MAX_TASKS"},
+				Usage: "most tasks one spec may ask for, summed over its services; each costs the scheduler about 1–2 KB (docs/operations.md)"},
 			&cli.DurationFlag{Name: "drain_timeout", Value: 30 * time.Second, Usage: "longest wait for senders to stop using a retired task before it is killed"},
 			&cli.StringFlag{Name: "log_level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log_format", Value: "text", Usage: "text or json"},
@@ -99,7 +102,11 @@ func schedulerConfig(c *cli.Context, log *slog.Logger) (scheduler.Config, *sched
 		Advertise:       c.String("advertise"),
 		OpenReads:       c.Bool("api_open_reads"),
 		DrainTimeout:    c.Duration("drain_timeout"),
+		MaxTasks:        c.Int("max_tasks"),
 		Logger:          log,
+	}
+	if cfg.MaxTasks < 1 {
+		errs = append(errs, fmt.Errorf("--max_tasks %d: give 1 or more (default %d)", cfg.MaxTasks, linkspec.DefaultMaxTasks))
 	}
 	if c.String("master") == "" {
 		errs = append(errs, errors.New("--master is required (or MESOS_MASTER): host:port, http(s)://host:port or zk://host:port/mesos"))

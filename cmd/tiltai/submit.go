@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
@@ -44,27 +44,8 @@ func linksSubmitCommand() *cli.Command {
 // printing every problem to stderr. It returns the name to submit it
 // under, its bytes, and whether it has errors.
 func readSource(c *cli.Context, path string) (name string, src []byte, ok bool, err error) {
-	var rd io.Reader
-	name = path
-	if path == "-" {
-		rd, name = c.App.Reader, "<stdin>"
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", nil, false, cli.Exit(fmt.Sprintf("%s: cannot read the link spec: %v", c.Command.HelpName, err), exitUsage)
-		}
-		defer f.Close()
-		rd = f
-	}
-	src, err = io.ReadAll(io.LimitReader(rd, linkspec.MaxSpecBytes+1))
-	if err != nil {
-		return "", nil, false, cli.Exit(fmt.Sprintf("%s: cannot read the link spec %s: %v", c.Command.HelpName, name, err), exitUsage)
-	}
-	_, probs := linkspec.Parse(name, src)
-	for _, p := range probs {
-		fmt.Fprintln(c.App.ErrWriter, p)
-	}
-	return name, src, probs.Err() == nil, nil
+	name, src, _, probs, err := loadSpec(c, path)
+	return name, src, err == nil && probs.Err() == nil, err
 }
 
 func linksSubmit(c *cli.Context) error {
@@ -122,7 +103,7 @@ func printChanges(w io.Writer, changes []linkspec.Change) {
 		fmt.Fprintln(w, "no changes")
 	}
 	for _, ch := range changes {
-		fmt.Fprintln(w, ch)
+		fmt.Fprintln(w, termsafe.String(ch.String()))
 	}
 }
 
@@ -178,7 +159,7 @@ func linksGet(c *cli.Context) error {
 	if spec.Version == 0 {
 		return cli.Exit(fmt.Sprintf("%s: no spec has been submitted to %s yet; submit one with tiltai links submit FILE", c.Command.HelpName, api.URL), exitFailed)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "spec version %d (%s, accepted %s)\n", spec.Version, spec.Name, spec.Accepted.Local().Format(time.DateTime+" MST"))
+	fmt.Fprintf(c.App.ErrWriter, "spec version %d (%s, accepted %s)\n", spec.Version, termsafe.String(spec.Name), spec.Accepted.Local().Format(time.DateTime+" MST"))
 	out := []byte(spec.Source)
 	if format == "json" {
 		var b bytes.Buffer

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tiltai/tiltai/internal/up"
+	"github.com/tiltai/tiltai/linkspec"
 )
 
 func upCommand() *cli.Command {
@@ -30,11 +31,16 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "work_dir", Usage: "sandboxes (default: a temporary directory, removed on exit)"},
 			&cli.DurationFlag{Name: "report", Value: 2 * time.Second, Usage: "how often to print the counts (0: never)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up if the services are not up by then"},
+			&cli.IntFlag{Name: "max_tasks", Value: linkspec.DefaultMaxTasks, EnvVars: []string{"TILTAI_MAX_TASKS"},
+				Usage: "most tasks one spec may ask for (the scheduler's --max_tasks)"},
 			&cli.StringFlag{Name: "log_level", Value: "warn", Usage: "log level of the components (debug, info, warn, error)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return cli.Exit("usage: tiltai up [SPEC]", 2)
+			}
+			if c.Int("max_tasks") < 1 {
+				return cli.Exit(fmt.Sprintf("tiltai up: --max_tasks %d: give 1 or more (default %d)", c.Int("max_tasks"), linkspec.DefaultMaxTasks), 2)
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log_level"))); err != nil {
@@ -43,9 +49,9 @@ func upCommand() *cli.Command {
 			cfg := up.Config{
 				Listen: c.String("listen"), MasterListen: c.String("master_listen"), Agents: c.Int("agents"),
 				Resources: c.String("resources"), AgentAttributes: agentAttributes(c), WorkDir: c.String("work_dir"), Report: c.Duration("report"),
-				ConvergeTimeout: c.Duration("timeout"),
-				Logger:          slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
-				MesosLogger:     slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: max(level, slog.LevelError)})),
+				ConvergeTimeout: c.Duration("timeout"), MaxTasks: c.Int("max_tasks"),
+				Logger:      slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
+				MesosLogger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: max(level, slog.LevelError)})),
 			}
 			if path := c.Args().First(); path != "" {
 				data, err := os.ReadFile(path)

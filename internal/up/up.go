@@ -41,6 +41,9 @@ type Config struct {
 	Report time.Duration
 	// ConvergeTimeout bounds the wait for the spec to run.
 	ConvergeTimeout time.Duration
+	// MaxTasks is the scheduler's limit on a spec's tasks (default
+	// linkspec.DefaultMaxTasks).
+	MaxTasks int
 	// ExecutorBinary is the tiltai binary to run as executor and services
 	// (default: this process's executable).
 	ExecutorBinary string
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.ConvergeTimeout == 0 {
 		cfg.ConvergeTimeout = 2 * time.Minute
 	}
-	spec, probs := linkspec.Parse(cfg.SpecName, cfg.Spec)
+	spec, probs := linkspec.ParseWith(ctx, cfg.SpecName, cfg.Spec, linkspec.ParseOptions{MaxTasks: cfg.MaxTasks})
 	if err := probs.Err(); err != nil {
 		return fmt.Errorf("the spec has problems:\n%w", err)
 	}
@@ -106,7 +109,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 
 	sched, err := scheduler.New(life, scheduler.Config{
 		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: scheduler.NewMemStore(),
-		Listen: cfg.Listen, Checkpoint: true, ExecutorBinary: cfg.ExecutorBinary,
+		Listen: cfg.Listen, Checkpoint: true, ExecutorBinary: cfg.ExecutorBinary, MaxTasks: cfg.MaxTasks,
 		Logger: cfg.Logger.With("component", "scheduler"),
 	})
 	if err != nil {

@@ -13,9 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
 
 // DefaultURL is where `tiltai scheduler` listens unless told otherwise.
@@ -381,7 +384,7 @@ func (c *Client) Submit(ctx context.Context, name string, src []byte, opts ...Wr
 	}
 	r := request{method: http.MethodPut, path: "/v1/spec", header: http.Header{"Content-Type": {ct}}, body: src}
 	if name != "" {
-		r.query = url.Values{"name": {name}}
+		r.query = url.Values{"name": {specName(name)}}
 	}
 	if src == nil {
 		r.body = []byte{}
@@ -400,6 +403,19 @@ func (c *Client) Scale(ctx context.Context, service string, instances int, opts 
 	return c.write(ctx, r)
 }
 
+// specName fits a file name to what the scheduler takes as a spec's name:
+// control and bidi characters shown escaped (the scheduler refuses them
+// raw), at most apiwire.MaxNameBytes, keeping the end (the file's own
+// name) of a long path.
+func specName(name string) string {
+	name = termsafe.String(name)
+	for len(name) > apiwire.MaxNameBytes {
+		_, n := utf8.DecodeRuneInString(name)
+		name = name[n:]
+	}
+	return name
+}
+
 func (c *Client) write(ctx context.Context, r request) (scheduler.SubmitResult, error) {
 	var res scheduler.SubmitResult
 	resp, cancel, err := c.send(ctx, r)
@@ -411,15 +427,89 @@ func (c *Client) write(ctx context.Context, r request) (scheduler.SubmitResult, 
 	return res, decodeJSON(r.method, r.path, resp, &res)
 }
 
-// Tasks is GET /v1/tasks, of one service when service is not empty.
+// Tasks is GET /v1/tasks, of one service when service is not empty: every
+// task, in launch order, fetched page by page.
 func (c *Client) Tasks(ctx context.Context, service string) ([]scheduler.TaskInfo, error) {
-	var q url.Values
-	if service != "" {
-		q = url.Values{"service": {service}}
+	q := scheduler.TaskQuery{Service: service, Limit: apiwire.MaxTaskLimit}
+	out := []scheduler.TaskInfo{}
+	for {
+		p, err := c.TasksPage(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Tasks...)
+		if p.Next == "" {
+			return out, nil
+		}
+		q.After = p.Next
 	}
-	var out []scheduler.TaskInfo
-	_, err := c.getJSON(ctx, "/v1/tasks", q, &out)
-	return out, err
+}
+
+// TaskPage is one page of GET /v1/tasks.
+type TaskPage struct {
+	Tasks []scheduler.TaskInfo
+	// Next is the cursor of the next page (TaskQuery.After); "" on the last.
+	Next string
+	// Total is how many tasks match the filters in all pages (-1 when the
+	// scheduler did not say: one older than paging, which sent them all).
+	Total int
+}
+
+// TasksPage is one page of GET /v1/tasks: the tasks matching q's Service
+// and Phase after q.After, at most q.Limit (0: the scheduler's default,
+// 500).
+func (c *Client) TasksPage(ctx context.Context, q scheduler.TaskQuery) (TaskPage, error) {
+	var p TaskPage
+	hdr, err := c.getJSON(ctx, "/v1/tasks", taskValues(q), &p.Tasks)
+	if err != nil {
+		return p, err
+	}
+	p.Total = -1
+	if n, err := strconv.Atoi(hdr.Get("X-Total-Count")); err == nil {
+		p.Total = n
+	}
+	p.Next = nextAfter(hdr.Get("Link"))
+	return p, nil
+}
+
+// TaskSummary is GET /v1/tasks?view=summary: task counts by service and
+// phase, of the tasks matching q's Service and Phase.
+func (c *Client) TaskSummary(ctx context.Context, q scheduler.TaskQuery) (scheduler.TaskSummary, error) {
+	v := taskValues(q)
+	v.Del("limit")
+	v.Del("after")
+	v.Set("view", "summary")
+	var sum scheduler.TaskSummary
+	_, err := c.getJSON(ctx, "/v1/tasks", v, &sum)
+	return sum, err
+}
+
+func taskValues(q scheduler.TaskQuery) url.Values {
+	v := url.Values{}
+	for k, val := range map[string]string{"service": q.Service, "phase": q.Phase, "after": q.After} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// nextAfter reads the ?after= of a Link header's rel="next" URL.
+func nextAfter(link string) string {
+	for _, part := range strings.Split(link, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+		if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+			continue
+		}
+		u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+		if err == nil {
+			return u.Query().Get("after")
+		}
+	}
+	return ""
 }
 
 // Links is GET /v1/links: every task's link table and the version its

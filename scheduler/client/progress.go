@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/scheduler"
 )
 
@@ -38,7 +39,7 @@ func FormatService(ss scheduler.ServiceStatus, now time.Time) string {
 	}
 	line := strings.Join(parts, ", ")
 	if ss.LastFailure != "" && ss.Failures > 0 {
-		line += "; last failure: " + ss.LastFailure
+		line += "; last failure: " + termsafe.String(ss.LastFailure)
 	}
 	return line
 }
@@ -208,7 +209,9 @@ func (p *Progress) heartbeat() time.Duration {
 
 func (p *Progress) printf(now time.Time, format string, args ...any) {
 	p.lastPrint = now
-	fmt.Fprintf(p.W, "[%7s] %s\n", Elapsed(now.Sub(p.Start)), fmt.Sprintf(format, args...))
+	// The line holds the scheduler's words (service names, failures,
+	// errors): shown, never acted on by the terminal.
+	fmt.Fprintf(p.W, "[%7s] %s\n", Elapsed(now.Sub(p.Start)), termsafe.String(fmt.Sprintf(format, args...)))
 }
 
 // Elapsed renders a duration for a person: "4.2s", "3m05s", "1h02m".

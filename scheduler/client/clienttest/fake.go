@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
 
 // FakeConfig configures a Fake. The zero value is a scheduler without a
@@ -28,6 +31,9 @@ type FakeConfig struct {
 	// MaxSpecBytes is the body limit of PUT /v1/spec (default
 	// linkspec.MaxSpecBytes; smaller to test 413 cheaply).
 	MaxSpecBytes int
+	// MaxTasks is the scheduler's --max_tasks (default
+	// linkspec.DefaultMaxTasks).
+	MaxTasks int
 	// EventQueue is each event subscriber's queue; a subscriber further
 	// behind loses the oldest and gets a "dropped" event (default 1024, as
 	// the scheduler).
@@ -142,8 +148,16 @@ func (f *Fake) Spec() *linkspec.Spec {
 	return f.spec
 }
 
-// SetTasks sets what GET /v1/tasks answers (filtered by ?service=).
+// SetTasks sets what GET /v1/tasks answers (filtered, paged and summarised
+// as the scheduler does). They are listed in launch order, as the
+// scheduler lists them: by the serial N of their ID SERVICE.N.
 func (f *Fake) SetTasks(ts []scheduler.TaskInfo) {
+	ts = slices.Clone(ts)
+	slices.SortStableFunc(ts, func(a, b scheduler.TaskInfo) int {
+		x, _ := apiwire.TaskSeq(a.ID)
+		y, _ := apiwire.TaskSeq(b.ID)
+		return cmp.Compare(x, y)
+	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tasks = ts
@@ -268,25 +282,13 @@ func (f *Fake) record(h http.Handler) http.Handler {
 	})
 }
 
-// The rest mirrors scheduler/api.go.
+// The rest mirrors scheduler/api.go; what is about the wire (bodies,
+// errors, paging) is the same code, in scheduler/internal/apiwire.
 
-type apiError struct {
-	Error    string             `json:"error"`
-	Problems []linkspec.Problem `json:"problems,omitempty"`
-	Version  *int               `json:"current_version,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, args...)})
-}
+var (
+	writeJSON = apiwire.WriteJSON
+	writeErr  = apiwire.WriteError
+)
 
 func (f *Fake) authorized(r *http.Request) bool {
 	if f.cfg.Token == "" {
@@ -345,42 +347,18 @@ func (f *Fake) getSpec(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-func ifMatch(r *http.Request) (int, error) {
-	v := strings.TrimSpace(r.Header.Get("If-Match"))
-	if v == "" || v == "*" {
-		return -1, nil
-	}
-	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("If-Match %q is not a spec version (the ETag of GET /v1/spec)", r.Header.Get("If-Match"))
-	}
-	return n, nil
-}
-
 func (f *Fake) putSpec(w http.ResponseWriter, r *http.Request) {
-	match, err := ifMatch(r)
+	match, err := apiwire.IfMatch(r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "%v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = "spec"
-	}
-	src, err := io.ReadAll(io.LimitReader(r.Body, int64(f.cfg.MaxSpecBytes)+1))
+	name, src, err := apiwire.ReadSpec(r, f.cfg.MaxSpecBytes)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "cannot read the request body: %v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
-	if len(src) > f.cfg.MaxSpecBytes {
-		writeErr(w, http.StatusRequestEntityTooLarge, "the spec is larger than %d bytes; split it", f.cfg.MaxSpecBytes)
-		return
-	}
-	if strings.Contains(r.Header.Get("Content-Type"), "json") && !strings.HasSuffix(name, ".json") {
-		name += ".json"
-	}
-	spec, probs := linkspec.Parse(name, src)
+	spec, probs := linkspec.ParseWith(r.Context(), name, src, linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks})
 	if probs.Err() != nil {
 		invalid(w, probs)
 		return
@@ -394,22 +372,24 @@ func invalid(w http.ResponseWriter, probs linkspec.Problems) {
 	if n == 1 {
 		noun = "problem"
 	}
-	writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: fmt.Sprintf("the spec is invalid (%d %s); nothing was changed", n, noun), Problems: probs})
+	writeJSON(w, http.StatusUnprocessableEntity, apiwire.Error{Error: fmt.Sprintf("the spec is invalid (%d %s); nothing was changed", n, noun), Problems: probs})
 }
 
 func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
-	match, err := ifMatch(r)
+	match, err := apiwire.IfMatch(r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "%v", err)
+		apiwire.WriteRequestError(w, err)
 		return
 	}
 	var req struct {
 		Instances *int `json:"instances"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.Instances == nil {
-		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}`)
+	if err := apiwire.DecodeJSON(r, 4096, &req, `{"instances": N}`); err != nil {
+		apiwire.WriteRequestError(w, err)
+		return
+	}
+	if req.Instances == nil {
+		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}; "instances" is missing`)
 		return
 	}
 	name := r.PathValue("name")
@@ -429,7 +409,8 @@ func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "no service %q in spec version %d", name, version)
 		return
 	}
-	if probs := next.Validate(); probs.Err() != nil {
+	opts := linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks}
+	if probs := next.ValidateWith(opts); probs.Err() != nil {
 		invalid(w, probs)
 		return
 	}
@@ -438,7 +419,7 @@ func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "cannot encode the scaled spec: %v", err)
 		return
 	}
-	spec, probs := linkspec.Parse("scaled.json", src)
+	spec, probs := linkspec.ParseWith(r.Context(), "scaled.json", src, opts)
 	if err := probs.Err(); err != nil {
 		writeErr(w, http.StatusInternalServerError, "the scaled spec does not parse back: %v", err)
 		return
@@ -447,12 +428,12 @@ func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spec, src []byte, name string, match int, warnings []linkspec.Problem) {
-	dry := r.URL.Query().Get("dry_run") == "1" || r.URL.Query().Get("dry_run") == "true"
+	dry := apiwire.DryRun(r)
 	f.mu.Lock()
 	cur := f.version
 	if match >= 0 && match != cur {
 		f.mu.Unlock()
-		writeJSON(w, http.StatusConflict, apiError{
+		writeJSON(w, http.StatusConflict, apiwire.Error{
 			Error:   fmt.Sprintf("the spec is at version %d, not %d: someone else changed it; get it again and retry", cur, match),
 			Version: &cur,
 		})
@@ -476,16 +457,28 @@ func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spe
 }
 
 func (f *Fake) getTasks(w http.ResponseWriter, r *http.Request) {
-	service := r.URL.Query().Get("service")
-	f.mu.Lock()
-	out := []scheduler.TaskInfo{}
-	for _, t := range f.tasks {
-		if service == "" || t.Service == service {
-			out = append(out, t)
-		}
+	q, err := apiwire.ParseTaskQuery(r.URL.Query())
+	if err != nil {
+		apiwire.WriteRequestError(w, err)
+		return
 	}
+	f.mu.Lock()
+	ts := f.tasks
 	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	task := func(i int) apiwire.Task {
+		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	}
+	if q.Summary {
+		writeJSON(w, http.StatusOK, q.Summarize(len(ts), task))
+		return
+	}
+	idx, next, total := q.Page(len(ts), task)
+	page := make([]scheduler.TaskInfo, 0, len(idx))
+	for _, i := range idx {
+		page = append(page, ts[i])
+	}
+	apiwire.SetPageHeaders(w, r, next, total)
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (f *Fake) getLinks(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,7 @@ type Reader struct {
 }
 
 // NewReader returns a reader that refuses records larger than max bytes.
+// A *bufio.Reader (of 4 KiB or more) is used as it is.
 func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 4096), max: max}
 }
@@ -66,7 +67,7 @@ func (r *Reader) Read() ([]byte, error) {
 		}
 		n = n*10 + int64(c-'0')
 		if n > int64(r.max) {
-			return nil, ErrTooLarge
+			return nil, fmt.Errorf("%w: %d+ bytes announced, at most %d", ErrTooLarge, n, r.max)
 		}
 	}
 	if cap(r.buf) < int(n) {

@@ -39,7 +39,10 @@ func TestBadInput(t *testing.T) {
 		{"truncated body", "10\nabc", io.ErrUnexpectedEOF},
 		{"truncated header", "12", io.ErrUnexpectedEOF},
 		{"too large", "99999999999\n", ErrTooLarge},
+		{"too many digits", "123456789012345678901234\n", ErrTooLarge},
+		{"21 digits, leading zeros", "000000000000000000005\nhello", nil},
 		{"letters", "1a\nx", nil},
+		{"negative", "-1\n", nil},
 		{"empty length", "\nx", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
