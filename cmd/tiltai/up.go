@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/up"
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/localmesos"
 )
 
 func upCommand() *cli.Command {
@@ -52,6 +53,12 @@ func upCommand() *cli.Command {
 				ConvergeTimeout: c.Duration("timeout"), MaxTasks: c.Int("max_tasks"),
 				Logger:      slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
 				MesosLogger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: max(level, slog.LevelError)})),
+			}
+			// The embedded Mesos' flags are checked before anything starts,
+			// so every problem with them is listed at once.
+			mesosCfg := localmesos.Config{Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes}
+			if err := mesosCfg.Validate(); err != nil {
+				return cli.Exit("tiltai up: "+err.Error(), 2)
 			}
 			if path := c.Args().First(); path != "" {
 				data, err := os.ReadFile(path)
