@@ -24,7 +24,7 @@
 // master needs at least one agent with 0.5 cpus and 128 MB free that runs
 // `sleep`, and no other framework competing for it. The checks that take
 // an agent away for good (START_MAINTENANCE, MARK_AGENT_GONE: a real agent
-// exits and is refused until it is restarted on a new work dir) run only
+// exits; after MARK_AGENT_GONE it is refused for good) run only
 // with -destructive, which the in-process run sets, and only while two
 // agents or more are active. A maintenance check leaves the schedule empty
 // and every agent it drained or deactivated reactivated.
