@@ -13,7 +13,7 @@ import (
 	"github.com/tiltai/tiltai/scheduler"
 )
 
-// TestServiceCrash is RELIABILITY.md item 10. An encryptor's service process
+// TestServiceCrash is docs/reliability.md F10. An encryptor's service process
 // is killed (SIGKILL) under traffic, then its replacement too, before its
 // crash backoff has reset. Each time: TASK_FAILED reaches the scheduler; the
 // feeder's link table drops the dead endpoint and the feeder applies it; the

@@ -11,7 +11,7 @@ import (
 	"github.com/tiltai/tiltai/scheduler"
 )
 
-// TestSchedulerKilled is RELIABILITY.md item 1: the scheduler is killed
+// TestSchedulerKilled is docs/reliability.md F1: the scheduler is killed
 // (SIGKILL) under traffic and restarted on the same state file. It must
 // re-subscribe with the same framework ID, reconcile, launch nothing (the
 // same tasks, the same service processes), republish the same link-table
@@ -22,7 +22,7 @@ func TestSchedulerKilled(t *testing.T) {
 	testSchedulerRestart(t, syscall.SIGKILL)
 }
 
-// TestSchedulerTerminated is RELIABILITY.md item 2: SIGTERM stops the
+// TestSchedulerTerminated is docs/reliability.md F2: SIGTERM stops the
 // scheduler without a TEARDOWN (the master keeps the framework and its tasks
 // run on), and a restart resumes them.
 func TestSchedulerTerminated(t *testing.T) {

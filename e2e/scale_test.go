@@ -7,7 +7,7 @@ import (
 	"github.com/tiltai/tiltai/scheduler"
 )
 
-// TestPlannedChangesLoseNothing is RELIABILITY.md item 15: while the feeder
+// TestPlannedChangesLoseNothing is docs/reliability.md F15: while the feeder
 // sends steadily, the encryptors are replaced by a rolling update (their
 // args change), scaled 3 → 10, then 10 → 1. Planned changes drain first
 // (every retired task leaves the feeder's table, and the feeder has applied
@@ -107,7 +107,7 @@ func ids(ts []scheduler.TaskInfo) []string {
 
 // checkDrainedFirst checks the order of every planned removal of an
 // encryptor in the event log: before its KILL, the feeder had applied a table
-// without its endpoint (DESIGN.md: "planned removal drains first").
+// without its endpoint (a planned removal drains first: docs/reliability.md F15).
 func checkDrainedFirst(tb testing.TB, events *eventLog, feederID string) {
 	tb.Helper()
 	evs := events.all()

@@ -308,7 +308,7 @@ func FuzzParseMesosDuration(f *testing.F) {
 	})
 }
 
-// TestConfigFromEnv is RELIABILITY item 19: an incomplete environment gives
+// TestConfigFromEnv is docs/reliability.md B4: an incomplete environment gives
 // one error listing every missing variable.
 func TestConfigFromEnv(t *testing.T) {
 	full := map[string]string{

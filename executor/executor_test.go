@@ -230,7 +230,7 @@ func TestLinkMessages(t *testing.T) {
 	}
 }
 
-// TestMessageBeforeSubscribe is RELIABILITY item 8: a link message sent
+// TestMessageBeforeSubscribe is docs/reliability.md F8: a link message sent
 // before the executor subscribed is dropped by the agent; the scheduler's
 // resend gets it through.
 func TestMessageBeforeSubscribe(t *testing.T) {
@@ -246,7 +246,7 @@ func TestMessageBeforeSubscribe(t *testing.T) {
 	s.state("feeder.1", mesos.TASK_RUNNING)
 }
 
-// TestAgentRestart is RELIABILITY item 9, first half: the agent goes away and
+// TestAgentRestart is docs/reliability.md F9, first half: the agent goes away and
 // comes back; the executor re-subscribes within its backoff and meanwhile the
 // gates keep forwarding.
 func TestAgentRestart(t *testing.T) {
@@ -298,7 +298,7 @@ func lastReceived(stdout string) uint64 {
 	return n
 }
 
-// TestAgentGoneForGood is RELIABILITY item 9, second half: past
+// TestAgentGoneForGood is docs/reliability.md F9, second half: past
 // MESOS_RECOVERY_TIMEOUT without its agent the executor stops its service and
 // exits cleanly.
 func TestAgentGoneForGood(t *testing.T) {
@@ -329,7 +329,7 @@ func TestAgentGoneForGood(t *testing.T) {
 	}
 }
 
-// TestServiceExits is RELIABILITY item 10 at the executor: a service that
+// TestServiceExits is docs/reliability.md F10 at the executor: a service that
 // exits by itself is TASK_FINISHED or TASK_FAILED with its exit status or
 // signal, and the last line of its stderr.
 func TestServiceExits(t *testing.T) {
@@ -444,7 +444,7 @@ func (a tokenAuth) Authenticate(header, _, exec string) error {
 }
 
 // TestAuthAndEnvironment: the executor authenticates its calls with the
-// agent's token (RELIABILITY 20), never hands the token to the service, and
+// agent's token (docs/reliability.md S1), never hands the token to the service, and
 // gives the service its TILTAI_* environment, the sandbox as working
 // directory and `tiltai` first on its PATH.
 func TestAuthAndEnvironment(t *testing.T) {

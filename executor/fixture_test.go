@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,8 +27,8 @@ import (
 
 	"github.com/tiltai/tiltai/examples/pipeline"
 	"github.com/tiltai/tiltai/executor"
-	"github.com/tiltai/tiltai/executor/internal/agentapi"
 	"github.com/tiltai/tiltai/gate"
+	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos"
 )
 
@@ -239,7 +238,7 @@ func subscribe(t *testing.T, c *localmesos.Cluster, checkpoint bool, caps ...mes
 	}
 	s.stream, s.body = resp.Header.Get("Mesos-Stream-Id"), resp.Body
 	subscribed := make(chan string, 1)
-	go s.read(bufio.NewReader(resp.Body), subscribed)
+	go s.read(recordio.NewReader(resp.Body, 16<<20), subscribed)
 	select {
 	case s.fwID = <-subscribed:
 	case <-time.After(20 * time.Second):
@@ -338,10 +337,10 @@ func (s *sched) call(call *scheduler.Call) {
 	}
 }
 
-func (s *sched) read(r *bufio.Reader, subscribed chan<- string) {
+func (s *sched) read(rd *recordio.Reader, subscribed chan<- string) {
 	defer close(s.done)
 	for {
-		rec, err := agentapi.ReadRecord(r, 16<<20)
+		rec, err := rd.Read()
 		if err != nil {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // The machine is the executor's decision logic: a pure state machine, not
@@ -37,8 +38,8 @@ type machineConfig struct {
 	AckTimeout     time.Duration
 	// NewUUID returns a fresh 16-byte status update uuid.
 	NewUUID func() []byte
-	// Jitter returns a duration in [0, d).
-	Jitter func(d time.Duration) time.Duration
+	// Rand returns a uniform random number in [0, 1), for jitter.
+	Rand func() float64
 }
 
 // phase is where the task is in its life.
@@ -272,7 +273,7 @@ type machine struct {
 	everSubscribed bool
 	downSince      time.Time
 	nextSubscribe  time.Time
-	backoff        time.Duration
+	attempts       int  // subscription attempts since the last success
 	killingState   bool // the framework understands TASK_KILLING
 	gaveUp         bool
 	// Agents that send HEARTBEAT events (Mesos 1.x, every 30 minutes by
@@ -430,7 +431,7 @@ func (m *machine) subscribed(s *executor.Event_Subscribed) {
 	m.conn = connUp
 	m.lastBeat, m.beatGap = time.Time{}, 0
 	m.everSubscribed = true
-	m.backoff = 0
+	m.attempts = 0
 	if s != nil {
 		m.killingState = slices.ContainsFunc(s.FrameworkInfo.Capabilities, func(c mesos.FrameworkInfo_Capability) bool {
 			return c.GetType() == mesos.FrameworkInfo_Capability_TASK_KILLING_STATE
@@ -490,17 +491,12 @@ func (m *machine) goDown(reason string) {
 }
 
 // scheduleSubscribe picks the next attempt: exponential from 100ms, capped
-// by the backoff max (Mesos: every executor must retry within it), jittered
-// to half..all of the step.
+// by the backoff max (Mesos: every executor must retry within it), with
+// equal jitter (half..all of the step).
 func (m *machine) scheduleSubscribe() {
-	maxB := m.cfg.BackoffMax
-	if m.backoff == 0 {
-		m.backoff = min(100*time.Millisecond, maxB)
-	} else {
-		m.backoff = min(2*m.backoff, maxB)
-	}
-	d := m.backoff/2 + m.cfg.Jitter(m.backoff/2+1)
-	m.nextSubscribe = m.now.Add(min(d, maxB))
+	p := backoff.Policy{Initial: 100 * time.Millisecond, Max: m.cfg.BackoffMax, Factor: 2, Jitter: backoff.Equal}
+	m.nextSubscribe = m.now.Add(p.Next(m.attempts, m.cfg.Rand()))
+	m.attempts++
 }
 
 // subscribeDeadline is when trying to reach the agent stops.

@@ -4,11 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,68 +16,26 @@ import (
 
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/machine/*.txt")
 
 // TestMachineScripts runs the scripted scenarios in testdata/machine: each
 // block is one input to the machine and the effects it must return, plus the
 // next deadline. See scriptHarness.do for the commands.
 func TestMachineScripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/machine/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScript(t, f) })
-	}
-}
-
-func runScript(t *testing.T, path string) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	h := newScriptHarness()
-	var out strings.Builder
-	failed := false
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if line == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			continue
-		}
-		cmd := line
-		i++
-		if i >= len(lines) || lines[i] != "----" {
-			t.Fatalf("%s:%d: want ---- after the command %q", path, i, cmd)
-		}
-		var want []string
-		for i+1 < len(lines) && lines[i+1] != "" {
-			i++
-			want = append(want, lines[i])
-		}
-		got, err := h.do(cmd)
-		if err != nil {
-			t.Fatalf("%s: command %q: %v", path, cmd, err)
-		}
-		out.WriteString(cmd + "\n----\n")
-		for _, g := range got {
-			out.WriteString(g + "\n")
-		}
-		if !*rewrite && !slices.Equal(got, want) {
-			failed = true
-			t.Errorf("%s: after %q\n got:\n\t%s\nwant:\n\t%s", path, cmd, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if failed {
-		t.Log("run with -rewrite to accept the new output after checking it")
-	}
+	scripttest.Walk(t, "testdata/machine", func(t *testing.T, path string) {
+		h := newScriptHarness()
+		scripttest.RunFile(t, path, func(t *testing.T, d *scripttest.Cmd) string {
+			if d.Input != "" {
+				t.Fatalf("%s: %s takes no input lines", d.Pos, d.Name)
+			}
+			got, err := h.do(d)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", d.Pos, d.Name, err)
+			}
+			return strings.Join(got, "\n")
+		})
+	})
 }
 
 type scriptHarness struct {
@@ -98,7 +52,7 @@ func newScriptHarness() *scriptHarness {
 	return &scriptHarness{now: t0, t0: t0}
 }
 
-func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
+func (h *scriptHarness) config(args []scripttest.Arg) (machineConfig, error) {
 	c := machineConfig{
 		FrameworkID: "fw", ExecutorID: "ex",
 		Checkpoint: true, RecoveryTimeout: 15 * time.Minute, BackoffMax: 2 * time.Second,
@@ -109,9 +63,10 @@ func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
 			binary.BigEndian.PutUint64(b[8:], uint64(h.uuids))
 			return b
 		},
-		Jitter: func(d time.Duration) time.Duration { return d / 2 },
+		Rand: func() float64 { return 0.5 },
 	}
-	for k, v := range args {
+	for _, a := range args {
+		k, v := a.Key, a.Val
 		var err error
 		switch k {
 		case "checkpoint":
@@ -127,7 +82,10 @@ func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
 		case "ack":
 			c.AckTimeout, err = time.ParseDuration(v)
 		default:
-			err = fmt.Errorf("unknown init argument %q", k)
+			err = fmt.Errorf("unknown init argument %q", a.Val)
+			if k != "" {
+				err = fmt.Errorf("unknown init argument %s=", k)
+			}
 		}
 		if err != nil {
 			return c, err
@@ -136,62 +94,14 @@ func (h *scriptHarness) config(args map[string]string) (machineConfig, error) {
 	return c, nil
 }
 
-// args splits "word k=v k=v" (values may be Go-quoted).
-func parseArgs(s string) (string, []string, map[string]string, error) {
-	var words []string
-	kv := map[string]string{}
-	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
-		var tok string
-		if i := strings.IndexByte(s, '='); i > 0 && !strings.ContainsAny(s[:i], " ") {
-			key := s[:i]
-			rest := s[i+1:]
-			if strings.HasPrefix(rest, `"`) {
-				q, err := strconv.QuotedPrefix(rest)
-				if err != nil {
-					return "", nil, nil, err
-				}
-				v, _ := strconv.Unquote(q)
-				kv[key] = v
-				s = rest[len(q):]
-				continue
-			}
-			end := strings.IndexByte(rest, ' ')
-			if end < 0 {
-				end = len(rest)
-			}
-			kv[key] = rest[:end]
-			s = rest[end:]
-			continue
-		}
-		if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "'") {
-			// JSON or raw bytes to the end of the line
-			words = append(words, strings.Trim(s, "'"))
-			break
-		}
-		end := strings.IndexByte(s, ' ')
-		if end < 0 {
-			end = len(s)
-		}
-		tok, s = s[:end], s[end:]
-		words = append(words, tok)
-	}
-	if len(words) == 0 {
-		return "", nil, nil, errors.New("empty command")
-	}
-	return words[0], words[1:], kv, nil
-}
-
 func (h *scriptHarness) agent(ev *executor.Event) input {
 	return inAgent{Gen: h.m.gen, Event: ev}
 }
 
-func (h *scriptHarness) do(line string) ([]string, error) {
-	cmd, words, kv, err := parseArgs(line)
-	if err != nil {
-		return nil, err
-	}
+func (h *scriptHarness) do(d *scripttest.Cmd) ([]string, error) {
+	cmd, words := d.Name, d.Positional()
 	if cmd == "init" {
-		c, err := h.config(kv)
+		c, err := h.config(d.Args)
 		if err != nil {
 			return nil, err
 		}
@@ -205,11 +115,11 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 	var in input
 	switch cmd {
 	case "advance":
-		d, err := time.ParseDuration(words[0])
+		dur, err := time.ParseDuration(words[0])
 		if err != nil {
 			return nil, err
 		}
-		h.now = h.now.Add(d)
+		h.now = h.now.Add(dur)
 		in = inTick{}
 	case "tick":
 		in = inTick{}
@@ -223,7 +133,7 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 		in = inTick{}
 	case "subscribed":
 		s := &executor.Event_Subscribed{}
-		if kv["killing"] == "true" {
+		if d.Value("killing") == "true" {
 			tk := mesos.FrameworkInfo_Capability_TASK_KILLING_STATE
 			s.FrameworkInfo.Capabilities = []mesos.FrameworkInfo_Capability{{Type: tk}}
 		}
@@ -231,18 +141,18 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 	case "stale-event":
 		in = inAgent{Gen: h.m.gen - 1, Event: &executor.Event{Type: executor.Event_SHUTDOWN}}
 	case "disconnected":
-		in = inDisconnected{Gen: h.m.gen, Err: errors.New(kv["err"])}
+		in = inDisconnected{Gen: h.m.gen, Err: errors.New(d.Value("err"))}
 	case "launch":
 		ti := mesos.TaskInfo{TaskID: mesos.TaskID{Value: words[0]}, Name: words[0]}
 		if len(words) > 1 {
 			ti.Data = []byte(words[1])
 		}
-		if g, ok := kv["kill_policy"]; ok {
-			d, err := time.ParseDuration(g)
+		if g, ok := d.Lookup("kill_policy"); ok {
+			dur, err := time.ParseDuration(g)
 			if err != nil {
 				return nil, err
 			}
-			ti.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(d)}}
+			ti.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(dur)}}
 		}
 		in = h.agent(&executor.Event{Type: executor.Event_LAUNCH, Launch: &executor.Event_Launch{Task: ti}})
 	case "launch-group":
@@ -250,12 +160,12 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 			TaskGroup: mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{{TaskID: mesos.TaskID{Value: words[0]}}}}}})
 	case "kill":
 		k := &executor.Event_Kill{TaskID: mesos.TaskID{Value: words[0]}}
-		if g, ok := kv["grace"]; ok {
-			d, err := time.ParseDuration(g)
+		if g, ok := d.Lookup("grace"); ok {
+			dur, err := time.ParseDuration(g)
 			if err != nil {
 				return nil, err
 			}
-			k.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(d)}}
+			k.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(dur)}}
 		}
 		in = h.agent(&executor.Event{Type: executor.Event_KILL, Kill: k})
 	case "ack":
@@ -265,7 +175,7 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 		}
 		b := make([]byte, 16)
 		binary.BigEndian.PutUint64(b[8:], uint64(n))
-		id := kv["task"]
+		id := d.Value("task")
 		if id == "" && h.m.task != nil {
 			id = h.m.task.id
 		}
@@ -277,31 +187,31 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 	case "heartbeat":
 		in = h.agent(&executor.Event{Type: executor.Event_HEARTBEAT})
 	case "error":
-		in = h.agent(&executor.Event{Type: executor.Event_ERROR, Error: &executor.Event_Error{Message: kv["msg"]}})
+		in = h.agent(&executor.Event{Type: executor.Event_ERROR, Error: &executor.Event_Error{Message: d.Value("msg")}})
 	case "terminate":
 		in = inTerminate{Signal: "terminated"}
 	case "started":
-		pid, _ := strconv.Atoi(kv["pid"])
+		pid, _ := strconv.Atoi(d.Value("pid"))
 		in = inStarted{PID: pid}
 	case "start-failed":
-		in = inStartFailed{Err: errors.New(kv["err"])}
+		in = inStartFailed{Err: errors.New(d.Value("err"))}
 	case "service":
-		if err := h.serviceState(words, kv); err != nil {
+		if err := h.serviceState(d); err != nil {
 			return nil, err
 		}
 		in = inService{State: h.svc}
 	case "exited":
 		var st supervise.Status
-		if s, ok := kv["signal"]; ok {
+		if s, ok := d.Lookup("signal"); ok {
 			n, _ := strconv.Atoi(s)
 			st.Signal = syscall.Signal(n)
 		} else {
-			st.Code, _ = strconv.Atoi(kv["code"])
+			st.Code, _ = strconv.Atoi(d.Value("code"))
 		}
-		in = inExited{Status: st, StderrTail: kv["tail"]}
+		in = inExited{Status: st, StderrTail: d.Value("tail")}
 	case "call-failed":
-		f := inCallFailed{Err: errors.New(kv["err"]), Permanent: kv["permanent"] == "true"}
-		if u, ok := kv["update"]; ok {
+		f := inCallFailed{Err: errors.New(d.Value("err")), Permanent: d.Value("permanent") == "true"}
+		if u, ok := d.Lookup("update"); ok {
 			n, _ := strconv.Atoi(u)
 			f.UUID = make([]byte, 16)
 			binary.BigEndian.PutUint64(f.UUID[8:], uint64(n))
@@ -317,9 +227,9 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 // disconnect, ready, beat (a heartbeat), applied=N, rejected=N reject=TEXT,
 // drained, gates=name@addr,… counter=name:value, violation=TEXT (a false
 // claim the control server refused).
-func (h *scriptHarness) serviceState(words []string, kv map[string]string) error {
+func (h *scriptHarness) serviceState(d *scripttest.Cmd) error {
 	s := &h.svc
-	for _, w := range words {
+	for _, w := range d.Positional() {
 		switch w {
 		case "connect":
 			s.Connected = true
@@ -341,8 +251,11 @@ func (h *scriptHarness) serviceState(words []string, kv map[string]string) error
 			return fmt.Errorf("unknown service word %q", w)
 		}
 	}
-	for k, v := range kv {
+	for _, a := range d.Args {
+		k, v := a.Key, a.Val
 		switch k {
+		case "":
+			// a word, done above
 		case "applied":
 			n, _ := strconv.ParseUint(v, 10, 64)
 			s.Applied = n

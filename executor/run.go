@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/tiltai/tiltai/executor/internal/agentapi"
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/uuid"
 )
 
 // Files and directories the executor makes in the sandbox.
@@ -78,13 +78,8 @@ func Run(ctx context.Context, cfg Config) error {
 			ShutdownGrace:   cfg.ShutdownGracePeriod,
 			StatusInterval:  cfg.StatusInterval,
 			AckTimeout:      cfg.AckTimeout,
-			NewUUID:         newUUID,
-			Jitter: func(d time.Duration) time.Duration {
-				if d <= 0 {
-					return 0
-				}
-				return time.Duration(mrand.Int64N(int64(d)))
-			},
+			NewUUID:         func() []byte { return uuid.New().Bytes() },
+			Rand:            mrand.Float64,
 		}, time.Now()),
 	}
 	d.calls = make(chan *executor.Call, 1024)
@@ -99,14 +94,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("executor stopped: %s", exit.Reason)
 	}
 	return nil
-}
-
-func newUUID() []byte {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // never fails on Linux
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return b
 }
 
 // driver carries out the machine's effects and feeds it what happens. One

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 
 // zmq4Leaks are zmq4's own known goroutine leaks, seen only in the interop
 // tests that use zmq4 sockets: a PUB socket's writer goroutine survives Close
-// (DESIGN.md), and a socket's accept loop and connection reader can outlive
+// (a zmq4 bug), and a socket's accept loop and connection reader can outlive
 // Close briefly.
 var zmq4Leaks = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // peer is one configured peer of an out-gate: a goroutine that dials it in
@@ -70,7 +71,7 @@ func (g *Gate) runPeer(ctx context.Context, p *peer) {
 	defer g.wg.Done()
 	defer close(p.done)
 	defer p.cancel()
-	backoff := g.opt.RetryMin
+	retry := backoff.Policy{Initial: g.opt.RetryMin, Max: g.opt.RetryMax, Factor: 2, Jitter: backoff.Equal}
 	failures := 0
 	for {
 		select {
@@ -94,9 +95,7 @@ func (g *Gate) runPeer(ctx context.Context, p *peer) {
 			}
 			// Jittered exponential backoff, capped low so that a peer that
 			// becomes reachable gets its first message within RetryMax.
-			wait := backoff/2 + rand.N(backoff/2+1)
-			backoff = min(backoff*2, g.opt.RetryMax)
-			t := time.NewTimer(wait)
+			t := time.NewTimer(retry.Next(failures-1, rand.Float64()))
 			select {
 			case <-t.C:
 			case <-p.removed:
@@ -111,7 +110,7 @@ func (g *Gate) runPeer(ctx context.Context, p *peer) {
 		if failures > 0 {
 			g.log.Info("connected to peer", "gate", g.name, "peer", p.ep, "attempts", failures+1)
 		}
-		backoff, failures = g.opt.RetryMin, 0
+		failures = 0
 		g.serve(l, p.removed)
 		if errors.Is(l.err, errRemoved) || errors.Is(l.err, ErrClosed) {
 			return

@@ -248,12 +248,25 @@ func defaultService(name string) *Service {
 
 func (d *decoder) service(svc *Service, path string, n *node) {
 	what := fmt.Sprintf("service %q", svc.Name)
-	hasCommand := false
+	hasCommand, hasImage := false, false
 	ok := d.fields(path, what, n, []field{
 		{"command", func(p string, v *node) {
 			hasCommand = true
 			if c, ok := d.str(p, v, "command"); ok {
 				svc.Command = c
+			}
+		}},
+		{"image", func(p string, v *node) {
+			hasImage = true
+			if c, ok := d.str(p, v, "image"); ok {
+				svc.Image = c
+			}
+		}},
+		{"force_pull", func(p string, v *node) { svc.ForcePull, _ = d.boolean(p, v, "force_pull") }},
+		{"volumes", func(p string, v *node) {
+			items, _ := d.list(p, v, "volumes")
+			for i, it := range items {
+				d.volume(svc, fmt.Sprintf("%s[%d]", p, i), it)
 			}
 		}},
 		{"args", func(p string, v *node) {
@@ -354,10 +367,36 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 	if !ok {
 		d.bad[join(path, "command")] = true
 	}
-	if ok && !hasCommand {
+	if ok && !hasCommand && !hasImage {
 		d.bad[join(path, "command")] = true
-		d.r.errorAt(d.r.locs[path], join(path, "command"), "add `command: ./my-service` (the executable to run)", "service %q has no command", svc.Name)
+		d.r.errorAt(d.r.locs[path], join(path, "command"), "add `command: ./my-service` (the executable to run), or an `image:` whose entrypoint runs it", "service %q has no command", svc.Name)
 	}
+}
+
+func (d *decoder) volume(svc *Service, path string, n *node) {
+	v := Volume{Mode: ReadOnly}
+	if !d.fields(path, "a volume", n, []field{
+		{"host_path", func(p string, x *node) { v.HostPath, _ = d.str(p, x, "host_path") }},
+		{"container_path", func(p string, x *node) { v.ContainerPath, _ = d.str(p, x, "container_path") }},
+		{"mode", func(p string, x *node) {
+			if m, ok := d.str(p, x, "mode"); ok {
+				v.Mode = VolumeMode(m)
+			}
+		}},
+	}) {
+		d.bad[path] = true
+		svc.Volumes = append(svc.Volumes, v)
+		return
+	}
+	d.r.locs[path] = n.pos
+	for _, f := range []string{"host_path", "container_path"} {
+		if n.lookup(f) == nil {
+			d.bad[path] = true
+			d.r.errorAt(n.pos, path, "write volumes as `- {host_path: /var/lib/x, container_path: /data, mode: ro}`", "a volume has no %s", f)
+		}
+	}
+	// Appended even when bad, so that indexes match the file.
+	svc.Volumes = append(svc.Volumes, v)
 }
 
 func (d *decoder) uri(svc *Service, path string, n *node) {
@@ -404,6 +443,9 @@ func normalise(s *Spec) {
 		}
 		if len(svc.URIs) == 0 {
 			svc.URIs = nil
+		}
+		if len(svc.Volumes) == 0 {
+			svc.Volumes = nil
 		}
 	}
 }
@@ -506,6 +548,8 @@ var synonyms = map[string]string{
 	"taskkillgraceperiodseconds": "kill_grace_period", "grace_period": "kill_grace_period",
 	"backoffseconds": "backoff", "backofffactor": "backoff", "maxlaunchdelayseconds": "backoff",
 	"source": "from", "target": "to", "dest": "to", "destination": "to",
+	"container": "image", "docker": "image", "forcepullimage": "force_pull", "pull": "force_pull",
+	"hostpath": "host_path", "containerpath": "container_path", "host": "host_path", "target_path": "container_path",
 }
 
 // suggest proposes the closest known name, or lists them all.

@@ -31,6 +31,9 @@ type Change struct {
 	// will be replaced because of it (a rolling, drain-first replacement).
 	Fields   []string `json:"fields,omitempty"`
 	Replaces bool     `json:"replaces,omitempty"`
+	// Image before and after, when it changed ("" for none).
+	ImageFrom string `json:"image_from,omitempty"`
+	ImageTo   string `json:"image_to,omitempty"`
 }
 
 func (c Change) String() string {
@@ -50,7 +53,7 @@ func (c Change) String() string {
 		if c.Replaces {
 			what = fmt.Sprintf("%s replaced, rolling, drain first", plural(c.To, "task"))
 		}
-		return fmt.Sprintf("~ service %s: %s changed; %s", c.Service, strings.Join(c.Fields, ", "), what)
+		return fmt.Sprintf("~ service %s: %s changed; %s%s", c.Service, strings.Join(c.Fields, ", "), what, imageChange(c.ImageFrom, c.ImageTo))
 	case LinkAdded:
 		return fmt.Sprintf("+ link %s", c.Link)
 	case LinkRemoved:
@@ -82,6 +85,9 @@ func Diff(old, new *Spec) []Change {
 			if fields := changedFields(a, b); len(fields) > 0 {
 				out = append(out, Change{Kind: ServiceChanged, Service: n, From: a.Instances, To: b.Instances, Fields: fields,
 					Replaces: old.ServiceDigest(n) != new.ServiceDigest(n)})
+				if a.Image != b.Image {
+					out[len(out)-1].ImageFrom, out[len(out)-1].ImageTo = a.Image, b.Image
+				}
 			}
 			if a.Instances != b.Instances {
 				out = append(out, Change{Kind: ServiceScaled, Service: n, From: a.Instances, To: b.Instances})
@@ -121,6 +127,9 @@ func changedFields(a, b *Service) []string {
 		}
 	}
 	check("command", a.Command, b.Command)
+	check("image", a.Image, b.Image)
+	check("force_pull", a.ForcePull, b.ForcePull)
+	check("volumes", a.Volumes, b.Volumes)
 	check("args", a.Args, b.Args)
 	check("env", a.Env, b.Env)
 	check("uris", a.URIs, b.URIs)
@@ -132,6 +141,29 @@ func changedFields(a, b *Service) []string {
 	check("backoff", a.Backoff, b.Backoff)
 	check("gates", a.Gates, b.Gates)
 	return f
+}
+
+// imageChange reads " (image A -> B)", B shortened to what changed when the
+// repository stays: " (image r.io/enc:1.4 -> :1.5)".
+func imageChange(from, to string) string {
+	if from == to {
+		return ""
+	}
+	show := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return s
+	}
+	a, errA := ParseImageRef(from)
+	b, errB := ParseImageRef(to)
+	short := show(to)
+	if errA == nil && errB == nil && a.Name() == b.Name() {
+		if rest := strings.TrimPrefix(to, b.Name()); rest != "" {
+			short = rest
+		}
+	}
+	return fmt.Sprintf(" (image %s -> %s)", show(from), short)
 }
 
 func plural(n int, word string) string {

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
 func mustParseFile(t *testing.T, path string) *Spec {
@@ -23,7 +25,7 @@ func mustParseFile(t *testing.T, path string) *Spec {
 
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *rewrite {
+	if scripttest.Rewrite() {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -72,6 +74,62 @@ func TestGraph(t *testing.T) {
 	}
 }
 
+// TestDiffImage starts from a service in an image.
+func TestDiffImage(t *testing.T) {
+	base := mustParseFile(t, "../examples/pipeline.yaml")
+	enc := base.Services["encryptor"]
+	enc.Image = "registry.example.com/team/encryptor:1.4"
+	enc.Volumes = []Volume{{HostPath: "/var/lib/enc", ContainerPath: "/data", Mode: ReadOnly}}
+	const d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	cases := []struct {
+		name   string
+		change func(s *Service)
+		want   string
+	}{
+		{"new tag", func(s *Service) { s.Image = "registry.example.com/team/encryptor:1.5" },
+			"~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> :1.5)"},
+		{"pinned to a digest", func(s *Service) { s.Image = "registry.example.com/team/encryptor@" + d },
+			"~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> @" + d + ")"},
+		{"another repository", func(s *Service) { s.Image = "localhost:5000/enc:1.4" },
+			"~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> localhost:5000/enc:1.4)"},
+		{"tag dropped", func(s *Service) { s.Image = "registry.example.com/team/encryptor" },
+			"~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> registry.example.com/team/encryptor)"},
+		{"out of the image", func(s *Service) { s.Image, s.Volumes = "", nil },
+			"~ service encryptor: image, volumes changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> none)"},
+		{"volume made writable", func(s *Service) {
+			s.Volumes = []Volume{{HostPath: "/var/lib/enc", ContainerPath: "/data", Mode: ReadWrite}}
+		},
+			"~ service encryptor: volumes changed; 3 tasks replaced, rolling, drain first"},
+		{"force_pull", func(s *Service) { s.ForcePull = true },
+			"~ service encryptor: force_pull changed; applied without restarting tasks"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			next := base.Clone()
+			c.change(next.Services["encryptor"])
+			var got []string
+			for _, ch := range Diff(base, next) {
+				got = append(got, ch.String())
+			}
+			if strings.Join(got, "\n") != c.want {
+				t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), c.want)
+			}
+		})
+	}
+}
+
+// Services without an image keep the digest they had before images
+// existed, so upgrading the scheduler replaces none of their tasks.
+func TestServiceDigestWithoutImage(t *testing.T) {
+	s := mustParseFile(t, "../examples/pipeline.yaml")
+	want := map[string]string{"encryptor": "9df28cf67c39d10c", "feeder": "685e0b5ea85f1b5a", "printer": "b4cb2b29034a91cc"}
+	for n, d := range want {
+		if got := s.ServiceDigest(n); got != d {
+			t.Errorf("%s: digest %s, want %s", n, got, d)
+		}
+	}
+}
+
 func TestDiff(t *testing.T) {
 	base := mustParseFile(t, "../examples/pipeline.yaml")
 	cases := []struct {
@@ -86,6 +144,10 @@ func TestDiff(t *testing.T) {
 			[]string{"~ service encryptor: args changed; 3 tasks replaced, rolling, drain first"}},
 		{"grace period applies in place", func(s *Spec) { s.Services["encryptor"].KillGracePeriod = Duration(30e9) },
 			[]string{"~ service encryptor: kill_grace_period changed; applied without restarting tasks"}},
+		{"into an image", func(s *Spec) { s.Services["encryptor"].Image = "registry.example.com/team/encryptor:1.4" },
+			[]string{"~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image none -> registry.example.com/team/encryptor:1.4)"}},
+		{"force_pull alone applies in place", func(s *Spec) { s.Services["encryptor"].ForcePull = true },
+			[]string{"~ service encryptor: force_pull changed; applied without restarting tasks"}},
 		{"remove printer", func(s *Spec) {
 			delete(s.Services, "printer")
 			s.Links = s.Links[:1]

@@ -109,6 +109,7 @@ type builder struct {
 	ctx     context.Context // nil: never stops
 	anchors map[string]*node
 	total   int
+	pairs   int // pairs of keys in each block mapping (see prescanTokens)
 }
 
 // checkEvery is how many nodes the builder and the decoder handle between
@@ -209,7 +210,13 @@ func (b *builder) build(n ast.Node, depth int) (*node, error) {
 		if err := b.count(pos, 1); err != nil {
 			return nil, err
 		}
-		for _, mv := range v.Values {
+		for i, mv := range v.Values {
+			if !v.IsFlowStyle {
+				// The pre-scan's rule, held here on what goccy parsed.
+				if b.pairs += i; b.pairs > maxKeyPairs {
+					return nil, &errTree{posOf(mv.Key), tooManyKeyPairsMsg}
+				}
+			}
 			if err := b.entry(m, mv, depth); err != nil {
 				return nil, err
 			}

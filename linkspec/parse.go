@@ -28,6 +28,10 @@ type ParseOptions struct {
 	// MaxTasks bounds the sum of every service's instances: how many tasks
 	// one spec may ask a scheduler to hold. 0 means DefaultMaxTasks.
 	MaxTasks int
+	// NoImages, when set, refuses services with an image and says why, e.g.
+	// "this scheduler's executor binary is dynamically linked (…); build
+	// tiltai with CGO_ENABLED=0 to run services in images".
+	NoImages string
 }
 
 func (o ParseOptions) maxTasks() int {
@@ -121,9 +125,10 @@ func parse(ctx context.Context, r *reporter, data []byte) (spec *Spec, bad map[s
 		return nil, nil
 	}
 	// Before any parser: deep nesting makes the YAML parser's memory grow
-	// with the square of the depth.
-	if off := prescanDepth(data); off >= 0 {
-		r.errorAt(offsetPos(data, off), "", tooDeepHint, "%s", tooDeepMsg)
+	// with the square of the depth, and its tokens and block mapping keys
+	// cost it hundreds of bytes each.
+	if off, msg, hint := prescanSpec(data); off >= 0 {
+		r.errorAt(offsetPos(data, off), "", hint, "%s", msg)
 		return nil, nil
 	}
 	if looksJSON(r.file, data) && !checkJSON(r, data) {
@@ -163,7 +168,11 @@ func parse(ctx context.Context, r *reporter, data []byte) (spec *Spec, bad map[s
 	if err != nil {
 		var et *errTree
 		if errors.As(err, &et) {
-			r.errorAt(et.pos, "", tooDeepHint, "%s", et.msg)
+			hint := tooDeepHint
+			if et.msg == tooManyKeyPairsMsg {
+				hint = tooManyKeyPairsHint
+			}
+			r.errorAt(et.pos, "", hint, "%s", et.msg)
 		} else {
 			r.errorAt(Pos{}, "", "check the YAML", "%v", err)
 		}

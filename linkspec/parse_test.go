@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
 // TestValidateGolden parses every file in testdata/validate and compares the
@@ -45,7 +46,7 @@ func TestValidateGolden(t *testing.T) {
 				t.Fatal("errors but a spec was returned")
 			}
 			golden := f + ".out"
-			if *rewrite {
+			if scripttest.Rewrite() {
 				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -97,7 +98,7 @@ func TestDefaults(t *testing.T) {
 // A parsed spec written as JSON parses back to the same spec, so what the
 // scheduler stores and serves is what was submitted.
 func TestJSONRoundTrip(t *testing.T) {
-	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml"} {
+	for _, f := range []string{"../examples/pipeline.yaml", "testdata/validate/ok-pipeline.yaml", "testdata/validate/anchors-ok.yaml", "testdata/validate/image-ok.yaml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -296,5 +297,26 @@ func TestMaxTasks(t *testing.T) {
 		if got := spec.ValidateWith(ParseOptions{MaxTasks: 4}).Errors().Error(); got != refused {
 			t.Errorf("ValidateWith: got %q, want %q", got, refused)
 		}
+	}
+}
+
+// A scheduler that cannot run images refuses them, located, with its reason.
+func TestNoImages(t *testing.T) {
+	data, err := os.ReadFile("testdata/validate/image-ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := "its executor binary is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); build tiltai with CGO_ENABLED=0 to run services in images"
+	_, probs := ParseWith(context.Background(), "image-ok.yaml", data, ParseOptions{NoImages: why})
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`image-ok.yaml:6:12: service "encryptor" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+		`image-ok.yaml:14:12: service "pinned" runs in an image, which this scheduler cannot do: ` + why + "; run it without an image, or submit it to a scheduler that runs images",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

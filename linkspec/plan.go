@@ -2,6 +2,7 @@ package linkspec
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 )
@@ -257,13 +258,26 @@ func (p *Planner) Observe(t Task) {
 	p.tasks[t.ID] = &c
 	st := p.state(t.Service)
 	st.tasks[t.ID] = &c
-	st.actDirty = true
+	// An acknowledgement alone changes no decision of the task's service
+	// that is not made again anyway: a service draining tasks decides on
+	// every Plan until they go (its actions are timed), and whether a
+	// removed task must drain first is read when the removal is decided.
+	// Not re-deciding the service keeps an ack from costing a pass over
+	// all its tasks.
+	if old == nil || !sameButAcked(old, &c) {
+		st.actDirty = true
+	}
 	if old == nil || advertised(old) != advertised(&c) || (advertised(&c) && !samePlace(old, &c)) {
 		p.endpointsChanged(t.Service)
 	}
 	if t.Seq >= p.nextSeq {
 		p.nextSeq = t.Seq + 1
 	}
+}
+
+func sameButAcked(a, b *Task) bool {
+	return a.ID == b.ID && a.Seq == b.Seq && a.Service == b.Service && a.Config == b.Config && a.Phase == b.Phase &&
+		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan
 }
 
 // Forget drops a task (it ended).

@@ -1,5 +1,7 @@
 package linkspec
 
+import "fmt"
+
 // prescanDepth bounds nesting before any parser sees the input: goccy/go-yaml
 // allocates quadratically in nesting depth (20,000 nested '[' in 40 KB cost
 // ~660 MB) and the builder's depth check only runs on its finished AST.
@@ -20,8 +22,9 @@ package linkspec
 const prescanOpen = maxTreeDepth + 1
 
 type blockLevel struct {
-	col int
-	seq bool // a sequence ("- " entries), else a mapping
+	col  int
+	seq  bool // a sequence ("- " entries), else a mapping
+	keys int  // a mapping's keys so far
 }
 
 type prescan struct {
@@ -35,19 +38,96 @@ type prescan struct {
 	// skipCol >= -1 skips lines indented more than it: the content of a
 	// block scalar or the continuation of a plain scalar.
 	skipCol int
-	tooDeep int // offset of the first too-deep opening, or -1
+	plain   bool // skipCol was set by a plain scalar
+	// merge: the line follows a plain scalar, and goccy may take it as
+	// more of it, however indented; the count leaves it out, up to a flow
+	// collection, which goccy does not take.
+	merge   bool
+	invalid bool // the line before was indented under a complete value
+	tooDeep int  // offset of the first too-deep opening, or -1
+	// tokens counts goccy/go-yaml's tokens from below, and keyPairs the
+	// pairs of keys in one block mapping (see prescanTokens); stop is
+	// where either passed its limit, or -1.
+	tokens, keyPairs int
+	stop             int
+	stopMsg          string
+	stopHint         string
 }
 
 const none = -2
 
-// prescanDepth returns the offset of the first collection nested deeper than
-// the builder accepts, or -1 when there is none.
-func prescanDepth(data []byte) int {
-	s := &prescan{data: data, pending: -1, skipCol: none, tooDeep: -1}
-	for i := 0; i < len(data) && s.tooDeep < 0; {
+// prescanSpec returns the offset of the first collection nested deeper than
+// the builder accepts, or of the token or key past a size limit, with the
+// problem to report there; off is -1 when there is none.
+func prescanSpec(data []byte) (off int, msg, hint string) {
+	s := runPrescan(data)
+	if s.tooDeep >= 0 {
+		return s.tooDeep, tooDeepMsg, tooDeepHint
+	}
+	return s.stop, s.stopMsg, s.stopHint
+}
+
+func runPrescan(data []byte) *prescan {
+	s := &prescan{data: data, pending: -1, skipCol: none, tooDeep: -1, stop: -1}
+	for i := 0; i < len(data) && s.tooDeep < 0 && s.stop < 0; {
 		i = s.line(i)
 	}
-	return s.tooDeep
+	return s
+}
+
+// prescanTokens bounds the work of goccy/go-yaml on a flat document, which
+// the depth limit leaves alone: it spends some 300 bytes per token lexing
+// and as much again parsing, whatever the depth, so 1 MiB of "[a,a,a,…" (a
+// million tokens) cost 625 MB and seconds before the builder's value limit
+// refused it, and a million invalid tokens (tab-indented lines) cost as much
+// before its syntax error. Its block mappings cost more: each key copies
+// the keys after it, 8 bytes a pair, so 140,000 keys in one mapping cost
+// 79 GB.
+//
+// The scan counts, from below, the tokens goccy's lexer makes (scalars,
+// keys, indicators, comments, document markers, tab-indented lines) and
+// the pairs of keys in each block mapping, and stops at the one that passes
+// its limit. Counting from below keeps it from refusing what the lexer
+// would count within the limit; a fuzz test holds it to that.
+const (
+	maxTokens   = 250_000
+	maxKeyPairs = 2_000_000
+)
+
+var (
+	tooManyTokensMsg   = fmt.Sprintf("the spec has more than %d YAML tokens (values, keys, punctuation, comments)", maxTokens)
+	tooManyKeyPairsMsg = fmt.Sprintf("block mappings here hold too many keys (one of 2000 keys is the most; the limit is %d key pairs)", maxKeyPairs)
+)
+
+const (
+	tooManyTokensHint   = "split the spec; 1000 services with every field and 10000 links take about 160000"
+	tooManyKeyPairsHint = "split the mapping, or write it in flow style ({a: 1, b: 2})"
+)
+
+// prop counts an anchor, alias or tag from at to end: the lexer makes no
+// token of one that ends the input.
+func (s *prescan) prop(at, end int) {
+	if end < len(s.data) {
+		s.token(at)
+	}
+}
+
+// quoted counts the quoted scalar from at to end if it is closed.
+func (s *prescan) quoted(at, end int) {
+	if end > at+1 && end <= len(s.data) && s.data[end-1] == s.data[at] {
+		s.token(at)
+	}
+}
+
+// token counts one token starting at offset at.
+func (s *prescan) token(at int) {
+	if s.merge {
+		return
+	}
+	s.tokens++
+	if s.tokens > maxTokens && s.stop < 0 {
+		s.stop, s.stopMsg, s.stopHint = at, tooManyTokensMsg, tooManyTokensHint
+	}
 }
 
 func (s *prescan) topCol() int {
@@ -61,24 +141,34 @@ func (s *prescan) topCol() int {
 // a quoted scalar or a flow collection may take it over several lines.
 func (s *prescan) line(i int) int {
 	d := s.data
+	s.merge = false
 	col := 0
 	for i+col < len(d) && d[i+col] == ' ' {
 		col++
 	}
 	j := i + col
-	if j >= len(d) || isBreak(d[j]) || d[j] == '\t' || d[j] == '#' {
-		// Blank, a comment, or indented with a tab, which YAML forbids:
-		// no structure the scan needs to count.
+	if j >= len(d) || isBreak(d[j]) {
+		return lineEnd(d, j)
+	}
+	if d[j] == '\t' || d[j] == '#' {
+		// A comment, or indented with a tab, which YAML forbids: no
+		// structure, but a token unless it is inside a block scalar or
+		// a continued plain scalar.
+		if s.skipCol == none || col <= s.skipCol {
+			s.token(j)
+		}
 		return lineEnd(d, j)
 	}
 	if s.skipCol != none {
 		if col > s.skipCol {
 			return lineEnd(d, j)
 		}
+		s.merge = s.plain
 		s.skipCol = none
 	}
 	if col == 0 && (hasMarker(d[j:], "---") || hasMarker(d[j:], "...")) {
 		// A new document: its nodes start at the root again.
+		s.token(j)
 		s.n, s.pending = 0, -1
 		k := skipSpaces(d, j+3)
 		if k >= len(d) || isBreak(d[k]) || d[k] == '#' {
@@ -87,6 +177,7 @@ func (s *prescan) line(i int) int {
 		return s.node(k, k-i)
 	}
 	if col == 0 && d[j] == '%' {
+		s.token(j)
 		return lineEnd(d, j) // a directive
 	}
 	for s.n > 0 && s.stack[s.n-1].col > col {
@@ -94,20 +185,30 @@ func (s *prescan) line(i int) int {
 	}
 	if col > s.topCol() && s.pending != s.topCol() {
 		// Indented under a value that is already complete: not valid
-		// YAML, and nothing the parser would nest.
+		// YAML, and nothing the parser would nest. goccy may read a
+		// run of them as one plain scalar: the count takes one.
+		if !s.invalid {
+			s.token(j)
+		}
+		s.invalid = true
 		return lineEnd(d, j)
 	}
+	s.invalid = false
 	return s.node(j, col)
 }
 
 // node scans a block node starting at j (column col) on its line.
 func (s *prescan) node(j, col int) int {
 	d := s.data
+	// after "? " or ": ", or on the line after "key:"
+	mapValue := s.pending != none && s.n > 0 && s.pending == s.topCol() && !s.stack[s.n-1].seq
 	for {
 		c := d[j]
 		if (c == '-' || c == '?' || c == ':') && isBlankAt(d, j+1) {
 			// "- " opens a sequence entry; "? " and ": " an explicit
 			// mapping key and its value.
+			s.token(j)
+			mapValue = c != '-'
 			if !s.place(c == '-', col, j) {
 				return lineEnd(d, j)
 			}
@@ -121,6 +222,7 @@ func (s *prescan) node(j, col int) int {
 			continue
 		}
 		if c == '&' || c == '!' {
+			s.prop(j, skipToken(d, j, false))
 			k := skipSpaces(d, skipToken(d, j, false))
 			if k >= len(d) || isBreak(d[k]) || d[k] == '#' {
 				s.pending = s.topCol()
@@ -142,25 +244,31 @@ func (s *prescan) node(j, col int) int {
 		return lineEnd(d, k)
 	case c == '"' || c == '\'':
 		k := skipQuoted(d, j)
+		s.quoted(j, k)
 		if !bytesBetween(d, j, k, '\n') && isKeyColon(d, k) {
 			return s.key(j, col, skipSpaces(d, k))
 		}
 		s.pending = none
 		return lineEnd(d, k)
 	case c == '|' || c == '>':
-		s.pending, s.skipCol = none, s.topCol()
+		s.token(j)
+		s.pending, s.skipCol, s.plain = none, s.topCol(), false
 		return lineEnd(d, j)
 	}
 	// A plain scalar: a key when ": " follows on its line.
 	for k := j; k < len(d) && !isBreak(d[k]); k++ {
 		if d[k] == ':' && isBlankAt(d, k+1) {
+			s.token(j)
 			return s.key(j, col, k)
 		}
 		if d[k] == '#' && k > j && isBlank(d[k-1]) {
 			break // a comment ends the scalar
 		}
 	}
-	s.pending, s.skipCol = none, s.topCol()
+	s.token(j)
+	// goccy takes the lines after a mapping's plain value as more of it
+	// (a sequence's entries are its siblings), and after a line it took.
+	s.pending, s.skipCol, s.plain = none, s.topCol(), mapValue || s.merge
 	return lineEnd(d, j)
 }
 
@@ -171,27 +279,34 @@ func (s *prescan) key(j, col, k int) int {
 	if !s.place(false, col, j) {
 		return lineEnd(d, j)
 	}
+	s.token(k) // the ':'
 	s.pending = none
 	k = skipSpaces(d, k+1)
 	for k < len(d) && (d[k] == '&' || d[k] == '!') {
+		s.prop(k, skipToken(d, k, false))
 		k = skipSpaces(d, skipToken(d, k, false))
 	}
 	if k >= len(d) || isBreak(d[k]) || d[k] == '#' {
 		s.pending = s.topCol()
 		return lineEnd(d, k)
 	}
+	if d[k] != '[' && d[k] != '{' && d[k] != '"' && d[k] != '\'' {
+		s.token(k) // the value; flow and quoted count their own
+	}
 	switch d[k] {
 	case '[', '{':
 		k, _ = s.flow(k)
 	case '"', '\'':
+		k0 := k
 		k = skipQuoted(d, k)
+		s.quoted(k0, k)
 	case '|', '>', '*':
-		s.skipCol = s.topCol()
+		s.skipCol, s.plain = s.topCol(), false
 		if d[k] == '*' {
 			s.skipCol = none
 		}
 	default:
-		s.skipCol = s.topCol()
+		s.skipCol, s.plain = s.topCol(), true
 	}
 	return lineEnd(d, k)
 }
@@ -204,13 +319,20 @@ func (s *prescan) place(seq bool, col, at int) bool {
 		top := s.stack[s.n-1]
 		switch {
 		case top.seq == seq:
+			if !seq {
+				s.sibling(at)
+			}
 			return true
 		case seq && s.pending != col:
 			return false
 		case !seq:
 			// A key after an indentless sequence: back in the mapping.
 			s.n--
-			return s.n > 0 && s.stack[s.n-1].col == col && !s.stack[s.n-1].seq
+			if s.n > 0 && s.stack[s.n-1].col == col && !s.stack[s.n-1].seq {
+				s.sibling(at)
+				return true
+			}
+			return false
 		}
 	} else if s.pending != s.topCol() {
 		return false
@@ -220,9 +342,20 @@ func (s *prescan) place(seq bool, col, at int) bool {
 		s.tooDeep = at
 		return false
 	}
-	s.stack[s.n] = blockLevel{col: col, seq: seq}
+	s.stack[s.n] = blockLevel{col: col, seq: seq, keys: 1}
 	s.n++
 	return true
+}
+
+// sibling counts a further key, at offset at, of the block mapping on top:
+// goccy copies each of the keys before it once more.
+func (s *prescan) sibling(at int) {
+	top := &s.stack[s.n-1]
+	s.keyPairs += top.keys
+	top.keys++
+	if s.keyPairs > maxKeyPairs && s.stop < 0 {
+		s.stop, s.stopMsg, s.stopHint = at, tooManyKeyPairsMsg, tooManyKeyPairsHint
+	}
 }
 
 // flow scans a flow collection starting at '[' or '{' at j. It returns
@@ -235,6 +368,8 @@ func (s *prescan) flow(j int) (int, bool) {
 		afterNode
 	)
 	depth, state, space := 0, atStart, false
+	merged := s.merge
+	s.merge = false
 	for i := j; i < len(d); {
 		c := d[i]
 		if isBlank(c) || isBreak(c) {
@@ -245,13 +380,18 @@ func (s *prescan) flow(j int) (int, bool) {
 		wasSpace := space
 		space = false
 		switch {
-		case c == '#' && wasSpace:
+		case c == '#' && (wasSpace || state == atStart && i > j):
+			// goccy also starts a comment right after '[', '{' or ','.
+			s.token(i)
 			i, space = lineEnd(d, i), true
 			if state == inPlain {
 				state = afterNode
 			}
 			continue
 		case c == '[' || c == '{':
+			if !merged || i > j {
+				s.token(i)
+			}
 			depth++
 			if s.n+depth > prescanOpen {
 				s.tooDeep = i
@@ -266,22 +406,28 @@ func (s *prescan) flow(j int) (int, bool) {
 			}
 			state = atStart
 		case c == ']' || c == '}':
+			s.token(i)
 			depth--
 			state = afterNode
 			if depth == 0 {
 				return i + 1, true
 			}
 		case c == ',':
+			s.token(i)
 			state = atStart
 		case c == ':':
 			if state != inPlain || i+1 >= len(d) || isBlank(d[i+1]) || isBreak(d[i+1]) || isFlowIndicator(d[i+1]) {
+				s.token(i)
 				state = atStart
 			}
 		case (c == '"' || c == '\'') && state != inPlain:
-			i = skipQuoted(d, i)
+			k := skipQuoted(d, i)
+			s.quoted(i, k)
+			i = k
 			state = afterNode
 			continue
 		case (c == '&' || c == '!' || c == '*') && state != inPlain:
+			s.prop(i, skipToken(d, i, true))
 			i = skipToken(d, i, true)
 			if c == '*' {
 				state = afterNode
@@ -289,7 +435,11 @@ func (s *prescan) flow(j int) (int, bool) {
 			continue
 		case c == '?' && state != inPlain && isBlankAt(d, i+1):
 			// an explicit key: a node starts after it
+			s.token(i)
 		default:
+			if state != inPlain {
+				s.token(i)
+			}
 			state = inPlain
 		}
 		i++

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/lexer"
 )
 
 // deepShapes builds a spec whose x-deep value nests depth collections, in
@@ -74,6 +75,10 @@ func treeErr(data []byte) (depth, invalid bool) {
 	if looksJSON("", data) && !checkJSON(&reporter{}, data) {
 		return false, true
 	}
+	// The token limit, counted as goccy/go-yaml's lexer counts.
+	if len(lexer.Tokenize(string(data))) > maxTokens {
+		return false, true
+	}
 	file, err := parseYAML(data)
 	if err != nil {
 		return false, true
@@ -91,7 +96,12 @@ func treeErr(data []byte) (depth, invalid bool) {
 // parser or the builder refuses too.
 func checkPrescan(t testing.TB, name string, data []byte) {
 	t.Helper()
-	if prescanDepth(data) < 0 {
+	// The count is from below, at every size: what the pre-scan counts,
+	// the lexer counts too.
+	if got, want := runPrescan(data).tokens, lexTokens(data); got > want {
+		t.Fatalf("%s: the pre-scan counts %d tokens where the lexer makes %d:\n%s", name, got, want, data)
+	}
+	if !prescanRefuses(data) {
 		return
 	}
 	if _, invalid := treeErr(data); !invalid {
@@ -108,7 +118,7 @@ func TestPrescanShapes(t *testing.T) {
 			// These shapes hold nothing else, so the scan is exact on
 			// them: it refuses exactly when the builder finds them too deep.
 			deep, _ := treeErr(data)
-			if refused := prescanDepth(data) >= 0; refused != deep {
+			if refused := prescanRefuses(data); refused != deep {
 				t.Errorf("%s: pre-scan refuses: %v, builder finds it too deep: %v", name, refused, deep)
 			}
 		}
@@ -240,7 +250,143 @@ func BenchmarkPrescanAdversarial(b *testing.B) {
 	}
 }
 
+// largestSpec is the largest spec real systems need: MaxServices services
+// with every field set, gates and environment, and MaxLinks links, in block
+// style (the most tokens per value).
+func largestSpec() []byte {
+	var b bytes.Buffer
+	b.WriteString("version: 1\nservices:\n")
+	for i := range MaxServices {
+		fmt.Fprintf(&b, `  svc-%d:
+    command: /opt/svc/bin/run
+    args: [--rate, 20, --name, s%d, --verbose]
+    instances: 2
+    cpus: 0.1
+    mem: 32
+    disk: 0
+    kill_grace_period: 10s
+    uris: [https://example.com/svc.tgz]
+    health: {ready_timeout: 30s, liveness_timeout: 30s}
+    backoff: {initial: 1s, factor: 1.5, max: 5m}
+    env:
+      LOG_LEVEL: info
+      REGION: eu-1
+      SHARD: "%d"
+    gates:
+      in: pull
+      out: push
+      ctl: rep
+`, i, i, i)
+	}
+	b.WriteString("links:\n")
+	for i := range MaxLinks {
+		fmt.Fprintf(&b, "  - from: svc-%d.out\n    to: svc-%d.in\n", i%MaxServices, (i/MaxServices+i+1)%MaxServices)
+	}
+	return b.Bytes()
+}
+
+// floodShapes are flat specs of MaxSpecBytes: no nesting to refuse, but
+// more tokens or block mapping keys than the limits allow.
+var floodShapes = []struct {
+	name string
+	data []byte
+}{
+	{"flat-flow-seq", fill("version: 1\nx-a: [a", ",a", "]\n")},
+	{"flat-block-seq", fill("version: 1\nx-a:\n", "- a\n", "")},
+	{"flat-map", fill("version: 1\nx-a:\n", "  k1: v\n", "")},
+	{"tab-flood", fill("version: 1\nx-a:\n", "\ta\n", "")},
+	{"comment-flood", fill("version: 1\n", "#\n", "")},
+	{"flat-flow-map", fill("version: 1\nx-a: {k: v", ",k: v", "}\n")},
+}
+
+// fill repeats unit between head and tail up to MaxSpecBytes.
+func fill(head, unit, tail string) []byte {
+	n := (MaxSpecBytes - len(head) - len(tail)) / len(unit)
+	return []byte(head + strings.Repeat(unit, n) + tail)
+}
+
+func TestPrescanLargestSpec(t *testing.T) {
+	data := largestSpec()
+	if _, probs := Parse("largest.yaml", data); probs.Err() != nil {
+		t.Fatalf("the largest spec is refused: %v", probs[:1])
+	}
+	s := runPrescan(data)
+	t.Logf("largest spec: %d bytes, %d tokens (the lexer makes %d), %d key pairs", len(data), s.tokens, lexTokens(data), s.keyPairs)
+	checkPrescan(t, "largest", data)
+	// The limits leave room: half as many tokens again, and a mapping of
+	// 1999 keys.
+	if s.tokens*3/2 > maxTokens || s.keyPairs*3 > maxKeyPairs {
+		t.Errorf("the largest spec needs %d tokens and %d key pairs: too close to the limits", s.tokens, s.keyPairs)
+	}
+	var env bytes.Buffer
+	env.WriteString("version: 1\nservices:\n  a:\n    command: x\n    env:\n")
+	for i := range 1999 {
+		fmt.Fprintf(&env, "      V%d: x\n", i)
+	}
+	if _, probs := Parse("env.yaml", env.Bytes()); probs.Err() != nil {
+		t.Errorf("1999 environment variables are refused: %v", probs[:1])
+	}
+}
+
+// TestPrescanFloodMemory: a flat flood is refused, located, before goccy
+// sees it, so refusing it costs little.
+func TestPrescanFloodMemory(t *testing.T) {
+	const limit = 20 << 20
+	for _, sh := range floodShapes {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, probs := Parse("flood.yaml", sh.data)
+		runtime.ReadMemStats(&after)
+		if len(probs) != 1 || probs[0].Pos.Line < 2 || probs[0].Pos.Col < 1 {
+			t.Errorf("%s: got %v", sh.name, probs)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > limit {
+			t.Errorf("%s: refusing %d bytes allocated %d bytes; want at most %d", sh.name, len(sh.data), n, limit)
+		}
+	}
+}
+
+func TestPrescanFloodRefusal(t *testing.T) {
+	cases := []struct{ data, want string }{
+		{"a: [" + strings.Repeat("a,", maxTokens), "x.yaml:1:250002: the spec has more than 250000 YAML tokens (values, keys, punctuation, comments); split the spec; 1000 services with every field and 10000 links take about 160000"},
+		{"a:\n" + strings.Repeat(" k: v\n", 2001), "x.yaml:2002:2: block mappings here hold too many keys (one of 2000 keys is the most; the limit is 2000000 key pairs); split the mapping, or write it in flow style ({a: 1, b: 2})"},
+	}
+	for _, c := range cases {
+		_, probs := Parse("x.yaml", []byte(c.data))
+		if len(probs) != 1 || probs[0].String() != c.want {
+			t.Errorf("%.20q…: got %v\nwant %s", c.data, probs, c.want)
+		}
+	}
+}
+
+func BenchmarkPrescanFlood(b *testing.B) {
+	largest := largestSpec()
+	b.Run("baseline-largest", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(largest)))
+		for b.Loop() {
+			if _, probs := Parse("largest.yaml", largest); probs.Err() != nil {
+				b.Fatal(probs)
+			}
+		}
+	})
+	for _, sh := range floodShapes {
+		b.Run(sh.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(sh.data)))
+			for b.Loop() {
+				if _, probs := Parse("flood.yaml", sh.data); probs.Err() == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
+	}
+}
+
 func FuzzPrescan(f *testing.F) {
+	f.Add([]byte("a: [b, c]\n# c\n\td\n--- !x\n%YAML 1.2\n"))
+	f.Add([]byte("a:\n  b: 1\n  c: 2\n  d: 3\n- e\nf: |\n  # x\n\tg\n"))
+	f.Add([]byte("a: x\n#c\n\ty\n  z\n"))
 	for _, s := range prescanTricky {
 		f.Add([]byte(s))
 	}
@@ -338,7 +484,7 @@ func TestPrescanGeneratedCorpus(t *testing.T) {
 		if deep {
 			tooDeep++
 		}
-		if refused := prescanDepth(data) >= 0; refused != deep {
+		if refused := prescanRefuses(data); refused != deep {
 			t.Fatalf("pre-scan refuses: %v, builder finds it too deep: %v:\n%s", refused, deep, data)
 		}
 	}
@@ -364,4 +510,20 @@ func toJSON(v any) any {
 		return out
 	}
 	return v
+}
+
+func prescanRefuses(data []byte) bool {
+	off, _, _ := prescanSpec(data)
+	return off >= 0
+}
+
+// lexTokens is goccy/go-yaml's token count; the lexer may panic on what the
+// parser would refuse, which counts as more tokens than any.
+func lexTokens(data []byte) (n int) {
+	defer func() {
+		if recover() != nil {
+			n = 1 << 30
+		}
+	}()
+	return len(lexer.Tokenize(string(data)))
 }

@@ -1,132 +1,23 @@
 package linkspec
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tiltai/tiltai/internal/scripttest"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt")
-
-// A scenario file is a sequence of blocks:
-//
-//	command arg arg…
-//	input lines (optional)
-//	----
-//	expected output
-//	(blank line)
-//
-// The commands drive a Planner and a small simulation of the driver and of
-// Mesos (see sim), so each file reads as a story: what was asked, what the
-// planner decided.
-
-type block struct {
-	cmd      string
-	input    string
-	expected string
-	line     int
-}
-
-func parseScenario(t *testing.T, path string) []block {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var blocks []block
-	for i := 0; i < len(lines); {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			i++
-			continue
-		}
-		b := block{cmd: l, line: i + 1}
-		i++
-		var in []string
-		for i < len(lines) && lines[i] != "----" {
-			in = append(in, lines[i])
-			i++
-		}
-		if i >= len(lines) {
-			t.Fatalf("%s:%d: command without ---- separator", path, b.line)
-		}
-		i++ // ----
-		var out []string
-		for i < len(lines) && lines[i] != "" {
-			out = append(out, lines[i])
-			i++
-		}
-		b.input = strings.Join(in, "\n")
-		b.expected = strings.Join(out, "\n")
-		blocks = append(blocks, b)
-	}
-	return blocks
-}
-
-func writeScenario(path string, header string, blocks []block) error {
-	var b bytes.Buffer
-	b.WriteString(header)
-	for _, bl := range blocks {
-		b.WriteString(bl.cmd + "\n")
-		if bl.input != "" {
-			b.WriteString(bl.input + "\n")
-		}
-		b.WriteString("----\n")
-		if bl.expected != "" {
-			b.WriteString(bl.expected + "\n")
-		}
-		b.WriteString("\n")
-	}
-	return os.WriteFile(path, bytes.TrimRight(b.Bytes(), "\n\n"), 0o644)
-}
-
-// header returns the leading comment lines of a scenario file.
-func header(path string) string {
-	data, _ := os.ReadFile(path)
-	var h strings.Builder
-	for _, l := range strings.SplitAfter(string(data), "\n") {
-		if !strings.HasPrefix(l, "#") && strings.TrimSpace(l) != "" {
-			break
-		}
-		h.WriteString(l)
-	}
-	return h.String()
-}
-
+// A scenario file (see package scripttest) drives a Planner and a small
+// simulation of the driver and of Mesos (see sim), so each file reads as a
+// story: what was asked, what the planner decided.
 func TestScenarios(t *testing.T) {
-	files, _ := filepath.Glob("testdata/plan/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no scenarios in testdata/plan")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			blocks := parseScenario(t, f)
-			s := newSim(t)
-			changed := false
-			for i := range blocks {
-				got := strings.TrimRight(s.run(blocks[i].cmd, blocks[i].input), "\n")
-				if got != blocks[i].expected {
-					if *rewrite {
-						blocks[i].expected = got
-						changed = true
-						continue
-					}
-					t.Errorf("%s:%d: %s\n--- got\n%s\n--- want\n%s", f, blocks[i].line, blocks[i].cmd, got, blocks[i].expected)
-				}
-			}
-			if changed {
-				if err := writeScenario(f, header(f), blocks); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
-	}
+	scripttest.Walk(t, "testdata/plan", func(t *testing.T, path string) {
+		s := newSim(t)
+		scripttest.RunFile(t, path, func(t *testing.T, d *scripttest.Cmd) string { return s.run(d) })
+	})
 }
 
 // sim is the planner plus a faithful-enough stand-in for the driver (which
@@ -147,27 +38,18 @@ func newSim(t testing.TB) *sim {
 	return &sim{t: t, p: NewPlanner(Options{DrainTimeout: 30 * time.Second}), now: epoch, nextPort: 31000}
 }
 
-func (s *sim) run(cmd, input string) string {
-	fields := strings.Fields(cmd)
-	args := map[string]string{}
-	var pos []string
-	for _, f := range fields[1:] {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			args[k] = v
-		} else {
-			pos = append(pos, f)
-		}
-	}
-	if v, ok := args["t"]; ok {
-		d, err := time.ParseDuration(v)
+func (s *sim) run(d *scripttest.Cmd) string {
+	pos := d.Positional()
+	if v, ok := d.Lookup("t"); ok {
+		t, err := time.ParseDuration(v)
 		if err != nil {
-			s.t.Fatalf("%s: bad t: %v", cmd, err)
+			s.t.Fatalf("%s: bad t: %v", d.Pos, err)
 		}
-		s.now = epoch.Add(d)
+		s.now = epoch.Add(t)
 	}
-	switch fields[0] {
+	switch d.Name {
 	case "spec":
-		spec, probs := Parse("spec.yaml", []byte(input))
+		spec, probs := Parse("spec.yaml", []byte(d.Input))
 		var out []string
 		for _, p := range probs {
 			out = append(out, p.String())
@@ -178,35 +60,36 @@ func (s *sim) run(cmd, input string) string {
 		}
 		return strings.Join(out, "\n")
 	case "task":
-		return s.task(pos, args)
+		return s.task(d)
 	case "forget":
 		s.p.Forget(pos[0])
 		return "ok"
 	case "restarts":
-		n, _ := strconv.Atoi(args["failures"])
-		last, _ := time.ParseDuration(args["last"])
+		n, _ := strconv.Atoi(d.Value("failures"))
+		last, _ := time.ParseDuration(d.Value("last"))
 		s.p.SetRestarts(pos[0], Restart{Failures: n, Last: epoch.Add(last)})
 		return "ok"
 	case "plan":
 		s.last = s.p.Plan(s.now)
-		return formatPlan(&s.last, s.now, args["tables"] != "off")
+		return formatPlan(&s.last, s.now, d.Value("tables") != "off")
 	case "apply":
 		s.last = s.p.Plan(s.now)
-		out := formatPlan(&s.last, s.now, args["tables"] != "off")
+		out := formatPlan(&s.last, s.now, d.Value("tables") != "off")
 		s.apply(&s.last)
 		return out
 	case "world":
-		return s.world(args["ack"] != "off")
+		return s.world(d.Value("ack") != "off")
 	case "tasks":
 		return s.formatTasks()
 	}
-	s.t.Fatalf("unknown command %q", fields[0])
+	s.t.Fatalf("%s: unknown command %q", d.Pos, d.Name)
 	return ""
 }
 
 // task observes a task by hand: task ID PHASE [host=H] [ports=g:1,h:2]
 // [config=current|old] [retiring=DUR] [orphan] [acked=current|none]
-func (s *sim) task(pos []string, args map[string]string) string {
+func (s *sim) task(d *scripttest.Cmd) string {
+	pos := d.Positional()
 	id := pos[0]
 	svc, seqStr, _ := strings.Cut(id, ".")
 	seq, _ := strconv.ParseUint(seqStr, 10, 64)
@@ -214,11 +97,11 @@ func (s *sim) task(pos []string, args map[string]string) string {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	t := Task{ID: id, Seq: seq, Service: svc, Phase: ph, Host: args["host"], Config: s.p.digest[svc]}
-	if args["config"] == "old" {
+	t := Task{ID: id, Seq: seq, Service: svc, Phase: ph, Host: d.Value("host"), Config: s.p.digest[svc]}
+	if d.Value("config") == "old" {
 		t.Config = "old"
 	}
-	if ports := args["ports"]; ports != "" {
+	if ports := d.Value("ports"); ports != "" {
 		t.Ports = map[string]uint32{}
 		for _, gp := range strings.Split(ports, ",") {
 			g, p, _ := strings.Cut(gp, ":")
@@ -226,7 +109,7 @@ func (s *sim) task(pos []string, args map[string]string) string {
 			t.Ports[g] = uint32(n)
 		}
 	}
-	if r, ok := args["retiring"]; ok {
+	if r, ok := d.Lookup("retiring"); ok {
 		d, _ := time.ParseDuration(r)
 		t.Retiring = epoch.Add(d)
 	}
@@ -235,7 +118,7 @@ func (s *sim) task(pos []string, args map[string]string) string {
 			t.Orphan = true
 		}
 	}
-	if args["acked"] == "current" {
+	if d.Value("acked") == "current" {
 		t.Acked = s.p.Plan(s.now).Tables[svc]
 	}
 	s.p.Observe(t)

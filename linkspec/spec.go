@@ -62,6 +62,9 @@ type Spec struct {
 type Service struct {
 	Name            string             `json:"-"`
 	Command         string             `json:"command"`
+	Image           string             `json:"image,omitempty"`
+	ForcePull       bool               `json:"force_pull,omitempty"`
+	Volumes         []Volume           `json:"volumes,omitempty"`
 	Args            []string           `json:"args,omitempty"`
 	Env             map[string]string  `json:"env,omitempty"`
 	URIs            []URI              `json:"uris,omitempty"`
@@ -82,6 +85,23 @@ type URI struct {
 	Extract    bool   `json:"extract"`
 	OutputFile string `json:"output_file,omitempty"`
 }
+
+// Volume mounts a directory of the agent's host into a service's image.
+type Volume struct {
+	HostPath      string     `json:"host_path"`
+	ContainerPath string     `json:"container_path"`
+	Mode          VolumeMode `json:"mode"`
+}
+
+// VolumeMode says whether a service may write to a volume.
+type VolumeMode string
+
+// Volume modes. Read-only is the default: a host directory is shared with
+// the agent and whatever else runs there.
+const (
+	ReadOnly  VolumeMode = "ro"
+	ReadWrite VolumeMode = "rw"
+)
 
 // Health says how the executor judges a service.
 type Health struct {
@@ -295,6 +315,7 @@ func (s *Spec) Clone() *Spec {
 		cp := *svc
 		cp.Args = append([]string(nil), svc.Args...)
 		cp.URIs = append([]URI(nil), svc.URIs...)
+		cp.Volumes = append([]Volume(nil), svc.Volumes...)
 		cp.Env = cloneMap(svc.Env)
 		cp.Gates = cloneMap(svc.Gates)
 		c.Services[n] = &cp

@@ -83,6 +83,9 @@ func Endpoint(host string, port uint32) string {
 // means running tasks are outdated and get replaced. Instances, backoff and
 // the kill grace period are left out: they change without a relaunch. Which
 // gates bind is included: a pair gate that becomes a link's target needs a port.
+// The image reference (as written) and volumes are included; force_pull is not:
+// it says how the next launch pulls, and a moved tag is rolled out by
+// changing the reference (best: to a digest).
 func (spec *Spec) ServiceDigest(name string) string {
 	s := spec.Services[name]
 	if s == nil {
@@ -100,6 +103,14 @@ func (spec *Spec) ServiceDigest(name string) string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	d := func(v Duration) string { return strconv.FormatInt(int64(v), 10) }
 	field("command", s.Command)
+	if s.Image != "" {
+		// Only when set, so the digests of services without an image, and
+		// so their running tasks, stay as they were.
+		field("image", s.Image)
+		for _, v := range s.Volumes {
+			field("volume", v.HostPath, v.ContainerPath, string(v.Mode))
+		}
+	}
 	field(append([]string{"args"}, s.Args...)...)
 	for _, k := range sortedKeys(s.Env) {
 		field("env", k, s.Env[k])

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -82,6 +83,8 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 	cmd := join(p, "command")
 	switch {
 	case bad[cmd]:
+	case svc.Command == "" && (svc.Image != "" || r.locs[join(p, "image")].Line > 0):
+		// The image's entrypoint runs (or the image is reported).
 	case strings.TrimSpace(svc.Command) == "":
 		r.errorf(cmd, "name the executable to run, e.g. `command: ./feeder`", "service %q has an empty command", svc.Name)
 	case len(svc.Command) > maxCommandBytes:
@@ -110,6 +113,7 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 			r.errorf(up, "give a file name relative to the sandbox", "output_file %q leaves the sandbox", u.OutputFile)
 		}
 	}
+	validateImage(r, svc, p, bad)
 	checkNum(r, bad, join(p, "instances"), instancesLimit, float64(svc.Instances))
 	checkNum(r, bad, join(p, "cpus"), cpusLimit, svc.CPUs)
 	checkNum(r, bad, join(p, "mem"), memLimit, svc.Mem)
@@ -139,6 +143,105 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 			r.errorAt(pos, gp, "use one of "+patternList(), "gate %q has unknown pattern %q", g, pat)
 		}
 	}
+}
+
+const imageHint = "write [registry[:port]/]name[:tag][@sha256:<64 hex digits>], e.g. registry.example.com/team/encryptor:1.4"
+
+// reservedMounts are container paths a volume may not be mounted at or
+// below: Mesos mounts the sandbox there, and the kernel's file systems
+// belong to the container runtime.
+var reservedMounts = []string{"/mnt/mesos/sandbox", "/proc", "/sys", "/dev"}
+
+// reservedFiles are set up by the container runtime; a volume over one
+// would break the service's name resolution or its idea of its name.
+var reservedFiles = []string{"/", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/mnt", "/mnt/mesos"}
+
+func validateImage(r *reporter, svc *Service, p string, bad map[string]bool) {
+	ip := join(p, "image")
+	if svc.Image == "" {
+		if _, written := r.locs[ip]; written {
+			if !bad[ip] {
+				r.errorf(ip, imageHint+"; or remove the field to run on the agent's own file system", "image is empty")
+			}
+			return // force_pull and volumes would only repeat it
+		}
+		if _, written := r.locs[join(p, "force_pull")]; written || svc.ForcePull {
+			r.errorf(join(p, "force_pull"), "add an `image:`, or remove force_pull", "force_pull without an image; it says how to pull the image")
+		}
+		if _, written := r.locs[join(p, "volumes")]; written || len(svc.Volumes) > 0 {
+			r.errorf(join(p, "volumes"), "add an `image:`, or remove volumes: without an image the service already sees the agent's file system", "volumes without an image; they are mounted into the image")
+		}
+		return
+	}
+	if !bad[ip] {
+		if _, err := ParseImageRef(svc.Image); err != nil {
+			r.errorf(ip, imageHint, "%v", err)
+		} else if r.opt.NoImages != "" {
+			r.errorf(ip, "run it without an image, or submit it to a scheduler that runs images", "service %q runs in an image, which this scheduler cannot do: %s", svc.Name, r.opt.NoImages)
+		}
+	}
+	first := map[string]int{}
+	for i, v := range svc.Volumes {
+		vp := fmt.Sprintf("%s.volumes[%d]", p, i)
+		if bad[vp] {
+			continue
+		}
+		if msg := checkMountPath("host_path", v.HostPath); msg != "" {
+			r.errorf(join(vp, "host_path"), "give an absolute path on the agent, without '..'", "%s", msg)
+		}
+		cp := join(vp, "container_path")
+		if msg := checkMountPath("container_path", v.ContainerPath); msg != "" {
+			r.errorf(cp, "give an absolute path inside the image, without '..'", "%s", msg)
+		} else if what := reservedMount(v.ContainerPath); what != "" {
+			r.errorf(cp, "mount it elsewhere, e.g. under /data", "container_path %q is reserved: %s", v.ContainerPath, what)
+		} else if j, dup := first[v.ContainerPath]; dup {
+			r.errorf(cp, fmt.Sprintf("keep one (the first is volumes[%d], line %d)", j, r.locs[fmt.Sprintf("%s.volumes[%d]", p, j)].Line),
+				"two volumes are mounted at %q", v.ContainerPath)
+		} else {
+			first[v.ContainerPath] = i
+		}
+		if v.Mode != ReadOnly && v.Mode != ReadWrite {
+			mp := join(vp, "mode")
+			r.errorf(mp, "use ro (read-only, the default) or rw (read-write)", "volume mode %q is not ro or rw", v.Mode)
+		}
+	}
+}
+
+// checkMountPath says what is wrong with a volume's path, if anything.
+func checkMountPath(field, p string) string {
+	switch {
+	case p == "":
+		return field + " is empty"
+	case !path.IsAbs(p):
+		return fmt.Sprintf("%s %q is not absolute", field, p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Sprintf("%s %q has '..'", field, p)
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%s %q is not clean; write %q", field, p, path.Clean(p))
+	}
+	return ""
+}
+
+// reservedMount says why a clean absolute container path is reserved, or "".
+func reservedMount(p string) string {
+	for _, m := range reservedMounts {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			if m == "/mnt/mesos/sandbox" {
+				return "Mesos mounts the task's sandbox at /mnt/mesos/sandbox"
+			}
+			return "the container runtime mounts " + m
+		}
+	}
+	if slices.Contains(reservedFiles, p) {
+		switch p {
+		case "/":
+			return "it is the image's root"
+		case "/mnt", "/mnt/mesos":
+			return "it would hide the sandbox, which Mesos mounts at /mnt/mesos/sandbox"
+		}
+		return "the container runtime writes " + p
+	}
+	return ""
 }
 
 func checkURI(u URI) string {

@@ -16,6 +16,9 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -24,28 +27,36 @@ import (
 // API, and keeps each task's status updates until the scheduler
 // acknowledges them. Fields below box are owned by run.
 type agent struct {
-	cfg        Config
-	log        *slog.Logger
-	index      int
-	toMaster   func(any) bool // posts to the current master; false if none
-	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
-	launcher   Launcher
-	cmdLaunch  Launcher        // the built-in command executor
-	execCtx    context.Context // executors live as long as the cluster
-	runCtx     context.Context // this incarnation: fetches end with it
-	httpClient *http.Client
-	box        *mailbox
-	hostname   string
-	ip         string
-	port       int
-	workDir    string
-	total      res.Resources
-	started    time.Time // for slave/uptime_secs
-	done       chan struct{}
-	wg         sync.WaitGroup // launch and wait goroutines
+	cfg       Config
+	log       *slog.Logger
+	index     int
+	toMaster  func(any) bool // posts to the current master; false if none
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	launcher  Launcher
+	cmdLaunch Launcher // the built-in command executor
+	// images is the docker store (nil without --image_providers);
+	// imageLaunch starts custom executors in images.
+	images      *containerizer.Store
+	imageLaunch Launcher
+	execCtx     context.Context // executors live as long as the cluster
+	runCtx      context.Context // this incarnation: fetches end with it
+	httpClient  *http.Client
+	box         *mailbox
+	hostname    string
+	ip          string
+	port        int
+	workDir     string
+	total       res.Resources
+	started     time.Time // for slave/uptime_secs
+	done        chan struct{}
+	wg          sync.WaitGroup // launch and wait goroutines
+
+	attributes []mesos.Attribute
 
 	id         string
 	registered bool
+	refused    bool // told to shut down: registers no more (a Mesos agent exits)
+	draining   bool // DRAIN_AGENT: updates of killed tasks say REASON_AGENT_DRAINING
 	frameworks map[string]*agentFramework
 	dirty      map[*agentExecutor]bool
 	closing    bool
@@ -90,6 +101,10 @@ type agentExecutor struct {
 	timedOut    bool                    // killed because it did not subscribe in time
 	recovering  bool                    // recovered after an agent restart, not re-subscribed yet
 	kills       []executor.Event_Kill   // kills that came while it was not subscribed
+	// early holds calls from an executor that reached the agent before
+	// its launch was reported: answered once the agent knows its pid, as
+	// Mesos' agent always does (it forks before the executor can speak).
+	early []execCall
 }
 
 type agentTask struct {
@@ -100,7 +115,7 @@ type agentTask struct {
 	statuses []mesos.TaskStatus // every update, as GET_TASKS shows them
 	pending  []pendingUpdate
 	retry    *time.Timer
-	interval time.Duration
+	attempts int // resends of the oldest pending update
 }
 
 type pendingUpdate struct {
@@ -225,7 +240,15 @@ func (a *agent) handle(msg any) {
 		}
 	case masterChanged:
 		a.registered = false
-		a.register()
+		if !a.refused {
+			a.register()
+		}
+	case agentShutdown:
+		a.shutdown(x)
+	case drainAgent:
+		a.drain(x)
+	case agentReactivated:
+		a.draining = false
 	case updateFramework:
 		if fw := a.frameworks[x.info.ID.Value]; fw != nil {
 			fw.info = x.info
@@ -239,6 +262,10 @@ func (a *agent) handle(msg any) {
 	case execTimeout:
 		a.execTimeout(x)
 	case execCall:
+		if e := a.executor(x.call.FrameworkID.Value, x.call.ExecutorID.Value); e != nil && e.state == execLaunching {
+			e.early = append(e.early, x)
+			return
+		}
 		x.reply <- a.execCall(x)
 	case execStreamEnded:
 		if e := a.executor(x.fwID, x.execID); e != nil && e.stream == x.stream && e.state == execRunning {
@@ -292,7 +319,7 @@ func (a *agent) handle(msg any) {
 }
 
 func (a *agent) register() {
-	var reg = agentRegister{agentID: a.id, hostname: a.hostname, port: a.port, total: a.total, link: a}
+	var reg = agentRegister{agentID: a.id, hostname: a.hostname, ip: a.ip, attributes: a.attributes, port: a.port, total: a.total, link: a}
 	for fwID, fw := range a.frameworks {
 		if fw.terminating {
 			continue
@@ -340,7 +367,7 @@ func (a *agent) runTask(x runTask) {
 		info = *t.Executor
 	}
 	execID := info.ExecutorID.Value
-	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+	at := &agentTask{info: t, execID: execID, state: mesos.TASK_STAGING}
 	fw.tasks[t.TaskID.Value] = at
 	e := fw.executors[execID]
 	if e != nil && (e.state == execTerminating || e.state == execTerminated) {
@@ -348,7 +375,7 @@ func (a *agent) runTask(x runTask) {
 		return
 	}
 	if e == nil {
-		e = &agentExecutor{fwID: fwID, info: info, containerID: newUUID(), command: command, launched: map[string]bool{}}
+		e = &agentExecutor{fwID: fwID, info: info, containerID: uuid.New().String(), command: command, launched: map[string]bool{}}
 		e.sandbox = filepath.Join(a.workDir, "slaves", a.id, "frameworks", fwID, "executors", execID, "runs", e.containerID)
 		fw.executors[execID] = e
 		e.queued = append(e.queued, t)
@@ -393,8 +420,15 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 		spec.Command = *e.info.Command
 	}
 	launcher := a.launcher
+	// A command task's ContainerInfo is its command executor's, as in Mesos.
+	container := e.info.Container
+	if e.command && len(e.queued) > 0 {
+		container = e.queued[0].Container
+	}
 	if e.command {
 		launcher = a.cmdLaunch
+	} else if container != nil && a.imageLaunch != nil {
+		launcher = a.imageLaunch
 	}
 	a.wg.Add(1)
 	go func() {
@@ -402,7 +436,11 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 		msg := execLaunched{fwID: e.fwID, execID: spec.ExecutorID, containerID: spec.ContainerID}
 		if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
 			msg.err = fmt.Errorf("cannot create the sandbox: %w", err)
-		} else {
+		} else if container != nil {
+			// Mesos provisions the image before it fetches the URIs.
+			msg.err = a.provision(a.runCtx, container, e.command, &spec)
+		}
+		if msg.err == nil {
 			latest := filepath.Join(filepath.Dir(spec.Sandbox), "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(spec.ContainerID, latest)
@@ -468,6 +506,15 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 
 func (a *agent) execLaunched(x execLaunched) {
 	e := a.executor(x.fwID, x.execID)
+	if e != nil && e.containerID == x.containerID && len(e.early) > 0 {
+		early := e.early
+		e.early = nil
+		defer func() {
+			for _, c := range early {
+				c.reply <- a.execCall(c)
+			}
+		}()
+	}
 	if e == nil || e.containerID != x.containerID || e.state == execTerminating || e.state == execTerminated {
 		if x.proc != nil {
 			_ = x.proc.Kill() // shut down while launching
@@ -575,6 +622,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	}
 	delete(fw.executors, e.info.ExecutorID.Value)
 	a.removeCheckpoint(e)
+	a.destroyContainer(e)
 	a.toMaster(executorExited{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, status: status, command: e.command})
 	a.maybeRemoveFramework(e.fwID)
 }
@@ -672,7 +720,7 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
-		Reason: reason.Enum(), Timestamp: &ts, UUID: newStatusUUID(), AgentID: &mesos.AgentID{Value: a.id},
+		Reason: reason.Enum(), Timestamp: &ts, UUID: uuid.New().Bytes(), AgentID: &mesos.AgentID{Value: a.id},
 	}
 	if e != nil && !e.command {
 		st.ExecutorID = &mesos.ExecutorID{Value: e.info.ExecutorID.Value}
@@ -681,6 +729,12 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 }
 
 func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
+	if st := u.Status.GetState(); a.draining && (st == mesos.TASK_KILLING || terminal(st)) {
+		// As Mesos' agent while draining: every update of a killed task,
+		// TASK_KILLING included, says why.
+		u.Status.Reason = mesos.REASON_AGENT_DRAINING.Enum()
+		u.Stored.Reason = mesos.REASON_AGENT_DRAINING.Enum()
+	}
 	t.state = u.Status.GetState()
 	latest := u.Status
 	t.latest = &latest
@@ -693,7 +747,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 		a.dirty[e] = true
 	}
 	if len(t.pending) == 1 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(fwID, t)
 	}
 }
@@ -711,7 +765,9 @@ func (a *agent) forward(fwID string, t *agentTask) {
 	if t.retry != nil {
 		t.retry.Stop()
 	}
-	t.retry = a.after(t.interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
+	// Mesos' agent resends doubling the interval, up to 10 minutes.
+	interval := backoff.Policy{Initial: a.cfg.StatusUpdateRetry, Max: 10 * time.Minute, Factor: 2}.Envelope(t.attempts)
+	t.retry = a.after(interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
 }
 
 func (a *agent) retry(x retryUpdate) {
@@ -724,10 +780,7 @@ func (a *agent) retry(x retryUpdate) {
 		return
 	}
 	a.counters.updatesRetried++
-	t.interval *= 2
-	if t.interval > 10*time.Minute {
-		t.interval = 10 * time.Minute
-	}
+	t.attempts++
 	a.forward(x.fwID, t)
 }
 
@@ -752,7 +805,7 @@ func (a *agent) ack(x statusAck) {
 		a.dirty[e] = true
 	}
 	if len(t.pending) > 0 {
-		t.interval = a.cfg.StatusUpdateRetry
+		t.attempts = 0
 		a.forward(x.fwID, t)
 		return
 	}
@@ -801,7 +854,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	sub := x.call.Subscribe
 	for _, ti := range sub.UnacknowledgedTasks {
 		if _, ok := fw.tasks[ti.TaskID.Value]; !ok {
-			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING, interval: a.cfg.StatusUpdateRetry}
+			fw.tasks[ti.TaskID.Value] = &agentTask{info: ti, execID: e.info.ExecutorID.Value, state: mesos.TASK_STAGING}
 			e.launched[ti.TaskID.Value] = true
 		}
 	}
@@ -831,7 +884,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	}
 	agentInfo := mesos.AgentInfo{
 		Hostname: a.hostname, Port: ptrInt32(int32(a.port)), ID: &mesos.AgentID{Value: a.id},
-		Resources: a.total.ToProto(res.Plain, false),
+		Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes,
 	}
 	cid := mesos.ContainerID{Value: e.containerID}
 	stream.Send(&executor.Event{Type: executor.Event_SUBSCRIBED, Subscribed: &executor.Event_Subscribed{
@@ -857,7 +910,7 @@ func ptrInt32(v int32) *int32 { return &v }
 func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
 	t := fw.tasks[st.TaskID.Value]
 	if t == nil {
-		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value, interval: a.cfg.StatusUpdateRetry}
+		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value}
 		fw.tasks[st.TaskID.Value] = t
 	}
 	stored := st

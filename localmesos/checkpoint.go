@@ -183,7 +183,7 @@ func (a *agent) recoverExecutor(path string) error {
 		if err := ti.Unmarshal(tc.Info); err != nil {
 			return err
 		}
-		t := &agentTask{info: ti, execID: ei.ExecutorID.Value, state: mesos.TaskState(tc.State), interval: a.cfg.StatusUpdateRetry}
+		t := &agentTask{info: ti, execID: ei.ExecutorID.Value, state: mesos.TaskState(tc.State)}
 		if len(tc.Latest) > 0 {
 			var l mesos.TaskStatus
 			if l.Unmarshal(tc.Latest) == nil {

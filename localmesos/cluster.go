@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -21,6 +23,10 @@ type Cluster struct {
 	faults    *Faults
 	launcher  Launcher
 	cmdLaunch Launcher
+	// images and imageLaunch run executors in container images
+	// (nil without --image_providers).
+	images      *containerizer.Store
+	imageLaunch *ProcessLauncher
 	// cmdTransport carries the built-in command executors' calls to their
 	// agents in memory.
 	cmdTransport *http.Transport
@@ -68,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start localmesos: %w", err)
 	}
-	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: newUUID(),
+	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: uuid.New().String(),
 		client: &http.Client{Timeout: 5 * time.Minute}}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "localmesos-")
@@ -82,6 +88,14 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.launcher = cfg.Launcher
 	if c.launcher == nil {
 		c.launcher = NewProcessLauncher()
+	}
+	if cfg.ImageProviders == "docker" {
+		storeDir := cfg.DockerStoreDir
+		if storeDir == "" {
+			storeDir = filepath.Join(c.cfg.WorkDir, "store", "docker")
+		}
+		c.images = containerizer.NewStore(storeDir, cfg.DockerRegistry, containerizer.Limits{}, c.client)
+		c.imageLaunch = NewProcessLauncher()
 	}
 	c.cmdTransport = &http.Transport{DialContext: c.DialAgent, MaxIdleConnsPerHost: 64}
 	c.cmdLaunch = InProcess(commandExecutor(&http.Client{Transport: c.cmdTransport}, cfg.Logger.With("component", "command-executor")))
@@ -140,7 +154,7 @@ func (c *Cluster) Agents() []AgentInfo {
 	runs := make([]*agent, len(c.agents))
 	out := make([]AgentInfo, len(c.agents))
 	for i, ar := range c.agents {
-		out[i] = AgentInfo{Index: i, Hostname: c.cfg.Hostname, Endpoint: net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)),
+		out[i] = AgentInfo{Index: i, Hostname: c.cfg.agentHostnames[i], Endpoint: net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(ar.port)),
 			Running: ar.a != nil, WorkDir: agentDir(c.cfg.WorkDir, i)}
 		runs[i] = ar.a
 	}
@@ -241,7 +255,7 @@ func (c *Cluster) StopMaster() {
 }
 
 func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, error) {
-	ln, err := listenRetry(net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(port)))
+	ln, err := listenRetry(net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("cannot start agent %d: %w", i, err)
 	}
@@ -250,7 +264,8 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 	a := &agent{
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
-		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
+		images: c.images, imageLaunch: c.imageLaunch,
+		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
 		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
 	}
@@ -291,8 +306,8 @@ type agentIDRequest struct{ reply chan []byte }
 func (c *Cluster) DialAgent(ctx context.Context, network, addr string) (net.Conn, error) {
 	c.mu.Lock()
 	var mem *memListener
-	for _, ar := range c.agents {
-		if ar.a != nil && net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)) == addr {
+	for i, ar := range c.agents {
+		if ar.a != nil && net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(ar.port)) == addr {
 			mem = ar.mem
 		}
 	}
@@ -421,6 +436,9 @@ func (c *Cluster) Close() error {
 	}
 	if pl, ok := c.launcher.(*ProcessLauncher); ok {
 		pl.killAll()
+	}
+	if c.imageLaunch != nil {
+		c.imageLaunch.killAll()
 	}
 	if c.cmdTransport != nil {
 		c.cmdTransport.CloseIdleConnections()

@@ -9,13 +9,17 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/recordio"
+	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -71,8 +75,8 @@ func (c *cmdExec) run(ctx context.Context) error {
 	}
 	defer c.killNow()
 	var disconnected time.Time
-	backoff := 100 * time.Millisecond
-	for {
+	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: backoffMax, Factor: 2}
+	for attempt := 0; ; attempt++ {
 		err := c.session(ctx)
 		if c.done {
 			return nil
@@ -89,7 +93,7 @@ func (c *cmdExec) run(ctx context.Context) error {
 		if time.Since(disconnected) > recovery {
 			return fmt.Errorf("could not re-subscribe within the recovery timeout %v: %w", recovery, err)
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(retry.Envelope(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -98,9 +102,6 @@ func (c *cmdExec) run(ctx context.Context) error {
 		case code := <-c.exited:
 			t.Stop()
 			c.processExited(ctx, code) // reported once re-subscribed
-		}
-		if backoff *= 2; backoff > backoffMax {
-			backoff = backoffMax
 		}
 	}
 }
@@ -230,17 +231,8 @@ func (c *cmdExec) handle(ctx context.Context, e *executor.Event) {
 func (c *cmdExec) launch(ctx context.Context) {
 	t := c.task
 	c.update(ctx, mesos.TASK_STARTING, "", nil)
-	cmd, err := buildCommand(*t.Command)
+	cmd, err := c.taskCommand(*t.Command)
 	if err == nil {
-		env := append([]string(nil), c.spec.Env...)
-		env = append(env, "MESOS_ALLOCATION_ROLE=*", "PWD="+c.spec.Sandbox)
-		if t.Command.Environment != nil {
-			for _, v := range t.Command.Environment.Variables {
-				env = append(env, v.Name+"="+v.GetValue())
-			}
-		}
-		cmd.Env, cmd.Dir = env, c.spec.Sandbox
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		var stdout, stderr *os.File
 		if stdout, err = os.OpenFile(c.spec.Sandbox+"/stdout", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 			defer stdout.Close()
@@ -262,6 +254,33 @@ func (c *cmdExec) launch(ctx context.Context) {
 		c.exited <- waitStatusOf(cmd.ProcessState, err)
 	}()
 	c.update(ctx, mesos.TASK_RUNNING, "", nil)
+}
+
+// taskCommand is the task's process: on the host in the sandbox, or in
+// the executor's container image with the image's ENV under the task's.
+func (c *cmdExec) taskCommand(tc mesos.CommandInfo) (*exec.Cmd, error) {
+	env := append([]string(nil), c.spec.Env...)
+	env = append(env, "MESOS_ALLOCATION_ROLE=*")
+	if cl := c.spec.container; cl != nil {
+		env = setEnv(env, containerizer.ImageEnv(cl.image.Config)...)
+	} else {
+		env = append(env, "PWD="+c.spec.Sandbox)
+	}
+	if tc.Environment != nil {
+		for _, v := range tc.Environment.Variables {
+			env = setEnv(env, v.Name+"="+v.GetValue())
+		}
+	}
+	if cl := c.spec.container; cl != nil {
+		return containerCommand(cl, c.spec.Sandbox, tc, env)
+	}
+	cmd, err := buildCommand(tc)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env, cmd.Dir = env, c.spec.Sandbox
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
 }
 
 func (c *cmdExec) kill(ctx context.Context, policy *mesos.KillPolicy) {
@@ -293,6 +312,9 @@ func (c *cmdExec) processExited(ctx context.Context, status int32) {
 		c.killTimer = nil
 	}
 	switch {
+	case c.killing && !ws.Signaled() && ws.Exited():
+		// A task that exits on SIGTERM (recording 13's k-trap).
+		c.update(ctx, mesos.TASK_KILLED, fmt.Sprintf("Command exited with status %d", ws.ExitStatus()), nil)
 	case c.killing:
 		sig := "Killed"
 		if ws.Signaled() {
@@ -324,7 +346,7 @@ func (c *cmdExec) update(ctx context.Context, state mesos.TaskState, message str
 	ts := nowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: c.task.TaskID, State: state.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(),
-		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: newStatusUUID(), Reason: reason,
+		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: uuid.New().Bytes(), Reason: reason,
 	}
 	if message != "" {
 		st.Message = &message

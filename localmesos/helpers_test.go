@@ -12,14 +12,14 @@ import (
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 )
 
 // rawSched is a scheduler written against the HTTP API directly, so tests
 // see exactly what goes over the wire.
 type rawSched struct {
-	t        *testing.T
+	t        testing.TB
 	url      string
 	streamID string
 	fwID     string
@@ -41,7 +41,7 @@ func testConfig(t *testing.T) Config {
 	}
 }
 
-func startCluster(t *testing.T, cfg Config) *Cluster {
+func startCluster(t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,7 +53,7 @@ func startCluster(t *testing.T, cfg Config) *Cluster {
 	return c
 }
 
-func post(t *testing.T, url string, hdr map[string]string, body []byte) *http.Response {
+func post(t testing.TB, url string, hdr map[string]string, body []byte) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -69,7 +69,7 @@ func post(t *testing.T, url string, hdr map[string]string, body []byte) *http.Re
 	return resp
 }
 
-func subscribeRaw(t *testing.T, c *Cluster, body string) *rawSched {
+func subscribeRaw(t testing.TB, c *Cluster, body string) *rawSched {
 	t.Helper()
 	s := openStream(t, c, body)
 	e := s.next(scheduler.Event_SUBSCRIBED)
@@ -78,7 +78,7 @@ func subscribeRaw(t *testing.T, c *Cluster, body string) *rawSched {
 }
 
 // openStream posts a SUBSCRIBE and reads its stream, whatever comes first.
-func openStream(t *testing.T, c *Cluster, body string) *rawSched {
+func openStream(t testing.TB, c *Cluster, body string) *rawSched {
 	t.Helper()
 	resp := post(t, c.SchedulerURL(), map[string]string{"Content-Type": "application/json", "Accept": "application/json"}, []byte(body))
 	if resp.StatusCode != 200 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // ExecutorSpec is everything needed to start one executor: what the agent
@@ -30,6 +31,9 @@ type ExecutorSpec struct {
 	// (http.Transport{DialContext: spec.Dial}): it speaks the same executor
 	// HTTP API without a socket, so thousands fit in one process.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// container is set for an executor that runs in a container image.
+	container *containerLaunch
 }
 
 // Getenv returns the value of one variable of the spec's environment.
@@ -86,7 +90,7 @@ func NewProcessLauncher() *ProcessLauncher {
 // Launch starts the command: "sh -c value" when shell is true (the Mesos
 // default), else value exec'd with arguments as argv.
 func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Process, error) {
-	cmd, err := buildCommand(spec.Command)
+	cmd, err := spec.buildCommand()
 	if err != nil {
 		return nil, err
 	}
@@ -105,14 +109,16 @@ func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Proces
 	// descriptor until it execs): exec then fails with ETXTBSY ("text file
 	// busy", golang.org/issue/22315). It clears within milliseconds; retry
 	// with a fresh command.
-	delay := 2 * time.Millisecond
+	retry := backoff.Policy{Initial: 2 * time.Millisecond, Factor: 2}
 	for attempt := 0; ; attempt++ {
-		cmd.Dir = spec.Sandbox
-		cmd.Env = append(spec.Env, "PWD="+spec.Sandbox)
+		if spec.container == nil {
+			cmd.Dir = spec.Sandbox
+			cmd.Env = append(spec.Env, "PWD="+spec.Sandbox)
+			// Own process group: the executor survives the agent
+			// (checkpointing) and a kill reaches everything it started.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
-		// Own process group: the executor survives the agent
-		// (checkpointing) and a kill reaches everything it started.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		err := cmd.Start()
 		if err == nil {
 			break
@@ -123,10 +129,9 @@ func (l *ProcessLauncher) Launch(ctx context.Context, spec ExecutorSpec) (Proces
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cannot start executor %q: %w", spec.ExecutorID, ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(retry.Envelope(attempt)):
 		}
-		delay *= 2
-		if cmd, err = buildCommand(spec.Command); err != nil {
+		if cmd, err = spec.buildCommand(); err != nil {
 			return nil, err
 		}
 	}
@@ -202,6 +207,15 @@ func zombie(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// buildCommand is the executor's command, in its container if it has one
+// (which sets its own directory, environment and process attributes).
+func (s ExecutorSpec) buildCommand() (*exec.Cmd, error) {
+	if s.container != nil {
+		return containerCommand(s.container, s.Sandbox, s.Command, s.Env)
+	}
+	return buildCommand(s.Command)
 }
 
 func buildCommand(c mesos.CommandInfo) (*exec.Cmd, error) {

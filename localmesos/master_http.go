@@ -2,7 +2,6 @@ package localmesos
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -47,6 +46,10 @@ func (h *masterHTTP) routes() http.Handler {
 	mux.HandleFunc("/master/tasks", h.legacy(renderTasks))
 	mux.HandleFunc("/flags", h.legacy(renderMasterFlags))
 	mux.HandleFunc("/master/flags", h.legacy(renderMasterFlags))
+	mux.HandleFunc("/maintenance/schedule", h.maintenanceSchedule)
+	mux.HandleFunc("/master/maintenance/schedule", h.maintenanceSchedule)
+	mux.HandleFunc("/maintenance/status", h.legacy(renderMaintenanceStatus))
+	mux.HandleFunc("/master/maintenance/status", h.legacy(renderMaintenanceStatus))
 	mux.HandleFunc("/teardown", h.teardown)
 	mux.HandleFunc("/master/teardown", h.teardown)
 	mux.HandleFunc("/", notFound)
@@ -318,21 +321,6 @@ func validateSchedulerCall(c *scheduler.Call) error {
 		}
 	}
 	return nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// newStatusUUID returns 16 random bytes, the form of TaskStatus.uuid.
-func newStatusUUID() []byte {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return b
 }
 
 // ipUint32 encodes an IPv4 address as Mesos' MasterInfo.ip: the address in

@@ -18,8 +18,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/recordio"
+	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
 )
 
 // The recordings of a real Mesos 1.11 (testdata/mesos-1.11) replayed
@@ -362,7 +363,7 @@ func TestReplayHTTPErrors(t *testing.T) {
 	c := replayCluster(t)
 	s := subscribeRaw(t, c, `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"recorder","failover_timeout":60,"checkpoint":true}}}`)
 	subst := substitutions(c, s)
-	subst["<UUID_X_1>"] = newUUID()
+	subst["<UUID_X_1>"] = uuid.New().String()
 	entries := loadTranscript(t, "04-errors-http.json", subst)
 	for _, e := range entries {
 		if e.Kind != "call" || e.Seq < 6 {
@@ -775,8 +776,8 @@ func replayExecutor(ctx context.Context, t *testing.T, spec ExecutorSpec, sched 
 		send(t, agentURL, find(t, entries, seq), nil).Body.Close()
 	}
 	upd := find(t, entries, 9)
-	uuid := newStatusUUID()
-	upd.Request.Body = json.RawMessage(strings.ReplaceAll(string(upd.Request.Body), `"<UUID_4>"`, mustJSON(uuid)))
+	su := uuid.New().Bytes()
+	upd.Request.Body = json.RawMessage(strings.ReplaceAll(string(upd.Request.Body), `"<UUID_4>"`, mustJSON(su)))
 	send(t, agentURL, upd, nil).Body.Close()
 	u := s.next(scheduler.Event_UPDATE)
 	s.ack(u)

@@ -11,6 +11,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/internal/uuid"
 )
 
 // Where a real Mesos 1.11 master refuses something, localmesos must refuse
@@ -159,7 +161,7 @@ func TestStrictNotSubscribed(t *testing.T) {
 	for _, tc := range []struct{ name, streamID, body string }{
 		{"REVIVE with its last stream id", s.streamID, revive},
 		{"REVIVE without a stream id", "", revive},
-		{"REVIVE with a made-up stream id", newUUID(), revive},
+		{"REVIVE with a made-up stream id", uuid.New().String(), revive},
 		{"TEARDOWN", s.streamID, fmt.Sprintf(`{"type":"TEARDOWN","framework_id":{"value":%q}}`, s.fwID)},
 		{"ACKNOWLEDGE", s.streamID, fmt.Sprintf(`{"type":"ACKNOWLEDGE","framework_id":{"value":%q},"acknowledge":{"agent_id":{"value":"a"},"task_id":{"value":"x"},"uuid":"a9/DxVC0TLaXWSUCyABcDA=="}}`, s.fwID)},
 	} {

@@ -102,8 +102,8 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 		if e.Command == nil {
 			return launchPlan{}, "Executor " + e.ExecutorID.Value + " has no CommandInfo"
 		}
-		if e.Container != nil {
-			return launchPlan{}, "ExecutorInfo.container (containerizers, images, volumes, networks) is not implemented by localmesos"
+		if msg := unsupportedContainer(e.Container); msg != "" {
+			return launchPlan{}, msg
 		}
 		if msg := validateResources(e.Resources); msg != "" {
 			return launchPlan{}, "Executor uses invalid resources: Invalid resources: " + msg
@@ -187,8 +187,8 @@ func overlap(a, b []res.Range) bool {
 
 func unsupportedTask(t mesos.TaskInfo) string {
 	switch {
-	case t.Container != nil:
-		return "TaskInfo.container (containerizers, images, volumes, networks) is not implemented by localmesos"
+	case unsupportedContainer(t.Container) != "":
+		return unsupportedContainer(t.Container)
 	case t.HealthCheck != nil:
 		return "TaskInfo.health_check is not implemented by localmesos"
 	case t.Check != nil:

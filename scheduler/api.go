@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -14,13 +13,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/console"
+	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
 
-// The HTTP API. Reads and writes are answered by the loop (through do), so
-// every answer is a consistent view and every write is stored before the
-// answer says it was accepted.
+// The HTTP API. Reads are answered from the view the loop published after
+// its last step, so every answer is consistent and none waits for the
+// loop or the store; writes go through the loop and are stored before the
+// answer says they were accepted.
 
 func (s *Scheduler) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -35,7 +38,9 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
 	mux.HandleFunc("GET /v1/events", s.read(s.getEvents))
 	mux.HandleFunc("GET /{$}", s.getIndex)
-	return mux
+	mux.HandleFunc("GET /v1", s.getIndex)
+	mux.Handle("GET /console/", console.Handler())
+	return console.Secure(mux)
 }
 
 // The wire details (error bodies, body checks, task paging) are shared with
@@ -78,22 +83,29 @@ func (s *Scheduler) write(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// inLoop runs fn in the loop or answers 503 when the scheduler is gone.
-func (s *Scheduler) inLoop(w http.ResponseWriter, r *http.Request, fn func() error) bool {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	if !s.doErr(ctx, fn) {
+// readView returns the latest view, or answers 503 when the scheduler
+// stopped.
+func (s *Scheduler) readView(w http.ResponseWriter) (*core.View, bool) {
+	select {
+	case <-s.done:
 		writeErr(w, http.StatusServiceUnavailable, "the scheduler is stopping or busy; retry")
-		return false
+		return nil, false
+	default:
 	}
-	return true
+	return s.view.Load(), true
 }
 
+// getIndex is the console for a browser, the JSON index for tools (and at
+// GET /v1).
 func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" && console.WantsPage(r) {
+		console.Handler().ServeHTTP(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name": "tiltai scheduler",
 		"endpoints": []string{
-			"GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
+			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
 			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
@@ -111,17 +123,14 @@ type Health struct {
 }
 
 func (s *Scheduler) getHealth(w http.ResponseWriter, r *http.Request) {
-	var h Health
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	ok := s.do(ctx, func() {
-		h = Health{Status: "ok", Subscribed: s.subscribed, FrameworkID: s.st.frameworkID, Master: s.leader, SpecVersion: s.st.specRec.Version}
-	})
-	if !ok {
+	select {
+	case <-s.done:
 		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "stopped"})
 		return
+	default:
 	}
-	writeJSON(w, http.StatusOK, h)
+	v := s.view.Load()
+	writeJSON(w, http.StatusOK, Health{Status: "ok", Subscribed: v.Subscribed, FrameworkID: v.FrameworkID, Master: v.Master, SpecVersion: v.SpecVersion})
 }
 
 // SpecInfo is GET /v1/spec.
@@ -134,13 +143,11 @@ type SpecInfo struct {
 }
 
 func (s *Scheduler) getSpec(w http.ResponseWriter, r *http.Request) {
-	var info SpecInfo
-	if !s.inLoop(w, r, func() error {
-		info = SpecInfo{Version: s.st.specRec.Version, Name: s.st.specRec.Name, Accepted: s.st.specRec.Accepted, Spec: s.st.spec, Source: string(s.st.specRec.Source)}
-		return nil
-	}) {
+	v, ok := s.readView(w)
+	if !ok {
 		return
 	}
+	info := SpecInfo{Version: v.SpecVersion, Name: v.SpecName, Accepted: v.SpecAccepted, Spec: v.Spec, Source: string(v.Source)}
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(info.Version)))
 	if r.URL.Query().Get("format") == "source" {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -264,22 +271,18 @@ type GateCountersReport struct {
 	Peers      int    `json:"peers"`
 }
 
-func (s *Scheduler) taskView(t *taskRecord) TaskInfo {
+// taskView is one task's entry of GET /v1/tasks.
+func taskView(t *core.TaskView) TaskInfo {
 	ti := TaskInfo{
 		ID: t.ID, Service: t.Service, Phase: t.Phase, State: t.State, Reason: t.Reason, Message: t.Message,
-		AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: !t.Retiring.IsZero(), Orphan: t.Orphan,
-		Outdated: t.Config != s.planner.Digest(t.Service), Created: t.Created, Updated: t.Updated,
+		AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: t.Retiring, Orphan: t.Orphan,
+		Outdated: t.Outdated, Created: t.Created, Updated: t.Updated,
+		Links: LinkState{Version: t.LinkVersion, Sent: t.Sent, Acked: t.Acked},
 	}
-	if tb := s.tables[t.Service]; tb != nil {
-		ti.Links.Version = tb.version
-	}
-	if l := s.links[t.ID]; l != nil {
-		ti.Links.Sent, ti.Links.Acked = l.sent, l.acked
-	}
-	if st := s.status[t.ID]; st != nil {
-		ti.StatusAt, ti.Counters = st.at, st.counters
+	if st := t.Status; st != nil {
+		ti.StatusAt, ti.Counters = st.At, st.Counters
 		ti.Gates = map[string]GateCountersReport{}
-		for g, gc := range st.gates {
+		for g, gc := range st.Gates {
 			ti.Gates[g] = GateCountersReport{Pattern: string(gc.Pattern), Sent: gc.Sent, Received: gc.Received, Dropped: gc.Dropped, Rerouted: gc.Rerouted, QueueDepth: gc.QueueDepth, Peers: gc.Peers}
 		}
 	}
@@ -303,27 +306,26 @@ type (
 	ServiceTasks = apiwire.ServiceTasks
 )
 
-// taskPage lists one page of the tasks, in launch order. Only the page's
-// tasks are built, so a page costs the same with 20 or 20,000 tasks
-// around it, bar the sort.
-func (s *Scheduler) taskPage(q TaskQuery) (page []TaskInfo, next string, total int) {
-	ts := s.st.sortedTasks()
+// taskPage lists one page of the tasks, in launch order (the view's).
+// Only the page's tasks are built, so a page costs the same with 20 or
+// 20,000 tasks around it.
+func taskPage(v *core.View, q TaskQuery) (page []TaskInfo, next string, total int) {
+	ts := v.Tasks
 	idx, next, total := q.Page(len(ts), func(i int) apiwire.Task {
 		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
 	})
 	page = make([]TaskInfo, 0, len(idx))
 	for _, i := range idx {
-		page = append(page, s.taskView(ts[i]))
+		page = append(page, taskView(&ts[i]))
 	}
 	return page, next, total
 }
 
-func (s *Scheduler) taskSummary(q TaskQuery) TaskSummary {
-	ts := make([]apiwire.Task, 0, len(s.st.tasks))
-	for _, t := range s.st.tasks {
-		ts = append(ts, apiwire.Task{ID: t.ID, Service: t.Service, Phase: t.Phase})
-	}
-	return q.Summarize(len(ts), func(i int) apiwire.Task { return ts[i] })
+func taskSummary(v *core.View, q TaskQuery) TaskSummary {
+	ts := v.Tasks
+	return q.Summarize(len(ts), func(i int) apiwire.Task {
+		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	})
 }
 
 func (s *Scheduler) getTasks(w http.ResponseWriter, r *http.Request) {
@@ -332,22 +334,17 @@ func (s *Scheduler) getTasks(w http.ResponseWriter, r *http.Request) {
 		apiwire.WriteRequestError(w, err)
 		return
 	}
-	if q.Summary {
-		var sum TaskSummary
-		if s.inLoop(w, r, func() error { sum = s.taskSummary(q); return nil }) {
-			writeJSON(w, http.StatusOK, sum)
-		}
+	v, ok := s.readView(w)
+	if !ok {
 		return
 	}
-	var (
-		page  []TaskInfo
-		next  string
-		total int
-	)
-	if s.inLoop(w, r, func() error { page, next, total = s.taskPage(q); return nil }) {
-		apiwire.SetPageHeaders(w, r, next, total)
-		writeJSON(w, http.StatusOK, page)
+	if q.Summary {
+		writeJSON(w, http.StatusOK, taskSummary(v, q))
+		return
 	}
+	page, next, total := taskPage(v, q)
+	apiwire.SetPageHeaders(w, r, next, total)
+	writeJSON(w, http.StatusOK, page)
 }
 
 // TaskLinks is one entry of GET /v1/links.
@@ -360,24 +357,17 @@ type TaskLinks struct {
 }
 
 func (s *Scheduler) getLinks(w http.ResponseWriter, r *http.Request) {
-	var out []TaskLinks
-	if !s.inLoop(w, r, func() error {
-		for _, t := range s.st.sortedTasks() {
-			tl := TaskLinks{TaskID: t.ID, Service: t.Service}
-			if tb := s.tables[t.Service]; tb != nil {
-				tl.Version, tl.Table = tb.version, tb.table
-			}
-			if l := s.links[t.ID]; l != nil {
-				tl.Acked = l.acked
-			}
-			out = append(out, tl)
-		}
-		return nil
-	}) {
+	v, ok := s.readView(w)
+	if !ok {
 		return
 	}
-	if out == nil {
-		out = []TaskLinks{}
+	out := make([]TaskLinks, 0, len(v.Tasks))
+	for _, t := range v.Tasks {
+		tl := TaskLinks{TaskID: t.ID, Service: t.Service, Acked: t.Acked}
+		if t.LinkVersion > 0 {
+			tl.Version, tl.Table = t.LinkVersion, v.Services[t.Service].Table
+		}
+		out = append(out, tl)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -404,32 +394,39 @@ type ServiceStatus struct {
 	HeldUntil   time.Time `json:"held_until,omitzero"`
 	LastFailure string    `json:"last_failure,omitempty"`
 	Converged   bool      `json:"converged"`
+	// Gates sums each gate's counters over the service's tasks as their
+	// executors last reported (the console's edge rates come from it).
+	Gates map[string]GateCountersReport `json:"gates,omitempty"`
 }
 
-func (s *Scheduler) statusView() Status {
-	st := Status{SpecVersion: s.st.specRec.Version, Subscribed: s.subscribed, Converged: true}
+func statusView(v *core.View) Status {
+	st := Status{SpecVersion: v.SpecVersion, Subscribed: v.Subscribed, Converged: true}
 	bySvc := map[string]*ServiceStatus{}
-	for _, name := range s.st.spec.ServiceNames() {
-		svc := s.st.spec.Services[name]
-		bySvc[name] = &ServiceStatus{Name: name, Wanted: svc.Instances}
-		r := s.st.meta.Restarts[name]
-		bySvc[name].Failures = r.Failures
+	for _, name := range v.Spec.ServiceNames() {
+		svc := v.Spec.Services[name]
+		ss := &ServiceStatus{Name: name, Wanted: svc.Instances}
+		bySvc[name] = ss
+		r := v.Services[name].Restarts
+		ss.Failures = r.Failures
 		if r.Failures > 0 {
-			bySvc[name].HeldUntil = r.Last.Add(svc.Backoff.Delay(r.Failures))
-			bySvc[name].LastFailure = s.lastFail[name]
+			ss.HeldUntil = r.Last.Add(svc.Backoff.Delay(r.Failures))
+			ss.LastFailure = v.Services[name].LastFailure
 		}
 	}
-	for _, t := range s.st.tasks {
+	for i := range v.Tasks {
+		t := &v.Tasks[i]
 		ss := bySvc[t.Service]
 		if ss == nil {
 			ss = &ServiceStatus{Name: t.Service}
 			bySvc[t.Service] = ss
 		}
-		outdated := t.Config != s.planner.Digest(t.Service)
+		if t.Status != nil {
+			ss.addGates(t.Status.Gates)
+		}
 		switch {
-		case !t.Retiring.IsZero() || t.Phase == "killing":
+		case t.Retiring || t.Phase == "killing":
 			ss.Retiring++
-		case outdated:
+		case t.Outdated:
 			ss.Outdated++
 		case t.Phase == "pending":
 			ss.Pending++
@@ -437,10 +434,8 @@ func (s *Scheduler) statusView() Status {
 			ss.Launching++
 		case t.Phase == "running" && !t.Orphan:
 			ss.Running++
-			if tb := s.tables[t.Service]; tb != nil {
-				if l := s.links[t.ID]; l == nil || l.acked != tb.version {
-					ss.Unacked++
-				}
+			if t.LinkVersion > 0 && t.Acked != t.LinkVersion {
+				ss.Unacked++
 			}
 		}
 	}
@@ -452,16 +447,33 @@ func (s *Scheduler) statusView() Status {
 		st.Services = append(st.Services, *ss)
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
-	if !s.subscribed {
+	if !v.Subscribed {
 		st.Converged = false
 	}
 	return st
 }
 
+// addGates adds one task's gate counters to the service's sums.
+func (ss *ServiceStatus) addGates(gates map[string]control.GateCounters) {
+	if ss.Gates == nil {
+		ss.Gates = map[string]GateCountersReport{}
+	}
+	for g, gc := range gates {
+		sum := ss.Gates[g]
+		sum.Pattern = string(gc.Pattern)
+		sum.Sent += gc.Sent
+		sum.Received += gc.Received
+		sum.Dropped += gc.Dropped
+		sum.Rerouted += gc.Rerouted
+		sum.QueueDepth += gc.QueueDepth
+		sum.Peers += gc.Peers
+		ss.Gates[g] = sum
+	}
+}
+
 func (s *Scheduler) getStatus(w http.ResponseWriter, r *http.Request) {
-	var st Status
-	if s.inLoop(w, r, func() error { st = s.statusView(); return nil }) {
-		writeJSON(w, http.StatusOK, st)
+	if v, ok := s.readView(w); ok {
+		writeJSON(w, http.StatusOK, statusView(v))
 	}
 }
 

@@ -181,6 +181,8 @@ func TestMaxTasks(t *testing.T) {
 	if code, body := h.do("POST", "/v1/services/encryptor/scale", []byte(`{"instances": 4}`), nil); code != 200 {
 		t.Fatalf("at the limit: %d %s", code, body)
 	}
+	// A restart needs the framework ID stored: wait until subscribed and running.
+	h.waitConverged(20 * time.Second)
 	h.sched.Close()
 	h.cfg.MaxTasks = 3
 	h.start()
@@ -199,5 +201,16 @@ func TestMaxTasksConfig(t *testing.T) {
 	}
 	if d := (&Config{}).withDefaults(); d.MaxTasks != linkspec.DefaultMaxTasks {
 		t.Fatalf("default MaxTasks %d", d.MaxTasks)
+	}
+}
+
+// A spec that names an image is refused, located, until the scheduler runs
+// services in images: accepting it would run the command outside the image.
+func TestImageRefusedUntilSupported(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	spec := "version: 1\nservices:\n  a:\n    image: busybox:1.36\n    command: /bin/true\n"
+	code, body := h.do("PUT", "/v1/spec", []byte(spec), nil)
+	if code != 422 || !strings.Contains(string(body), "does not run services in images yet") || !strings.Contains(string(body), `"line": 4`) {
+		t.Fatalf("PUT a spec with an image: %d %s", code, body)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/tiltai/tiltai/localmesos"
 )
 
-// RELIABILITY 20: Mesos authentication, on the embedded Mesos with Mesos'
+// docs/reliability.md S1: Mesos authentication, on the embedded Mesos with Mesos'
 // own schemes (localmesos/auth.go): the master takes a credentials file
 // and checks HTTP Basic on the scheduler API; the agent signs a token for
 // each executor and answers 401 to executor calls without it.

@@ -100,11 +100,6 @@ func (s *sub) take() ([]Event, uint64) {
 	return q, d
 }
 
-// event publishes from the loop.
-func (s *Scheduler) event(typ string, data map[string]any) {
-	s.bus.publish(typ, data, s.cfg.Now())
-}
-
 func (e Event) sse() []byte {
 	b, _ := json.Marshal(e)
 	out := make([]byte, 0, len(b)+64)

@@ -8,9 +8,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
-
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // Config configures a Scheduler. Zero values take the defaults noted.
@@ -124,21 +123,9 @@ type Config struct {
 	parseSlots int
 	parseWait  time.Duration
 
-	// hooks let tests stop the scheduler at chosen points, as a crash
-	// would (the store keeps what was written).
-	hooks hooks
-}
-
-type hooks struct {
-	// afterPersist runs after a batch is durable and before its Mesos
-	// calls are made; returning true "crashes" the scheduler there.
-	afterPersist func(calls []*scheduler.Call) bool
-	// beforeCall runs before the outbox makes a call; an error makes the
-	// call fail with it, as a failed HTTP call would.
-	beforeCall func(call *scheduler.Call) error
-	// afterCall runs after the outbox made a call; returning true
-	// "crashes" the scheduler there (nothing more is processed or sent).
-	afterCall func(call *scheduler.Call) bool
+	// wrapCaller, when set, wraps the caller the outbox makes its calls
+	// with (tests: a fake that fails or stops calls around the real one).
+	wrapCaller func(mesosCaller) mesosCaller
 }
 
 func (c *Config) withDefaults() Config {
@@ -198,6 +185,18 @@ func (c *Config) withDefaults() Config {
 		d.Now = time.Now
 	}
 	return d
+}
+
+// coreConfig is what the machine needs of the configuration (defaults
+// applied).
+func (c *Config) coreConfig() core.Config {
+	return core.Config{
+		ExecutorCPUs: c.ExecutorCPUs, ExecutorMem: c.ExecutorMem,
+		DrainTimeout: c.DrainTimeout, ResendMin: c.ResendMin, ResendMax: c.ResendMax,
+		AntiEntropy: c.AntiEntropy, ReconcileInterval: c.ReconcileInterval,
+		UnreachableReconcile: c.UnreachableReconcile, StagingReconcile: c.StagingReconcile,
+		KillRetry: c.KillRetry, RestartReset: c.RestartReset, Refuse: c.Refuse,
+	}
 }
 
 // Validate lists every problem with the configuration.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // The scheduler's Go API: what the HTTP API does, for callers in the same
@@ -43,7 +44,10 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks}
+	// Images are refused until the scheduler puts them on the executor's
+	// ContainerInfo: accepted and ignored, a service would run on the
+	// agent's own filesystem instead of in its image.
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: "this scheduler does not run services in images yet"}
 }
 
 // InvalidSpecError lists every problem of a refused spec.
@@ -104,26 +108,22 @@ func (s *Scheduler) SubmitSpec(ctx context.Context, name string, src []byte, opt
 
 // Scale sets a service's instance count: a new spec version.
 func (s *Scheduler) Scale(ctx context.Context, service string, instances int, opts SubmitOptions) (SubmitResult, error) {
-	var (
-		next *linkspec.Spec
-		err  error
-	)
-	if !s.do(ctx, func() {
-		if s.st.spec.Services[service] == nil {
-			err = &UnknownServiceError{Service: service, Version: s.st.specRec.Version}
-			return
-		}
-		if opts.IfMatch < 0 {
-			opts.IfMatch = s.st.specRec.Version
-		}
-		next = s.st.spec.Clone()
-		next.Services[service].Instances = instances
-	}) {
+	select {
+	case <-s.done:
 		return SubmitResult{}, ErrStopped
+	default:
 	}
-	if err != nil {
-		return SubmitResult{}, err
+	// The spec as of the last step: if it changes before this one is
+	// submitted, the submission's IfMatch makes it a conflict.
+	v := s.view.Load()
+	if v.Spec.Services[service] == nil {
+		return SubmitResult{}, &UnknownServiceError{Service: service, Version: v.SpecVersion}
 	}
+	if opts.IfMatch < 0 {
+		opts.IfMatch = v.SpecVersion
+	}
+	next := v.Spec.Clone()
+	next.Services[service].Instances = instances
 	release, err := s.parsing(ctx)
 	if err != nil {
 		return SubmitResult{}, err
@@ -150,66 +150,53 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 // submit makes spec the accepted one, unless IfMatch names another version
 // or this is a dry run.
 func (s *Scheduler) submit(ctx context.Context, spec *linkspec.Spec, src []byte, name string, opts SubmitOptions, warnings []linkspec.Problem) (SubmitResult, error) {
-	var (
-		res     SubmitResult
-		callErr error
-	)
-	if !s.doErr(ctx, func() error {
-		cur := s.st.specRec.Version
-		if opts.IfMatch >= 0 && opts.IfMatch != cur {
-			callErr = &ConflictError{Current: cur, Expected: opts.IfMatch}
-			return nil
-		}
-		res = SubmitResult{Version: cur, DryRun: opts.DryRun, Changes: linkspec.Diff(s.st.spec, spec), Warnings: warnings}
-		if res.Changes == nil {
-			res.Changes = []linkspec.Change{}
-		}
-		if opts.DryRun || (len(res.Changes) == 0 && cur > 0) {
-			return nil
-		}
-		s.st.specRec = specRecord{Version: cur + 1, Name: name, Source: src, Accepted: s.cfg.Now().UTC()}
-		s.st.spec = spec
-		s.st.dirty[keySpec] = true
-		s.planner.SetSpec(spec)
-		s.storeFirst = true
-		// Stored (and acted on) before the answer says accepted. A store
-		// that refuses stops the scheduler; the caller hears it did not
-		// take (503), not "accepted".
-		if err := s.step(); err != nil {
-			callErr = fmt.Errorf("%w: the spec could not be stored: %w", ErrStopped, err)
-			return err
-		}
-		res.Version, res.Changed = cur+1, true
-		s.event("spec_accepted", map[string]any{"version": cur + 1, "changes": len(res.Changes)})
-		s.log.Info("spec accepted", "version", cur+1, "changes", len(res.Changes), "name", name)
-		return nil
-	}) {
-		return SubmitResult{}, ErrStopped
+	r, err := s.submitIn(ctx, core.SubmitSpec{Name: name, Source: src, Spec: spec, IfMatch: opts.IfMatch, DryRun: opts.DryRun, Warnings: warnings})
+	switch {
+	case err != nil:
+		return SubmitResult{}, err
+	case r.Err != nil:
+		// A store that refuses stops the scheduler; the caller hears it
+		// did not take (503), not "accepted".
+		return SubmitResult{}, fmt.Errorf("%w: the spec could not be stored: %w", ErrStopped, r.Err)
+	case r.Conflict:
+		return SubmitResult{}, &ConflictError{Current: r.Version, Expected: opts.IfMatch}
 	}
-	return res, callErr
+	return SubmitResult{Version: r.Version, Changed: r.Changed, DryRun: r.DryRun, Changes: r.Changes, Warnings: r.Warnings}, nil
 }
 
 // Status reports how far the running system is from the accepted spec.
 func (s *Scheduler) Status(ctx context.Context) (Status, error) {
-	var st Status
-	if !s.do(ctx, func() { st = s.statusView() }) {
-		return st, ErrStopped
+	select {
+	case <-s.done:
+		return Status{}, ErrStopped
+	default:
 	}
-	return st, nil
+	return statusView(s.view.Load()), nil
 }
 
 // Tasks lists the tasks (of one service, or all when service is ""), in
 // launch order.
 func (s *Scheduler) Tasks(ctx context.Context, service string) ([]TaskInfo, error) {
-	ts := []TaskInfo{}
-	if !s.do(ctx, func() {
-		for _, t := range s.st.sortedTasks() {
-			if service == "" || t.Service == service {
-				ts = append(ts, s.taskView(t))
-			}
-		}
-	}) {
+	select {
+	case <-s.done:
 		return nil, ErrStopped
+	default:
+	}
+	v := s.view.Load()
+	ts := []TaskInfo{}
+	for i := range v.Tasks {
+		if service == "" || v.Tasks[i].Service == service {
+			ts = append(ts, taskView(&v.Tasks[i]))
+		}
 	}
 	return ts, nil
+}
+
+// specTasks is how many tasks spec asks for in all.
+func specTasks(spec *linkspec.Spec) int {
+	n := 0
+	for _, svc := range spec.Services {
+		n += svc.Instances
+	}
+	return n
 }

@@ -29,10 +29,11 @@ import (
 	"github.com/tiltai/tiltai/internal/zkha"
 	"github.com/tiltai/tiltai/internal/zktest"
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/detect"
 )
 
-// HA on a real ZooKeeper and the embedded Mesos (RELIABILITY 4, 12, 13):
+// HA on a real ZooKeeper and the embedded Mesos (docs/reliability.md F4, F12, F13):
 // several schedulers run Run with HA in this process, each with its own API
 // port, on one ZooKeeper (internal/zktest: Debian's server, a process per
 // test) and one localmesos with light in-process executors.
@@ -435,7 +436,7 @@ func checkResumed(t testing.TB, base, masterURL, fwID string, tasks []string) {
 	}
 }
 
-// RELIABILITY 12: two schedulers on one ZooKeeper: only the leader asks for
+// docs/reliability.md F12: two schedulers on one ZooKeeper: only the leader asks for
 // the master, subscribes and launches; the standby answers reads with the
 // leader's answers and sends writes to it (307).
 func TestHAOnlyTheLeaderActs(t *testing.T) {
@@ -483,7 +484,7 @@ func TestHAOnlyTheLeaderActs(t *testing.T) {
 	}
 }
 
-// RELIABILITY 12: the leader's ZooKeeper connection is cut (a partition).
+// docs/reliability.md F12: the leader's ZooKeeper connection is cut (a partition).
 // It stops at once, before its session can expire, so before anyone else
 // can lead; the other instance takes over with the same framework ID,
 // relaunches nothing and keeps the task IDs.
@@ -556,7 +557,7 @@ func TestHAPartitionedLeaderIsReplaced(t *testing.T) {
 	}
 }
 
-// RELIABILITY 12: a deposed leader's writes are refused. A scheduler runs on
+// docs/reliability.md F12: a deposed leader's writes are refused. A scheduler runs on
 // the fenced store of a leadership, as Run makes it; the leadership is lost
 // to a partition and, unlike under Run, the scheduler is left running. The
 // store it writes through refuses every write, a spec submitted to it is
@@ -635,12 +636,12 @@ func TestHADeposedLeaderCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := loadState(stored)
+	st, err := core.New(core.Config{}, stored)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.specRec.Version != 1 || st.spec.Services["encryptor"].Instances != 1 {
-		t.Fatalf("ZooKeeper holds spec version %d with %d encryptors; the deposed leader's write landed", st.specRec.Version, st.spec.Services["encryptor"].Instances)
+	if st.SpecVersion() != 1 || st.Spec().Services["encryptor"].Instances != 1 {
+		t.Fatalf("ZooKeeper holds spec version %d with %d encryptors; the deposed leader's write landed", st.SpecVersion(), st.Spec().Services["encryptor"].Instances)
 	}
 }
 
@@ -696,7 +697,7 @@ func (l *countingListener) waitAttempts(t testing.TB, n int64) {
 	})
 }
 
-// RELIABILITY 13: ZooKeeper down at start. A scheduler whose state (and
+// docs/reliability.md F13: ZooKeeper down at start. A scheduler whose state (and
 // framework ID) is in ZooKeeper starts while ZooKeeper is down: it waits,
 // registers nothing with the master, and when ZooKeeper is back it leads
 // with the stored framework ID and resumes the tasks.
@@ -735,7 +736,7 @@ func TestHAZooKeeperDownAtStart(t *testing.T) {
 	checkResumed(t, "http://"+n.addr, cluster.MasterURL(), h1.FrameworkID, tasks)
 }
 
-// RELIABILITY 13: ZooKeeper down with nothing stored yet: no framework ID
+// docs/reliability.md F13: ZooKeeper down with nothing stored yet: no framework ID
 // is minted (the master never sees a framework) until ZooKeeper answers.
 func TestHAZooKeeperDownAtFirstStart(t *testing.T) {
 	zks := zktest.Start(t)
@@ -755,7 +756,7 @@ func TestHAZooKeeperDownAtFirstStart(t *testing.T) {
 	}
 }
 
-// RELIABILITY 13: ZooKeeper dies under a running leader: the leader steps
+// docs/reliability.md F13: ZooKeeper dies under a running leader: the leader steps
 // down at once, the tasks keep running in Mesos, and when ZooKeeper is back
 // a leader resumes them (same framework, same tasks, nothing relaunched).
 func TestHAZooKeeperDownMidRun(t *testing.T) {
@@ -842,7 +843,7 @@ func registerMasterAt(t testing.TB, zkAddr, path string, c *localmesos.Cluster, 
 	return &mesosMasterNode{conn: conn, node: node}
 }
 
-// RELIABILITY 4 (zk://): the scheduler finds the master from its json.info_
+// docs/reliability.md F4 (zk://): the scheduler finds the master from its json.info_
 // node in ZooKeeper and subscribes once. When the node is replaced it
 // follows: the same master under a new sequence (nothing to do but stay),
 // the master at another address, a restarted master; each time it keeps
@@ -1011,7 +1012,7 @@ func (p *schedProc) health(t testing.TB) nodeHealth {
 	return h
 }
 
-// RELIABILITY 12 with the real binary: two `tiltai scheduler --zk`
+// docs/reliability.md F12 with the real binary: two `tiltai scheduler --zk`
 // processes; the leader is killed (-9); the other takes over the framework
 // and its tasks once ZooKeeper expires the dead leader's session.
 func TestHASchedulerProcessesFailover(t *testing.T) {
@@ -1056,7 +1057,7 @@ func TestHASchedulerProcessesFailover(t *testing.T) {
 	checkResumed(t, "http://"+p2.addr, cluster.MasterURL(), h1.FrameworkID, tasks)
 }
 
-// RELIABILITY 12/13: the leader's ZooKeeper connection is cut while it is
+// docs/reliability.md F12/F13: the leader's ZooKeeper connection is cut while it is
 // writing (specs keep coming in). A write in flight then fails; that must
 // make the instance stand by like any other loss of leadership, not exit.
 func TestHALeaderCutWhileWriting(t *testing.T) {

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,87 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-
-	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
-	"github.com/tiltai/tiltai/executor"
-	"github.com/tiltai/tiltai/gate/control"
 )
-
-func ctxBackground() context.Context { return context.Background() }
-
-// taskInfo builds what Mesos launches: the task's resources and data, and
-// an executor that is this very binary, fetched from this scheduler.
-func (s *Scheduler) taskInfo(t *taskRecord, pl placement) (mesos.TaskInfo, error) {
-	svc := s.st.spec.Services[t.Service]
-	if svc == nil {
-		return mesos.TaskInfo{}, fmt.Errorf("service %q is not in the spec", t.Service)
-	}
-	data := executor.TaskData{
-		Service: t.Service, Command: svc.Command, Args: svc.Args, Env: svc.Env,
-		Health: executor.Health{
-			ReadyTimeout:    executor.D(svc.Health.ReadyTimeout.Std()),
-			LivenessTimeout: executor.D(svc.Health.LivenessTimeout.Std()),
-		},
-		KillGracePeriod: executor.D(svc.KillGracePeriod.Std()),
-	}
-	for _, g := range s.st.spec.InGates(t.Service) {
-		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g]), Port: int(t.Ports[g])})
-	}
-	for _, g := range s.st.spec.OutGates(t.Service) {
-		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g])})
-	}
-	raw, err := executor.EncodeTaskData(data)
-	if err != nil {
-		return mesos.TaskInfo{}, err
-	}
-	var uris []mesos.CommandInfo_URI
-	for _, u := range svc.URIs {
-		u := u
-		uri := mesos.CommandInfo_URI{Value: u.Value, Executable: &u.Executable, Extract: &u.Extract}
-		if u.OutputFile != "" {
-			uri.OutputFile = &u.OutputFile
-		}
-		uris = append(uris, uri)
-	}
-	// The name carries the content hash, so a fetcher cache can keep it.
-	exe, extract, shell, cache := true, false, false, true
-	value := "./" + s.art.name
-	uris = append(uris, mesos.CommandInfo_URI{Value: s.art.url(s.apiHostPort()), Executable: &exe, Extract: &extract, Cache: &cache})
-	fwID := mesos.FrameworkID{}
-	if id := s.fwID.Load(); id != nil {
-		fwID.Value = *id
-	}
-	grace := svc.KillGracePeriod.Std().Nanoseconds()
-	return mesos.TaskInfo{
-		Name:      t.ID,
-		TaskID:    mesos.TaskID{Value: t.ID},
-		AgentID:   mesos.AgentID{Value: t.AgentID},
-		Resources: pl.Task,
-		Executor: &mesos.ExecutorInfo{
-			Type:        mesos.ExecutorInfo_CUSTOM,
-			ExecutorID:  mesos.ExecutorID{Value: t.executorID()},
-			FrameworkID: &fwID,
-			Name:        strPtr("tiltai executor for " + t.ID),
-			Source:      strPtr("tiltai"),
-			Command: &mesos.CommandInfo{
-				URIs:      uris,
-				Shell:     &shell,
-				Value:     &value,
-				Arguments: []string{s.art.name, "executor"},
-			},
-			Resources: pl.Executor,
-		},
-		Data:       raw,
-		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: grace}},
-		Labels: &mesos.Labels{Labels: []mesos.Label{
-			{Key: "tiltai.service", Value: strPtr(t.Service)},
-			{Key: "tiltai.config", Value: strPtr(t.Config)},
-		}},
-	}, nil
-}
-
-func strPtr(s string) *string { return &s }
 
 // artifact is the executor binary as served to agents: a private copy of
 // this tiltai binary named by its hash, so an agent fetches exactly the

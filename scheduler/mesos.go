@@ -20,6 +20,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // MasterSource tells where the leading Mesos master is. A static URL is
@@ -138,7 +139,8 @@ func (c *conn) newCaller(leader string) (calls.Caller, func() string) {
 
 // run subscribes until ctx ends.
 func (c *conn) run(ctx context.Context) {
-	backoff := c.cfg.SubscribeBackoffMin
+	policy := backoff.Policy{Initial: c.cfg.SubscribeBackoffMin, Max: c.cfg.SubscribeBackoffMax, Factor: 2, Jitter: backoff.Equal}
+	attempt := 0
 	for ctx.Err() == nil {
 		err := c.session(ctx)
 		c.setCaller(nil, "")
@@ -151,9 +153,9 @@ func (c *conn) run(ctx context.Context) {
 			return
 		}
 		c.send(ctx, evDisconnected{err: err})
-		// Full jitter keeps many schedulers from subscribing in lockstep
-		// after a master failover.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		// Jitter keeps many schedulers from subscribing in lockstep after
+		// a master failover.
+		wait := policy.Next(attempt, rand.Float64())
 		c.log.Warn("mesos subscription ended; re-subscribing", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -161,9 +163,9 @@ func (c *conn) run(ctx context.Context) {
 		case <-time.After(wait):
 		case <-c.changed():
 		}
-		backoff = min(backoff*2, c.cfg.SubscribeBackoffMax)
+		attempt++
 		if err == nil {
-			backoff = c.cfg.SubscribeBackoffMin
+			attempt = 0
 		}
 	}
 }
@@ -393,7 +395,7 @@ func describeCallError(err error) error {
 
 // checkNoLiveFramework refuses to register a new framework while the master
 // knows a live one of the same name: its tasks would be orphaned and every
-// service would run twice (RELIABILITY 14). Only an answer from the master
+// service would run twice (docs/reliability.md F14). Only an answer from the master
 // counts; if it cannot be asked, the subscription is retried later.
 func (c *conn) checkNoLiveFramework(ctx context.Context, leader string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)

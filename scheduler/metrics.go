@@ -1,11 +1,10 @@
 package scheduler
 
 import (
-	"context"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // metrics are the scheduler's Prometheus metrics, served on /metrics.
@@ -101,7 +100,8 @@ var (
 	descStatusAge = prometheus.NewDesc("tiltai_executor_status_age_seconds", "Age of the oldest executor status report among a service's running tasks.", []string{"service"}, nil)
 )
 
-// stateCollector computes the state gauges in the loop at scrape time.
+// stateCollector computes the state gauges from the latest view at scrape
+// time, so they are consistent with each other and never wait for the loop.
 type stateCollector struct{ s *Scheduler }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -112,62 +112,90 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
-	var out []prometheus.Metric
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.do(ctx, func() {
-		now := s.cfg.Now()
-		tasks := map[[2]string]int{}
-		unacked := map[string]int{}
-		gates := map[[3]string]float64{}
-		apps := map[[2]string]float64{}
-		age := map[string]float64{}
-		for _, t := range s.st.tasks {
-			tasks[[2]string{t.Service, t.Phase}]++
-			if t.Phase != "running" {
-				continue
-			}
-			if tb := s.tables[t.Service]; tb != nil {
-				if l := s.links[t.ID]; l == nil || l.acked != tb.version {
-					unacked[t.Service]++
-				}
-			}
-			st := s.status[t.ID]
-			if st == nil {
-				continue
-			}
-			if a := now.Sub(st.at).Seconds(); a > age[t.Service] {
-				age[t.Service] = a
-			}
-			for g, gc := range st.gates {
-				for name, v := range map[string]uint64{"sent": gc.Sent, "received": gc.Received, "dropped": gc.Dropped, "rerouted": gc.Rerouted, "refused": gc.Refused} {
-					gates[[3]string{t.Service, g, name}] += float64(v)
-				}
-				gates[[3]string{t.Service, g, "queue_depth"}] += float64(gc.QueueDepth)
-			}
-			for n, v := range st.counters {
-				apps[[2]string{t.Service, n}] += float64(v)
-			}
+	v := s.view.Load()
+	now := s.cfg.Now()
+	tasks := map[[2]string]int{}
+	unacked := map[string]int{}
+	gates := map[[3]string]float64{}
+	apps := map[[2]string]float64{}
+	age := map[string]float64{}
+	for i := range v.Tasks {
+		t := &v.Tasks[i]
+		tasks[[2]string{t.Service, t.Phase}]++
+		if t.Phase != "running" {
+			continue
 		}
-		for k, v := range tasks {
-			out = append(out, prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(v), k[0], k[1]))
+		if t.LinkVersion > 0 && t.Acked != t.LinkVersion {
+			unacked[t.Service]++
 		}
-		for name, svc := range s.st.spec.Services {
-			out = append(out, prometheus.MustNewConstMetric(descWanted, prometheus.GaugeValue, float64(svc.Instances), name))
-			out = append(out, prometheus.MustNewConstMetric(descUnacked, prometheus.GaugeValue, float64(unacked[name]), name))
+		st := t.Status
+		if st == nil {
+			continue
 		}
-		out = append(out, prometheus.MustNewConstMetric(descSpec, prometheus.GaugeValue, float64(s.st.specRec.Version)))
-		for k, v := range gates {
-			out = append(out, prometheus.MustNewConstMetric(descGate, prometheus.GaugeValue, v, k[0], k[1], k[2]))
+		if a := now.Sub(st.At).Seconds(); a > age[t.Service] {
+			age[t.Service] = a
 		}
-		for k, v := range apps {
-			out = append(out, prometheus.MustNewConstMetric(descAppCount, prometheus.GaugeValue, v, k[0], k[1]))
+		for g, gc := range st.Gates {
+			for name, v := range map[string]uint64{"sent": gc.Sent, "received": gc.Received, "dropped": gc.Dropped, "rerouted": gc.Rerouted, "refused": gc.Refused} {
+				gates[[3]string{t.Service, g, name}] += float64(v)
+			}
+			gates[[3]string{t.Service, g, "queue_depth"}] += float64(gc.QueueDepth)
 		}
-		for k, v := range age {
-			out = append(out, prometheus.MustNewConstMetric(descStatusAge, prometheus.GaugeValue, v, k))
+		for n, v := range st.Counters {
+			apps[[2]string{t.Service, n}] += float64(v)
 		}
-	})
-	for _, m := range out {
-		ch <- m
+	}
+	for k, v := range tasks {
+		ch <- prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(v), k[0], k[1])
+	}
+	for name, svc := range v.Spec.Services {
+		ch <- prometheus.MustNewConstMetric(descWanted, prometheus.GaugeValue, float64(svc.Instances), name)
+		ch <- prometheus.MustNewConstMetric(descUnacked, prometheus.GaugeValue, float64(unacked[name]), name)
+	}
+	ch <- prometheus.MustNewConstMetric(descSpec, prometheus.GaugeValue, float64(v.SpecVersion))
+	for k, v := range gates {
+		ch <- prometheus.MustNewConstMetric(descGate, prometheus.GaugeValue, v, k[0], k[1], k[2])
+	}
+	for k, v := range apps {
+		ch <- prometheus.MustNewConstMetric(descAppCount, prometheus.GaugeValue, v, k[0], k[1])
+	}
+	for k, v := range age {
+		ch <- prometheus.MustNewConstMetric(descStatusAge, prometheus.GaugeValue, v, k)
+	}
+}
+
+// add counts one step's metric facts.
+func (m *metrics) add(f *core.Metrics) {
+	if f.Subscribed != nil {
+		m.subscribed.Set(map[bool]float64{false: 0, true: 1}[*f.Subscribed])
+	}
+	for _, c := range []struct {
+		c prometheus.Counter
+		n int
+	}{
+		{m.subscriptions, f.Subscriptions}, {m.offers, f.Offers}, {m.declined, f.Declined}, {m.launches, f.Launches},
+		{m.running, f.Running}, {m.kills, f.Kills}, {m.retired, f.Retired}, {m.acked, f.Acked}, {m.noUUID, f.NoUUID},
+		{m.unknownKilled, f.UnknownKilled}, {m.linkMessages, f.LinkMessages}, {m.resends, f.Resends},
+		{m.tableVersions, f.TableVersions}, {m.badMessages, f.BadMessages}, {m.nacks, f.Nacks},
+		{m.divergent, f.Divergent}, {m.reconciliations, f.Reconciliations},
+	} {
+		if c.n > 0 {
+			c.c.Add(float64(c.n))
+		}
+	}
+	for svc, n := range f.Failures {
+		m.failures.WithLabelValues(svc).Add(float64(n))
+	}
+	for state, n := range f.Updates {
+		m.updates.WithLabelValues(state).Add(float64(n))
+	}
+	for call, n := range f.CallsRepaired {
+		m.callsFailed.WithLabelValues(call).Add(float64(n))
+	}
+	for svc, n := range f.Held {
+		m.held.WithLabelValues(svc).Set(float64(n))
+	}
+	for _, d := range f.AckLatency {
+		m.linkAckLatency.Observe(d.Seconds())
 	}
 }

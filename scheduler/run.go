@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/zkha"
 )
 
@@ -57,7 +58,10 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 	if err != nil {
 		return err
 	}
-	backoff := time.Second
+	// A failed campaign or start waits 1s doubling to 30s before the next.
+	retry := backoff.Policy{Initial: time.Second, Max: 30 * time.Second, Factor: 2}
+	attempt := 0
+	nextWait := func() time.Duration { attempt++; return retry.Envelope(attempt - 1) }
 	var wait time.Duration // before campaigning again, standing by
 	for ctx.Err() == nil {
 		stop := standby(ctx, cfg, client, log)
@@ -72,8 +76,8 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Warn("cannot campaign for leadership; retrying", "err", err, "retry_in", backoff)
-			wait, backoff = backoff, min(2*backoff, 30*time.Second)
+			wait = nextWait()
+			log.Warn("cannot campaign for leadership; retrying", "err", err, "retry_in", wait)
 			continue
 		}
 		log.Info("leading", "node", lead.Node(), "advertise", advertise)
@@ -88,11 +92,11 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 			}
 			// The store may be unreachable: never guess (no new framework
 			// ID); give the leadership back and try again.
-			log.Error("cannot start as leader; resigning", "err", err, "retry_in", backoff)
-			wait, backoff = backoff, min(2*backoff, 30*time.Second)
+			wait = nextWait()
+			log.Error("cannot start as leader; resigning", "err", err, "retry_in", wait)
 			continue
 		}
-		backoff = time.Second
+		attempt = 0
 		select {
 		case <-ctx.Done():
 			s.Close()
@@ -116,8 +120,8 @@ func runHA(ctx context.Context, cfg Config, ha *HA) error {
 			// before lead.Done says so): the scheduler stopped before
 			// acting on it. Stand by like any deposed leader; the next
 			// leader, maybe this one, reloads the state from ZooKeeper.
-			log.Warn("cannot write the state to ZooKeeper; standing by", "err", err, "retry_in", backoff)
-			wait, backoff = backoff, min(2*backoff, 30*time.Second)
+			wait = nextWait()
+			log.Warn("cannot write the state to ZooKeeper; standing by", "err", err, "retry_in", wait)
 		}
 	}
 	return nil

@@ -16,30 +16,34 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/core"
 )
 
 // Scheduler is the Tiltai framework: it subscribes to Mesos, launches the
 // services of the accepted spec, publishes link tables to their executors,
-// and serves the HTTP API. One goroutine (the loop) owns all its state;
-// everything else talks to it through inputs.
+// and serves the HTTP API. Its decisions are core.Machine's; the loop
+// goroutine drives it (inputs in, Step, store, calls out) and is the only
+// one that touches it. Readers get the immutable view published after
+// each step.
 type Scheduler struct {
 	cfg     Config
 	log     *slog.Logger
 	store   Store
 	conn    *conn
 	inputs  chan input
-	outbox  chan []*scheduler.Call
+	outbox  *mailbox[[]*scheduler.Call] // loop → outbox: never blocks either
+	reports *mailbox[core.Input]        // outbox → loop: never blocks either
 	bus     *bus
 	metrics *metrics
 	art     *artifact
 	http    *http.Server
+	lis     net.Listener
+	view    atomic.Pointer[core.View] // published after every step that changed it
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
-	lis        net.Listener
 
-	fwID    atomic.Pointer[string] // for conn's SUBSCRIBE, set by the loop after persisting
-	crashed atomic.Bool            // tests: crashed by a hook; nothing more may happen
+	fwID   atomic.Pointer[string] // for conn's SUBSCRIBE and the outbox's calls
+	caller mesosCaller            // the outbox's: conn (or a test's fake around it)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -47,31 +51,15 @@ type Scheduler struct {
 	err    error // why the loop stopped, when it did on its own
 	once   sync.Once
 
-	// Everything below is owned by the loop goroutine.
-	st         *state
-	planner    *linkspec.Planner
-	offers     []*mesos.Offer
-	tables     map[string]*pubTable
-	links      map[string]*pubTask
-	status     map[string]*taskStatus
-	lastFail   map[string]string // service → why its last task failed
-	redeclined map[string]bool   // offers declined a second time after a failed DECLINE
-	subscribed bool
-	suppressed bool
-	leader     string
-	recon      reconciler
-	nextAE     time.Time // next anti-entropy round
-	calls      []*scheduler.Call
-	inFlight   int // batches handed to the outbox and not yet sent
-	// storeFirst: this step's link tables must wait for the write too (a
-	// new block of versions was reserved, or the spec changed: tables that
-	// follow from an operator's change go out only once it is stored).
-	storeFirst bool
-	lastFlush  time.Time // when the outbox last finished a batch
+	// Owned by the loop goroutine.
+	core    *core.Machine
+	waiting map[uint64]chan core.Reply // submissions waiting for their step's write
+	nextID  uint64
+	wake    time.Time
 }
 
-// input is anything the loop reacts to.
-type input interface{}
+// input is what other goroutines hand the loop.
+type input interface{ isLoopInput() }
 
 type (
 	evMesos struct {
@@ -80,14 +68,17 @@ type (
 	}
 	evDisconnected struct{ err error }
 	evFatal        struct{ err error }
-	evFlushed      struct{ at time.Time }
-	evCallFailed   struct{ call *scheduler.Call }
-	// evRequest runs fn in the loop (API calls, metrics, tests).
-	evRequest struct {
-		fn   func() error
-		done chan struct{}
+	// evSubmit is a spec change; the reply comes once it is stored.
+	evSubmit struct {
+		in    core.SubmitSpec
+		reply chan core.Reply // buffered: the loop never waits on it
 	}
 )
+
+func (evMesos) isLoopInput()        {}
+func (evDisconnected) isLoopInput() {}
+func (evFatal) isLoopInput()        {}
+func (evSubmit) isLoopInput()       {}
 
 // New loads the state, starts the HTTP API and subscribes to Mesos. It
 // fails when the stored state cannot be read, or says the framework ID was
@@ -102,26 +93,24 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the scheduler state: %w", err)
 	}
-	st, err := loadState(kv)
+	m, err := core.New(cfg.coreConfig(), kv)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the scheduler state: %w", err)
 	}
-	switch {
-	case cfg.FrameworkID != "" && st.frameworkID != "" && cfg.FrameworkID != st.frameworkID:
-		return nil, fmt.Errorf("--framework_id %s differs from the stored framework ID %s; drop the flag", cfg.FrameworkID, st.frameworkID)
-	case cfg.FrameworkID != "" && st.frameworkID == "":
+	switch fw := m.FrameworkID(); {
+	case cfg.FrameworkID != "" && fw != "" && cfg.FrameworkID != fw:
+		return nil, fmt.Errorf("--framework_id %s differs from the stored framework ID %s; drop the flag", cfg.FrameworkID, fw)
+	case cfg.FrameworkID != "" && fw == "":
 		// Recovery: the operator restores the ID the master still knows.
-		st.frameworkID = cfg.FrameworkID
-		st.dirty[keyFrameworkID] = true
-		batch, err := st.flush()
+		batch, err := m.RestoreFrameworkID(cfg.FrameworkID)
 		if err == nil {
 			err = cfg.Store.Apply(ctx, batch)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot store the restored framework ID: %w", err)
 		}
-	case st.frameworkID == "" && (len(st.tasks) > 0 || st.specRec.Version > 0):
-		return nil, &FrameworkIDLostError{Tasks: len(st.tasks), SpecVersion: st.specRec.Version, Name: cfg.FrameworkName}
+	case fw == "" && (m.Tasks() > 0 || m.SpecVersion() > 0):
+		return nil, &FrameworkIDLostError{Tasks: m.Tasks(), SpecVersion: m.SpecVersion(), Name: cfg.FrameworkName}
 	}
 	art, err := newArtifact(cfg.ExecutorBinary)
 	if err != nil {
@@ -134,39 +123,41 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Scheduler{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		inputs:   make(chan input, 1024),
-		outbox:   make(chan []*scheduler.Call, 1024),
-		bus:      newBus(),
-		art:      art,
-		lis:      lis,
-		cancel:   cancel,
-		done:     make(chan struct{}),
-		st:       st,
-		planner:  linkspec.NewPlanner(linkspec.Options{DrainTimeout: cfg.DrainTimeout}),
-		tables:   map[string]*pubTable{},
-		links:    map[string]*pubTask{},
-		status:   map[string]*taskStatus{},
-		lastFail: map[string]string{}, redeclined: map[string]bool{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		store:      cfg.Store,
+		inputs:     make(chan input, 1024),
+		outbox:     newMailbox[[]*scheduler.Call](),
+		reports:    newMailbox[core.Input](),
+		bus:        newBus(),
+		art:        art,
+		lis:        lis,
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		core:       m,
+		waiting:    map[uint64]chan core.Reply{},
 		parseSlots: make(chan struct{}, cfg.parseSlots),
 	}
+	m.SetExecutor(art.name, art.url(s.apiHostPort()))
 	s.metrics = newMetrics(s)
-	if id := st.frameworkID; id != "" {
+	if id := m.FrameworkID(); id != "" {
 		s.fwID.Store(&id)
 	}
-	s.restorePlanner()
+	s.view.Store(m.View())
 	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
+	s.caller = s.conn
+	if w := cfg.wrapCaller; w != nil {
+		s.caller = w(s.conn)
+	}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
 
-	if n := specTasks(st.spec); n > cfg.MaxTasks {
+	if n := specTasks(m.Spec()); n > cfg.MaxTasks {
 		// Refusing it would leave the running tasks unmanaged; the limit
 		// applies to the next spec submitted.
 		s.log.Warn("the stored spec asks for more tasks than --max_tasks allows; it is kept, but a changed spec must fit the limit",
-			"spec_version", st.specRec.Version, "tasks", n, "max_tasks", cfg.MaxTasks)
+			"spec_version", m.SpecVersion(), "tasks", n, "max_tasks", cfg.MaxTasks)
 	}
-	startLog := []any{"api", s.URL(), "framework_id", st.frameworkID, "spec_version", st.specRec.Version, "tasks", len(st.tasks), "executor", art.name}
+	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.name}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()
 	go func() { defer s.wg.Done(); s.conn.run(ctx) }()
@@ -232,13 +223,6 @@ func (s *Scheduler) Err() error {
 	}
 }
 
-// crash stops everything at once, as kill -9 would: the loop processes
-// nothing more and the outbox sends nothing more (tests only).
-func (s *Scheduler) crash() {
-	s.crashed.Store(true)
-	s.cancel()
-}
-
 // Close stops the scheduler without tearing the framework down: tasks keep
 // running for the failover timeout and a new scheduler on the same store
 // resumes them. It waits for every goroutine.
@@ -299,101 +283,176 @@ func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
 	return info
 }
 
-// do runs fn in the loop and waits for it; false if the scheduler stopped.
-func (s *Scheduler) do(ctx context.Context, fn func()) bool {
-	return s.doErr(ctx, func() error { fn(); return nil })
-}
-
-// doErr runs fn in the loop; an error from fn stops the scheduler (it is
-// for failures to persist, after which acting on is unsafe).
-func (s *Scheduler) doErr(ctx context.Context, fn func() error) bool {
-	req := evRequest{fn: fn, done: make(chan struct{})}
-	select {
-	case s.inputs <- req:
-	case <-s.done:
-		return false
-	case <-ctx.Done():
-		return false
-	}
-	// Once queued, the request runs soon (the loop takes inputs in
-	// order); wait for it rather than report a change as not made when it
-	// may have been.
-	select {
-	case <-req.done:
-		return true
-	case <-s.done:
-		return false
-	}
-}
-
-// run is the loop: take inputs (in batches), apply them, plan, persist,
-// then hand the Mesos calls to the outbox.
+// run is the loop: take inputs (in batches), Step the machine, store
+// what it decided, then hand its Mesos calls to the outbox.
+//
+// No deadlock is possible between the loop and the outbox: each hands the
+// other work through a mailbox (a slice under a mutex, and a notification
+// channel of one that is signalled without waiting), so neither ever
+// waits for the other. The outbox's queue is bounded by the batches the
+// machine counts as in flight; the loop's reports queue by the calls in
+// those batches. Only the Mesos connection and API callers wait to hand
+// the loop an input, and the loop waits for nothing but the store.
 func (s *Scheduler) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	if err := s.step(); err != nil {
-		return err
-	}
+	const maxBatch = 256
+	batch := make([]core.Input, 0, maxBatch+16)
 	for {
-		var in input
-		select {
-		case <-ctx.Done():
-			return nil
-		case in = <-s.inputs:
-		case <-timer.C:
-		}
-		if err := s.handle(in); err != nil {
+		if err := s.step(ctx, batch); err != nil {
+			s.fail(err)
 			return err
 		}
+		batch = batch[:0]
+		timer.Reset(s.untilWake())
+		select {
+		case <-ctx.Done():
+			s.fail(ErrStopped)
+			return nil
+		case in := <-s.inputs:
+			var err error
+			if batch, err = s.take(batch, in); err != nil {
+				s.fail(err)
+				return err
+			}
+		case <-s.reports.notify:
+		case <-timer.C:
+		}
 		// Take whatever else is waiting, so a burst of updates costs one
-		// plan and one store write.
+		// step and one store write.
 	drain:
-		for i := 0; i < 256; i++ {
+		for len(batch) < maxBatch {
 			select {
-			case in = <-s.inputs:
-				if err := s.handle(in); err != nil {
+			case in := <-s.inputs:
+				var err error
+				if batch, err = s.take(batch, in); err != nil {
+					s.fail(err)
 					return err
 				}
 			default:
 				break drain
 			}
 		}
-		if err := s.step(); err != nil {
-			return err
-		}
-		timer.Reset(s.nextWake())
+		batch = append(batch, s.reports.take()...)
 	}
 }
 
-func (s *Scheduler) handle(in input) error {
+// take turns an input from another goroutine into the machine's.
+func (s *Scheduler) take(batch []core.Input, in input) ([]core.Input, error) {
 	switch e := in.(type) {
-	case nil:
 	case evMesos:
-		if err := s.onEvent(e.ev, e.leader); err != nil {
-			return err
+		if ci := core.FromEvent(e.ev, e.leader); ci != nil {
+			batch = append(batch, ci)
 		}
 	case evDisconnected:
-		if s.subscribed {
-			s.event("disconnected", map[string]any{"error": errString(e.err)})
-		}
-		s.subscribed = false
-		s.offers = nil
-		s.metrics.subscribed.Set(0)
+		batch = append(batch, core.Disconnected{Err: errString(e.err)})
 	case evFatal:
-		return e.err
-	case evFlushed:
-		s.inFlight--
-		s.lastFlush = e.at
-	case evCallFailed:
-		s.repair(e.call)
-	case evRequest:
-		err := e.fn()
-		close(e.done)
-		if err != nil {
-			return err
+		return batch, e.err
+	case evSubmit:
+		s.nextID++
+		e.in.ID = s.nextID
+		s.waiting[e.in.ID] = e.reply
+		batch = append(batch, e.in)
+	}
+	return batch, nil
+}
+
+// step runs one step of the machine and carries out its Ready, in order:
+// early calls to the outbox, records to the store (write-ahead: a failure
+// stops the scheduler before anything that depends on them is sent), late
+// calls to the outbox, then the view, events, logs and metrics, and the
+// answers.
+func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
+	now := s.cfg.Now()
+	rd := s.core.Step(now, batch...)
+	s.wake = rd.Wake
+	if rd.FrameworkID != "" {
+		id := rd.FrameworkID
+		s.fwID.Store(&id)
+	}
+	if rd.Err != nil {
+		s.publish(&rd, now)
+		return rd.Err
+	}
+	if len(rd.Early) > 0 {
+		s.outbox.put(rd.Early)
+	}
+	if len(rd.Records) > 0 {
+		if err := s.store.Apply(context.WithoutCancel(ctx), rd.Records); err != nil {
+			s.publish(&rd, now)
+			// Write-ahead: what was not stored must not be acted on. Stop;
+			// a restarted scheduler resumes from what is stored and
+			// reconciles the rest.
+			return fmt.Errorf("cannot persist the scheduler state, stopping before acting on it: %w", err)
+		}
+		s.metrics.storeWrites.Inc()
+	}
+	if len(rd.Late) > 0 {
+		s.outbox.put(rd.Late)
+	}
+	if rd.ViewChanged {
+		s.view.Store(s.core.View())
+	}
+	// Events after the view: whoever sees one and then reads finds its
+	// effect.
+	s.publish(&rd, now)
+	for _, r := range rd.Replies {
+		if ch := s.waiting[r.ID]; ch != nil {
+			ch <- r
+			delete(s.waiting, r.ID)
 		}
 	}
 	return nil
+}
+
+// fail answers every submission still waiting: it was not stored.
+func (s *Scheduler) fail(err error) {
+	for id, ch := range s.waiting {
+		ch <- core.Reply{ID: id, Err: err}
+		delete(s.waiting, id)
+	}
+}
+
+// untilWake is how long the loop may wait for an input.
+func (s *Scheduler) untilWake() time.Duration {
+	return max(s.wake.Sub(s.cfg.Now()), time.Millisecond)
+}
+
+// publish hands the step's events, logs and metric facts on.
+func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
+	for _, ev := range rd.Events {
+		s.bus.publish(ev.Type, ev.Data, now)
+	}
+	for _, l := range rd.Logs {
+		s.log.Log(context.Background(), slog.Level(l.Level), l.Msg, l.Attrs...)
+	}
+	s.metrics.add(&rd.Metrics)
+}
+
+// submit hands a spec change to the loop and waits until it is stored.
+func (s *Scheduler) submitIn(ctx context.Context, in core.SubmitSpec) (core.Reply, error) {
+	ev := evSubmit{in: in, reply: make(chan core.Reply, 1)}
+	select {
+	case s.inputs <- ev:
+	case <-s.done:
+		return core.Reply{}, ErrStopped
+	case <-ctx.Done():
+		return core.Reply{}, ErrStopped
+	}
+	// Once queued, the change is decided soon (the loop takes inputs in
+	// order); wait for it rather than report it as not made when it may
+	// have been. A loop that stops answers every waiting submission.
+	select {
+	case r := <-ev.reply:
+		return r, nil
+	case <-s.done:
+		select {
+		case r := <-ev.reply:
+			return r, nil
+		default:
+			return core.Reply{}, ErrStopped
+		}
+	}
 }
 
 func errString(err error) string {

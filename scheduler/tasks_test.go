@@ -38,8 +38,7 @@ services:
 func waitTasks(tb testing.TB, s *Scheduler, n int) {
 	tb.Helper()
 	eventually(tb, 60*time.Second, fmt.Sprintf("%d tasks", n), func() (bool, string) {
-		var have int
-		s.do(context.Background(), func() { have = len(s.st.tasks) })
+		have := len(s.view.Load().Tasks)
 		return have == n, fmt.Sprintf("%d tasks", have)
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client"
@@ -36,15 +37,12 @@ func eventsCommand() *cli.Command {
 	}
 }
 
-// Backoff of reconnections after the stream broke.
-const (
-	eventsRetryMin = 500 * time.Millisecond
-	eventsRetryMax = 10 * time.Second
-)
+// eventsRetry spaces out reconnections after the stream broke.
+var eventsRetry = backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2}
 
 func events(c *cli.Context) error {
 	if _, err := args(c, 0, ""); err != nil {
-		return helpShown(err)
+		return err
 	}
 	cl, api, err := newClient(c)
 	if err != nil {
@@ -58,7 +56,6 @@ func events(c *cli.Context) error {
 	if err != nil {
 		return apiFail(c, api, "cannot follow the events", err)
 	}
-	retry := eventsRetryMin
 	for {
 		lost := printEvents(c, stream, asJSON)
 		stream.Close()
@@ -66,8 +63,8 @@ func events(c *cli.Context) error {
 			return nil // Ctrl-C: the normal end
 		}
 		fmt.Fprintf(c.App.ErrWriter, "%s: the event stream broke (%s); reconnecting\n", c.Command.HelpName, termsafe.String(lost.Error()))
-		for {
-			t := time.NewTimer(retry)
+		for attempt := 0; ; attempt++ {
+			t := time.NewTimer(eventsRetry.Envelope(attempt))
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -77,7 +74,6 @@ func events(c *cli.Context) error {
 			stream, err = cl.Events(ctx)
 			if err == nil {
 				fmt.Fprintf(c.App.ErrWriter, "%s: reconnected; events while away are not replayed\n", c.Command.HelpName)
-				retry = eventsRetryMin
 				break
 			}
 			if ctx.Err() != nil {
@@ -86,7 +82,6 @@ func events(c *cli.Context) error {
 			if !client.Retryable(err) {
 				return apiFail(c, api, "cannot follow the events", err)
 			}
-			retry = min(2*retry, eventsRetryMax)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestExecutorIncompleteEnvironment is RELIABILITY item 19 at the command:
+// TestExecutorIncompleteEnvironment is docs/reliability.md B4 at the command:
 // run outside a Mesos agent, `tiltai executor` names every missing variable
 // in one error and exits 2.
 func TestExecutorIncompleteEnvironment(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,5 +120,29 @@ func TestLinksValidateSignal(t *testing.T) {
 				t.Fatal("still running 10s after the signal")
 			}
 		})
+	}
+}
+
+// A new image tag replaces the service's tasks, and the diff says from what
+// to what.
+func TestLinksDiffImage(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, tag string) string {
+		p := filepath.Join(dir, name)
+		spec := "version: 1\nservices:\n  encryptor:\n    image: registry.example.com/team/encryptor:" + tag + "\n    instances: 3\n"
+		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old, next := write("old.yaml", "1.4"), write("new.yaml", "1.5")
+	code, out, errs := runCLI(t, "", "links", "diff", old, next)
+	want := "~ service encryptor: image changed; 3 tasks replaced, rolling, drain first (image registry.example.com/team/encryptor:1.4 -> :1.5)"
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("diff: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "", "links", "diff", "--format", "json", old, next)
+	if code != 0 || !strings.Contains(out, `"image_to": "registry.example.com/team/encryptor:1.5"`) || !strings.Contains(out, `"replaces": true`) {
+		t.Fatalf("diff json: %d %q", code, out)
 	}
 }

@@ -32,7 +32,9 @@ func main() {
 // the whole program in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	app.OnUsageError = onUsageError
+	setOnUsageError(app.Commands)
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return 0
 	}

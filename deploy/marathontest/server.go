@@ -2,8 +2,6 @@ package marathontest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tiltai/tiltai/internal/uuid"
 )
 
 // MarathonVersion is what /v2/info reports: the API this server follows.
@@ -251,12 +251,7 @@ func (s *Server) newVersion() string {
 	return now.Format("2006-01-02T15:04:05.000Z")
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+func newID() string { return uuid.New().String() }
 
 func now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
 

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // ClientConfig configures the service's end of the control socket.
@@ -144,6 +146,10 @@ type clientIn struct {
 	err  error
 }
 
+// redialRetry spaces out reconnections: the n-th after n failed dials waits
+// 20ms doubling to 2s.
+var redialRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: 2 * time.Second, Factor: 2}
+
 func (c *Client) run() {
 	defer c.wg.Done()
 	var (
@@ -154,7 +160,6 @@ func (c *Client) run() {
 		beat      = time.Second
 		ticker    = time.NewTicker(beat)
 		seq       uint64
-		backoff   = 20 * time.Millisecond
 		redial    = time.NewTimer(0)
 		dialFails int
 	)
@@ -167,7 +172,7 @@ func (c *Client) run() {
 		c.log.Warn("control connection lost; reconnecting", "reason", why, "error", err)
 		conn.Close()
 		conn = nil
-		redial.Reset(backoff)
+		redial.Reset(redialRetry.Envelope(dialFails))
 	}
 	send := func(m Message) bool {
 		if conn == nil {
@@ -224,11 +229,10 @@ func (c *Client) run() {
 				if dialFails == 1 || dialFails%50 == 0 {
 					c.log.Warn("cannot connect to the executor's control socket; retrying", "path", c.path, "attempts", dialFails, "error", err)
 				}
-				backoff = min(backoff*2, 2*time.Second)
-				redial.Reset(backoff)
+				redial.Reset(redialRetry.Envelope(dialFails))
 				continue
 			}
-			dialFails, backoff, conn = 0, 20*time.Millisecond, nc
+			dialFails, conn = 0, nc
 			c.wg.Add(1)
 			go c.read(nc, in)
 			hello := Message{Type: TypeHello, Protocol: ProtocolVersion, TaskID: c.cfg.TaskID, Service: c.cfg.Service, PID: os.Getpid(), Gates: st.gates}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // memberPrefix names the election nodes: go-zookeeper's protected form is
@@ -74,7 +75,7 @@ func (c *Client) Campaign(ctx context.Context, advertise string) (*Leadership, e
 		}
 		return nil, err
 	}
-	backoff := newBackoff()
+	var backoff retry
 	for {
 		if err := ctx.Err(); err != nil {
 			return giveUp(err)
@@ -459,17 +460,17 @@ func (l *Leadership) cleanup() {
 	}
 }
 
-// backoff spaces out retries: 50 ms doubling to 2 s.
-type backoff struct{ next time.Duration }
+// retry spaces out retries: 50 ms doubling to 2 s.
+type retry struct{ attempt int }
 
-func newBackoff() *backoff { return &backoff{next: 50 * time.Millisecond} }
+var retryPolicy = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Factor: 2}
 
-func (b *backoff) reset() { b.next = 50 * time.Millisecond }
+func (b *retry) reset() { b.attempt = 0 }
 
-func (b *backoff) wait(ctx context.Context, closing <-chan struct{}) error {
-	t := time.NewTimer(b.next)
+func (b *retry) wait(ctx context.Context, closing <-chan struct{}) error {
+	t := time.NewTimer(retryPolicy.Envelope(b.attempt))
 	defer t.Stop()
-	b.next = min(2*b.next, 2*time.Second)
+	b.attempt++
 	select {
 	case <-t.C:
 		return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/tiltai/tiltai/internal/backoff"
 )
 
 // Master is a leading Mesos master.
@@ -175,11 +176,13 @@ func (d *Detector) follow() {
 	defer d.wg.Done()
 	path := d.src.ZK.Path
 	authed := d.src.ZK.Username == ""
-	retry := 50 * time.Millisecond
+	// Retries after errors wait 50ms doubling to 2s.
+	retry := backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Factor: 2}
+	attempt := 0
 	pause := func() bool {
-		t := time.NewTimer(retry)
+		t := time.NewTimer(retry.Envelope(attempt))
 		defer t.Stop()
-		retry = min(2*retry, 2*time.Second)
+		attempt++
 		select {
 		case <-t.C:
 			return true
@@ -268,7 +271,7 @@ func (d *Detector) follow() {
 			continue
 		}
 		m.Node = path + "/" + node
-		retry, lastProblem = 50*time.Millisecond, ""
+		attempt, lastProblem = 0, ""
 		d.publish(m)
 		if !wait(w) {
 			return

@@ -10,11 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
+	"github.com/tiltai/tiltai/internal/recordio"
 )
 
 // MaxEventBytes bounds one event record on the subscription stream.
@@ -137,7 +137,7 @@ func (c *Client) Call(ctx context.Context, call *executor.Call) error {
 // Stream is a subscription: the agent's events in order.
 type Stream struct {
 	body io.ReadCloser
-	rd   *bufio.Reader
+	rd   *recordio.Reader
 }
 
 // Subscribe sends SUBSCRIBE and returns the event stream once the agent
@@ -154,7 +154,7 @@ func (c *Client) Subscribe(ctx context.Context, call *executor.Call) (*Stream, e
 		resp.Body.Close()
 		return nil, fmt.Errorf("agent answered SUBSCRIBE with content type %q, want application/json", ct)
 	}
-	return &Stream{body: resp.Body, rd: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
+	return &Stream{body: resp.Body, rd: recordio.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), MaxEventBytes)}, nil
 }
 
 // ErrUnknownEvent is returned (wrapped) by Next for an event of a type this
@@ -164,7 +164,7 @@ var ErrUnknownEvent = errors.New("unknown event type")
 
 // Next returns the next event. io.EOF means the agent closed the stream.
 func (s *Stream) Next() (*executor.Event, error) {
-	rec, err := ReadRecord(s.rd, MaxEventBytes)
+	rec, err := s.rd.Read()
 	if err != nil {
 		return nil, err
 	}
@@ -186,45 +186,3 @@ func (s *Stream) Next() (*executor.Event, error) {
 
 // Close ends the subscription.
 func (s *Stream) Close() error { return s.body.Close() }
-
-// ErrRecordTooLong is returned for a record longer than the limit.
-var ErrRecordTooLong = errors.New("RecordIO record exceeds the limit")
-
-// ReadRecord reads one RecordIO record: a decimal length, '\n', and that many
-// bytes. A clean end between records is io.EOF; anywhere else it is
-// io.ErrUnexpectedEOF.
-func ReadRecord(r *bufio.Reader, limit int) ([]byte, error) {
-	var n uint64
-	digits := 0
-	for {
-		c, err := r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) && digits > 0 {
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		if c == '\n' {
-			break
-		}
-		if c < '0' || c > '9' || digits >= 20 {
-			return nil, fmt.Errorf("malformed RecordIO length on the event stream (byte %q)", c)
-		}
-		n = n*10 + uint64(c-'0')
-		digits++
-		if n > uint64(limit) {
-			return nil, fmt.Errorf("%w: %s bytes announced, at most %d", ErrRecordTooLong, strconv.FormatUint(n, 10)+"+", limit)
-		}
-	}
-	if digits == 0 {
-		return nil, errors.New("malformed RecordIO length on the event stream (empty)")
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return buf, nil
-}

@@ -1,8 +1,6 @@
 package agentapi
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,54 +132,4 @@ func TestCalls(t *testing.T) {
 	if err := c2.Call(context.Background(), &executor.Call{Type: executor.Call_MESSAGE}); err == nil || !strings.Contains(err.Error(), "cannot reach the agent") {
 		t.Fatalf("err %v", err)
 	}
-}
-
-func TestReadRecord(t *testing.T) {
-	for _, tc := range []struct {
-		in, want, err string
-	}{
-		{"5\nhello", "hello", ""},
-		{"", "", "EOF"},
-		{"5\nhel", "", "unexpected EOF"},
-		{"12", "", "unexpected EOF"},
-		{"\nabc", "", "empty"},
-		{"x\n", "", "malformed"},
-		{"-1\n", "", "malformed"},
-		{"99999999999\n", "", "exceeds the limit"},
-		{"123456789012345678901234\n", "", "exceeds the limit"},
-	} {
-		got, err := ReadRecord(bufio.NewReader(strings.NewReader(tc.in)), 1<<20)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("ReadRecord(%q) = %q, %v; want error %q", tc.in, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || string(got) != tc.want {
-			t.Errorf("ReadRecord(%q) = %q, %v", tc.in, got, err)
-		}
-	}
-}
-
-func FuzzReadRecord(f *testing.F) {
-	f.Add([]byte("5\nhello3\nabc"))
-	f.Add([]byte("0\n"))
-	f.Add([]byte("18446744073709551616\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := bufio.NewReader(bytes.NewReader(b))
-		total := 0
-		for {
-			rec, err := ReadRecord(r, 1024)
-			if err != nil {
-				return
-			}
-			if len(rec) > 1024 {
-				t.Fatalf("record of %d bytes over the limit", len(rec))
-			}
-			total += len(rec)
-			if total > len(b) {
-				t.Fatal("read more than the input")
-			}
-		}
-	})
 }

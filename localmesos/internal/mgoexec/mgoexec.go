@@ -9,7 +9,6 @@ package mgoexec
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +28,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 	mtime "github.com/mesos/mesos-go/api/v1/lib/time"
+	"github.com/tiltai/tiltai/internal/backoff"
+	"github.com/tiltai/tiltai/internal/uuid"
 )
 
 // ErrCrash is returned when a task asked the executor to crash.
@@ -121,7 +122,8 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 	}
 	subscriber := calls.SenderWith(httpexec.NewSender(client.Send, httpcli.Close(true)), callOpts...)
 	var disconnected time.Time
-	backoff := 100 * time.Millisecond
+	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: cfg.SubscriptionBackoffMax, Factor: 2}
+	attempt := 0
 	for {
 		var unackedTasks []mesos.TaskInfo
 		for _, t := range s.tasks {
@@ -133,7 +135,7 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 		}
 		resp, err := subscriber.Send(ctx, calls.NonStreaming(calls.Subscribe(unackedTasks, unackedUpdates)))
 		if err == nil {
-			disconnected, backoff = time.Time{}, 100*time.Millisecond
+			disconnected, attempt = time.Time{}, 0
 			err = s.loop(ctx, resp)
 			resp.Close()
 		}
@@ -158,11 +160,9 @@ func Run(ctx context.Context, cfg config.Config, codec encoding.MediaType, token
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(retry.Envelope(attempt)):
 		}
-		if backoff *= 2; backoff > cfg.SubscriptionBackoffMax {
-			backoff = cfg.SubscriptionBackoffMax
-		}
+		attempt++
 	}
 }
 
@@ -226,11 +226,10 @@ func (s *state) launch(ctx context.Context, t mesos.TaskInfo) {
 }
 
 func (s *state) update(ctx context.Context, id mesos.TaskID, st mesos.TaskState, msg string) {
-	uuid := make([]byte, 16)
-	_, _ = rand.Read(uuid)
-	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: uuid, Message: &msg}
+	su := uuid.New().Bytes()
+	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: su, Message: &msg}
 	upd := calls.Update(status)
-	s.unacked[string(uuid)] = *upd.Update
+	s.unacked[string(su)] = *upd.Update
 	if st != mesos.TASK_RUNNING && st != mesos.TASK_STARTING {
 		delete(s.tasks, id.Value)
 	}

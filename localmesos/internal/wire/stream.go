@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
+	"github.com/tiltai/tiltai/internal/recordio"
 )
 
 // MaxQueued is how many events may wait for a slow reader before the stream

@@ -13,7 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/localmesos/internal/recordio"
+	"github.com/tiltai/tiltai/internal/recordio"
 )
 
 func TestNegotiation(t *testing.T) {

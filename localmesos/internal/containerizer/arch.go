@@ -1,0 +1,5 @@
+package containerizer
+
+import "runtime"
+
+func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,94 @@
+package core
+
+import (
+	"time"
+
+	"github.com/tiltai/tiltai/linkspec"
+)
+
+// View is an immutable copy of what readers ask about (the HTTP API, the
+// metrics collector), made after a step. Nothing in it is changed once
+// made: it shares only values the machine replaces rather than changes
+// (the spec, link tables, executor reports, port maps).
+type View struct {
+	Subscribed   bool
+	Master       string
+	FrameworkID  string
+	SpecVersion  int
+	SpecName     string
+	SpecAccepted time.Time
+	Spec         *linkspec.Spec
+	Source       []byte
+	// Tasks by launch serial.
+	Tasks []TaskView
+	// Services: every service with a spec entry, a table or a task.
+	Services map[string]ServiceView
+}
+
+// TaskView is one task as the scheduler knows it.
+type TaskView struct {
+	ID, Service, Config, Phase string
+	State, Reason, Message     string
+	AgentID, Host              string
+	Ports                      map[string]uint32
+	Retiring                   bool
+	Orphan                     bool
+	Created, Updated           time.Time
+	LinkVersion, Sent, Acked   uint64 // its service's current version; sent to and acknowledged by the task
+	Status                     *TaskStatus
+	Outdated                   bool // its config is not the spec's current one
+}
+
+// ServiceView is one service's published table and crash history.
+type ServiceView struct {
+	Digest       string // the spec's current config digest
+	TableVersion uint64
+	Table        *linkspec.Table
+	Restarts     linkspec.Restart
+	LastFailure  string
+}
+
+// View makes a View of the current state. It costs a copy of every task
+// record: the driver makes one only after a step that changed something
+// (Ready.ViewChanged).
+func (m *Machine) View() *View {
+	v := &View{
+		Subscribed: m.subscribed, Master: m.leader, FrameworkID: m.st.frameworkID,
+		SpecVersion: m.st.specRec.Version, SpecName: m.st.specRec.Name, SpecAccepted: m.st.specRec.Accepted,
+		Spec: m.st.spec, Source: m.st.specRec.Source,
+		Services: map[string]ServiceView{},
+	}
+	svc := func(name string) ServiceView {
+		if s, ok := v.Services[name]; ok {
+			return s
+		}
+		s := ServiceView{Digest: m.planner.Digest(name), Restarts: m.st.meta.Restarts[name], LastFailure: m.lastFail[name]}
+		if tb := m.tables[name]; tb != nil {
+			s.TableVersion, s.Table = tb.version, tb.table
+		}
+		v.Services[name] = s
+		return s
+	}
+	for name := range m.st.spec.Services {
+		svc(name)
+	}
+	for name := range m.tables {
+		svc(name)
+	}
+	v.Tasks = make([]TaskView, 0, len(m.st.tasks))
+	for _, t := range m.st.sortedTasks() {
+		s := svc(t.Service)
+		tv := TaskView{
+			ID: t.ID, Service: t.Service, Config: t.Config, Phase: t.Phase, State: t.State, Reason: t.Reason, Message: t.Message,
+			AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: !t.Retiring.IsZero(), Orphan: t.Orphan,
+			Created: t.Created, Updated: t.Updated, LinkVersion: s.TableVersion, Status: m.status[t.ID],
+			Outdated: t.Config != s.Digest,
+		}
+		if l := m.links[t.ID]; l != nil {
+			tv.Sent, tv.Acked = l.sent, l.acked
+		}
+		v.Tasks = append(v.Tasks, tv)
+	}
+	m.viewDirty = false
+	return v
+}
