@@ -103,7 +103,8 @@ func TestPythonKeepsParentDeathSignal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin := buildTiltai(ctx, t, t.TempDir())
-	cmd := exec.Command(bin, "python", "-c", "import time; print('running', flush=True); time.sleep(60)")
+	// The arguments after the program reach it as they are, flags included.
+	cmd := exec.Command(bin, "python", "-c", "import sys, time; print('running', *sys.argv[1:], flush=True); time.sleep(60)", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "PYTHON="+py, "MESOS_SANDBOX="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -116,8 +117,8 @@ func TestPythonKeepsParentDeathSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "running\n" {
-		t.Fatalf("python3 said %q, want running", line)
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "running --log-level warn\n" {
+		t.Fatalf("python3 said %q, want running --log-level warn", line)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
