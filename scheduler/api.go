@@ -33,6 +33,7 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("GET /v1/spec", s.read(s.getSpec))
 	mux.HandleFunc("PUT /v1/spec", s.write(s.putSpec))
 	mux.HandleFunc("GET /v1/tasks", s.read(s.getTasks))
+	mux.HandleFunc("GET /v1/tasks/{id}/files/{name}", s.private(s.getTaskFile))
 	mux.HandleFunc("GET /v1/links", s.read(s.getLinks))
 	mux.HandleFunc("GET /v1/status", s.read(s.getStatus))
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
@@ -107,7 +108,8 @@ func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
 		"endpoints": []string{
 			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
-			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
+			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]",
+			"GET /v1/tasks/{id}/files/{stdout|stderr}[?offset=N&length=N] (needs the token)", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
 		},
 	})
