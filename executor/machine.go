@@ -12,6 +12,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/internal/backoff"
@@ -150,7 +151,7 @@ type doCall struct{ Call *executor.Call }
 // doLaunch: set up the control socket and start the service.
 type doLaunch struct {
 	TaskID string
-	Data   TaskData
+	Data   contract.TaskData
 	// HeartbeatInterval is what the service is asked to beat at.
 	HeartbeatInterval time.Duration
 }
@@ -210,7 +211,7 @@ type killState struct {
 type task struct {
 	info  mesos.TaskInfo
 	id    string
-	data  TaskData
+	data  contract.TaskData
 	phase phase
 	pid   int
 	// infoAcked: the agent acknowledged one of its updates, so it no longer
@@ -450,7 +451,7 @@ func (m *machine) subscribed(s *executor.Event_Subscribed) {
 	if t := m.task; t.alive() {
 		// A lost ack heals without waiting for the scheduler to resend.
 		if t.ackedVer > 0 {
-			m.send(Message{Type: TypeAck, TaskID: t.id, Version: t.ackedVer})
+			m.send(contract.Message{Type: contract.TypeAck, TaskID: t.id, Version: t.ackedVer})
 		}
 		m.nextStatus = m.now
 	}
@@ -621,12 +622,12 @@ func (m *machine) callFailed(in inCallFailed) {
 }
 
 // send queues a framework message to the scheduler; lost if not subscribed.
-func (m *machine) send(msg Message) {
+func (m *machine) send(msg contract.Message) {
 	if m.conn != connUp {
 		m.count.MessagesFailed++
 		return
 	}
-	b, err := Encode(msg)
+	b, err := contract.Encode(msg)
 	if err != nil {
 		m.count.MessagesFailed++
 		m.log(slog.LevelError, "cannot encode a framework message", "error", err)
@@ -658,7 +659,7 @@ func (m *machine) launch(info mesos.TaskInfo) {
 	}
 	t := &task{info: info, id: id}
 	m.task = t
-	data, err := DecodeTaskData(info.Data)
+	data, err := contract.DecodeTaskData(info.Data)
 	if err != nil {
 		t.phase = phaseDone
 		m.doneAt = m.now
@@ -667,7 +668,7 @@ func (m *machine) launch(info mesos.TaskInfo) {
 	}
 	t.data = data
 	if kp := info.KillPolicy; kp != nil && kp.GracePeriod != nil {
-		g := Duration(kp.GracePeriod.GetNanoseconds())
+		g := contract.Duration(kp.GracePeriod.GetNanoseconds())
 		if g >= 0 {
 			t.data.KillGracePeriod = &g
 		}
@@ -686,7 +687,7 @@ func heartbeatInterval(liveness time.Duration) time.Duration {
 	return min(time.Second, max(liveness/5, 10*time.Millisecond))
 }
 
-func commandLine(d TaskData) string {
+func commandLine(d contract.TaskData) string {
 	parts := append([]string{d.Command}, d.Args...)
 	for i, p := range parts {
 		if p == "" || strings.ContainsAny(p, " \t\n'\"\\$") {
@@ -772,20 +773,20 @@ func (m *machine) serviceState(st control.State) {
 	m.checkReady()
 	if st.Applied > t.ackedVer && !t.distrusted {
 		t.ackedVer = st.Applied
-		m.send(Message{Type: TypeAck, TaskID: t.id, Version: st.Applied})
+		m.send(contract.Message{Type: contract.TypeAck, TaskID: t.id, Version: st.Applied})
 	}
 	if st.Rejected > t.nacked && st.Rejected > st.Applied {
 		t.nacked = st.Rejected
 		m.count.LinksRefused++
 		m.log(slog.LevelWarn, "service refused a link snapshot", "version", st.Rejected, "error", st.RejectErr)
-		m.send(Message{Type: TypeNack, TaskID: t.id, Version: st.Rejected, Error: "service refused it: " + st.RejectErr})
+		m.send(contract.Message{Type: contract.TypeNack, TaskID: t.id, Version: st.Rejected, Error: "service refused it: " + st.RejectErr})
 	}
 	if k := t.kill; k != nil && st.Drained && !prev.Drained {
 		m.log(slog.LevelInfo, "service drained its in-gates", "after", m.now.Sub(k.start).String())
 	}
 }
 
-func readyMessage(d TaskData, st control.State, pid int) string {
+func readyMessage(d contract.TaskData, st control.State, pid int) string {
 	var bound []string
 	for _, g := range d.InGates() {
 		addr := ""
@@ -804,7 +805,7 @@ func readyMessage(d TaskData, st control.State, pid int) string {
 
 // unbound lists the task's in-gates the service has not reported bound on
 // their own port: peers are told that port, so any other is no good.
-func unbound(d TaskData, st control.State) []string {
+func unbound(d contract.TaskData, st control.State) []string {
 	var missing []string
 	for _, g := range d.InGates() {
 		i := slices.IndexFunc(st.Gates, func(gi control.GateInfo) bool { return gi.Name == g.Name })
@@ -837,13 +838,13 @@ func notReadyWhy(t *task) string {
 // --- framework messages ---
 
 func (m *machine) message(data []byte) {
-	msg, err := Decode(data)
+	msg, err := contract.Decode(data)
 	if err != nil {
 		m.count.MessagesIgnored++
 		m.log(slog.LevelWarn, "ignoring a framework message", "error", err, "bytes", len(data))
 		return
 	}
-	if msg.Type != TypeLinks {
+	if msg.Type != contract.TypeLinks {
 		m.count.MessagesIgnored++
 		m.log(slog.LevelWarn, "ignoring a framework message not meant for an executor", "type", msg.Type)
 		return
@@ -864,7 +865,7 @@ func (m *machine) message(data []byte) {
 		m.count.LinksStale++
 		if t.ackedVer >= v {
 			// Applied already: the scheduler's resend means our ack was lost.
-			m.send(Message{Type: TypeAck, TaskID: t.id, Version: t.ackedVer})
+			m.send(contract.Message{Type: contract.TypeAck, TaskID: t.id, Version: t.ackedVer})
 		}
 		return
 	}
@@ -874,7 +875,7 @@ func (m *machine) message(data []byte) {
 		if v > t.nacked {
 			t.nacked = v
 		}
-		m.send(Message{Type: TypeNack, TaskID: t.id, Version: v, Error: err.Error()})
+		m.send(contract.Message{Type: contract.TypeNack, TaskID: t.id, Version: v, Error: err.Error()})
 		return
 	}
 	t.passed = v
@@ -884,11 +885,11 @@ func (m *machine) message(data []byte) {
 		// it is, whether or not its service speaks the control protocol (a
 		// plain program never would, and the scheduler would wait forever).
 		t.ackedVer = v
-		m.send(Message{Type: TypeAck, TaskID: t.id, Version: v})
+		m.send(contract.Message{Type: contract.TypeAck, TaskID: t.id, Version: v})
 	}
 }
 
-func hasOutGates(d TaskData) bool {
+func hasOutGates(d contract.TaskData) bool {
 	for _, g := range d.Gates {
 		if !g.In() {
 			return true
@@ -898,11 +899,11 @@ func hasOutGates(d TaskData) bool {
 }
 
 // checkSnapshot reports why snap does not fit the task's declared gates.
-func checkSnapshot(d TaskData, snap control.Snapshot) error {
+func checkSnapshot(d contract.TaskData, snap control.Snapshot) error {
 	var problems []string
 	for _, name := range slices.Sorted(maps.Keys(snap.Out)) {
 		l := snap.Out[name]
-		i := slices.IndexFunc(d.Gates, func(g Gate) bool { return g.Name == name })
+		i := slices.IndexFunc(d.Gates, func(g contract.Gate) bool { return g.Name == name })
 		switch {
 		case i < 0:
 			problems = append(problems, fmt.Sprintf("out-gate %q is not a gate of this task", name))
@@ -918,9 +919,9 @@ func checkSnapshot(d TaskData, snap control.Snapshot) error {
 	return nil
 }
 
-func (m *machine) statusMessage() Message {
+func (m *machine) statusMessage() contract.Message {
 	t := m.task
-	msg := Message{Type: TypeStatus, TaskID: t.id, State: t.phase.String(), Version: t.ackedVer, Pushed: t.passed}
+	msg := contract.Message{Type: contract.TypeStatus, TaskID: t.id, State: t.phase.String(), Version: t.ackedVer, Pushed: t.passed}
 	if s := t.svc.Status; s != nil {
 		msg.Gates = maps.Clone(s.Gates)
 		msg.Counters = maps.Clone(s.App)
