@@ -869,7 +869,7 @@ func (m *machine) message(data []byte) {
 		}
 		return
 	}
-	if err := checkSnapshot(t.data, snap); err != nil {
+	if err := snap.CheckDeclared(t.data.GateSpecs()); err != nil {
 		m.count.LinksRefused++
 		m.log(slog.LevelWarn, "refusing a link snapshot", "version", v, "error", err)
 		if v > t.nacked {
@@ -896,27 +896,6 @@ func hasOutGates(d contract.TaskData) bool {
 		}
 	}
 	return false
-}
-
-// checkSnapshot reports why snap does not fit the task's declared gates.
-func checkSnapshot(d contract.TaskData, snap control.Snapshot) error {
-	var problems []string
-	for _, name := range slices.Sorted(maps.Keys(snap.Out)) {
-		l := snap.Out[name]
-		i := slices.IndexFunc(d.Gates, func(g contract.Gate) bool { return g.Name == name })
-		switch {
-		case i < 0:
-			problems = append(problems, fmt.Sprintf("out-gate %q is not a gate of this task", name))
-		case d.Gates[i].In():
-			problems = append(problems, fmt.Sprintf("%q is an in-gate of this task, not an out-gate", name))
-		case d.Gates[i].Pattern != l.Pattern:
-			problems = append(problems, fmt.Sprintf("out-gate %q is %s in the task, %s in the snapshot", name, d.Gates[i].Pattern, l.Pattern))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("link snapshot %d does not fit the task: %s", snap.Version, strings.Join(problems, "; "))
-	}
-	return nil
 }
 
 func (m *machine) statusMessage() contract.Message {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
 // Defaults for the durations a TaskData may leave out. They match the link
@@ -26,7 +27,7 @@ const (
 // or pass on unbounded state.
 const (
 	MaxTaskDataBytes = 256 << 10
-	MaxGates         = 64
+	MaxGates         = linkvocab.MaxGates
 	MaxArgs          = 1024
 	MaxEnv           = 1024
 	MaxTimeout       = 24 * time.Hour
