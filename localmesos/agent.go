@@ -51,8 +51,12 @@ type agent struct {
 	done        chan struct{}
 	wg          sync.WaitGroup // launch and wait goroutines
 
+	attributes []mesos.Attribute
+
 	id         string
 	registered bool
+	refused    bool // told to shut down: registers no more (a Mesos agent exits)
+	draining   bool // DRAIN_AGENT: updates of killed tasks say REASON_AGENT_DRAINING
 	frameworks map[string]*agentFramework
 	dirty      map[*agentExecutor]bool
 	closing    bool
@@ -236,7 +240,15 @@ func (a *agent) handle(msg any) {
 		}
 	case masterChanged:
 		a.registered = false
-		a.register()
+		if !a.refused {
+			a.register()
+		}
+	case agentShutdown:
+		a.shutdown(x)
+	case drainAgent:
+		a.drain(x)
+	case agentReactivated:
+		a.draining = false
 	case updateFramework:
 		if fw := a.frameworks[x.info.ID.Value]; fw != nil {
 			fw.info = x.info
@@ -307,7 +319,7 @@ func (a *agent) handle(msg any) {
 }
 
 func (a *agent) register() {
-	var reg = agentRegister{agentID: a.id, hostname: a.hostname, port: a.port, total: a.total, link: a}
+	var reg = agentRegister{agentID: a.id, hostname: a.hostname, ip: a.ip, attributes: a.attributes, port: a.port, total: a.total, link: a}
 	for fwID, fw := range a.frameworks {
 		if fw.terminating {
 			continue
@@ -717,6 +729,12 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 }
 
 func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
+	if st := u.Status.GetState(); a.draining && (st == mesos.TASK_KILLING || terminal(st)) {
+		// As Mesos' agent while draining: every update of a killed task,
+		// TASK_KILLING included, says why.
+		u.Status.Reason = mesos.REASON_AGENT_DRAINING.Enum()
+		u.Stored.Reason = mesos.REASON_AGENT_DRAINING.Enum()
+	}
 	t.state = u.Status.GetState()
 	latest := u.Status
 	t.latest = &latest
@@ -866,7 +884,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 	}
 	agentInfo := mesos.AgentInfo{
 		Hostname: a.hostname, Port: ptrInt32(int32(a.port)), ID: &mesos.AgentID{Value: a.id},
-		Resources: a.total.ToProto(res.Plain, false),
+		Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes,
 	}
 	cid := mesos.ContainerID{Value: e.containerID}
 	stream.Send(&executor.Event{Type: executor.Event_SUBSCRIBED, Subscribed: &executor.Event_Subscribed{

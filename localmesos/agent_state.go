@@ -69,7 +69,7 @@ func (a *agent) renderState() []byte {
 		{K: "pid", V: fmt.Sprintf("slave(1)@%s", a.endpoint())},
 		{K: "hostname", V: a.hostname},
 		{K: "resources", V: resourcesJSON(a.total)},
-		{K: "attributes", V: ojson.Object{}},
+		{K: "attributes", V: attributesJSON(a.attributes)},
 		{K: "master_hostname", V: a.cfg.Hostname},
 		{K: "flags", V: ojson.Object{
 			{K: "work_dir", V: a.workDir},

@@ -154,7 +154,7 @@ func (c *Cluster) Agents() []AgentInfo {
 	runs := make([]*agent, len(c.agents))
 	out := make([]AgentInfo, len(c.agents))
 	for i, ar := range c.agents {
-		out[i] = AgentInfo{Index: i, Hostname: c.cfg.Hostname, Endpoint: net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)),
+		out[i] = AgentInfo{Index: i, Hostname: c.cfg.agentHostnames[i], Endpoint: net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(ar.port)),
 			Running: ar.a != nil, WorkDir: agentDir(c.cfg.WorkDir, i)}
 		runs[i] = ar.a
 	}
@@ -255,7 +255,7 @@ func (c *Cluster) StopMaster() {
 }
 
 func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, error) {
-	ln, err := listenRetry(net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(port)))
+	ln, err := listenRetry(net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("cannot start agent %d: %w", i, err)
 	}
@@ -265,7 +265,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
 		images: c.images, imageLaunch: c.imageLaunch,
-		httpClient: c.client, box: newMailbox(), hostname: c.cfg.Hostname, ip: c.cfg.AgentListen, port: port,
+		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
 		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
 	}
@@ -306,8 +306,8 @@ type agentIDRequest struct{ reply chan []byte }
 func (c *Cluster) DialAgent(ctx context.Context, network, addr string) (net.Conn, error) {
 	c.mu.Lock()
 	var mem *memListener
-	for _, ar := range c.agents {
-		if ar.a != nil && net.JoinHostPort(c.cfg.AgentListen, strconv.Itoa(ar.port)) == addr {
+	for i, ar := range c.agents {
+		if ar.a != nil && net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(ar.port)) == addr {
 			mem = ar.mem
 		}
 	}

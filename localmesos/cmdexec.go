@@ -312,6 +312,9 @@ func (c *cmdExec) processExited(ctx context.Context, status int32) {
 		c.killTimer = nil
 	}
 	switch {
+	case c.killing && !ws.Signaled() && ws.Exited():
+		// A task that exits on SIGTERM (recording 13's k-trap).
+		c.update(ctx, mesos.TASK_KILLED, fmt.Sprintf("Command exited with status %d", ws.ExitStatus()), nil)
 	case c.killing:
 		sig := "Killed"
 		if ws.Signaled() {

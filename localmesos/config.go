@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -23,8 +25,20 @@ type Config struct {
 	// Agents is how many agents to run (default 1).
 	Agents int
 	// AgentListen is the host agents listen on, each on a free port
-	// (default: the host of Listen).
+	// (default: the host of Listen; see AgentAddresses).
 	AgentListen string
+	// AgentAddresses gives agent i its own IP to listen on and advertise
+	// (its hostname too, unless Hostname is set), so that each agent is a
+	// machine of its own for placement by hostname and for maintenance.
+	// Default with several agents, a loopback Listen host and no
+	// AgentListen: 127.0.0.2, 127.0.0.3, … (all of 127/8 is local on
+	// Linux; tasks that bind 0.0.0.0 or their agent's address are reached
+	// there).
+	AgentAddresses []string
+	// AgentAttributes are agents' attributes in Mesos' --attributes syntax
+	// ("rack:r1;zone:a;level:2;slots:[1-4]"): one entry for every agent,
+	// or one per agent in order.
+	AgentAttributes []string
 	// Resources of every agent in the agent --resources syntax (default
 	// "cpus:4;mem:4096;disk:10000;ports:[31000-32000]").
 	Resources string
@@ -95,6 +109,8 @@ type Config struct {
 	// Logger receives the cluster's logs (default: discarded).
 	Logger *slog.Logger
 
+	// agentIPs and agentHostnames are each agent's, set by withDefaults.
+	agentIPs, agentHostnames []string
 	// ImageProviders is mesos-agent's --image_providers: "docker" runs
 	// executors whose ContainerInfo (type MESOS) has a Docker image in
 	// that image (Linux, as root); "" refuses images.
@@ -137,14 +153,37 @@ func (c Config) withDefaults() Config {
 	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	if c.Agents == 0 {
+		c.Agents = 1
+	}
+	if c.agentIPs == nil {
+		addrs := c.AgentAddresses
+		if len(addrs) == 0 && c.AgentListen == "" && host == "127.0.0.1" && c.Agents > 1 && c.Agents <= 250 {
+			for i := range c.Agents {
+				addrs = append(addrs, fmt.Sprintf("127.0.0.%d", i+2))
+			}
+		}
+		listen := c.AgentListen
+		if listen == "" {
+			listen = host
+		}
+		for i := range c.Agents {
+			ip := listen
+			if i < len(addrs) && addrs[i] != "" {
+				ip = addrs[i]
+			}
+			name := c.Hostname
+			if name == "" {
+				name = ip
+			}
+			c.agentIPs, c.agentHostnames = append(c.agentIPs, ip), append(c.agentHostnames, name)
+		}
+	}
 	if c.Hostname == "" {
 		c.Hostname = host
 	}
 	if c.AgentListen == "" {
 		c.AgentListen = host
-	}
-	if c.Agents == 0 {
-		c.Agents = 1
 	}
 	if c.Resources == "" {
 		c.Resources = defaultResources
@@ -202,6 +241,22 @@ func (c Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("agent %d: %v", i, err))
 		}
 	}
+	if n := len(c.AgentAttributes); n > 1 && n != max(c.Agents, 1) {
+		problems = append(problems, fmt.Sprintf("%d agent attributes for %d agents (give one for all, or one per agent)", n, max(c.Agents, 1)))
+	}
+	for i, a := range c.AgentAttributes {
+		if _, err := ParseAttributes(a); err != nil {
+			problems = append(problems, fmt.Sprintf("agent %d attributes: %v", i, err))
+		}
+	}
+	if len(c.AgentAddresses) > max(c.Agents, 1) {
+		problems = append(problems, fmt.Sprintf("%d agent addresses for %d agents", len(c.AgentAddresses), max(c.Agents, 1)))
+	}
+	for i, a := range c.AgentAddresses {
+		if net.ParseIP(a) == nil {
+			problems = append(problems, fmt.Sprintf("agent %d address %q is not an IP address", i, a))
+		}
+	}
 	for name, d := range map[string]time.Duration{
 		"heartbeat interval": c.HeartbeatInterval, "offer timeout": c.OfferTimeout,
 		"allocation interval": c.AllocationInterval, "status update retry": c.StatusUpdateRetry,
@@ -216,6 +271,19 @@ func (c Config) Validate() error {
 		return errors.New("invalid localmesos config: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// agentAttributes are agent i's attributes (validated by Validate).
+func (c Config) agentAttributes(i int) []mesos.Attribute {
+	var s string
+	switch {
+	case len(c.AgentAttributes) == 1:
+		s = c.AgentAttributes[0]
+	case i < len(c.AgentAttributes):
+		s = c.AgentAttributes[i]
+	}
+	attrs, _ := ParseAttributes(s)
+	return attrs
 }
 
 // agentResources computes each agent's total resources.

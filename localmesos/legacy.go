@@ -3,14 +3,17 @@ package localmesos
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mmaintenance "github.com/mesos/mesos-go/api/v1/lib/maintenance"
 
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
+	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -239,3 +242,71 @@ func (h *agentHTTP) flags(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, body)
 }
+
+// renderMaintenanceSchedule is /master/maintenance/schedule: the schedule
+// as GET_MAINTENANCE_SCHEDULE holds it ({} when empty, as Mesos).
+func renderMaintenanceSchedule(m *master, _ url.Values) []byte {
+	return stoutJSON(raw(&m.maint.schedule))
+}
+
+// renderMaintenanceStatus is /master/maintenance/status: the machines
+// draining and down, as GET_MAINTENANCE_STATUS.
+func renderMaintenanceStatus(m *master, _ url.Values) []byte {
+	st := m.clusterStatus()
+	return stoutJSON(raw(&st))
+}
+
+// stoutJSON rewrites a JSON document with every object's keys in byte
+// order: Mesos writes these endpoints through stout's JSON::Object, a
+// std::map, where the v1 API keeps field order.
+func stoutJSON(doc []byte) []byte {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber() // nanoseconds since the epoch do not fit a float64
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return doc
+	}
+	out, err := json.Marshal(v) // maps marshal with sorted keys
+	if err != nil {
+		return doc
+	}
+	return out
+}
+
+// maintenanceSchedule answers /master/maintenance/schedule: GET reads the
+// schedule, POST replaces it with the body's (a mesos.v1.maintenance.Schedule
+// in JSON), refused with the operator call's texts; other methods get
+// Mesos' 405.
+func (h *masterHTTP) maintenanceSchedule(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		h.legacy(renderMaintenanceSchedule)(w, r)
+	case http.MethodPost:
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxLegacyBody+1))
+		if err != nil || len(body) > maxLegacyBody {
+			wire.WriteError(w, wire.BadRequest("Failed to parse the request body: too large or unreadable"))
+			return
+		}
+		var s mmaintenance.Schedule
+		if err := protojson.Unmarshal(body, &s); err != nil {
+			wire.WriteError(w, wire.BadRequest("Failed to convert JSON into Schedule protobuf: %v", err))
+			return
+		}
+		var werr *wire.Error
+		if !h.onMaster(func(m *master) { werr = m.updateSchedule(s) }) {
+			wire.WriteError(w, errMasterStopping)
+			return
+		}
+		if werr != nil {
+			wire.WriteError(w, werr)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		wire.WriteError(w, &wire.Error{Status: http.StatusMethodNotAllowed, Text: "Expecting 'GET' or 'POST', received '" + r.Method + "'"})
+	}
+}
+
+// maxLegacyBody bounds a legacy POST body (a schedule of many machines
+// still fits).
+const maxLegacyBody = 4 << 20

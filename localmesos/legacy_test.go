@@ -76,10 +76,20 @@ func TestLegacyEndpointsReplay(t *testing.T) {
 				matchShape(t, path, e.Response.Body, body)
 			})
 			ran++
+		case strings.Contains(p, "/maintenance/"):
+			t.Run(path, func(t *testing.T) {
+				resp := send(t, base, e, nil)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != e.Response.Code || string(body) != string(e.Response.Body) {
+					t.Errorf("%d %s, Mesos answered %d %s", resp.StatusCode, body, e.Response.Code, e.Response.Body)
+				}
+			})
+			ran++
 		}
 	}
-	if ran != 8 {
-		t.Fatalf("replayed %d legacy calls, want 8", ran)
+	if ran != 11 {
+		t.Fatalf("replayed %d legacy calls, want 11", ran)
 	}
 }
 
@@ -335,4 +345,45 @@ func TestMetricsSnapshotFollowsState(t *testing.T) {
 	}
 	waitMetric(t, mu, "master/slaves_active", 1)
 	waitMetric(t, mu, "master/slaves_disconnected", 1)
+}
+
+// TestLegacyMaintenanceSchedulePost: POST /master/maintenance/schedule
+// replaces the schedule as UPDATE_MAINTENANCE_SCHEDULE does, refused with
+// the same answer; methods other than GET and POST get 405.
+func TestLegacyMaintenanceSchedulePost(t *testing.T) {
+	c := replayCluster(t)
+	url := c.MasterURL() + "/master/maintenance/schedule"
+	do := func(method, body string) (int, string) {
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	empty := `{"windows":[{"machine_ids":[],"unavailability":{"start":{"nanoseconds":1}}}]}`
+	code, body := do("POST", empty)
+	opCode, opBody := opCall(t, c, `{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":`+empty+`}}`)
+	if code != http.StatusBadRequest || code != opCode || body != opBody {
+		t.Errorf("invalid schedule: %d %q; the operator call answered %d %q", code, body, opCode, opBody)
+	}
+	if code, body := do("POST", `{"windows": [`); code != http.StatusBadRequest || !strings.Contains(body, "Failed to convert JSON into Schedule protobuf") {
+		t.Errorf("bad JSON: %d %q", code, body)
+	}
+	good := `{"windows":[{"machine_ids":[{"hostname":"h1","ip":"10.0.0.1"}],"unavailability":{"start":{"nanoseconds":1796624776573588480},"duration":{"nanoseconds":60000000000}}}]}`
+	if code, body := do("POST", good); code != http.StatusOK || body != "" {
+		t.Fatalf("valid schedule: %d %q", code, body)
+	}
+	want := `{"windows":[{"machine_ids":[{"hostname":"h1","ip":"10.0.0.1"}],"unavailability":{"duration":{"nanoseconds":60000000000},"start":{"nanoseconds":1796624776573588480}}}]}`
+	if code, body := do("GET", ""); code != http.StatusOK || body != want {
+		t.Errorf("GET after POST: %d %s\nwant %s", code, body, want)
+	}
+	if code, body := do("PUT", good); code != http.StatusMethodNotAllowed || body != "Expecting 'GET' or 'POST', received 'PUT'" {
+		t.Errorf("PUT: %d %q", code, body)
+	}
 }

@@ -46,6 +46,7 @@ type master struct {
 	counters     masterCounters
 	metrics      mesosMetrics  // Mesos' counters that state cannot give back
 	ops          operatorState // operator event stream subscribers
+	maint        maintState
 	done         chan struct{}
 }
 
@@ -100,19 +101,26 @@ type task struct {
 }
 
 type agentRec struct {
-	id         string
-	hostname   string
-	port       int
-	total      res.Resources
-	used       res.Resources
-	offered    res.Resources
-	link       agentLink
-	connected  bool
-	removed    bool      // gone past AgentRemovalTimeout: its tasks were lost
-	goneSince  time.Time // when it disconnected
-	registered time.Time
-	executors  map[string]map[string]execRec // fw → executor id
-	tasks      map[*task]struct{}            // tasks placed on this agent, not yet completed
+	id           string
+	hostname     string
+	ip           string // of its address: with hostname, its machine
+	attributes   []mesos.Attribute
+	port         int
+	total        res.Resources
+	used         res.Resources
+	offered      res.Resources
+	link         agentLink
+	connected    bool
+	removed      bool // gone past AgentRemovalTimeout, or removed by the operator: its tasks were lost
+	gone         bool // MARK_AGENT_GONE: never again
+	deactivated  bool // DEACTIVATE_AGENT or DRAIN_AGENT: no offers
+	drain        *mesos.DrainInfo
+	drainStart   time.Time
+	goneSince    time.Time // when it disconnected
+	registered   time.Time
+	reregistered time.Time
+	executors    map[string]map[string]execRec // fw → executor id
+	tasks        map[*task]struct{}            // tasks placed on this agent, not yet completed
 }
 
 type execRec struct {
@@ -133,6 +141,7 @@ func newMaster(cfg Config, faults *Faults, id, hostname, ip string, port int) *m
 		id: id, hostname: hostname, ip: ip, port: port, started: time.Now(),
 		frameworks: map[string]*framework{}, removed: map[string]bool{}, agents: map[string]*agentRec{},
 		offers: map[string]*offer{}, timers: map[*time.Timer]struct{}{}, done: make(chan struct{}),
+		maint: maintState{machines: map[machineKey]*machineRec{}, inverse: map[string]*inverseOffer{}, refused: map[string]map[string]time.Time{}},
 	}
 }
 
@@ -189,6 +198,7 @@ func (m *master) run(ctx context.Context) {
 		for _, msg := range m.box.take() {
 			m.handle(msg)
 		}
+		m.checkDrains()
 		if m.allocDirty {
 			m.allocDirty = false
 			m.allocate(time.Now())
@@ -291,6 +301,11 @@ func masterUpdate(taskID, agentID string, state mesos.TaskState, reason mesos.Ta
 // --- agents ---
 
 func (m *master) agentRegister(x agentRegister) {
+	if why := m.refusedRegistration(x.agentID, x.hostname, x.ip); why != "" {
+		m.log.Warn("refusing the registration of an agent", "agent_id", x.agentID, "hostname", x.hostname, "reason", why)
+		x.link.post(agentShutdown{message: why})
+		return
+	}
 	id := x.agentID
 	a := m.agents[id]
 	if id == "" || a == nil {
@@ -307,7 +322,10 @@ func (m *master) agentRegister(x agentRegister) {
 		m.rescindOffer(o.id)
 	}
 	wasRemoved := a.removed
-	a.hostname, a.port, a.total, a.link, a.connected, a.removed = x.hostname, x.port, x.total, x.link, true, false
+	if x.agentID != "" {
+		a.reregistered = time.Now()
+	}
+	a.hostname, a.ip, a.attributes, a.port, a.total, a.link, a.connected, a.removed = x.hostname, x.ip, x.attributes, x.port, x.total, x.link, true, false
 	for _, fi := range x.frameworks {
 		if fi.ID == nil || m.removed[fi.ID.Value] {
 			continue
@@ -397,6 +415,7 @@ func (m *master) agentDisconnected(id string) {
 	for _, o := range m.offersOn(id) {
 		m.rescindOffer(o.id)
 	}
+	m.rescindInverseOffers(id)
 	m.after(m.cfg.AgentRemovalTimeout, agentRemovalDue{agentID: id, since: a.goneSince})
 	m.log.Info("agent disconnected", "agent_id", id)
 }
@@ -518,6 +537,9 @@ func (m *master) completeTask(fw *framework, t *task) {
 
 func (m *master) executorExited(x executorExited) {
 	if a := m.agents[x.agentID]; a != nil {
+		if a.removed {
+			return // its frameworks heard FAILURE {agent_id} when it was removed
+		}
 		if execs := a.executors[x.fwID]; execs != nil {
 			delete(execs, x.execID)
 			if len(execs) == 0 {
@@ -606,23 +628,30 @@ func (m *master) available(a *agentRec) res.Resources {
 // allocate offers every agent's free resources to one eligible framework,
 // round robin, honouring DECLINE filters and SUPPRESS.
 func (m *master) allocate(now time.Time) {
-	var fws []*framework
+	var fws, active []*framework
 	for _, fw := range m.frameworks {
-		if fw.connected && fw.active && fw.offerRole() != "" {
-			fws = append(fws, fw)
+		if fw.connected && fw.active {
+			active = append(active, fw)
+			if fw.offerRole() != "" {
+				fws = append(fws, fw)
+			}
 		}
 	}
-	if len(fws) == 0 {
-		return
-	}
 	sort.Slice(fws, func(i, j int) bool { return fws[i].id < fws[j].id })
+	sort.Slice(active, func(i, j int) bool { return active[i].id < active[j].id })
 	agentIDs := make([]string, 0, len(m.agents))
 	for id, a := range m.agents {
-		if a.connected {
+		// A deactivated (or draining) agent is not offered (Mesos'
+		// allocator deactivates it).
+		if a.connected && !a.deactivated {
 			agentIDs = append(agentIDs, id)
 		}
 	}
 	sort.Slice(agentIDs, func(i, j int) bool { return agentLess(agentIDs[i], agentIDs[j]) })
+	defer m.allocateInverse(active, agentIDs, now)
+	if len(fws) == 0 {
+		return
+	}
 	batches := map[*framework][]mesos.Offer{}
 	for _, id := range agentIDs {
 		a := m.agents[id]
@@ -700,9 +729,15 @@ func (fw *framework) refused(agentID, role string, avail res.Resources, now time
 	return filtered
 }
 
-func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role string) mesos.Offer {
+// nextOfferID: offers and inverse offers share one counter, as in Mesos.
+func (m *master) nextOfferID() string {
 	id := fmt.Sprintf("%s-O%d", m.id, m.nextOffer)
 	m.nextOffer++
+	return id
+}
+
+func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role string) mesos.Offer {
+	id := m.nextOfferID()
 	o := &offer{id: id, fwID: fw.id, agentID: a.id, role: role, resources: avail}
 	if m.cfg.OfferTimeout > 0 {
 		o.timer = m.after(m.cfg.OfferTimeout, offerExpired{id: id})
@@ -714,12 +749,14 @@ func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role
 }
 
 func (m *master) offerProto(o *offer, a *agentRec) mesos.Offer {
-	ip, path := m.ip, "/slave(1)"
+	ip, path := a.ip, "/slave(1)"
 	p := mesos.Offer{
 		ID: mesos.OfferID{Value: o.id}, FrameworkID: mesos.FrameworkID{Value: o.fwID},
 		AgentID: mesos.AgentID{Value: a.id}, Hostname: a.hostname,
-		URL:       &mesos.URL{Scheme: "http", Address: mesos.Address{Hostname: &a.hostname, IP: &ip, Port: int32(a.port)}, Path: &path},
-		Resources: o.resources.ToProto(res.OfferRole, true),
+		URL:            &mesos.URL{Scheme: "http", Address: mesos.Address{Hostname: &a.hostname, IP: &ip, Port: int32(a.port)}, Path: &path},
+		Resources:      o.resources.ToProto(res.OfferRole, true),
+		Attributes:     a.attributes,
+		Unavailability: m.unavailabilityOf(a),
 	}
 	// A MULTI_ROLE framework learns the role of the offer and of each
 	// resource from allocation_info; the others get none (recorded).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mallocator "github.com/mesos/mesos-go/api/v1/lib/allocator"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/uuid"
@@ -113,9 +114,12 @@ func (m *master) call(x schedCall) callResult {
 	case scheduler.Call_MESSAGE:
 		m.faultyDeliver(routedMessage{agentID: c.Message.AgentID.Value, msg: frameworkToExecutor{
 			fwID: fw.id, execID: c.Message.ExecutorID.Value, data: c.Message.Data}})
-	case scheduler.Call_REQUEST, scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
-		// No inverse offers (maintenance) exist here; REQUEST is a no-op in
-		// Mesos too.
+	case scheduler.Call_ACCEPT_INVERSE_OFFERS:
+		m.answerInverseOffers(fw, c.AcceptInverseOffers.InverseOfferIDs, c.AcceptInverseOffers.Filters, mallocator.InverseOfferStatus_ACCEPT)
+	case scheduler.Call_DECLINE_INVERSE_OFFERS:
+		m.answerInverseOffers(fw, c.DeclineInverseOffers.InverseOfferIDs, c.DeclineInverseOffers.Filters, mallocator.InverseOfferStatus_DECLINE)
+	case scheduler.Call_REQUEST:
+		// A no-op in Mesos too.
 	default:
 		return callResult{err: &wire.Error{Status: http.StatusNotImplemented,
 			Text: fmt.Sprintf("Call type %s is not implemented by localmesos", c.Type)}}
@@ -428,6 +432,7 @@ func (m *master) removeFramework(fw *framework) {
 		}
 		m.recomputeUsed(a)
 	}
+	m.dropInverseOffersOf(fw.id)
 	delete(m.frameworks, fw.id)
 	m.removed[fw.id] = true
 	m.completedFws = append(m.completedFws, fw)

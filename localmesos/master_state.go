@@ -62,8 +62,8 @@ func (m *master) renderState() []byte {
 		}
 		slaves = append(slaves, ojson.Object{
 			{K: "id", V: a.id}, {K: "hostname", V: a.hostname}, {K: "port", V: a.port},
-			{K: "attributes", V: ojson.Object{}},
-			{K: "pid", V: fmt.Sprintf("slave(1)@%s:%d", m.ip, a.port)},
+			{K: "attributes", V: attributesJSON(a.attributes)},
+			{K: "pid", V: fmt.Sprintf("slave(1)@%s:%d", a.ip, a.port)},
 			{K: "registered_time", V: secs(a.registered)},
 			{K: "resources", V: resourcesJSON(a.total)},
 			{K: "used_resources", V: resourcesJSON(a.used)},

@@ -1,6 +1,8 @@
 package localmesos
 
 import (
+	"time"
+
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/tiltai/tiltai/localmesos/internal/res"
@@ -20,6 +22,8 @@ type agentLink interface{ post(m any) bool }
 type agentRegister struct {
 	agentID    string // "" for a new agent
 	hostname   string
+	ip         string
+	attributes []mesos.Attribute
 	port       int
 	total      res.Resources
 	link       agentLink
@@ -70,6 +74,19 @@ type executorExited struct {
 // --- master → agent ---
 
 type agentRegistered struct{ agentID string }
+
+// agentShutdown tells an agent to shut down (Mesos' ShutdownMessage): its
+// machine went DOWN, it was marked gone, or it may not register. It kills
+// every executor and stops registering, as a Mesos agent exits.
+type agentShutdown struct{ message string }
+
+// drainAgent starts draining: every task is killed, with its kill policy's
+// grace period capped by maxGrace when set; every update of a killing or
+// terminal task carries REASON_AGENT_DRAINING.
+type drainAgent struct{ maxGrace *time.Duration }
+
+// agentReactivated ends draining.
+type agentReactivated struct{}
 
 type runTask struct {
 	framework mesos.FrameworkInfo

@@ -244,6 +244,28 @@ func (m *master) operatorCall(c *mmaster.Call) opAnswer {
 	case mmaster.Call_GET_EXECUTORS:
 		resp.Type = mmaster.Response_GET_EXECUTORS
 		resp.GetExecutors, js = m.opExecutors()
+	case mmaster.Call_GET_MAINTENANCE_SCHEDULE:
+		resp.Type = mmaster.Response_GET_MAINTENANCE_SCHEDULE
+		resp.GetMaintenanceSchedule = &mmaster.Response_GetMaintenanceSchedule{Schedule: m.maint.schedule}
+		js = ojson.Object{{K: "schedule", V: raw(&resp.GetMaintenanceSchedule.Schedule)}}
+	case mmaster.Call_GET_MAINTENANCE_STATUS:
+		resp.Type = mmaster.Response_GET_MAINTENANCE_STATUS
+		resp.GetMaintenanceStatus = &mmaster.Response_GetMaintenanceStatus{Status: m.clusterStatus()}
+		js = ojson.Object{{K: "status", V: raw(&resp.GetMaintenanceStatus.Status)}}
+	case mmaster.Call_UPDATE_MAINTENANCE_SCHEDULE:
+		return opAnswer{err: m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)}
+	case mmaster.Call_START_MAINTENANCE:
+		return opAnswer{err: m.startMaintenance(c.StartMaintenance.Machines)}
+	case mmaster.Call_STOP_MAINTENANCE:
+		return opAnswer{err: m.stopMaintenance(c.StopMaintenance.Machines)}
+	case mmaster.Call_DRAIN_AGENT:
+		return opAnswer{err: m.drainAgentCall(c.DrainAgent)}
+	case mmaster.Call_DEACTIVATE_AGENT:
+		return opAnswer{err: m.deactivateAgentCall(c.DeactivateAgent)}
+	case mmaster.Call_REACTIVATE_AGENT:
+		return opAnswer{err: m.reactivateAgentCall(c.ReactivateAgent)}
+	case mmaster.Call_MARK_AGENT_GONE:
+		return opAnswer{err: m.markAgentGoneCall(c.MarkAgentGone)}
 	default:
 		return opAnswer{err: notImplemented(c.Type)}
 	}
@@ -361,15 +383,15 @@ func withAllocation(rs []mesos.Resource) []mesos.Resource {
 func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.Object) {
 	port := int32(a.port)
 	id := mesos.AgentID{Value: a.id}
-	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), ID: &id}
-	pid := fmt.Sprintf("slave(1)@%s:%d", m.ip, a.port)
+	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes, ID: &id}
+	pid := fmt.Sprintf("slave(1)@%s:%d", a.ip, a.port)
 	active := a.connected && !m.agentDeactivated(a.id)
 	deactivated := !active
 	out := mmaster.Response_GetAgents_Agent{
 		AgentInfo: info, Active: active, Deactivated: &deactivated, Version: Version, PID: &pid,
 		RegisteredTime: timeInfo(a.registered), TotalResources: a.total.ToProto(res.OfferRole, false),
 		AllocatedResources: withAllocation(a.used.ToProto(res.OfferRole, false)),
-		OfferedResources:   withAllocation(a.offered.ToProto(res.OfferRole, false)),
+		OfferedResources:   withAllocation(a.offered.ToProto(res.OfferRole, true)), // in offer order (recording 12)
 	}
 	caps := make([]mesos.AgentInfo_Capability, len(agentCapabilities))
 	for i, c := range agentCapabilities {
@@ -380,13 +402,18 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	for i, c := range agentCapabilitiesJSON {
 		capsJSON[i] = ojson.Object{{K: "type", V: c}}
 	}
-	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port},
-		{K: "resources", V: rawList(info.Resources)}, {K: "id", V: ojson.Object{{K: "value", V: a.id}}},
-		{K: "checkpoint", V: true}}
+	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port}, {K: "resources", V: rawList(info.Resources)}}
+	if len(a.attributes) > 0 {
+		infoJSON = append(infoJSON, ojson.KV{K: "attributes", V: rawList(a.attributes)})
+	}
+	infoJSON = append(infoJSON, ojson.KV{K: "id", V: ojson.Object{{K: "value", V: a.id}}}, ojson.KV{K: "checkpoint", V: true})
 	js := ojson.Object{{K: "agent_info", V: infoJSON}, {K: "active", V: active}, {K: "deactivated", V: deactivated},
 		{K: "version", V: Version}, {K: "pid", V: pid}}
 	if out.RegisteredTime != nil {
 		js = append(js, ojson.KV{K: "registered_time", V: raw(out.RegisteredTime)})
+	}
+	if out.ReregisteredTime = timeInfo(a.reregistered); out.ReregisteredTime != nil {
+		js = append(js, ojson.KV{K: "reregistered_time", V: raw(out.ReregisteredTime)})
 	}
 	js = append(js, ojson.KV{K: "total_resources", V: rawList(out.TotalResources)})
 	if len(out.AllocatedResources) > 0 {
@@ -398,7 +425,8 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	js = append(js, ojson.KV{K: "capabilities", V: capsJSON})
 	if di := m.agentDrainInfo(a.id); di != nil {
 		out.DrainInfo = di
-		js = append(js, ojson.KV{K: "drain_info", V: raw(di)})
+		out.EstimatedDrainStartTime = timeInfo(a.drainStart)
+		js = append(js, ojson.KV{K: "drain_info", V: raw(di)}, ojson.KV{K: "estimated_drain_start_time", V: raw(out.EstimatedDrainStartTime)})
 	}
 	return out, js
 }
@@ -588,11 +616,19 @@ func (m *master) opState() (*mmaster.Response_GetState, ojson.Object) {
 		ojson.Object{{K: "get_tasks", V: tj}, {K: "get_executors", V: ej}, {K: "get_frameworks", V: fj}, {K: "get_agents", V: aj}}
 }
 
-// agentDeactivated and agentDrainInfo are where deactivation and draining
-// (DEACTIVATE_AGENT, DRAIN_AGENT) will show; neither is implemented yet.
-func (m *master) agentDeactivated(string) bool { return false }
+// agentDeactivated and agentDrainInfo show DEACTIVATE_AGENT and
+// DRAIN_AGENT.
+func (m *master) agentDeactivated(id string) bool {
+	return m.agents[id] != nil && m.agents[id].deactivated
+}
 
-func (m *master) agentDrainInfo(string) *mesos.DrainInfo { return nil }
+func (m *master) agentDrainInfo(id string) *mesos.DrainInfo {
+	if a := m.agents[id]; a != nil && a.drain != nil {
+		di := *a.drain
+		return &di
+	}
+	return nil
+}
 
 // operatorStreamContext ends the operator stream with the master.
 func (h *masterHTTP) streamContext(r *http.Request) (context.Context, context.CancelFunc) {

@@ -200,6 +200,9 @@ func (m *master) diffOperatorView() []opEvent {
 	for _, id := range sortedKeys(v.agents) {
 		if a := m.agents[id]; a == nil || a.removed {
 			delete(v.agents, id)
+			if a != nil && a.gone {
+				continue // recording 13: MARK_AGENT_GONE sends no AGENT_REMOVED
+			}
 			removals = append(removals, plainEvent(&mmaster.Event{Type: mmaster.Event_AGENT_REMOVED,
 				AgentRemoved: &mmaster.Event_AgentRemoved{AgentID: mesos.AgentID{Value: id}}}))
 		}

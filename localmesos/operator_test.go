@@ -59,7 +59,8 @@ func TestOperatorAPIMasterReplay(t *testing.T) {
 	s := runSleepTask(t, c, pre, 1, 5)
 	entries := loadTranscript(t, "10-operator-api.json", operatorSubst(c, s))
 	implemented := map[string]bool{"GET_HEALTH": true, "GET_FLAGS": true, "GET_VERSION": true, "GET_STATE": true,
-		"GET_AGENTS": true, "GET_FRAMEWORKS": true, "GET_TASKS": true, "GET_EXECUTORS": true, "GET_MASTER": true}
+		"GET_AGENTS": true, "GET_FRAMEWORKS": true, "GET_TASKS": true, "GET_EXECUTORS": true, "GET_MASTER": true,
+		"GET_MAINTENANCE_SCHEDULE": true, "GET_MAINTENANCE_STATUS": true}
 	ran := 0
 	for _, e := range entries {
 		if e.Kind != "call" || !strings.HasSuffix(e.Request.URL, c.Addr()+"/api/v1") {

@@ -13,8 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/apitypes"
+	"github.com/tiltai/tiltai/scheduler/console"
 	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
@@ -37,7 +39,9 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
 	mux.HandleFunc("GET /v1/events", s.read(s.getEvents))
 	mux.HandleFunc("GET /{$}", s.getIndex)
-	return mux
+	mux.HandleFunc("GET /v1", s.getIndex)
+	mux.Handle("GET /console/", console.Handler())
+	return console.Secure(mux)
 }
 
 // The API's bodies are the leaf package apitypes, so a client needs not
@@ -120,11 +124,17 @@ func (s *Scheduler) readView(w http.ResponseWriter) (*core.View, bool) {
 	return s.view.Load(), true
 }
 
+// getIndex is the console for a browser, the JSON index for tools (and at
+// GET /v1).
 func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" && console.WantsPage(r) {
+		console.Handler().ServeHTTP(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name": "tiltai scheduler",
 		"endpoints": []string{
-			"GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
+			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
 			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
@@ -319,6 +329,9 @@ func statusView(v *core.View) Status {
 			ss = &ServiceStatus{Name: t.Service}
 			bySvc[t.Service] = ss
 		}
+		if t.Status != nil {
+			addGates(ss, t.Status.Gates)
+		}
 		switch {
 		case t.Retiring || t.Phase == "killing":
 			ss.Retiring++
@@ -347,6 +360,24 @@ func statusView(v *core.View) Status {
 		st.Converged = false
 	}
 	return st
+}
+
+// addGates adds one task's gate counters to the service's sums.
+func addGates(ss *ServiceStatus, gates map[string]control.GateCounters) {
+	if ss.Gates == nil {
+		ss.Gates = map[string]GateCountersReport{}
+	}
+	for g, gc := range gates {
+		sum := ss.Gates[g]
+		sum.Pattern = string(gc.Pattern)
+		sum.Sent += gc.Sent
+		sum.Received += gc.Received
+		sum.Dropped += gc.Dropped
+		sum.Rerouted += gc.Rerouted
+		sum.QueueDepth += gc.QueueDepth
+		sum.Peers += gc.Peers
+		ss.Gates[g] = sum
+	}
 }
 
 func (s *Scheduler) getStatus(w http.ResponseWriter, r *http.Request) {

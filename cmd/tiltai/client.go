@@ -78,9 +78,15 @@ func apiConfigFrom(c *cli.Context) (apiConfig, error) {
 	return cfg, nil
 }
 
-func (a apiConfig) client() (*client.Client, error) {
-	return client.New(a.URL, a.Token, client.WithUserAgent("tiltai/"+version.Get().Version))
+func (a apiConfig) client(opts ...client.Option) (*client.Client, error) {
+	return client.New(a.URL, a.Token, append([]client.Option{client.WithUserAgent("tiltai/" + version.Get().Version)}, opts...)...)
 }
+
+// busyRetry is how submit and scale retry a scheduler that answers 503
+// (its spec-parse slots full, or stopping): the client's defaults, i.e.
+// Retry-After honoured up to 30s, else backoff from 0.5s, at most 8
+// attempts within 2 minutes. Tests shorten it.
+var busyRetry = client.BusyRetry{}
 
 // newClient turns the scheduler flags into a client.
 func newClient(c *cli.Context) (*client.Client, apiConfig, error) {
@@ -88,11 +94,24 @@ func newClient(c *cli.Context) (*client.Client, apiConfig, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	cl, err := cfg.client()
+	retry := busyRetry
+	name, errw := c.Command.HelpName, c.App.ErrWriter
+	retry.Notify = func(w client.BusyWait) {
+		fmt.Fprintf(errw, "%s: scheduler busy, retrying in %s (attempt %d of %d)\n", name, retryDelay(w.Delay), w.Attempt, w.Attempts)
+	}
+	cl, err := cfg.client(client.WithBusyRetry(retry))
 	if err != nil {
 		return nil, cfg, usageErr(c, "%v", err)
 	}
 	return cl, cfg, nil
+}
+
+// retryDelay renders a wait for a person: "2s", "1.4s", "250ms".
+func retryDelay(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // waitConfig is how to follow a change.
@@ -245,32 +264,13 @@ func follow(c *cli.Context, cl *client.Client, api apiConfig, w waitConfig, vers
 	return apiFail(c, api, fmt.Sprintf("cannot follow spec version %d", version), err)
 }
 
-// errHelpShown: the help a --help asked for was printed (now by urfave/cli
-// itself, see flagsFirst; kept for the actions that check for it).
-var errHelpShown = errors.New("help shown")
-
-// positional returns the command's arguments. Flags may come after them
-// (flagsFirst moved them ahead for the parser), and "--" has ended the flags.
-func positional(c *cli.Context) ([]string, error) {
-	return c.Args().Slice(), nil
-}
-
-// args is positional with a count check; usage is e.g. "FILE".
+// args returns the command's n positional arguments, or a usage error;
+// usage is e.g. "FILE". Flags may come after the arguments (flagsFirst
+// moved them ahead for the parser), and "--" has ended the flags.
 func args(c *cli.Context, n int, usage string) ([]string, error) {
-	as, err := positional(c)
-	if err != nil {
-		return nil, err
-	}
+	as := c.Args().Slice()
 	if len(as) != n {
 		return nil, cli.Exit(fmt.Sprintf("usage: %s %s (see %s --help)", c.Command.HelpName, usage, c.Command.HelpName), exitUsage)
 	}
 	return as, nil
-}
-
-// helpShown lets an action end quietly after positional printed help.
-func helpShown(err error) error {
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	return err
 }

@@ -42,7 +42,7 @@ var eventsRetry = backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time
 
 func events(c *cli.Context) error {
 	if _, err := args(c, 0, ""); err != nil {
-		return helpShown(err)
+		return err
 	}
 	cl, api, err := newClient(c)
 	if err != nil {

@@ -185,10 +185,7 @@ func linksGraph(c *cli.Context) error {
 }
 
 func linksDiff(c *cli.Context) error {
-	paths, err := positional(c)
-	if err != nil {
-		return helpShown(err)
-	}
+	paths := c.Args().Slice()
 	if len(paths) != 1 && len(paths) != 2 {
 		return cli.Exit("usage: tiltai links diff OLD NEW, or tiltai links diff FILE to compare with the scheduler's spec (see tiltai links diff --help)", 2)
 	}

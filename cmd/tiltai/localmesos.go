@@ -29,7 +29,8 @@ func localmesosCommand() *cli.Command {
 			&cli.StringFlag{Name: "resources", Value: "cpus:4;mem:4096;disk:10000;ports:[31000-32000]", Usage: "resources of each agent (Mesos --resources syntax)"},
 			&cli.BoolFlag{Name: "split_ports", Value: true, Usage: "give each agent a disjoint part of the ports ranges"},
 			&cli.StringFlag{Name: "work_dir", Usage: "sandboxes and checkpoints (default: a temporary directory, removed on exit)"},
-			&cli.StringFlag{Name: "hostname", Usage: "hostname advertised in offers (default: the host of --listen)"},
+			&cli.StringFlag{Name: "hostname", Usage: "hostname advertised in offers (default: the host of --listen; with several agents on 127.0.0.1 each agent's own address, 127.0.0.2, 127.0.0.3, …)"},
+			agentAttributesFlag(),
 			&cli.DurationFlag{Name: "heartbeat_interval", Value: 15 * time.Second, Usage: "scheduler stream heartbeat period"},
 			&cli.DurationFlag{Name: "offer_timeout", Usage: "rescind offers unused for this long (0: never)"},
 			&cli.DurationFlag{Name: "allocation_interval", Value: time.Second, Usage: "period of the offer pass"},
@@ -53,6 +54,7 @@ func localmesosCommand() *cli.Command {
 			cfg := localmesos.Config{
 				Listen: c.String("listen"), Agents: c.Int("agents"), Resources: c.String("resources"),
 				SplitPorts: c.Bool("split_ports"), WorkDir: c.String("work_dir"), Hostname: c.String("hostname"),
+				AgentAttributes:   agentAttributes(c),
 				HeartbeatInterval: c.Duration("heartbeat_interval"), OfferTimeout: c.Duration("offer_timeout"),
 				AllocationInterval:            c.Duration("allocation_interval"),
 				ExecutorShutdownGracePeriod:   c.Duration("executor_shutdown_grace_period"),
@@ -71,6 +73,25 @@ func localmesosCommand() *cli.Command {
 			return runLocalmesos(c.Context, cfg, c.App.Writer)
 		},
 	}
+}
+
+// repeated is a flag value that keeps each occurrence whole: attributes
+// hold commas (ranges), which a StringSliceFlag would split.
+type repeated []string
+
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+
+func agentAttributesFlag() cli.Flag {
+	return &cli.GenericFlag{Name: "agent_attributes", Value: &repeated{},
+		Usage: "agent attributes in Mesos' syntax, e.g. 'rack:r1;zone:a;level:2;slots:[1-4]'; once for all agents, or once per agent in order"}
+}
+
+func agentAttributes(c *cli.Context) []string {
+	if r, ok := c.Generic("agent_attributes").(*repeated); ok {
+		return *r
+	}
+	return nil
 }
 
 func runLocalmesos(ctx context.Context, cfg localmesos.Config, out interface{ Write([]byte) (int, error) }) error {

@@ -77,7 +77,7 @@ func fetchTasks(c *cli.Context, cl *client.Client, q scheduler.TaskQuery, all bo
 
 func ps(c *cli.Context) error {
 	if _, err := args(c, 0, "[--service SERVICE] [--phase PHASE] [--limit N | --all]"); err != nil {
-		return helpShown(err)
+		return err
 	}
 	q, all, err := psQuery(c)
 	if err != nil {

@@ -37,7 +37,7 @@ func scale(c *cli.Context) error {
 	start := time.Now()
 	as, err := args(c, 2, "SERVICE N")
 	if err != nil {
-		return helpShown(err)
+		return err
 	}
 	service := as[0]
 	n, err := strconv.Atoi(as[1])

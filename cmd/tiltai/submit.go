@@ -52,7 +52,7 @@ func linksSubmit(c *cli.Context) error {
 	start := time.Now()
 	as, err := args(c, 1, "FILE")
 	if err != nil {
-		return helpShown(err)
+		return err
 	}
 	wc, err := writeConfigFrom(c)
 	if err != nil {
@@ -142,7 +142,7 @@ func linksGetCommand() *cli.Command {
 
 func linksGet(c *cli.Context) error {
 	if _, err := args(c, 0, ""); err != nil {
-		return helpShown(err)
+		return err
 	}
 	format := c.String("format")
 	if format != "source" && format != "json" {

@@ -36,7 +36,7 @@ func TestCommandsOnRealScheduler(t *testing.T) {
 
 	// ps: five running tasks, each with its current table acknowledged and,
 	// once its executor has reported, its gates' counters.
-	row := regexp.MustCompile(`(?m)^(\S+)\s+(feeder|encryptor|printer)\s+running\s+127\.0\.0\.1(:\d+)?\s+(\d+)/(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+\d+s$`)
+	row := regexp.MustCompile(`(?m)^(\S+)\s+(feeder|encryptor|printer)\s+running\s+127\.0\.0\.\d+(:\d+)?\s+(\d+)/(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+\d+s$`)
 	var rows [][]string
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

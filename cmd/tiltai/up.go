@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/up"
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/localmesos"
 )
 
 func upCommand() *cli.Command {
@@ -27,6 +28,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "master_listen", Value: "127.0.0.1:5050", Usage: "embedded Mesos master address"},
 			&cli.IntFlag{Name: "agents", Value: 1, Usage: "embedded Mesos agents"},
 			&cli.StringFlag{Name: "resources", Value: "cpus:4;mem:4096;disk:10000;ports:[31000-32000]", Usage: "resources of each agent"},
+			agentAttributesFlag(),
 			&cli.StringFlag{Name: "work_dir", Usage: "sandboxes (default: a temporary directory, removed on exit)"},
 			&cli.DurationFlag{Name: "report", Value: 2 * time.Second, Usage: "how often to print the counts (0: never)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up if the services are not up by then"},
@@ -47,10 +49,16 @@ func upCommand() *cli.Command {
 			}
 			cfg := up.Config{
 				Listen: c.String("listen"), MasterListen: c.String("master_listen"), Agents: c.Int("agents"),
-				Resources: c.String("resources"), WorkDir: c.String("work_dir"), Report: c.Duration("report"),
+				Resources: c.String("resources"), AgentAttributes: agentAttributes(c), WorkDir: c.String("work_dir"), Report: c.Duration("report"),
 				ConvergeTimeout: c.Duration("timeout"), MaxTasks: c.Int("max_tasks"),
 				Logger:      slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
 				MesosLogger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: max(level, slog.LevelError)})),
+			}
+			// The embedded Mesos' flags are checked before anything starts,
+			// so every problem with them is listed at once.
+			mesosCfg := localmesos.Config{Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes}
+			if err := mesosCfg.Validate(); err != nil {
+				return cli.Exit("tiltai up: "+err.Error(), 2)
 			}
 			if path := c.Args().First(); path != "" {
 				data, err := os.ReadFile(path)

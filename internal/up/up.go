@@ -33,7 +33,10 @@ type Config struct {
 	// Agents, Resources and WorkDir configure the embedded Mesos.
 	Agents    int
 	Resources string
-	WorkDir   string
+	// AgentAttributes: Mesos attribute syntax, one for all agents or one
+	// per agent (localmesos.Config.AgentAttributes).
+	AgentAttributes []string
+	WorkDir         string
 	// Report is the period of the counts line (0: no counts).
 	Report time.Duration
 	// ConvergeTimeout bounds the wait for the spec to run.
@@ -92,7 +95,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		mesosLog = cfg.MesosLogger
 	}
 	cluster, err := localmesos.New(life, localmesos.Config{
-		Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, SplitPorts: true,
+		Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes, SplitPorts: true,
 		WorkDir: cfg.WorkDir, Logger: mesosLog,
 	})
 	if err != nil {
@@ -118,6 +121,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		sched.Close()
 	}()
 	fmt.Fprintf(out, "tiltai up: scheduler %s  (try: tiltai ps --scheduler %s)\n", sched.URL(), sched.URL())
+	fmt.Fprintf(out, "tiltai up: web console: open %s/\n", sched.URL())
 
 	res, err := sched.SubmitSpec(ctx, cfg.SpecName, cfg.Spec, scheduler.SubmitOptions{IfMatch: -1})
 	if err != nil {

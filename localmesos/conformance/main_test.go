@@ -32,7 +32,10 @@ func run(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := localmesos.New(ctx, localmesos.Config{Agents: 1, WorkDir: dir,
+		// Three agents (127.0.0.2-4), so the checks that take one away
+		// for good leave one for the others.
+		*destructiveFlag = true
+		c, err := localmesos.New(ctx, localmesos.Config{Agents: 3, SplitPorts: true, WorkDir: dir,
 			Resources: "cpus:4;mem:4096;disk:10000;ports:[31000-32000]", AllocationInterval: 100 * time.Millisecond})
 		cancel()
 		if err != nil {

@@ -111,4 +111,7 @@ type ServiceStatus struct {
 	HeldUntil   time.Time `json:"held_until,omitzero"`
 	LastFailure string    `json:"last_failure,omitempty"`
 	Converged   bool      `json:"converged"`
+	// Gates sums each gate's counters over the service's tasks as their
+	// executors last reported (the console's edge rates come from it).
+	Gates map[string]GateCountersReport `json:"gates,omitempty"`
 }

@@ -40,6 +40,7 @@ type Client struct {
 	hc      *http.Client
 	timeout time.Duration
 	agent   string
+	busy    *BusyRetry // nil: a 503 to a write is returned at once
 }
 
 // Option configures a Client.
@@ -179,7 +180,8 @@ func unwrapURLError(err error) error {
 }
 
 func readAPIError(r request, resp *http.Response) error {
-	e := &APIError{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, CurrentVersion: -1}
+	e := &APIError{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, CurrentVersion: -1,
+		RetryAfter: retryAfter(resp.Header, time.Now())}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	var body apitypes.Error
 	if isJSON(resp.Header.Get("Content-Type")) && json.Unmarshal(data, &body) == nil && body.Error != "" {
@@ -411,7 +413,7 @@ func specName(name string) string {
 	return name
 }
 
-func (c *Client) write(ctx context.Context, r request) (apitypes.SubmitResult, error) {
+func (c *Client) writeOnce(ctx context.Context, r request) (apitypes.SubmitResult, error) {
 	var res apitypes.SubmitResult
 	resp, cancel, err := c.send(ctx, r)
 	if err != nil {

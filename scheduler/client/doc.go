@@ -10,8 +10,10 @@
 // unreachable scheduler apart (errors.Is with ErrInvalidSpec, ErrConflict,
 // ErrUnauthorized, ErrNotFound, ErrUnreachable; errors.As with *APIError), a
 // Server-Sent Events reader that bounds what it buffers, and WaitConverged,
-// which fails clearly when a service keeps crashing. Progress renders the wait
-// for a terminal. The tiltai CLI and the end-to-end tests use it; the
+// which fails clearly when a service keeps crashing. With WithBusyRetry,
+// Submit and Scale retry a scheduler that answers 503 (Retry-After honoured,
+// capped; backoff without it; bounded in attempts and time). Progress renders
+// the wait for a terminal. The tiltai CLI and the end-to-end tests use it; the
 // clienttest package has a faithful fake of the API and a real scheduler on
 // an embedded Mesos for tests.
 package client

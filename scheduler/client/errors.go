@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
 )
@@ -44,6 +45,9 @@ type APIError struct {
 	Problems linkspec.Problems
 	// CurrentVersion is the spec version that is current (409), else -1.
 	CurrentVersion int
+	// RetryAfter is how long the answer's Retry-After header asked to wait
+	// (503; zero when it had none).
+	RetryAfter time.Duration
 	// Unexpected: the body was not the scheduler's JSON error (a proxy,
 	// another server, a route this scheduler does not have).
 	Unexpected bool

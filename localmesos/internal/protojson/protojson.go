@@ -348,6 +348,31 @@ func (d *decoder) fail(path, format string, args ...any) {
 	}
 }
 
+// notExpecting is stout's text for a scalar where a message belongs: it
+// names the field, not its path (recording 13: "Not expecting a JSON
+// string for field 'max_grace_period'").
+func (d *decoder) notExpecting(raw any, path string) {
+	kind := ""
+	switch raw.(type) {
+	case string:
+		kind = "string"
+	case bool:
+		kind = "boolean"
+	case json.Number, float64:
+		kind = "number"
+	default:
+		d.fail(path, "expecting a JSON object")
+		return
+	}
+	name := path[strings.LastIndex(path, ".")+1:]
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		name = name[:i]
+	}
+	if d.problem == "" {
+		d.problem = fmt.Sprintf("Not expecting a JSON %s for field '%s'", kind, name)
+	}
+}
+
 func join(path, name string) string {
 	if path == "" {
 		return name
@@ -429,7 +454,7 @@ func (d *decoder) decodeValue(raw any, v reflect.Value, enum bool, path string, 
 	case reflect.Struct:
 		obj, ok := raw.(map[string]any)
 		if !ok {
-			d.fail(path, "expecting a JSON object")
+			d.notExpecting(raw, path)
 			return false
 		}
 		d.decodeStruct(obj, v, path, depth)

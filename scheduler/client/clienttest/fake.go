@@ -74,6 +74,8 @@ type Fake struct {
 	subsCh   chan struct{} // closed and replaced when subscribers change
 	seq      uint64
 	held     bool
+	busyN    int           // writes still to refuse with 503
+	busyWait time.Duration // their Retry-After (0: none)
 }
 
 type fakeSub struct {
@@ -234,6 +236,25 @@ func (f *Fake) ReleaseEvents() {
 	}
 }
 
+// Busy makes the next n writes (PUT /v1/spec, POST …/scale) that pass the
+// token check be refused with 503, as the scheduler refuses them when its
+// parse slots are full: with Retry-After retryAfter (in whole seconds, at
+// least 1, as apiwire.WriteBusy writes it), or with no Retry-After when
+// retryAfter is 0, as a stopping scheduler answers. Nothing is changed by
+// a refused write; it is recorded in Requests like any other.
+func (f *Fake) Busy(n int, retryAfter time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.busyN, f.busyWait = n, retryAfter
+}
+
+// BusyLeft is how many writes Busy still refuses.
+func (f *Fake) BusyLeft() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busyN
+}
+
 // CloseStreams ends every open event stream, as a scheduler going away
 // would, and keeps serving.
 func (f *Fake) CloseStreams() {
@@ -315,6 +336,20 @@ func (f *Fake) write(h http.HandlerFunc) http.HandlerFunc {
 		if !f.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
 			writeErr(w, http.StatusUnauthorized, "changes need the scheduler's token: pass --token or set TILTAI_TOKEN")
+			return
+		}
+		f.mu.Lock()
+		busy, wait := f.busyN > 0, f.busyWait
+		if busy {
+			f.busyN--
+		}
+		f.mu.Unlock()
+		switch {
+		case busy && wait > 0:
+			apiwire.WriteBusy(w, wait, "the scheduler is busy checking other specs; retry in a second")
+			return
+		case busy:
+			writeErr(w, http.StatusServiceUnavailable, "the scheduler is stopping or busy; retry")
 			return
 		}
 		h(w, r)
