@@ -58,6 +58,7 @@ type (
 	Status             = apitypes.Status
 	ServiceStatus      = apitypes.ServiceStatus
 	Event              = apitypes.Event
+	TaskFile           = apitypes.TaskFile
 	// TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=,
 	// ?limit=, ?after=, ?view=summary).
 	TaskQuery = apitypes.TaskQuery

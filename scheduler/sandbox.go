@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/core"
 )
 
@@ -23,21 +25,8 @@ import (
 // path. Logs can hold what a service should not show everyone, so this
 // needs the token whenever one is configured, even with open reads.
 
-// TaskFile is a piece of a task's sandbox file, as Mesos' /files/read
-// answers: Data from Offset. Without an offset the answer is the file's
-// size as Offset and no data, where a tail starts.
-type TaskFile struct {
-	TaskID string `json:"task_id"`
-	File   string `json:"file"`
-	Data   string `json:"data"`
-	Offset int64  `json:"offset"`
-}
-
-// sandboxFiles are the files a task's sandbox is read for.
-var sandboxFiles = map[string]bool{"stdout": true, "stderr": true}
-
 // maxFileRead bounds one read (Mesos caps it at 16 pages itself).
-const maxFileRead = 1 << 20
+const maxFileRead = apitypes.MaxFileRead
 
 func (s *Scheduler) private(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +41,7 @@ func (s *Scheduler) private(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Scheduler) getTaskFile(w http.ResponseWriter, r *http.Request) {
 	id, name := r.PathValue("id"), r.PathValue("name")
-	if !sandboxFiles[name] {
+	if !slices.Contains(apitypes.SandboxFiles, name) {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("no file %q: a task's sandbox is read for stdout or stderr", name))
 		return
 	}

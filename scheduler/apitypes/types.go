@@ -115,3 +115,19 @@ type ServiceStatus struct {
 	// executors last reported (the console's edge rates come from it).
 	Gates map[string]GateCountersReport `json:"gates,omitempty"`
 }
+
+// TaskFile is a piece of a task's sandbox file, as Mesos' /files/read
+// answers: Data from Offset. Without an offset the answer is the file's
+// size as Offset and no data, where a tail starts.
+type TaskFile struct {
+	TaskID string `json:"task_id"`
+	File   string `json:"file"`
+	Data   string `json:"data"`
+	Offset int64  `json:"offset"`
+}
+
+// SandboxFiles are the files of a task's sandbox the API reads.
+var SandboxFiles = []string{"stdout", "stderr"}
+
+// MaxFileRead bounds one read of a task's file (?length=).
+const MaxFileRead = 1 << 20

@@ -517,6 +517,23 @@ func (c *Client) Links(ctx context.Context) ([]apitypes.TaskLinks, error) {
 	return out, err
 }
 
+// TaskFile is GET /v1/tasks/{id}/files/{name}: a piece of a task's stdout
+// or stderr from its sandbox, length bytes from offset. An offset < 0
+// asks for the file's size (Offset, no data), where a tail starts; a
+// length < 0 reads as much as the agent gives at once.
+func (c *Client) TaskFile(ctx context.Context, taskID, name string, offset, length int64) (apitypes.TaskFile, error) {
+	q := url.Values{}
+	if offset >= 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
+	}
+	if length >= 0 {
+		q.Set("length", strconv.FormatInt(length, 10))
+	}
+	var f apitypes.TaskFile
+	_, err := c.getJSON(ctx, "/v1/tasks/"+url.PathEscape(taskID)+"/files/"+url.PathEscape(name), q, &f)
+	return f, err
+}
+
 // Status is GET /v1/status: how far the running system is from the spec.
 func (c *Client) Status(ctx context.Context) (apitypes.Status, error) {
 	st, _, err := c.status(ctx)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -109,6 +110,14 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 		return fmt.Errorf("cannot subscribe to the agent: %w", err)
 	}
 	defer resp.Close()
+	// It logs to its sandbox's stdout, as the real executor does, so
+	// that reading a task's logs can be tried: one line per link table.
+	stdout, err := os.OpenFile(filepath.Join(spec.Sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open the sandbox's stdout: %w", err)
+	}
+	defer stdout.Close()
+	fmt.Fprintf(stdout, "light executor %s subscribed\n", ex)
 	var (
 		task    *mesos.TaskInfo
 		data    contract.TaskData
@@ -167,6 +176,7 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 			if v := m.Snapshot.Version; v > applied {
 				applied = v
 				tables++
+				fmt.Fprintf(stdout, "applied link table version %d\n", v)
 			}
 			if err := sendMsg(contract.Message{Type: contract.TypeAck, TaskID: m.TaskID, Version: applied}); err != nil {
 				return err
