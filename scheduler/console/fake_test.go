@@ -30,7 +30,7 @@ type cannedAPI struct {
 	links  []scheduler.TaskLinks
 	token  string
 	logs   map[string]string // "task/file" → what the task wrote
-	writes []string // "METHOD path" of accepted writes
+	writes []string          // "METHOD path" of accepted writes
 	subs   map[chan []byte]struct{}
 	seq    uint64
 }
