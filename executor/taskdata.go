@@ -55,6 +55,11 @@ type TaskData struct {
 	// TILTAI_SERVICE, TILTAI_GATE_*); PATH is kept, with the executor's
 	// directory put first.
 	Env map[string]string `json:"env,omitempty"`
+	// Image is the container image the executor and the service run in
+	// ("" for none). With one, the service starts in the executor's working
+	// directory, which the agent set to the image's WorkingDir, as Docker
+	// would; without, in the sandbox.
+	Image string `json:"image,omitempty"`
 	// Gates the service opens. In-gates (pull, sub, rep, or pair with a port)
 	// carry the port they bind on 0.0.0.0; out-gates (push, pub, req, or pair
 	// without a port) have none.
