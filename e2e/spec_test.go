@@ -13,6 +13,10 @@ type pipeline struct {
 	EncryptorArgs []string // extra encryptor arguments (a change replaces its tasks)
 	BackoffInit   string   // encryptor relaunch backoff (default 1s)
 	BackoffFactor float64  // (default 1.15)
+	// EncryptorImage and PrinterImage run those services in an image, by
+	// the image's /usr/local/bin/SERVICE (which ends in `tiltai demo
+	// SERVICE`); "" runs them on the agent's file system.
+	EncryptorImage, PrinterImage string
 }
 
 func (p pipeline) spec() string {
@@ -23,6 +27,14 @@ func (p pipeline) spec() string {
 	encArgs := ""
 	for _, a := range p.EncryptorArgs {
 		encArgs += ", " + a
+	}
+	encCmd, encArgv := "command: tiltai", "[demo, encryptor"+encArgs+"]"
+	if p.EncryptorImage != "" {
+		encCmd, encArgv = "image: "+p.EncryptorImage+"\n    command: /usr/local/bin/encryptor", "["+strings.TrimPrefix(encArgs, ", ")+"]"
+	}
+	printerCmd, printerArgs := "command: tiltai", "[demo, printer, --report, 200ms]"
+	if p.PrinterImage != "" {
+		printerCmd, printerArgs = "image: "+p.PrinterImage+"\n    command: /usr/local/bin/printer", "[--report, 200ms]"
 	}
 	s := fmt.Sprintf(`version: 1
 services:
@@ -35,8 +47,8 @@ services:
     gates:
       plaintext: push
   encryptor:
-    command: tiltai
-    args: [demo, encryptor%s]
+    %s
+    args: %s
     instances: %d
     cpus: 0.05
     mem: 32
@@ -45,8 +57,8 @@ services:
       plaintext: pull
       ciphertext: push
   printer:
-    command: tiltai
-    args: [demo, printer, --report, 200ms]
+    %s
+    args: %s
     cpus: 0.05
     mem: 32
     gates:
@@ -56,6 +68,6 @@ links:
     to: encryptor.plaintext
   - from: encryptor.ciphertext
     to: printer.ciphertext
-`, p.Rate, encArgs, p.Encryptors, backoff)
+`, p.Rate, encCmd, encArgv, p.Encryptors, backoff, printerCmd, printerArgs)
 	return strings.ReplaceAll(s, "\t", "  ")
 }

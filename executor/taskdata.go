@@ -202,6 +202,7 @@ func (d TaskData) Validate() error {
 		add("command is empty (name the program to run, e.g. \"tiltai\")")
 	}
 	text("command", d.Command, 4096)
+	text("image", d.Image, 4096)
 	if len(d.Args) > MaxArgs {
 		add("args has %d entries (at most %d)", len(d.Args), MaxArgs)
 	}
@@ -314,7 +315,7 @@ func DecodeTaskData(b []byte) (TaskData, error) {
 		return TaskData{}, fmt.Errorf("task data is not a JSON object: %w", err)
 	}
 	var errs []error
-	known := map[string]bool{"service": true, "command": true, "args": true, "env": true, "gates": true, "health": true, "kill_grace_period": true}
+	known := map[string]bool{"service": true, "command": true, "args": true, "env": true, "image": true, "gates": true, "health": true, "kill_grace_period": true}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if !known[k] {
 			errs = append(errs, fmt.Errorf("unknown field %q (is the executor older than the scheduler?)", k))
