@@ -157,3 +157,43 @@ func (s *system) checkInImage(taskID string, want ...string) {
 		s.tb.Errorf("task %s: the mount table shows no image rootfs at / (%v) or no sandbox at /mnt/mesos/sandbox (%v):\n%s", taskID, root, sandbox, mounts)
 	}
 }
+
+// TestImageFromRegistry runs the printer from an image pulled from a real
+// Docker Registry v2 (docker-registry on loopback; an agent has one
+// --docker_registry, so this is a system of its own): the pipeline
+// converges with the printer in its image, messages flow, and a second
+// printer launched from the same image is not pulled again (the store is
+// reused).
+func TestImageFromRegistry(t *testing.T) {
+	needImages(t)
+	t.Parallel()
+	url := imagetest.Registry(t)
+	imagetest.Push(t, url, "tiltai/printer:1", serviceImage(t, "printer", "1"))
+	s := newSystemWith(t, func(c *localmesos.Config) {
+		c.ImageProviders, c.DockerRegistry = "docker", url
+		c.DockerStoreDir = filepath.Join(t.TempDir(), "store")
+	})
+	s.startScheduler()
+	p := pipeline{Rate: 200, Encryptors: 2, PrinterImage: "tiltai/printer:1"}
+	s.converge(s.submit(p.spec()).Version, 2*time.Minute)
+	first := s.running("printer")[0]
+	s.checkInImage(first.ID, "image=printer:1", "env=printer-1")
+	s.waitFor(30*time.Second, "the printer to receive", func() (bool, string) {
+		pc, _, err := s.printerCounters()
+		return err == nil && pc.Received > 0, fmt.Sprintf("%+v %v", pc, err)
+	})
+	// A relaunch of the image comes from the store, not the registry.
+	s.converge(s.submit(strings.Replace(p.spec(), "args: [--report, 200ms]", "args: [--report, 300ms]", 1)).Version, time.Minute)
+	second := s.running("printer")[0]
+	if second.ID == first.ID {
+		t.Fatalf("the printer %s was not replaced", first.ID)
+	}
+	s.checkInImage(second.ID, "image=printer:1", "env=printer-1")
+	logb, err := os.ReadFile(filepath.Join(s.dir, "localmesos.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logb), `"msg":"pulled image"`); n != 1 {
+		t.Errorf("the image was pulled %d times; want once, then taken from the store", n)
+	}
+}
