@@ -2,17 +2,24 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
 // pipeline describes the demo pipeline the tests run: feeder → encryptor ×N
-// → printer, every service the `tiltai demo` one.
+// → printer, every service the `tiltai demo` one unless EncryptorCommand
+// says otherwise.
 type pipeline struct {
 	Rate          int      // feeder messages per second
 	Encryptors    int      // encryptor instances
 	EncryptorArgs []string // extra encryptor arguments (a change replaces its tasks)
 	BackoffInit   string   // encryptor relaunch backoff (default 1s)
 	BackoffFactor float64  // (default 1.15)
+	// EncryptorCommand is the encryptor's program and first arguments
+	// (default tiltai demo encryptor), run with EncryptorEnv.
+	EncryptorCommand []string
+	EncryptorEnv     map[string]string
 	// EncryptorImage and PrinterImage run those services in an image, by
 	// the image's /usr/local/bin/SERVICE (which ends in `tiltai demo
 	// SERVICE`); "" runs them on the agent's file system.
@@ -24,13 +31,22 @@ func (p pipeline) spec() string {
 	if p.BackoffInit != "" {
 		backoff = fmt.Sprintf("\n    backoff: {initial: %s, factor: %g, max: 1m}", p.BackoffInit, p.BackoffFactor)
 	}
-	encArgs := ""
-	for _, a := range p.EncryptorArgs {
-		encArgs += ", " + a
+	enc := p.EncryptorCommand
+	if enc == nil {
+		enc = []string{"tiltai", "demo", "encryptor"}
 	}
-	encCmd, encArgv := "command: tiltai", "[demo, encryptor"+encArgs+"]"
+	encArgs := strings.Join(append(slices.Clone(enc[1:]), p.EncryptorArgs...), ", ")
+	env := ""
+	for _, k := range slices.Sorted(maps.Keys(p.EncryptorEnv)) {
+		env += fmt.Sprintf("%s: %q, ", k, p.EncryptorEnv[k])
+	}
+	if env != "" {
+		env = "\n    env: {" + strings.TrimSuffix(env, ", ") + "}"
+	}
+	encCmd := enc[0]
 	if p.EncryptorImage != "" {
-		encCmd, encArgv = "image: "+p.EncryptorImage+"\n    command: /usr/local/bin/encryptor", "["+strings.TrimPrefix(encArgs, ", ")+"]"
+		encCmd = "/usr/local/bin/encryptor\n    image: " + p.EncryptorImage
+		encArgs = strings.Join(p.EncryptorArgs, ", ")
 	}
 	printerCmd, printerArgs := "command: tiltai", "[demo, printer, --report, 200ms]"
 	if p.PrinterImage != "" {
@@ -47,8 +63,8 @@ services:
     gates:
       plaintext: push
   encryptor:
-    %s
-    args: %s
+    command: %s%s
+    args: [%s]
     instances: %d
     cpus: 0.05
     mem: 32
@@ -68,6 +84,6 @@ links:
     to: encryptor.plaintext
   - from: encryptor.ciphertext
     to: printer.ciphertext
-`, p.Rate, encCmd, encArgv, p.Encryptors, backoff, printerCmd, printerArgs)
+`, p.Rate, encCmd, env, encArgs, p.Encryptors, backoff, printerCmd, printerArgs)
 	return strings.ReplaceAll(s, "\t", "  ")
 }

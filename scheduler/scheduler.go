@@ -38,9 +38,11 @@ type Scheduler struct {
 	bus     *bus
 	metrics *metrics
 	art     *artifact
-	http    *http.Server
-	lis     net.Listener
-	view    atomic.Pointer[core.View] // published after every step that changed it
+	// sandboxes reads tasks' logs from their agents (GET /v1/tasks/{id}/files/…).
+	sandboxes *sandboxReader
+	http      *http.Server
+	lis       net.Listener
+	view      atomic.Pointer[core.View] // published after every step that changed it
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
 
@@ -133,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		reports:    newMailbox[core.Input](),
 		bus:        newBus(),
 		art:        art,
+		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -244,6 +247,7 @@ func (s *Scheduler) Close() error {
 		s.bus.close()
 		s.wg.Wait()
 		s.art.close()
+		s.sandboxes.client.CloseIdleConnections()
 	})
 	return nil
 }
