@@ -336,8 +336,16 @@ func (d *driver) startService(e doLaunch) error {
 	if err != nil {
 		return err
 	}
+	dir := sandbox
+	if e.Data.Image != "" {
+		// The agent started the executor in the image's working
+		// directory (docker/runtime); the service starts there too.
+		if wd, err := os.Getwd(); err == nil {
+			dir = wd
+		}
+	}
 	p, err := supervise.Start(supervise.Spec{
-		Path: path, Args: e.Data.Args, Env: env, Dir: sandbox,
+		Path: path, Args: e.Data.Args, Env: env, Dir: dir,
 		Stdout: filepath.Join(sandbox, StdoutFile), Stderr: filepath.Join(sandbox, StderrFile),
 	})
 	if err != nil {

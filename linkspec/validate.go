@@ -84,6 +84,9 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 	cmd := join(p, "command")
 	switch {
 	case bad[cmd]:
+	case svc.Command == "" && svc.Image != "" && r.opt.ImageNeedsCommand != "" && r.opt.NoImages == "":
+		r.errorf(join(p, "image"), "name the executable in the image, e.g. `command: /usr/local/bin/"+svc.Name+"`",
+			"service %q has an image but no command: %s", svc.Name, r.opt.ImageNeedsCommand)
 	case svc.Command == "" && (svc.Image != "" || r.locs[join(p, "image")].Line > 0):
 		// The image's entrypoint runs (or the image is reported).
 	case strings.TrimSpace(svc.Command) == "":
