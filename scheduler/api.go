@@ -35,6 +35,8 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("GET /v1/tasks", s.read(s.getTasks))
 	mux.HandleFunc("GET /v1/links", s.read(s.getLinks))
 	mux.HandleFunc("GET /v1/status", s.read(s.getStatus))
+	mux.HandleFunc("GET /v1/services/{name}", s.read(s.getService))
+	mux.HandleFunc("GET /v1/agents", s.read(s.getAgents))
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
 	mux.HandleFunc("GET /v1/events", s.read(s.getEvents))
 	mux.HandleFunc("GET /{$}", s.getIndex)
@@ -106,6 +108,8 @@ func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
 		"name": "tiltai scheduler",
 		"endpoints": []string{
 			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
+			"GET /v1/services/{name}",
+			"GET /v1/agents",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
 			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
@@ -251,6 +255,81 @@ type TaskInfo struct {
 	Gates    map[string]GateCountersReport `json:"gates,omitempty"`
 	Counters map[string]int64              `json:"counters,omitempty"`
 	StatusAt time.Time                     `json:"status_at,omitzero"`
+	// Waiting says why a pending task waits: its service's last reasons.
+	Waiting *Waiting `json:"waiting,omitempty"`
+}
+
+// Waiting is why a service's pending tasks wait for an offer, from the last
+// round of placement that left them waiting: for each reason ("cpus",
+// "mem", "disk", "ports", "role", a constraint such as "hostname:UNIQUE",
+// "agent draining", "maintenance", "no offers"), how many offers it ruled
+// out; Reason is the one that ruled out most.
+type Waiting struct {
+	Tasks   int            `json:"tasks"`
+	Reason  string         `json:"reason"`
+	Reasons map[string]int `json:"reasons"`
+	Since   time.Time      `json:"since"`
+	At      time.Time      `json:"at"`
+}
+
+func waitingView(w *core.Waiting) *Waiting {
+	if w == nil {
+		return nil
+	}
+	return &Waiting{Tasks: w.Tasks, Reason: w.Top, Reasons: w.Reasons, Since: w.Since, At: w.At}
+}
+
+// Agent is one entry of GET /v1/agents: an agent as the scheduler sees it.
+type Agent struct {
+	ID         string            `json:"id"`
+	Hostname   string            `json:"hostname,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Region     string            `json:"region,omitempty"`
+	Zone       string            `json:"zone,omitempty"`
+	// Unavailable is the start of its maintenance window, Until its end
+	// (zero: open-ended).
+	Unavailable time.Time `json:"unavailable,omitzero"`
+	Until       time.Time `json:"until,omitzero"`
+	Maintenance bool      `json:"maintenance,omitempty"` // its tasks are being moved off
+	Draining    bool      `json:"draining,omitempty"`
+	Tasks       int       `json:"tasks"`
+}
+
+func (s *Scheduler) getAgents(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.readView(w)
+	if !ok {
+		return
+	}
+	out := make([]Agent, 0, len(v.Agents))
+	for _, a := range v.Agents {
+		ag := Agent{ID: a.ID, Hostname: a.Hostname, Attributes: a.Attributes, Region: a.Region, Zone: a.Zone,
+			Maintenance: a.Maintenance, Draining: a.Draining, Tasks: a.Tasks}
+		if u := a.Unavailability; u != nil {
+			ag.Unavailable = u.Start.UTC()
+			if u.Duration > 0 {
+				ag.Until = u.Start.Add(u.Duration).UTC()
+			}
+		}
+		out = append(out, ag)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getService is GET /v1/services/{name}: the service's progress, as in
+// GET /v1/status, with why its pending tasks wait.
+func (s *Scheduler) getService(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.readView(w)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	for _, ss := range statusView(v).Services {
+		if ss.Name == name {
+			writeJSON(w, http.StatusOK, ss)
+			return
+		}
+	}
+	writeErr(w, http.StatusNotFound, fmt.Sprintf("no service %q in spec version %d", name, v.SpecVersion))
 }
 
 // LinkState is where a task is with its link table.
@@ -278,6 +357,9 @@ func taskView(t *core.TaskView) TaskInfo {
 		AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: t.Retiring, Orphan: t.Orphan,
 		Outdated: t.Outdated, Created: t.Created, Updated: t.Updated,
 		Links: LinkState{Version: t.LinkVersion, Sent: t.Sent, Acked: t.Acked},
+	}
+	if t.Phase == "pending" {
+		ti.Waiting = waitingView(t.Waiting)
 	}
 	if st := t.Status; st != nil {
 		ti.StatusAt, ti.Counters = st.At, st.Counters
@@ -394,6 +476,8 @@ type ServiceStatus struct {
 	HeldUntil   time.Time `json:"held_until,omitzero"`
 	LastFailure string    `json:"last_failure,omitempty"`
 	Converged   bool      `json:"converged"`
+	// Waiting says why its pending tasks wait for an offer.
+	Waiting *Waiting `json:"waiting,omitempty"`
 	// Gates sums each gate's counters over the service's tasks as their
 	// executors last reported (the console's edge rates come from it).
 	Gates map[string]GateCountersReport `json:"gates,omitempty"`
@@ -404,7 +488,7 @@ func statusView(v *core.View) Status {
 	bySvc := map[string]*ServiceStatus{}
 	for _, name := range v.Spec.ServiceNames() {
 		svc := v.Spec.Services[name]
-		ss := &ServiceStatus{Name: name, Wanted: svc.Instances}
+		ss := &ServiceStatus{Name: name, Wanted: svc.Instances, Waiting: waitingView(v.Services[name].Waiting)}
 		bySvc[name] = ss
 		r := v.Services[name].Restarts
 		ss.Failures = r.Failures
