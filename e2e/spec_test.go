@@ -13,6 +13,9 @@ type pipeline struct {
 	EncryptorArgs []string // extra encryptor arguments (a change replaces its tasks)
 	BackoffInit   string   // encryptor relaunch backoff (default 1s)
 	BackoffFactor float64  // (default 1.15)
+	// Constraints per service, as a YAML flow list
+	// (`[[hostname, UNIQUE]]`); none when empty.
+	Constraints map[string]string
 }
 
 func (p pipeline) spec() string {
@@ -57,5 +60,10 @@ links:
   - from: encryptor.ciphertext
     to: printer.ciphertext
 `, p.Rate, encArgs, p.Encryptors, backoff)
+	for _, svc := range []string{"feeder", "encryptor", "printer"} {
+		if c := p.Constraints[svc]; c != "" {
+			s = strings.Replace(s, "  "+svc+":\n", "  "+svc+":\n    constraints: "+c+"\n", 1)
+		}
+	}
 	return strings.ReplaceAll(s, "\t", "  ")
 }
