@@ -18,11 +18,14 @@ import (
 // `rerouted`); neither happens in a planned change, so there must be none.
 func TestPlannedChangesLoseNothing(t *testing.T) {
 	t.Parallel()
-	const rate = 400
+	plannedChanges(t, pipeline{Rate: 400, Encryptors: 3})
+}
+
+// plannedChanges runs TestPlannedChangesLoseNothing's scenario on p.
+func plannedChanges(t *testing.T, p pipeline) {
 	s := newSystem(t)
 	s.startScheduler()
 	events := s.watchEvents()
-	p := pipeline{Rate: rate, Encryptors: 3}
 	s.converge(s.submit(p.spec()).Version, 2*time.Minute)
 	feeder := s.running("feeder")[0]
 	first := ids(s.running("encryptor"))
@@ -43,6 +46,9 @@ func TestPlannedChangesLoseNothing(t *testing.T) {
 	tl := s.stopFeeder()
 	t.Logf("sent %d, received %d, duplicates %d, missing %d, lost %d; the feeder re-routed %d",
 		tl.Sent, tl.Received, tl.Duplicates, tl.Missing, tl.Lost, rerouted)
+	if tl.Sent < uint64(p.Rate) {
+		t.Errorf("the feeder sent only %d messages", tl.Sent)
+	}
 	if tl.Lost != 0 || tl.Missing != 0 {
 		t.Errorf("planned changes lost %d messages (%d gaps); want none", tl.Lost, tl.Missing)
 	}

@@ -2,17 +2,24 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
 // pipeline describes the demo pipeline the tests run: feeder → encryptor ×N
-// → printer, every service the `tiltai demo` one.
+// → printer, every service the `tiltai demo` one unless EncryptorCommand
+// says otherwise.
 type pipeline struct {
 	Rate          int      // feeder messages per second
 	Encryptors    int      // encryptor instances
 	EncryptorArgs []string // extra encryptor arguments (a change replaces its tasks)
 	BackoffInit   string   // encryptor relaunch backoff (default 1s)
 	BackoffFactor float64  // (default 1.15)
+	// EncryptorCommand is the encryptor's program and first arguments
+	// (default tiltai demo encryptor), run with EncryptorEnv.
+	EncryptorCommand []string
+	EncryptorEnv     map[string]string
 	// Constraints per service, as a YAML flow list
 	// (`[[hostname, UNIQUE]]`); none when empty.
 	Constraints map[string]string
@@ -23,9 +30,17 @@ func (p pipeline) spec() string {
 	if p.BackoffInit != "" {
 		backoff = fmt.Sprintf("\n    backoff: {initial: %s, factor: %g, max: 1m}", p.BackoffInit, p.BackoffFactor)
 	}
-	encArgs := ""
-	for _, a := range p.EncryptorArgs {
-		encArgs += ", " + a
+	enc := p.EncryptorCommand
+	if enc == nil {
+		enc = []string{"tiltai", "demo", "encryptor"}
+	}
+	encArgs := strings.Join(append(slices.Clone(enc[1:]), p.EncryptorArgs...), ", ")
+	env := ""
+	for _, k := range slices.Sorted(maps.Keys(p.EncryptorEnv)) {
+		env += fmt.Sprintf("%s: %q, ", k, p.EncryptorEnv[k])
+	}
+	if env != "" {
+		env = "\n    env: {" + strings.TrimSuffix(env, ", ") + "}"
 	}
 	s := fmt.Sprintf(`version: 1
 services:
@@ -38,8 +53,8 @@ services:
     gates:
       plaintext: push
   encryptor:
-    command: tiltai
-    args: [demo, encryptor%s]
+    command: %s%s
+    args: [%s]
     instances: %d
     cpus: 0.05
     mem: 32
@@ -59,7 +74,7 @@ links:
     to: encryptor.plaintext
   - from: encryptor.ciphertext
     to: printer.ciphertext
-`, p.Rate, encArgs, p.Encryptors, backoff)
+`, p.Rate, enc[0], env, encArgs, p.Encryptors, backoff)
 	for _, svc := range []string{"feeder", "encryptor", "printer"} {
 		if c := p.Constraints[svc]; c != "" {
 			s = strings.Replace(s, "  "+svc+":\n", "  "+svc+":\n    constraints: "+c+"\n", 1)

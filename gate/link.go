@@ -425,6 +425,14 @@ func (l *link) next() (inBatch, error) {
 	g := l.g
 	r := &l.rd
 	for {
+		if l.ackedN < l.recvN && l.br.Buffered() == 0 && l.acks() {
+			// What deliver did not acknowledge because more was buffered:
+			// on a pair that can be the peer's ack of our own messages,
+			// after which nothing may come until we acknowledge.
+			if err := l.sendAck(); err != nil {
+				return inBatch{}, err
+			}
+		}
 		fl, body, f, ext, err := l.readFrame()
 		if err != nil {
 			return inBatch{}, err
@@ -614,17 +622,10 @@ func (l *link) deliver(b inBatch) error {
 			return errors.New("gate is closed")
 		}
 		l.recvN += uint64(b.nmsg)
-		if l.ext && g.pattern != control.Sub && g.pattern != control.Rep {
-			// Acknowledge receipt, coalesced: when nothing more is already
-			// buffered, else every quarter window under load.
-			if l.br.Buffered() == 0 || l.recvN-l.ackedN >= uint64(max(1, g.opt.Window/4)) {
-				var vb [binary.MaxVarintLen64]byte
-				v := vb[:binary.PutUvarint(vb[:], l.recvN)]
-				if err := l.write(true, func(w *bufio.Writer) error { return writeExt(w, kindAck, v) }); err != nil {
-					return err
-				}
-				l.ackedN = l.recvN
-			}
+		// Acknowledge receipt, coalesced: when nothing more is already
+		// buffered, else every quarter window under load (and see next).
+		if l.acks() && (l.br.Buffered() == 0 || l.recvN-l.ackedN >= uint64(max(1, g.opt.Window/4))) {
+			return l.sendAck()
 		}
 		return nil
 	}
@@ -636,6 +637,24 @@ func (l *link) deliver(b inBatch) error {
 		b.f.unref()
 	}
 	return protoErr("%s gate received data from %s", g.pattern, l.remote)
+}
+
+// acks reports whether the link acknowledges what it receives: gate-to-gate
+// pull and pair.
+func (l *link) acks() bool {
+	return l.ext && (l.g.pattern == control.Pull || l.g.pattern == control.Pair)
+}
+
+// sendAck acknowledges every message received so far. Only the reader calls
+// it.
+func (l *link) sendAck() error {
+	var vb [binary.MaxVarintLen64]byte
+	v := vb[:binary.PutUvarint(vb[:], l.recvN)]
+	if err := l.write(true, func(w *bufio.Writer) error { return writeExt(w, kindAck, v) }); err != nil {
+		return err
+	}
+	l.ackedN = l.recvN
+	return nil
 }
 
 func (l *link) subscribe(on bool, topic string) {

@@ -12,7 +12,7 @@
 # PYTHON picks the interpreter (default /usr/bin/python3, so a pyenv python3
 # on PATH does not shadow Debian's and its python3-zmq).
 # The end-to-end tests on localmesos are Go tests in e2e/python_test.go
-# (go test -run TestPythonEncryptor ./e2e).
+# (go test -run Python ./e2e).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-/usr/bin/python3}

@@ -36,9 +36,11 @@ type Scheduler struct {
 	bus     *bus
 	metrics *metrics
 	art     *artifact
-	http    *http.Server
-	lis     net.Listener
-	view    atomic.Pointer[core.View] // published after every step that changed it
+	// sandboxes reads tasks' logs from their agents (GET /v1/tasks/{id}/files/…).
+	sandboxes *sandboxReader
+	http      *http.Server
+	lis       net.Listener
+	view      atomic.Pointer[core.View] // published after every step that changed it
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
 
@@ -131,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		reports:    newMailbox[core.Input](),
 		bus:        newBus(),
 		art:        art,
+		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -236,6 +239,7 @@ func (s *Scheduler) Close() error {
 		s.bus.close()
 		s.wg.Wait()
 		s.art.close()
+		s.sandboxes.client.CloseIdleConnections()
 	})
 	return nil
 }

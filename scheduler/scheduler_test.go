@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,17 @@ func TestPipelineConverges(t *testing.T) {
 	if len(peers) != 3 {
 		t.Fatalf("feeder peers %v", peers)
 	}
+	// Each is an encryptor's address as its agent offered it (with
+	// several agents, each agent is a machine of its own: 127.0.0.2, …).
+	want := map[string]bool{}
+	for _, ti := range ts {
+		if ti.Service == "encryptor" {
+			want[fmt.Sprintf("tcp://%s:%d", ti.Host, ti.Ports["plaintext"])] = true
+		}
+	}
 	for _, p := range peers {
-		if !strings.HasPrefix(p, "tcp://127.0.0.1:") {
-			t.Fatalf("peer %q", p)
+		if !want[p] || !strings.HasPrefix(p, "tcp://127.0.0.") {
+			t.Fatalf("peer %q is not a running encryptor's plaintext gate (%v)", p, want)
 		}
 	}
 }

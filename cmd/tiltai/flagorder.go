@@ -21,7 +21,8 @@ import (
 // positional arguments that would otherwise read as flags. A flag missing
 // its value goes last, so that the parser says so. Arguments after something
 // that is not a known command (such as the "help" command) are left as they
-// are, and so is a shell-completion request, which must end with its flag.
+// are, as are a command's that skips flag parsing, and a shell-completion
+// request, which must end with its flag.
 func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) == 0 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
@@ -57,7 +58,9 @@ scanCommand:
 				// after anything else, leave the rest to the parser.
 				out = append(append(out, fl...), rest[i])
 				sub := findCommand(cmds, a)
-				if sub == nil {
+				if sub == nil || sub.SkipFlagParsing {
+					// A command that skips flag parsing (tiltai python)
+					// hands its arguments on as they are.
 					return append(out, rest[i+1:]...)
 				}
 				flags, cmds, rest = sub.Flags, sub.Subcommands, rest[i+1:]

@@ -20,6 +20,7 @@ func TestFlagsFirst(t *testing.T) {
 				&cli.IntFlag{Name: "agents"},
 				&cli.DurationFlag{Name: "wait"},
 			}},
+			{Name: "python", SkipFlagParsing: true},
 			{Name: "links", Aliases: []string{"l"}, Subcommands: []*cli.Command{
 				{Name: "validate", Flags: []cli.Flag{&cli.BoolFlag{Name: "strict"}}},
 				{Name: "graph", Flags: []cli.Flag{&cli.StringFlag{Name: "format"}}},
@@ -57,6 +58,9 @@ func TestFlagsFirst(t *testing.T) {
 		{"short help", "up a -h", "up -h"},
 		{"unknown command left alone", "help links --format x", "help links --format x"},
 		{"unknown subcommand left alone", "links nope a --strict", "links nope a --strict"},
+		{"arguments of a command that parses no flags", "python -m mod encryptor --log-level warn", "python -m mod encryptor --log-level warn"},
+		{"double dash of a command that parses no flags", "python -- --help", "python -- --help"},
+		{"help of a command that parses no flags", "python x --help", "python x --help"},
 		{"completion request left alone", "links graph a.yaml --generate-bash-completion", "links graph a.yaml --generate-bash-completion"},
 	}
 	for _, tt := range tests {

@@ -75,6 +75,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			executorCommand(),
 			localmesosCommand(),
 			demoCommand(),
+			pythonCommand(),
 			deployCommand(),
 			conformanceCommand(),
 		},

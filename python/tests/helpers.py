@@ -44,6 +44,11 @@ class GoPeer:
         assert line[:1] == ["bound"], line
         return line[1]
 
+    def expect(self, line: str) -> None:
+        """Read its next line of output, which must be line."""
+        got = self.p.stdout.readline().strip()
+        assert got == line, f"gopeer said {got!r}, want {line!r}"
+
     def finish(self, timeout: float = 60) -> str:
         """Close its stdin, wait for it, return its last line; fail on a non-zero exit."""
         try:

@@ -162,6 +162,30 @@ class GateTest(unittest.TestCase):
                 s.send(b"fine")
                 self.assertEqual(g.recv(timeout=5), (b"fine",))
 
+    def test_pair_acknowledges_data_followed_by_an_ack(self):
+        # A pair peer's data and its ack of our messages often arrive in one
+        # read; the data must be acknowledged all the same, though nothing
+        # more may come until it is.
+        h, g = hub_in("pair")
+        with h:
+            host, port = g.bound[6:].rsplit(":", 1)
+            c = socket.create_connection((host, int(port)))
+            c.settimeout(5)
+            fr = wire.FrameReader()
+
+            def frame():
+                while (f := fr.next(1 << 16)) is None:
+                    fr.feed(c.recv(4096))
+                return f
+            c.sendall(wire.greeting() + wire.ready("PAIR"))
+            while fr.take(wire.GREETING_LEN) is None:
+                fr.feed(c.recv(4096))
+            self.assertEqual(wire.parse_ready(frame()[1]), ("PAIR", True))
+            c.sendall(wire.data_frame([(b"x",)]) + wire.ext_frame(wire.KIND_ACK, wire.uvarint(0)))
+            self.assertEqual(frame(), (0, bytes((wire.KIND_ACK,)) + wire.uvarint(1)))
+            self.assertEqual(g.recv(timeout=5), (b"x",))
+            c.close()
+
     def test_silent_peer_times_out(self):
         h, g = hub_in("pull", options=Options(handshake_timeout=0.2))
         with h:

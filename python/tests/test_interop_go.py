@@ -95,12 +95,21 @@ class GoInteropTest(unittest.TestCase):
         t.join()
         self.assertEqual(sorted(got, key=lambda m: int(m[0][1:])), [two_part(i) for i in range(n)])
 
+    # gopeer's pair echoes, says "echoed N" once its echoes are acknowledged,
+    # and closes its gate only when told (stdin closed): closing the Python
+    # gate then waits for nothing but acknowledgements that are on their way.
     def test_python_pair_in_go_pair_out(self):
         h, g = hub_in("pair")
         with h:
             go = GoPeer("-role", "pair-out", "-peer", g.bound, "-n", "2000")
-            self._pair_echo(g)
-            self.assertIn("ok received=2000", go.finish())
+            try:
+                self._pair_echo(g)
+                go.expect("echoed 2000")
+            except BaseException:
+                go.kill()
+                raise
+        self.assertEqual((g.stats()["rerouted"], g.stats()["dropped"]), (0, 0))
+        self.assertIn("ok received=2000", go.finish())
 
     def test_python_pair_out_go_pair_in(self):
         go = GoPeer("-role", "pair-in", "-n", "2000")
@@ -108,6 +117,8 @@ class GoInteropTest(unittest.TestCase):
             h, g = hub_out("pair", go.bound())
             with h:
                 self._pair_echo(g)
+                go.expect("echoed 2000")
+            self.assertEqual((g.stats()["rerouted"], g.stats()["dropped"]), (0, 0))
             self.assertIn("ok received=2000", go.finish())
         finally:
             go.kill()

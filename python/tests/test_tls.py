@@ -7,8 +7,8 @@ import subprocess
 import tempfile
 import unittest
 
-from tiltai import TLSFiles, wire
-from tests.helpers import hub_in, hub_out, wait_for
+from tiltai import TLSFiles, Undelivered, wire
+from tests.helpers import GoPeer, hub_in, hub_out, two_part, wait_for
 
 
 def make_pki(d: str) -> tuple[TLSFiles, TLSFiles]:
@@ -62,6 +62,70 @@ class TLSTest(unittest.TestCase):
                 pass
             c.close()
             wait_for(lambda: r.stats()["refused"] >= 2, 10, "plain ZMTP refused")
+
+
+def tls_flags(f: TLSFiles) -> list[str]:
+    return ["-tls-cert", f.cert, "-tls-key", f.key, "-tls-ca", f.ca]
+
+
+@unittest.skipIf(shutil.which("openssl") is None, "no openssl to make test certificates")
+class GoTLSTest(unittest.TestCase):
+    """Mutual TLS with Go gates (gopeer), each side client and server."""
+
+    @classmethod
+    def setUpClass(cls):
+        d = tempfile.mkdtemp()
+        cls.addClassCleanup(shutil.rmtree, d)
+        cls.good, cls.rogue = make_pki(d)
+
+    def test_python_push_to_go_pull(self):
+        go = GoPeer("-role", "pull", "-n", "500", *tls_flags(self.good))
+        try:
+            h, g = hub_out("push", go.bound(), tls=self.good)
+            with h:
+                for i in range(500):
+                    g.send(*two_part(i), timeout=30)
+            self.assertEqual((g.stats()["sent"], g.stats()["rerouted"]), (500, 0))
+            self.assertEqual(go.finish(), "ok received=500 refused=0")
+        finally:
+            go.kill()
+
+    def test_go_push_to_python_pull(self):
+        h, g = hub_in("pull", tls=self.good)
+        with h:
+            go = GoPeer("-role", "push", "-peer", g.bound, "-n", "500", *tls_flags(self.good))
+            got = sorted((g.recv(timeout=30) for _ in range(500)), key=lambda m: int(m[0][1:]))
+            self.assertEqual(got, [two_part(i) for i in range(500)])
+            self.assertEqual(go.finish(), "ok sent=500 rerouted=0 dropped=0")
+            self.assertEqual(g.stats()["refused"], 0)
+
+    def test_go_refuses_a_wrong_ca(self):
+        go = GoPeer("-role", "pull", "-n", "0", *tls_flags(self.good))
+        try:
+            bound = go.bound()
+            with self.assertLogs("tiltai.gate", "INFO") as logs:
+                h, g = hub_out("push", bound, tls=self.rogue)
+                g.send(b"evil")
+                wait_for(lambda: any("cannot connect" in r.getMessage() for r in logs.records), 10, "the TLS handshake refused")
+                g.opt.drain_timeout = 0
+                with self.assertRaises(Undelivered):
+                    h.close()
+            # gopeer fails on any message it receives; it counted the refusal.
+            last = go.finish()
+            self.assertTrue(last.startswith("ok received=0 refused=") and not last.endswith("=0"), last)
+        finally:
+            go.kill()
+
+    def test_python_refuses_a_wrong_ca(self):
+        h, g = hub_in("pull", tls=self.good)
+        with h:
+            go = GoPeer("-role", "push", "-peer", g.bound, "-n", "1", *tls_flags(self.rogue))
+            try:
+                wait_for(lambda: g.stats()["refused"] >= 1, 10, "the rogue Go peer refused")
+                with self.assertRaises(TimeoutError):
+                    g.recv(timeout=0.3)
+            finally:
+                go.kill()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ libzmq and zmq4, bounded queues, ``applied`` only after removed peers drained.
 Standard library only.
 """
 
+import sys as _sys
+
+if _sys.version_info < (3, 11):  # checked first, so an older Python says why rather than failing later
+    raise ImportError("tiltai (the Python gates) needs Python 3.11 or later, not %s at %s"
+                      % (_sys.version.split()[0], _sys.executable))
+
 from .errors import Closed, Drained, GateError, PatternError, PeerLost, TooBigError, Undelivered
 from .gate import Gate, GateQueue, Options, Request
 from .hub import Hub

@@ -146,6 +146,7 @@ class _Link:
         self.writing = False
         # receiving side: messages received, and acknowledged to the peer.
         self.recv_n = self.acked_n = 0
+        self.acks = ext and gate.pattern in ("pull", "pair")
         # pub: the subscriber's topics and its own bounded queue.
         self.topics: set[bytes] = set()
         self.active = False
@@ -192,6 +193,12 @@ class _Link:
                     self._frame(f[0], f[1])
                 if self.closed:
                     return
+                if self.acked_n < self.recv_n and self.acks:
+                    # What _deliver did not acknowledge because more was
+                    # buffered: on a pair that can be the peer's ack of our
+                    # own messages, after which nothing may come until we
+                    # acknowledge.
+                    self._send_ack()
                 data = sock.recv(256 << 10)
                 if not data:
                     raise ConnectionError(f"{self.remote} closed the connection")
@@ -291,21 +298,24 @@ class _Link:
             g._rq.extend((it, cost // len(items)) for it in items)
             g._rq_bytes += cost // len(items) * len(items)
         self.recv_n += len(msgs)
-        if self.ext and p in ("pull", "pair"):
-            # Acknowledge receipt, coalesced: when nothing more is buffered,
-            # else every quarter window under load. The ack leaves before the
-            # application is woken, so an application that closes as soon as
-            # it has what it waited for never strands its peer's window.
-            if self.conn.fr.buffered() == 0 or self.recv_n - self.acked_n >= max(1, g.opt.window // 4):
-                try:
-                    self.conn.write(wire.ext_frame(wire.KIND_ACK, wire.uvarint(self.recv_n)))
-                finally:
-                    self.acked_n = self.recv_n
-                    with g._cv:
-                        g._cv.notify_all()
-                return
+        # Acknowledge receipt, coalesced: when nothing more is buffered, else
+        # every quarter window under load (and see read_loop). The ack leaves
+        # before the application is notified.
+        if self.acks and (self.conn.fr.buffered() == 0 or self.recv_n - self.acked_n >= max(1, g.opt.window // 4)):
+            try:
+                self._send_ack()
+            finally:
+                with g._cv:
+                    g._cv.notify_all()
+            return
         with g._cv:
             g._cv.notify_all()
+
+    def _send_ack(self) -> None:
+        try:
+            self.conn.write(wire.ext_frame(wire.KIND_ACK, wire.uvarint(self.recv_n)))
+        finally:
+            self.acked_n = self.recv_n
 
     def _ack(self, n: int) -> None:
         g = self.gate

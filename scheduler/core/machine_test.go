@@ -16,7 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -331,11 +331,11 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 		}
 	case "ack", "nack":
 		v, _ := strconv.ParseUint(words[1], 10, 64)
-		msg := executor.Message{Type: executor.TypeAck, TaskID: words[0], Version: v}
+		msg := contract.Message{Type: contract.TypeAck, TaskID: words[0], Version: v}
 		if cmd == "nack" {
-			msg.Type, msg.Error = executor.TypeNack, kv["err"]
+			msg.Type, msg.Error = contract.TypeNack, kv["err"]
 		}
-		data, err := executor.Encode(msg)
+		data, err := contract.Encode(msg)
 		if err != nil {
 			return nil, err
 		}
@@ -703,7 +703,7 @@ func (h *scriptHarness) call(c *scheduler.Call) string {
 		}
 		return "RECONCILE " + strings.Join(ts, ",")
 	case scheduler.Call_MESSAGE:
-		msg, err := executor.Decode(c.Message.Data)
+		msg, err := contract.Decode(c.Message.Data)
 		if err != nil {
 			return "MESSAGE ?" + err.Error()
 		}

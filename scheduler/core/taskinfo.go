@@ -5,7 +5,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate/control"
 )
 
@@ -16,21 +16,21 @@ func (m *Machine) taskInfo(t *taskRecord, pl placement) (mesos.TaskInfo, error) 
 	if svc == nil {
 		return mesos.TaskInfo{}, fmt.Errorf("service %q is not in the spec", t.Service)
 	}
-	data := executor.TaskData{
+	data := contract.TaskData{
 		Service: t.Service, Command: svc.Command, Args: svc.Args, Env: svc.Env,
-		Health: executor.Health{
-			ReadyTimeout:    executor.D(svc.Health.ReadyTimeout.Std()),
-			LivenessTimeout: executor.D(svc.Health.LivenessTimeout.Std()),
+		Health: contract.Health{
+			ReadyTimeout:    contract.D(svc.Health.ReadyTimeout.Std()),
+			LivenessTimeout: contract.D(svc.Health.LivenessTimeout.Std()),
 		},
-		KillGracePeriod: executor.D(svc.KillGracePeriod.Std()),
+		KillGracePeriod: contract.D(svc.KillGracePeriod.Std()),
 	}
 	for _, g := range m.st.spec.InGates(t.Service) {
-		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g]), Port: int(t.Ports[g])})
+		data.Gates = append(data.Gates, contract.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g]), Port: int(t.Ports[g])})
 	}
 	for _, g := range m.st.spec.OutGates(t.Service) {
-		data.Gates = append(data.Gates, executor.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g])})
+		data.Gates = append(data.Gates, contract.Gate{Name: g, Pattern: control.Pattern(svc.Gates[g])})
 	}
-	raw, err := executor.EncodeTaskData(data)
+	raw, err := contract.EncodeTaskData(data)
 	if err != nil {
 		return mesos.TaskInfo{}, err
 	}

@@ -1,7 +1,9 @@
 // Command gopeer is a Go gate of any pattern for the Python gates' interop
 // tests and benchmark: python/tests start it, read the address it prints and
 // check what it reports. It prints "bound ADDR" once an in-gate is bound
-// and "ok …" when its part is done, and exits non-zero on any failure.
+// and "ok …" when its part is done, and exits non-zero on any failure. A
+// receiving role keeps its gate open until its stdin is closed, so that the
+// test's sender sees every message acknowledged before the gate goes away.
 package main
 
 import (
@@ -36,6 +38,7 @@ type config struct {
 	size  int
 	topic string
 	batch int
+	tls   control.TLSFiles
 }
 
 func run() error {
@@ -47,6 +50,10 @@ func run() error {
 	flag.IntVar(&c.size, "size", 64, "payload bytes (bench)")
 	flag.StringVar(&c.topic, "topic", "a", "sub: topic to subscribe to")
 	flag.IntVar(&c.batch, "batch", 64, "bench-push: messages per SendBatch")
+	// The gate's own TLS: all three files or none, as TILTAI_TLS_* for a service.
+	flag.StringVar(&c.tls.Cert, "tls-cert", os.Getenv(control.EnvTLSCert), "mutual TLS: certificate PEM file")
+	flag.StringVar(&c.tls.Key, "tls-key", os.Getenv(control.EnvTLSKey), "mutual TLS: key PEM file")
+	flag.StringVar(&c.tls.CA, "tls-ca", os.Getenv(control.EnvTLSCA), "mutual TLS: CA PEM file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,7 +75,7 @@ func run() error {
 	} else {
 		spec.Peers = []string{c.peer}
 	}
-	hub, err := gate.New(ctx, gate.Config{Gates: []control.GateSpec{spec}})
+	hub, err := gate.New(ctx, gate.Config{Gates: []control.GateSpec{spec}, TLS: c.tls})
 	if err != nil {
 		return err
 	}
@@ -121,8 +128,8 @@ func run() error {
 			}
 		}
 		if c.role != "pull" {
-			// An in-gate's Close drops what it holds: wait until the echoes
-			// are acknowledged first.
+			// Our Close would strand the echoes: wait until they are
+			// acknowledged, and say so.
 			for st := g.Stats(); st.QueueDepth > 0 || st.InFlight > 0; st = g.Stats() {
 				select {
 				case <-ctx.Done():
@@ -130,11 +137,20 @@ func run() error {
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
-			if err := g.Close(); err != nil {
-				return err
-			}
+			fmt.Printf("echoed %d\n", len(seen))
 		}
-		fmt.Printf("ok received=%d\n", len(seen))
+		// The acknowledgement of the last batch is written after Recv has
+		// returned it, so closing now could leave the sender holding it as
+		// unacknowledged (re-routed, as after a broken connection). Keep the
+		// gate open until the test, its sender, is done.
+		if err := waitStdin(ctx); err != nil {
+			return err
+		}
+		refused := g.Stats().Refused
+		if err := g.Close(); err != nil {
+			return err
+		}
+		fmt.Printf("ok received=%d refused=%d\n", len(seen), refused)
 	case "pub":
 		// Publish topics a… and b… until stdin closes.
 		done := make(chan struct{})
@@ -228,6 +244,18 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// waitStdin returns once stdin is closed: the test's word that it is done.
+func waitStdin(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stdin still open: %w", ctx.Err())
+	}
 }
 
 func mustAtoi(b []byte) int {

@@ -1,4 +1,4 @@
-package executor
+package contract
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
 // Defaults for the durations a TaskData may leave out. They match the link
@@ -26,7 +27,7 @@ const (
 // or pass on unbounded state.
 const (
 	MaxTaskDataBytes = 256 << 10
-	MaxGates         = 64
+	MaxGates         = linkvocab.MaxGates
 	MaxArgs          = 1024
 	MaxEnv           = 1024
 	MaxTimeout       = 24 * time.Hour
@@ -207,7 +208,7 @@ func (d TaskData) Validate() error {
 		add("env has %d entries (at most %d)", len(d.Env), MaxEnv)
 	}
 	for _, k := range slices.Sorted(maps.Keys(d.Env)) {
-		if err := validEnvKey(k); err != nil {
+		if err := ValidEnvKey(k); err != nil {
 			add("env %q: %v", k, err)
 		}
 		text(fmt.Sprintf("env %q", k), d.Env[k], 64<<10)
@@ -263,8 +264,8 @@ func (d TaskData) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validEnvKey reports why k cannot be set in the service's environment.
-func validEnvKey(k string) error {
+// ValidEnvKey reports why k cannot be set in the service's environment.
+func ValidEnvKey(k string) error {
 	if k == "" {
 		return errors.New("empty variable name")
 	}
