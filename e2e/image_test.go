@@ -73,7 +73,7 @@ func TestImagesPipeline(t *testing.T) {
 	imagetest.SaveLegacy(t, registry, "tiltai/encryptor:1", serviceImage(t, "encryptor", "1"))
 	imagetest.SaveLegacy(t, registry, "tiltai/encryptor:2", serviceImage(t, "encryptor", "2"))
 	imagetest.SaveLegacy(t, registry, "tiltai/printer:1", serviceImage(t, "printer", "1"))
-	s := newSystemWith(t, func(c *localmesos.Config) { c.ImageProviders, c.DockerRegistry = "docker", registry })
+	s := newSystemWith(t, systemOptions{Mesos: func(c *localmesos.Config) { c.ImageProviders, c.DockerRegistry = "docker", registry }})
 	s.startScheduler()
 	events := s.watchEvents()
 	p := pipeline{Rate: 400, Encryptors: 3, EncryptorImage: "tiltai/encryptor:1", PrinterImage: "tiltai/printer:1"}
@@ -169,10 +169,10 @@ func TestImageFromRegistry(t *testing.T) {
 	t.Parallel()
 	url := imagetest.Registry(t)
 	imagetest.Push(t, url, "tiltai/printer:1", serviceImage(t, "printer", "1"))
-	s := newSystemWith(t, func(c *localmesos.Config) {
+	s := newSystemWith(t, systemOptions{Mesos: func(c *localmesos.Config) {
 		c.ImageProviders, c.DockerRegistry = "docker", url
 		c.DockerStoreDir = filepath.Join(t.TempDir(), "store")
-	})
+	}})
 	s.startScheduler()
 	p := pipeline{Rate: 200, Encryptors: 2, PrinterImage: "tiltai/printer:1"}
 	s.converge(s.submit(p.spec()).Version, 2*time.Minute)

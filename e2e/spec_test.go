@@ -24,6 +24,9 @@ type pipeline struct {
 	// the image's /usr/local/bin/SERVICE (which ends in `tiltai demo
 	// SERVICE`); "" runs them on the agent's file system.
 	EncryptorImage, PrinterImage string
+	// Constraints per service, as a YAML flow list
+	// (`[[hostname, UNIQUE]]`); none when empty.
+	Constraints map[string]string
 }
 
 func (p pipeline) spec() string {
@@ -85,5 +88,10 @@ links:
   - from: encryptor.ciphertext
     to: printer.ciphertext
 `, p.Rate, encCmd, env, encArgs, p.Encryptors, backoff, printerCmd, printerArgs)
+	for _, svc := range []string{"feeder", "encryptor", "printer"} {
+		if c := p.Constraints[svc]; c != "" {
+			s = strings.Replace(s, "  "+svc+":\n", "  "+svc+":\n    constraints: "+c+"\n", 1)
+		}
+	}
 	return strings.ReplaceAll(s, "\t", "  ")
 }

@@ -49,12 +49,22 @@ type system struct {
 // process it started outlives it.
 func newSystem(tb testing.TB) *system {
 	tb.Helper()
-	return newSystemWith(tb, nil)
+	return newSystemWith(tb, systemOptions{})
 }
 
-// newSystemWith is newSystem with the embedded Mesos' configuration
-// adjusted by mod (e.g. images on).
-func newSystemWith(tb testing.TB, mod func(*localmesos.Config)) *system {
+// systemOptions shape the embedded Mesos.
+type systemOptions struct {
+	// Attributes gives each agent its attributes (Mesos --attributes
+	// syntax); there are as many agents as entries (default one agent).
+	// Each agent is a machine of its own (127.0.0.2, 127.0.0.3, …) with a
+	// port range of its own, as tasks bind their ports on every address.
+	Attributes []string
+	// Mesos adjusts the rest of the embedded Mesos' configuration (e.g.
+	// images on).
+	Mesos func(*localmesos.Config)
+}
+
+func newSystemWith(tb testing.TB, opts systemOptions) *system {
 	tb.Helper()
 	name := strings.NewReplacer("/", "-", " ", "_").Replace(tb.Name())
 	dir, err := os.MkdirTemp(runDir, name+"-")
@@ -69,16 +79,24 @@ func newSystemWith(tb testing.TB, mod func(*localmesos.Config)) *system {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lc := localmesos.Config{
+	cfg := localmesos.Config{
 		Listen:    "127.0.0.1:0",
 		Resources: fmt.Sprintf("cpus:32;mem:32768;disk:100000;ports:[%d-%d]", s.ports[0], s.ports[1]),
 		WorkDir:   filepath.Join(dir, "mesos"),
 		Logger:    slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
-	if mod != nil {
-		mod(&lc)
+	if n := len(opts.Attributes); n > 0 {
+		cfg.Agents, cfg.AgentAttributes = n, opts.Attributes
+		per := (s.ports[1] - s.ports[0] + 1) / n
+		for i := range n {
+			lo := s.ports[0] + i*per
+			cfg.AgentResources = append(cfg.AgentResources, fmt.Sprintf("cpus:8;mem:8192;disk:10000;ports:[%d-%d]", lo, lo+per-1))
+		}
 	}
-	s.cluster, err = localmesos.New(ctx, lc)
+	if opts.Mesos != nil {
+		opts.Mesos(&cfg)
+	}
+	s.cluster, err = localmesos.New(ctx, cfg)
 	if err != nil {
 		logf.Close()
 		tb.Fatalf("cannot start localmesos: %v", err)

@@ -324,6 +324,7 @@ func (d *decoder) service(svc *Service, path string, n *node) {
 				svc.Disk = x
 			}
 		}},
+		{"constraints", func(p string, v *node) { svc.Constraints = d.constraints(p, v) }},
 		{"kill_grace_period", func(p string, v *node) {
 			if x, ok := d.duration(p, v, gracePeriodLimit); ok {
 				svc.KillGracePeriod = x
@@ -446,6 +447,9 @@ func normalise(s *Spec) {
 		}
 		if len(svc.Volumes) == 0 {
 			svc.Volumes = nil
+		}
+		if len(svc.Constraints) == 0 {
+			svc.Constraints = nil
 		}
 	}
 }

@@ -3,6 +3,7 @@ package linkspec
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -50,6 +51,11 @@ func (c Change) String() string {
 		return fmt.Sprintf("~ service %s: instances %d -> %d, %s", c.Service, c.From, c.To, verb)
 	case ServiceChanged:
 		what := "applied without restarting tasks"
+		if slices.Contains(c.Fields, "constraints") {
+			// A deliberate choice, Marathon's: moving running tasks for a
+			// new constraint would be an outage nobody asked for.
+			what = "running tasks stay; new tasks are placed by it"
+		}
 		if c.Replaces {
 			what = fmt.Sprintf("%s replaced, rolling, drain first", plural(c.To, "task"))
 		}
@@ -140,6 +146,7 @@ func changedFields(a, b *Service) []string {
 	check("health", a.Health, b.Health)
 	check("backoff", a.Backoff, b.Backoff)
 	check("gates", a.Gates, b.Gates)
+	check("constraints", a.Constraints, b.Constraints)
 	return f
 }
 

@@ -62,6 +62,10 @@ type Task struct {
 	// Orphan marks a task that came back after being written off (agent
 	// lost, TASK_LOST): it is killed and never advertised.
 	Orphan bool
+	// Moving marks a task whose agent is going away (a maintenance window,
+	// announced by inverse offers): it is replaced like an outdated one, a
+	// new task placed elsewhere first, then this one retired drain-first.
+	Moving bool
 	// Acked is the table content the task's executor acknowledged, provided
 	// it acknowledged the latest version published to it; nil otherwise
 	// (nothing acknowledged yet, or a newer version is still in flight). A
@@ -277,7 +281,7 @@ func (p *Planner) Observe(t Task) {
 
 func sameButAcked(a, b *Task) bool {
 	return a.ID == b.ID && a.Seq == b.Seq && a.Service == b.Service && a.Config == b.Config && a.Phase == b.Phase &&
-		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan
+		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan && a.Moving == b.Moving
 }
 
 // Forget drops a task (it ended).
@@ -479,7 +483,7 @@ func (p *Planner) decide(service string, st *svcState, now time.Time) svcActions
 			} else {
 				a.kill = append(a.kill, Kill{t.ID, "retired before it ran", grace})
 			}
-		case !removed && t.Config == digest:
+		case !removed && t.Config == digest && !t.Moving:
 			current = append(current, t)
 		default:
 			outdated = append(outdated, t)
@@ -517,12 +521,18 @@ func (p *Planner) decide(service string, st *svcState, now time.Time) svcActions
 	if !removed {
 		reason = "replaced: the service definition changed"
 	}
+	why := func(t *Task) string {
+		if !removed && t.Config == digest {
+			return "moved: its agent goes into maintenance"
+		}
+		return reason
+	}
 	var outRunning []*Task
 	for _, t := range outdated {
 		if t.Phase == Running {
 			outRunning = append(outRunning, t)
 		} else {
-			p.remove(&a, t, reason, grace)
+			p.remove(&a, t, why(t), grace)
 		}
 	}
 	keep := max(0, want-running)
@@ -531,7 +541,7 @@ func (p *Planner) decide(service string, st *svcState, now time.Time) svcActions
 		if i >= len(outRunning)-keep {
 			break
 		}
-		p.remove(&a, t, reason, grace)
+		p.remove(&a, t, why(t), grace)
 	}
 
 	// Launch what is missing, after the crash backoff.

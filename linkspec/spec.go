@@ -77,6 +77,10 @@ type Service struct {
 	Health          Health             `json:"health"`
 	Backoff         Backoff            `json:"backoff"`
 	Gates           map[string]Pattern `json:"gates"`
+	// Constraints say where its tasks may run (Marathon's vocabulary).
+	// They place new tasks only: a change leaves running tasks where they
+	// are (not part of ServiceDigest), as Marathon does.
+	Constraints []Constraint `json:"constraints,omitempty"`
 }
 
 // URI is something the Mesos fetcher puts into the task's sandbox.
@@ -286,6 +290,7 @@ func (s *Spec) Clone() *Spec {
 		cp.Volumes = append([]Volume(nil), svc.Volumes...)
 		cp.Env = cloneMap(svc.Env)
 		cp.Gates = cloneMap(svc.Gates)
+		cp.Constraints = append([]Constraint(nil), svc.Constraints...)
 		c.Services[n] = &cp
 	}
 	if s.locs != nil {

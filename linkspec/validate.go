@@ -118,6 +118,7 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 		}
 	}
 	validateImage(r, svc, p, bad)
+	validateConstraints(r, join(p, "constraints"), svc.Constraints, bad)
 	checkNum(r, bad, join(p, "instances"), instancesLimit, float64(svc.Instances))
 	checkNum(r, bad, join(p, "cpus"), cpusLimit, svc.CPUs)
 	checkNum(r, bad, join(p, "mem"), memLimit, svc.Mem)

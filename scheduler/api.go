@@ -37,6 +37,8 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("GET /v1/tasks/{id}/files/{name}", s.private(s.getTaskFile))
 	mux.HandleFunc("GET /v1/links", s.read(s.getLinks))
 	mux.HandleFunc("GET /v1/status", s.read(s.getStatus))
+	mux.HandleFunc("GET /v1/services/{name}", s.read(s.getService))
+	mux.HandleFunc("GET /v1/agents", s.read(s.getAgents))
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
 	mux.HandleFunc("GET /v1/events", s.read(s.getEvents))
 	mux.HandleFunc("GET /{$}", s.getIndex)
@@ -57,6 +59,8 @@ type (
 	TaskLinks          = apitypes.TaskLinks
 	Status             = apitypes.Status
 	ServiceStatus      = apitypes.ServiceStatus
+	Waiting            = apitypes.Waiting
+	Agent              = apitypes.Agent
 	Event              = apitypes.Event
 	TaskFile           = apitypes.TaskFile
 	// TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=,
@@ -137,6 +141,8 @@ func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
 		"name": "tiltai scheduler",
 		"endpoints": []string{
 			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
+			"GET /v1/services/{name}",
+			"GET /v1/agents",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
 			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]",
 			"GET /v1/tasks/{id}/files/{stdout|stderr}[?offset=N&length=N] (needs the token)", "GET /v1/links",
@@ -236,6 +242,50 @@ func (s *Scheduler) postScale(w http.ResponseWriter, r *http.Request) {
 	s.answerSubmit(w, res, err)
 }
 
+func waitingView(w *core.Waiting) *Waiting {
+	if w == nil {
+		return nil
+	}
+	return &Waiting{Tasks: w.Tasks, Reason: w.Top, Reasons: w.Reasons, Since: w.Since, At: w.At}
+}
+
+func (s *Scheduler) getAgents(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.readView(w)
+	if !ok {
+		return
+	}
+	out := make([]Agent, 0, len(v.Agents))
+	for _, a := range v.Agents {
+		ag := Agent{ID: a.ID, Hostname: a.Hostname, Attributes: a.Attributes, Region: a.Region, Zone: a.Zone,
+			Maintenance: a.Maintenance, Draining: a.Draining, Tasks: a.Tasks}
+		if u := a.Unavailability; u != nil {
+			ag.Unavailable = u.Start.UTC()
+			if u.Duration > 0 {
+				ag.Until = u.Start.Add(u.Duration).UTC()
+			}
+		}
+		out = append(out, ag)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getService is GET /v1/services/{name}: the service's progress, as in
+// GET /v1/status, with why its pending tasks wait.
+func (s *Scheduler) getService(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.readView(w)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	for _, ss := range statusView(v).Services {
+		if ss.Name == name {
+			writeJSON(w, http.StatusOK, ss)
+			return
+		}
+	}
+	writeErr(w, http.StatusNotFound, fmt.Sprintf("no service %q in spec version %d", name, v.SpecVersion))
+}
+
 // taskView is one task's entry of GET /v1/tasks.
 func taskView(t *core.TaskView) TaskInfo {
 	ti := TaskInfo{
@@ -243,6 +293,9 @@ func taskView(t *core.TaskView) TaskInfo {
 		AgentID: t.AgentID, Host: t.Host, Ports: t.Ports, Retiring: t.Retiring, Orphan: t.Orphan,
 		Outdated: t.Outdated, Created: t.Created, Updated: t.Updated,
 		Links: LinkState{Version: t.LinkVersion, Sent: t.Sent, Acked: t.Acked},
+	}
+	if t.Phase == "pending" {
+		ti.Waiting = waitingView(t.Waiting)
 	}
 	if st := t.Status; st != nil {
 		ti.StatusAt, ti.Counters = st.At, st.Counters
@@ -316,7 +369,7 @@ func statusView(v *core.View) Status {
 	bySvc := map[string]*ServiceStatus{}
 	for _, name := range v.Spec.ServiceNames() {
 		svc := v.Spec.Services[name]
-		ss := &ServiceStatus{Name: name, Wanted: svc.Instances}
+		ss := &ServiceStatus{Name: name, Wanted: svc.Instances, Waiting: waitingView(v.Services[name].Waiting)}
 		bySvc[name] = ss
 		r := v.Services[name].Restarts
 		ss.Failures = r.Failures

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"strings"
 
 	"github.com/tiltai/tiltai/scheduler/core"
 )
@@ -38,6 +39,8 @@ type metrics struct {
 	reconciliations prometheus.Counter
 	storeWrites     prometheus.Counter
 	held            *prometheus.GaugeVec
+	unplaced        *prometheus.CounterVec
+	inverseAccepted prometheus.Counter
 	parseRefused    prometheus.Counter
 }
 
@@ -83,6 +86,10 @@ func newMetrics(s *Scheduler) *metrics {
 	m.storeWrites = counter("store_writes_total", "State batches written to the store.")
 	m.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "launches_held", Help: "Tasks of a service waiting out its crash backoff."}, []string{"service"})
 	f(m.held)
+	m.unplaced = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "scheduler", Name: "offers_unplaced_total",
+		Help: "Offers that could not take a waiting task of a service, by reason (cpus, mem, disk, ports, role, a constraint, agent draining, maintenance, no offers); an offer may count under several."}, []string{"service", "reason"})
+	f(m.unplaced)
+	m.inverseAccepted = counter("inverse_offers_accepted_total", "Agents vacated for maintenance: inverse offers accepted once no task was left there.")
 	m.parseRefused = counter("api_parse_refused_total", "Spec submissions and scales refused with 503 because the scheduler was already parsing as many specs as it does at once.")
 	f(&stateCollector{s: s})
 	f(collectors.NewGoCollector())
@@ -97,6 +104,7 @@ var (
 	descSpec      = prometheus.NewDesc("tiltai_spec_version", "Version of the accepted spec.", nil, nil)
 	descGate      = prometheus.NewDesc("tiltai_gate_messages", "Gate counters summed over a service's live tasks, as their executors last reported.", []string{"service", "gate", "counter"}, nil)
 	descAppCount  = prometheus.NewDesc("tiltai_app_counter", "Application counters summed over a service's live tasks, as their executors last reported.", []string{"service", "name"}, nil)
+	descWaiting   = prometheus.NewDesc("tiltai_tasks_waiting", "Tasks of a service waiting for an offer, labelled with the reason that ruled out most offers in the last round.", []string{"service", "reason"}, nil)
 	descStatusAge = prometheus.NewDesc("tiltai_executor_status_age_seconds", "Age of the oldest executor status report among a service's running tasks.", []string{"service"}, nil)
 )
 
@@ -105,7 +113,7 @@ var (
 type stateCollector struct{ s *Scheduler }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTasks, descWanted, descUnacked, descSpec, descGate, descAppCount, descStatusAge} {
+	for _, d := range []*prometheus.Desc{descTasks, descWanted, descUnacked, descSpec, descGate, descAppCount, descStatusAge, descWaiting} {
 		ch <- d
 	}
 }
@@ -162,6 +170,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range age {
 		ch <- prometheus.MustNewConstMetric(descStatusAge, prometheus.GaugeValue, v, k)
 	}
+	for name, sv := range v.Services {
+		if w := sv.Waiting; w != nil {
+			ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(w.Tasks), name, w.Top)
+		}
+	}
 }
 
 // add counts one step's metric facts.
@@ -177,7 +190,7 @@ func (m *metrics) add(f *core.Metrics) {
 		{m.running, f.Running}, {m.kills, f.Kills}, {m.retired, f.Retired}, {m.acked, f.Acked}, {m.noUUID, f.NoUUID},
 		{m.unknownKilled, f.UnknownKilled}, {m.linkMessages, f.LinkMessages}, {m.resends, f.Resends},
 		{m.tableVersions, f.TableVersions}, {m.badMessages, f.BadMessages}, {m.nacks, f.Nacks},
-		{m.divergent, f.Divergent}, {m.reconciliations, f.Reconciliations},
+		{m.divergent, f.Divergent}, {m.reconciliations, f.Reconciliations}, {m.inverseAccepted, f.InverseAccepted},
 	} {
 		if c.n > 0 {
 			c.c.Add(float64(c.n))
@@ -194,6 +207,10 @@ func (m *metrics) add(f *core.Metrics) {
 	}
 	for svc, n := range f.Held {
 		m.held.WithLabelValues(svc).Set(float64(n))
+	}
+	for k, n := range f.Unplaced {
+		svc, reason, _ := strings.Cut(k, "\x00")
+		m.unplaced.WithLabelValues(svc, reason).Add(float64(n))
 	}
 	for _, d := range f.AckLatency {
 		m.linkAckLatency.Observe(d.Seconds())

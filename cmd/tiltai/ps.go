@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,12 +27,16 @@ func psCommand() *cli.Command {
 			"HOST:PORTS its in-gates bind, LINKS as the link-table version its executor acknowledged\n" +
 			"over the service's current one, the messages its gates SENT, RECEIVED and DROPPED as the\n" +
 			"executor last reported (- before the first report), and its AGE. Then one line per\n" +
-			"service: running over wanted, tasks launching or retiring, links acknowledged, failures.\n" +
+			"service: running over wanted, tasks launching or retiring, links acknowledged, failures;\n" +
+			"and a WAITING line for each service with tasks no offer could take, with the reason that\n" +
+			"ruled out most offers (cpus, mem, ports, role, a constraint, agent draining, maintenance,\n" +
+			"no offers). --agents lists the agents instead.\n" +
 			"Tasks are listed in launch order, the first --limit of them unless --all.\n\n" +
 			"Examples:\n" +
 			"  tiltai ps\n" +
 			"  tiltai ps --service encryptor --phase pending\n" +
 			"  tiltai ps --all\n" +
+			"  tiltai ps --agents --master 127.0.0.1:5050\n" +
 			"  tiltai ps --json | jq '.[] | select(.phase != \"running\")'",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "service", Usage: "only the tasks of `SERVICE`"},
@@ -39,6 +44,8 @@ func psCommand() *cli.Command {
 			&cli.IntFlag{Name: "limit", Value: scheduler.DefaultTaskLimit, Usage: fmt.Sprintf("show at most `N` tasks (1 to %d)", scheduler.MaxTaskLimit)},
 			&cli.BoolFlag{Name: "all", Usage: "show every task (fetched page by page)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the tasks as JSON (GET /v1/tasks), nothing else; every task unless --limit"},
+			&cli.BoolFlag{Name: "agents", Usage: "list the agents instead: hostname, state (maintenance, draining, deactivated), tasks, attributes; with --master, every agent the master knows"},
+			masterFlag(),
 		}, schedulerFlags()...),
 		Action: ps,
 	}
@@ -76,8 +83,11 @@ func fetchTasks(c *cli.Context, cl *client.Client, q scheduler.TaskQuery, all bo
 }
 
 func ps(c *cli.Context) error {
-	if _, err := args(c, 0, "[--service SERVICE] [--phase PHASE] [--limit N | --all]"); err != nil {
+	if _, err := args(c, 0, "[--service SERVICE] [--phase PHASE] [--limit N | --all] | --agents"); err != nil {
 		return err
+	}
+	if c.Bool("agents") {
+		return psAgents(c)
 	}
 	q, all, err := psQuery(c)
 	if err != nil {
@@ -137,6 +147,11 @@ func ps(c *cli.Context) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, ss := range services {
 			fmt.Fprintf(tw, "%s\t%s\n", termsafe.String(ss.Name), client.FormatService(ss, now))
+		}
+		for _, ss := range services {
+			if ss.Waiting != nil && ss.Pending > 0 {
+				fmt.Fprintf(tw, "WAITING\t%s\t%s\n", termsafe.String(ss.Name), formatWaiting(ss.Waiting, now))
+			}
 		}
 		tw.Flush()
 	}
@@ -218,4 +233,113 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// formatWaiting says why a service's tasks wait: "1 task: hostname:UNIQUE
+// ruled out 3 offers (also mem: 1), for 2m".
+func formatWaiting(w *scheduler.Waiting, now time.Time) string {
+	tasks := "1 task"
+	if w.Tasks != 1 {
+		tasks = fmt.Sprintf("%d tasks", w.Tasks)
+	}
+	line := tasks + ": " + termsafe.String(w.Reason)
+	if w.Reason != "no offers" {
+		n := w.Reasons[w.Reason]
+		line += fmt.Sprintf(" ruled out %d offer", n)
+		if n != 1 {
+			line += "s"
+		}
+	}
+	var others []string
+	for _, r := range slices.Sorted(maps.Keys(w.Reasons)) {
+		if r != w.Reason {
+			others = append(others, fmt.Sprintf("%s: %d", termsafe.String(r), w.Reasons[r]))
+		}
+	}
+	if len(others) > 0 {
+		line += " (also " + strings.Join(others, ", ") + ")"
+	}
+	if !w.Since.IsZero() {
+		line += ", for " + age(now.Sub(w.Since))
+	}
+	return line
+}
+
+// psAgents lists agents: those the scheduler has seen (GET /v1/agents),
+// and with --master every agent the master knows (GET_AGENTS), with its
+// drain or deactivation state.
+func psAgents(c *cli.Context) error {
+	cl, api, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	seen, err := cl.Agents(c.Context)
+	if err != nil {
+		return apiFail(c, api, "cannot list the agents", err)
+	}
+	type row struct {
+		id, host, state string
+		tasks           int
+		attrs           map[string]string
+	}
+	rows := map[string]*row{}
+	for _, a := range seen {
+		r := &row{id: a.ID, host: a.Hostname, tasks: a.Tasks, attrs: a.Attributes, state: "active"}
+		switch {
+		case a.Draining:
+			r.state = "draining"
+		case a.Maintenance:
+			r.state = "maintenance: tasks moving"
+		}
+		if !a.Unavailable.IsZero() {
+			r.state += ", unavailable from " + a.Unavailable.Local().Format(time.DateTime)
+			if !a.Until.IsZero() {
+				r.state += " to " + a.Until.Local().Format(time.DateTime)
+			}
+		}
+		rows[a.ID] = r
+	}
+	if m := c.String("master"); m != "" {
+		base, err := leader(c.Context, m)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%s: cannot find the leading master: %v", c.Command.HelpName, err), exitUnreachable)
+		}
+		agents, err := masterAgents(c.Context, base)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%s: cannot list the agents of %s: %v", c.Command.HelpName, base, err), exitUnreachable)
+		}
+		for i := range agents {
+			a := &agents[i]
+			id := a.AgentInfo.GetID().GetValue()
+			r := rows[id]
+			if r == nil {
+				r = &row{id: id}
+				rows[id] = r
+			}
+			r.host, r.attrs = a.AgentInfo.Hostname, attributesText(a.AgentInfo.Attributes)
+			if st := agentState(a); st != "active" || r.state == "" {
+				if r.state == "" || r.state == "active" {
+					r.state = st
+				} else {
+					r.state = st + "; " + r.state
+				}
+			}
+		}
+	}
+	w := c.App.Writer
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no agents seen yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tHOSTNAME\tTASKS\tSTATE\tATTRIBUTES")
+	for _, id := range slices.Sorted(maps.Keys(rows)) {
+		r := rows[id]
+		var attrs []string
+		for _, k := range slices.Sorted(maps.Keys(r.attrs)) {
+			attrs = append(attrs, k+":"+r.attrs[k])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", termsafe.String(r.id), termsafe.String(r.host), r.tasks, termsafe.String(r.state), termsafe.String(strings.Join(attrs, ",")))
+	}
+	return tw.Flush()
 }

@@ -60,6 +60,8 @@ type TaskInfo struct {
 	Gates    map[string]GateCountersReport `json:"gates,omitempty"`
 	Counters map[string]int64              `json:"counters,omitempty"`
 	StatusAt time.Time                     `json:"status_at,omitzero"`
+	// Waiting says why a pending task waits: its service's last reasons.
+	Waiting *Waiting `json:"waiting,omitempty"`
 }
 
 // LinkState is where a task is with its link table.
@@ -111,6 +113,8 @@ type ServiceStatus struct {
 	HeldUntil   time.Time `json:"held_until,omitzero"`
 	LastFailure string    `json:"last_failure,omitempty"`
 	Converged   bool      `json:"converged"`
+	// Waiting says why its pending tasks wait for an offer.
+	Waiting *Waiting `json:"waiting,omitempty"`
 	// Gates sums each gate's counters over the service's tasks as their
 	// executors last reported (the console's edge rates come from it).
 	Gates map[string]GateCountersReport `json:"gates,omitempty"`
@@ -131,3 +135,32 @@ var SandboxFiles = []string{"stdout", "stderr"}
 
 // MaxFileRead bounds one read of a task's file (?length=).
 const MaxFileRead = 1 << 20
+
+// Waiting is why a service's pending tasks wait for an offer, from the last
+// round of placement that left them waiting: for each reason ("cpus",
+// "mem", "disk", "ports", "role", a constraint such as "hostname:UNIQUE",
+// "agent draining", "maintenance", "no offers"), how many offers it ruled
+// out; Reason is the one that ruled out most.
+type Waiting struct {
+	Tasks   int            `json:"tasks"`
+	Reason  string         `json:"reason"`
+	Reasons map[string]int `json:"reasons"`
+	Since   time.Time      `json:"since"`
+	At      time.Time      `json:"at"`
+}
+
+// Agent is one entry of GET /v1/agents: an agent as the scheduler sees it.
+type Agent struct {
+	ID         string            `json:"id"`
+	Hostname   string            `json:"hostname,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Region     string            `json:"region,omitempty"`
+	Zone       string            `json:"zone,omitempty"`
+	// Unavailable is the start of its maintenance window, Until its end
+	// (zero: open-ended).
+	Unavailable time.Time `json:"unavailable,omitzero"`
+	Until       time.Time `json:"until,omitzero"`
+	Maintenance bool      `json:"maintenance,omitempty"` // its tasks are being moved off
+	Draining    bool      `json:"draining,omitempty"`
+	Tasks       int       `json:"tasks"`
+}

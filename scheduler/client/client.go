@@ -551,3 +551,11 @@ func (c *Client) status(ctx context.Context) (apitypes.Status, time.Time, error)
 	at, _ := http.ParseTime(hdr.Get("Date"))
 	return st, at, nil
 }
+
+// Agents is GET /v1/agents: the agents the scheduler has seen, with their
+// maintenance and drain state and how many of its tasks each holds.
+func (c *Client) Agents(ctx context.Context) ([]apitypes.Agent, error) {
+	var out []apitypes.Agent
+	_, err := c.getJSON(ctx, "/v1/agents", nil, &out)
+	return out, err
+}

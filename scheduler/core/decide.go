@@ -2,7 +2,6 @@ package core
 
 import (
 	"maps"
-	"sort"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -29,7 +28,7 @@ func (m *Machine) restorePlanner() {
 func (m *Machine) observe(t *taskRecord) {
 	pt := linkspec.Task{
 		ID: t.ID, Seq: t.Seq, Service: t.Service, Config: t.Config, Phase: t.phase(),
-		Host: t.Host, Ports: t.Ports, Retiring: t.Retiring, Orphan: t.Orphan,
+		Host: t.Host, Ports: t.Ports, Retiring: t.Retiring, Orphan: t.Orphan, Moving: m.moving(t),
 	}
 	if tb, ok := m.tables[t.Service]; ok && tb.table != nil {
 		if l := m.links[t.ID]; l != nil && l.acked == tb.version {
@@ -47,7 +46,7 @@ func (m *Machine) observe(t *taskRecord) {
 
 func samePlannerTask(a, b *linkspec.Task) bool {
 	return a.ID == b.ID && a.Seq == b.Seq && a.Service == b.Service && a.Config == b.Config && a.Phase == b.Phase &&
-		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan && a.Acked == b.Acked
+		a.Host == b.Host && maps.Equal(a.Ports, b.Ports) && a.Retiring.Equal(b.Retiring) && a.Orphan == b.Orphan && a.Moving == b.Moving && a.Acked == b.Acked
 }
 
 // decide plans once and acts on it: apply the plan to the records,
@@ -68,6 +67,7 @@ func (m *Machine) decide(now time.Time) {
 	}
 	m.decisions = changed
 	m.resendLinks(now)
+	m.maintain(now)
 	m.reviveOrSuppress()
 	m.rekill(now)
 	m.resetRestarts(now)
@@ -191,77 +191,6 @@ func (m *Machine) resetRestarts(now time.Time) {
 			}
 		}
 	}
-}
-
-// placeOffers puts pending tasks on the offers held, accepts the offers
-// used and declines the rest.
-func (m *Machine) placeOffers(now time.Time) bool {
-	if len(m.offers) == 0 {
-		return false
-	}
-	var pending []*taskRecord
-	for _, t := range m.idx.pending {
-		if m.st.spec.Services[t.Service] != nil {
-			pending = append(pending, t)
-		}
-	}
-	sort.Slice(pending, func(i, j int) bool { return pending[i].Seq < pending[j].Seq })
-	needs := make([]need, 0, len(pending))
-	for _, t := range pending {
-		svc := m.st.spec.Services[t.Service]
-		needs = append(needs, need{TaskID: t.ID, Service: t.Service, CPUs: svc.CPUs, Mem: svc.Mem, Disk: svc.Disk, Ports: len(m.st.spec.InGates(t.Service))})
-	}
-	// Spread each service over agents: count what already runs where.
-	placed, unused := place(m.offers, needs, need{CPUs: m.cfg.ExecutorCPUs, Mem: m.cfg.ExecutorMem}, m.idx.spread)
-	m.offers = nil
-
-	byOffer := map[string][]mesos.TaskInfo{}
-	var offerOrder []string
-	for _, pl := range placed {
-		t := m.st.tasks[pl.TaskID]
-		gates := m.st.spec.InGates(t.Service)
-		t.Phase = linkspec.Launched.String()
-		t.AgentID, t.Host = pl.AgentID, pl.Host
-		t.Ports = make(map[string]uint32, len(gates))
-		for i, g := range gates {
-			t.Ports[g] = pl.Ports[i]
-		}
-		t.State = "TASK_STAGING"
-		t.Updated = now
-		m.touch(t)
-		m.observe(t)
-		ti, err := m.taskInfo(t, pl)
-		if err != nil {
-			// Cannot happen for a valid spec; never launch half a task.
-			m.logf(LevelError, "cannot build the task", "task_id", t.ID, "err", err)
-			m.forget(t, err.Error())
-			continue
-		}
-		if _, ok := byOffer[pl.OfferID]; !ok {
-			offerOrder = append(offerOrder, pl.OfferID)
-		}
-		byOffer[pl.OfferID] = append(byOffer[pl.OfferID], ti)
-		m.out.Metrics.Launches++
-		m.event("task_launching", map[string]any{"task_id": t.ID, "agent_id": t.AgentID, "host": t.Host, "ports": t.Ports})
-	}
-	for _, oid := range offerOrder {
-		m.queue(calls.Accept(calls.OfferOperations{calls.OpLaunch(byOffer[oid]...)}.WithOffers(mesos.OfferID{Value: oid})).
-			With(calls.RefuseSeconds(time.Second)))
-	}
-	if len(unused) > 0 {
-		refuse := m.cfg.Refuse
-		if len(placed) < len(needs) {
-			// Something waits but did not fit: look again soon.
-			refuse = time.Second
-		}
-		ids := make([]mesos.OfferID, len(unused))
-		for i, o := range unused {
-			ids[i] = o.ID
-		}
-		m.queue(calls.Decline(ids...).With(calls.RefuseSeconds(refuse)))
-		m.out.Metrics.Declined += len(ids)
-	}
-	return len(placed) > 0
 }
 
 // reviveOrSuppress asks for offers only while something waits for them.

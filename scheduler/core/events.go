@@ -47,6 +47,7 @@ func (m *Machine) onSubscribed(sub Subscribed, now time.Time) error {
 	m.suppressed = false
 	m.leader = leader
 	m.offers = nil
+	m.forgetInverse()
 	clear(m.redeclined)
 	t := true
 	m.out.Metrics.Subscribed = &t
@@ -137,6 +138,15 @@ func (m *Machine) onUpdate(st mesos.TaskStatus, now time.Time) {
 		return
 	}
 	old := t.Phase
+	if state == mesos.TASK_KILLING && t.Phase != phaseKilling {
+		// Killed by someone else: the agent, for DRAIN_AGENT. It leaves
+		// every table now and a replacement is planned; the KILL we would
+		// repeat waits, as the agent gives it its grace period.
+		t.KillSent = now
+		if st.GetReason() == mesos.REASON_AGENT_DRAINING && t.AgentID != "" {
+			m.onDraining(t, now)
+		}
+	}
 	switch {
 	case t.Phase == linkspec.Killing.String() && phase != linkspec.Unreachable:
 		// A kill is in progress; a late RUNNING does not undo it.

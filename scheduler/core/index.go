@@ -18,6 +18,7 @@ type index struct {
 	running     map[string]map[string]*taskRecord // service → tasks in phase running
 	service     map[string]map[string]*taskRecord // service → every task
 	spread      map[string]map[string]int         // agent → service → tasks placed there
+	agent       map[string]map[string]*taskRecord // agent → tasks placed there
 	sendNow     map[string]*taskRecord            // sendable tasks not yet sent their service's current table, or due for anti-entropy
 	resends     resendHeap                        // tasks sent their current table and not acknowledging it, by when it is due again
 }
@@ -31,7 +32,7 @@ func newIndex() index {
 		of: map[string]indexed{}, pending: map[string]*taskRecord{}, launched: map[string]*taskRecord{},
 		killing: map[string]*taskRecord{}, unreachable: map[string]*taskRecord{},
 		running: map[string]map[string]*taskRecord{}, service: map[string]map[string]*taskRecord{},
-		spread: map[string]map[string]int{}, sendNow: map[string]*taskRecord{},
+		spread: map[string]map[string]int{}, agent: map[string]map[string]*taskRecord{}, sendNow: map[string]*taskRecord{},
 	}
 }
 
@@ -77,6 +78,7 @@ func (x *index) remove(id string) {
 	}
 	removeFrom(x.service, old.service, id)
 	if old.agent != "" {
+		removeFrom(x.agent, old.agent, id)
 		x.spread[old.agent][old.service]--
 		if x.spread[old.agent][old.service] == 0 {
 			delete(x.spread[old.agent], old.service)
@@ -98,6 +100,7 @@ func (x *index) add(t *taskRecord) {
 	}
 	addTo(x.service, t.Service, t.ID, t)
 	if t.AgentID != "" {
+		addTo(x.agent, t.AgentID, t.ID, t)
 		if x.spread[t.AgentID] == nil {
 			x.spread[t.AgentID] = map[string]int{}
 		}

@@ -40,6 +40,8 @@ type Machine struct {
 	planner *linkspec.Planner
 
 	offers     []*mesos.Offer
+	agents     map[string]*agentInfo // by agent ID
+	waiting    map[string]*Waiting   // by service: why its pending tasks wait
 	tables     map[string]*pubTable
 	links      map[string]*pubTask
 	status     map[string]*TaskStatus
@@ -85,6 +87,8 @@ func New(cfg Config, kv map[string][]byte) (*Machine, error) {
 		status:     map[string]*TaskStatus{},
 		lastFail:   map[string]string{},
 		redeclined: map[string]bool{},
+		agents:     map[string]*agentInfo{},
+		waiting:    map[string]*Waiting{},
 		idx:        newIndex(),
 		viewDirty:  true,
 	}
@@ -135,6 +139,11 @@ type (
 	Offers struct{ Offers []mesos.Offer }
 	// Rescind: the master took an offer back.
 	Rescind struct{ OfferID string }
+	// InverseOffers: the master asks for agents back (a maintenance
+	// window is coming).
+	InverseOffers struct{ Offers []mesos.InverseOffer }
+	// RescindInverse: the master withdrew an inverse offer.
+	RescindInverse struct{ OfferID string }
 	// Update is a task status update.
 	Update struct{ Status mesos.TaskStatus }
 	// Message is a framework message from an executor.
@@ -176,19 +185,21 @@ type (
 	}
 )
 
-func (Subscribed) isInput()   {}
-func (Offers) isInput()       {}
-func (Rescind) isInput()      {}
-func (Update) isInput()       {}
-func (Message) isInput()      {}
-func (Failure) isInput()      {}
-func (Heartbeat) isInput()    {}
-func (Error) isInput()        {}
-func (Disconnected) isInput() {}
-func (CallFailed) isInput()   {}
-func (Flushed) isInput()      {}
-func (Tick) isInput()         {}
-func (SubmitSpec) isInput()   {}
+func (Subscribed) isInput()     {}
+func (Offers) isInput()         {}
+func (Rescind) isInput()        {}
+func (InverseOffers) isInput()  {}
+func (RescindInverse) isInput() {}
+func (Update) isInput()         {}
+func (Message) isInput()        {}
+func (Failure) isInput()        {}
+func (Heartbeat) isInput()      {}
+func (Error) isInput()          {}
+func (Disconnected) isInput()   {}
+func (CallFailed) isInput()     {}
+func (Flushed) isInput()        {}
+func (Tick) isInput()           {}
+func (SubmitSpec) isInput()     {}
 
 // FromEvent turns an event of the master's stream into an input (nil for
 // an event the machine has no use for).
@@ -200,6 +211,10 @@ func FromEvent(ev *scheduler.Event, master string) Input {
 		return Offers{Offers: ev.Offers.Offers}
 	case scheduler.Event_RESCIND:
 		return Rescind{OfferID: ev.Rescind.OfferID.Value}
+	case scheduler.Event_INVERSE_OFFERS:
+		return InverseOffers{Offers: ev.InverseOffers.InverseOffers}
+	case scheduler.Event_RESCIND_INVERSE_OFFER:
+		return RescindInverse{OfferID: ev.RescindInverseOffer.InverseOfferID.Value}
 	case scheduler.Event_UPDATE:
 		return Update{Status: ev.Update.Status}
 	case scheduler.Event_MESSAGE:
@@ -290,6 +305,10 @@ type Metrics struct {
 	Updates         map[string]int // by task state
 	CallsRepaired   map[string]int // by call type
 	Held            map[string]int // gauge: by service
+	// Unplaced counts offers turned down for a waiting task, by
+	// "service\x00reason".
+	Unplaced        map[string]int
+	InverseAccepted int
 	AckLatency      []time.Duration
 }
 
@@ -345,6 +364,7 @@ func (m *Machine) apply(in Input, now time.Time) {
 	case Offers:
 		for i := range e.Offers {
 			m.offers = append(m.offers, &e.Offers[i])
+			m.learnOffer(&e.Offers[i])
 		}
 		m.out.Metrics.Offers += len(e.Offers)
 	case Rescind:
@@ -354,6 +374,12 @@ func (m *Machine) apply(in Input, now time.Time) {
 				break
 			}
 		}
+	case InverseOffers:
+		for i := range e.Offers {
+			m.onInverseOffer(&e.Offers[i], now)
+		}
+	case RescindInverse:
+		m.onRescindInverse(e.OfferID)
 	case Update:
 		m.onUpdate(e.Status, now)
 	case Message:
@@ -369,6 +395,7 @@ func (m *Machine) apply(in Input, now time.Time) {
 		}
 		m.subscribed = false
 		m.offers = nil
+		m.forgetInverse()
 		f := false
 		m.out.Metrics.Subscribed = &f
 	case Flushed:

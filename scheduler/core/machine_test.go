@@ -165,8 +165,10 @@ func parseArgs(s string) (string, []string, map[string]string, error) {
 //	scale SERVICE N                         (a SubmitSpec of the scaled spec)
 //	subscribed [fw=ID] [master=URL]
 //	disconnected [err=TEXT]
-//	offer ID agent=A [host=H] [cpus=N mem=N disk=N ports=LO-HI]
+//	offer ID agent=A [host=H] [cpus=N mem=N disk=N ports=LO-HI] [attrs=K:V,K:V] [unavailable=+D[/D]]
 //	rescind ID
+//	inverse ID agent=A [start=+D]           (an inverse offer: maintenance from now+D)
+//	rescind-inverse ID
 //	update TASK STATE [uuid=U] [agent=A] [reason=R] [message=TEXT]
 //	run TASK...                             (TASK_RUNNING with uuid for each, in one step)
 //	ack TASK VERSION | nack TASK VERSION err=TEXT
@@ -290,7 +292,40 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 			e, _ := strconv.ParseUint(hi, 10, 64)
 			o.Resources = append(o.Resources, mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: b, End: e}}}})
 		}
+		if v, ok := kv["attrs"]; ok {
+			for _, kv := range strings.Split(v, ",") {
+				k, v, _ := strings.Cut(kv, ":")
+				o.Attributes = append(o.Attributes, mesos.Attribute{Name: k, Type: mesos.TEXT, Text: &mesos.Value_Text{Value: v}})
+			}
+		}
+		if v, ok := kv["unavailable"]; ok {
+			from, dur, _ := strings.Cut(strings.TrimPrefix(v, "+"), "/")
+			d, err := time.ParseDuration(from)
+			if err != nil {
+				return nil, err
+			}
+			o.Unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: h.now.Add(d).UnixNano()}}
+			if dur != "" {
+				dd, err := time.ParseDuration(dur)
+				if err != nil {
+					return nil, err
+				}
+				o.Unavailability.Duration = &mesos.DurationInfo{Nanoseconds: int64(dd)}
+			}
+		}
 		ins = append(ins, Offers{Offers: []mesos.Offer{o}})
+	case "inverse":
+		d := time.Hour
+		if v, ok := kv["start"]; ok {
+			if d, err = time.ParseDuration(strings.TrimPrefix(v, "+")); err != nil {
+				return nil, err
+			}
+		}
+		io := mesos.InverseOffer{OfferID: mesos.OfferID{Value: words[0]}, FrameworkID: mesos.FrameworkID{Value: "fw-1"},
+			AgentID: &mesos.AgentID{Value: kv["agent"]}, Unavailability: mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: h.now.Add(d).UnixNano()}}}
+		ins = append(ins, InverseOffers{Offers: []mesos.InverseOffer{io}})
+	case "rescind-inverse":
+		ins = append(ins, RescindInverse{OfferID: words[0]})
 	case "rescind":
 		ins = append(ins, Rescind{OfferID: words[0]})
 	case "update":
@@ -534,17 +569,18 @@ func metricsLine(m *Metrics) string {
 	add("nacks", m.Nacks)
 	add("divergent", m.Divergent)
 	add("reconciliations", m.Reconciliations)
+	add("inverse_accepted", m.InverseAccepted)
 	for _, lm := range []struct {
 		name string
 		m    map[string]int
-	}{{"failures", m.Failures}, {"calls_repaired", m.CallsRepaired}, {"held", m.Held}} {
+	}{{"failures", m.Failures}, {"calls_repaired", m.CallsRepaired}, {"held", m.Held}, {"unplaced", m.Unplaced}} {
 		keys := make([]string, 0, len(lm.m))
 		for k := range lm.m {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s{%s}=%d", lm.name, k, lm.m[k]))
+			parts = append(parts, fmt.Sprintf("%s{%s}=%d", lm.name, strings.ReplaceAll(k, "\x00", "/"), lm.m[k]))
 		}
 	}
 	if n := len(m.AckLatency); n > 0 {
@@ -604,6 +640,9 @@ func (h *scriptHarness) record(k string, v []byte) string {
 		if !t.KillSent.IsZero() {
 			s += " kill_sent=" + h.at(t.KillSent)
 		}
+		for _, a := range t.Attributes {
+			s += " " + a.Name + "=" + a.GetText().GetValue()
+		}
 		return s
 	}
 	return "store " + k
@@ -655,6 +694,12 @@ func (h *scriptHarness) call(c *scheduler.Call) string {
 			s += " grace=" + time.Duration(kp.GracePeriod.Nanoseconds).String()
 		}
 		return s
+	case scheduler.Call_ACCEPT_INVERSE_OFFERS:
+		var ids []string
+		for _, id := range c.AcceptInverseOffers.InverseOfferIDs {
+			ids = append(ids, id.Value)
+		}
+		return "ACCEPT_INVERSE_OFFERS " + strings.Join(ids, ",")
 	case scheduler.Call_ACKNOWLEDGE:
 		return fmt.Sprintf("ACKNOWLEDGE %s uuid=%s", c.Acknowledge.TaskID.Value, c.Acknowledge.UUID)
 	case scheduler.Call_RECONCILE:

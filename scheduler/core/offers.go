@@ -1,222 +1,270 @@
 package core
 
 import (
-	"math"
+	"maps"
+	"slices"
 	"sort"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	placer "github.com/tiltai/tiltai/scheduler/placement"
 )
 
-// Offer matching: a pure function from offers and pending launches to
-// placements. Resources are counted in thousandths, as Mesos does, so that
-// 0.1 + 0.2 fits into 0.3.
-
-// need is what one task asks of an offer.
-type need struct {
-	TaskID  string
-	Service string
-	CPUs    float64
-	Mem     float64
-	Disk    float64
-	Ports   int // one per in-gate
-}
+// Offer matching is scheduler/placement's Place, a pure function of the
+// offers held, the tasks placed and the tasks waiting; this file turns the
+// machine's records into its inputs and keeps what it says about the tasks
+// it could not place.
 
 // placement is a task placed on an offer: the resources its TaskInfo and
 // ExecutorInfo carry, and the ports it got (in the order of its in-gates).
-type placement struct {
-	TaskID   string
-	OfferID  string
-	AgentID  string
-	Host     string
-	Task     []mesos.Resource
-	Executor []mesos.Resource
-	Ports    []uint32
+type placement = placer.Placement
+
+// agentInfo is what the machine knows of an agent: from its offers (which
+// carry its hostname, attributes and any maintenance), inverse offers and
+// status updates. It is not stored: a restarted scheduler learns it again
+// from offers; the attributes constraints read of a task's agent are kept
+// on the task record.
+type agentInfo struct {
+	ID             string
+	Hostname       string
+	Attributes     []mesos.Attribute
+	Region, Zone   string
+	Unavailability *placer.Window
+	// Draining: a task of ours there was killed with REASON_AGENT_DRAINING
+	// (the operator's DRAIN_AGENT); cleared by the agent's next offer (a
+	// drained agent offers nothing until it is reactivated).
+	Draining bool
+	// Maintenance: a window is coming (inverse offers came) and the
+	// agent's tasks are being moved. Inverse are the outstanding inverse
+	// offers, accepted once the agent is empty.
+	Maintenance bool
+	Inverse     []string
 }
 
-type milli = int64
-
-func toMilli(v float64) milli { return milli(math.Round(v * 1000)) }
-
-// pool is one offered resource we can take from: a scalar amount or port
-// ranges, keeping the offered resource as the template for what we hand
-// back (its role and reservation must be echoed exactly).
-type pool struct {
-	tmpl   mesos.Resource
-	amount milli
-	ranges []mesos.Value_Range
-}
-
-// offerState is an offer being carved up.
-type offerState struct {
-	offer *mesos.Offer
-	pools map[string][]*pool // by resource name
-	used  bool
-}
-
-// usable: plain resources only. Persistent volumes, revocable and shared
-// resources and resource-provider resources are not for us.
-func usable(r *mesos.Resource) bool {
-	return r.Disk == nil && r.Revocable == nil && r.Shared == nil && r.ProviderID == nil
-}
-
-func newOfferState(o *mesos.Offer) *offerState {
-	s := &offerState{offer: o, pools: map[string][]*pool{}}
-	for i := range o.Resources {
-		r := o.Resources[i]
-		if !usable(&r) {
-			continue
-		}
-		p := &pool{tmpl: r}
-		switch {
-		case r.Scalar != nil:
-			p.amount = toMilli(r.Scalar.Value)
-		case r.Ranges != nil:
-			p.ranges = append([]mesos.Value_Range(nil), r.Ranges.Range...)
-		default:
-			continue
-		}
-		s.pools[r.Name] = append(s.pools[r.Name], p)
+func (m *Machine) agent(id string) *agentInfo {
+	a := m.agents[id]
+	if a == nil {
+		a = &agentInfo{ID: id}
+		m.agents[id] = a
 	}
-	return s
+	return a
 }
 
-func (s *offerState) scalarFree(name string) milli {
-	var sum milli
-	for _, p := range s.pools[name] {
-		sum += p.amount
+// learnOffer updates the agent an offer comes from.
+func (m *Machine) learnOffer(o *mesos.Offer) {
+	p := placer.FromMesos(o, false)
+	a := m.agent(p.AgentID)
+	if a.Draining {
+		a.Draining = false // it offers again: reactivated
+		m.viewDirty = true
 	}
-	return sum
-}
-
-func (s *offerState) portsFree() int {
-	n := 0
-	for _, p := range s.pools["ports"] {
-		for _, r := range p.ranges {
-			n += int(r.End - r.Begin + 1)
-		}
+	if a.Hostname != p.Hostname || a.Region != p.Region || a.Zone != p.Zone || !sameWindow(a.Unavailability, p.Unavailability) {
+		m.viewDirty = true
 	}
-	return n
-}
-
-func (s *offerState) fits(cpus, mem, disk milli, ports int) bool {
-	return s.scalarFree("cpus") >= cpus && s.scalarFree("mem") >= mem &&
-		(disk == 0 || s.scalarFree("disk") >= disk) && (ports == 0 || s.portsFree() >= ports)
-}
-
-// takeScalar removes amount from the pools (reserved ones first, as they
-// are ours alone) and returns the resources that carry it.
-func (s *offerState) takeScalar(name string, amount milli) []mesos.Resource {
-	var out []mesos.Resource
-	for _, p := range s.pools[name] {
-		if amount == 0 {
-			break
-		}
-		take := min(p.amount, amount)
-		if take == 0 {
-			continue
-		}
-		p.amount -= take
-		amount -= take
-		r := p.tmpl
-		r.Scalar = &mesos.Value_Scalar{Value: float64(take) / 1000}
-		out = append(out, r)
+	a.Hostname, a.Attributes, a.Region, a.Zone, a.Unavailability = p.Hostname, p.Attributes, p.Region, p.Zone, p.Unavailability
+	if a.Maintenance && p.Unavailability == nil {
+		m.maintenanceOver(a)
 	}
-	return out
 }
 
-// takePorts removes n ports, lowest first, and returns them and the
-// resources that carry them.
-func (s *offerState) takePorts(n int) ([]uint32, []mesos.Resource) {
-	var ports []uint32
-	var out []mesos.Resource
-	for _, p := range s.pools["ports"] {
-		var got []mesos.Value_Range
-		for n > 0 && len(p.ranges) > 0 {
-			r := &p.ranges[0]
-			port := r.Begin
-			ports = append(ports, uint32(port))
-			got = append(got, mesos.Value_Range{Begin: port, End: port})
-			n--
-			if r.Begin == r.End {
-				p.ranges = p.ranges[1:]
-			} else {
-				r.Begin++
-			}
-		}
-		if len(got) > 0 {
-			res := p.tmpl
-			res.Ranges = &mesos.Value_Ranges{Range: got}
-			out = append(out, res)
-		}
-		if n == 0 {
-			break
+func sameWindow(a, b *placer.Window) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// Waiting is why a service's tasks wait for an offer: from the last round
+// of placement that left some of them unplaced, for each reason how many
+// offers it ruled out (one offer may count under several).
+type Waiting struct {
+	Tasks   int            // tasks of the service left pending
+	Reasons map[string]int // reason → offers ruled out
+	Top     string         // the reason that ruled out most offers
+	Since   time.Time      // when the service started waiting
+	At      time.Time      // the round the reasons come from
+}
+
+func topReason(r map[string]int) string {
+	top, n := "", -1
+	for k, v := range r {
+		if v > n || (v == n && k < top) {
+			top, n = k, v
 		}
 	}
-	return ports, out
+	return top
 }
 
-// place puts as many needs as fit onto the offers, in the order given
-// (oldest first). Each task goes to the offer whose agent runs the fewest
-// tasks of its service (counting those placed in this round), so a
-// service spreads over agents. exec is what each task's executor needs on
-// top of the task. It returns the placements and the offers left unused.
-func place(offers []*mesos.Offer, needs []need, exec need, running map[string]map[string]int) ([]placement, []*mesos.Offer) {
-	states := make([]*offerState, len(offers))
-	for i, o := range offers {
-		states[i] = newOfferState(o)
+// placeOffers puts pending tasks on the offers held, accepts the offers
+// used and declines the rest, and notes why what waits still waits.
+func (m *Machine) placeOffers(now time.Time) bool {
+	if len(m.offers) == 0 {
+		m.noOffers(now)
+		return false
 	}
-	// Deterministic order: by agent, then offer ID.
-	sort.SliceStable(states, func(i, j int) bool {
-		a, b := states[i].offer, states[j].offer
-		if a.AgentID.Value != b.AgentID.Value {
-			return a.AgentID.Value < b.AgentID.Value
+	var pending []*taskRecord
+	for _, t := range m.idx.pending {
+		if m.st.spec.Services[t.Service] != nil {
+			pending = append(pending, t)
 		}
-		return a.ID.Value < b.ID.Value
-	})
-	// Placed in this round, on top of running (which is not changed).
-	placedOn := map[[2]string]int{}
-	count := func(agent, service string) int {
-		return running[agent][service] + placedOn[[2]string{agent, service}]
 	}
-	var out []placement
-	for _, n := range needs {
-		cpus := toMilli(n.CPUs) + toMilli(exec.CPUs)
-		mem := toMilli(n.Mem) + toMilli(exec.Mem)
-		disk := toMilli(n.Disk) + toMilli(exec.Disk)
-		var best *offerState
-		for _, s := range states {
-			if !s.fits(cpus, mem, disk, n.Ports) {
+	sort.Slice(pending, func(i, j int) bool { return pending[i].Seq < pending[j].Seq })
+	needs := make([]placer.Need, 0, len(pending))
+	services := map[string]bool{}
+	for _, t := range pending {
+		svc := m.st.spec.Services[t.Service]
+		services[t.Service] = true
+		needs = append(needs, placer.Need{TaskID: t.ID, Service: t.Service, CPUs: svc.CPUs, Mem: svc.Mem, Disk: svc.Disk,
+			Ports: len(m.st.spec.InGates(t.Service)), Constraints: svc.Constraints})
+	}
+	// Where the waiting services' tasks are, for spreading and for the
+	// constraints. Tasks on their way out (retiring, killing, moving off
+	// an agent) are not counted: their replacements take their place.
+	var running []placer.Placed
+	for svc := range services {
+		for _, t := range m.idx.service[svc] {
+			if t.AgentID == "" || t.Phase == phaseKilling || t.Phase == phaseUnreachable || !t.Retiring.IsZero() || m.moving(t) {
 				continue
 			}
-			if best == nil || count(s.offer.AgentID.Value, n.Service) < count(best.offer.AgentID.Value, n.Service) {
-				best = s
-			}
+			running = append(running, placer.Placed{TaskID: t.ID, Service: t.Service, AgentID: t.AgentID, Hostname: t.Host,
+				Region: t.Region, Zone: t.Zone, Attributes: t.Attributes})
 		}
-		if best == nil {
+	}
+	offers := make([]placer.Offer, len(m.offers))
+	for i, o := range m.offers {
+		offers[i] = placer.FromMesos(o, m.agents[o.AgentID.Value].Draining)
+	}
+	res := placer.Place(offers, running, needs, placer.Options{
+		Executor: placer.Resources{CPUs: m.cfg.ExecutorCPUs, Mem: m.cfg.ExecutorMem},
+		Now:      now,
+	})
+	m.offers = nil
+	m.noteWaiting(res.Unplaced, now)
+
+	byOffer := map[string][]mesos.TaskInfo{}
+	var offerOrder []string
+	for _, pl := range res.Placements {
+		t := m.st.tasks[pl.TaskID]
+		gates := m.st.spec.InGates(t.Service)
+		t.Phase = phaseLaunched
+		t.AgentID, t.Host = pl.AgentID, pl.Host
+		if a := m.agents[pl.AgentID]; a != nil {
+			t.Attributes, t.Region, t.Zone = a.Attributes, a.Region, a.Zone
+		}
+		t.Ports = make(map[string]uint32, len(gates))
+		for i, g := range gates {
+			t.Ports[g] = pl.Ports[i]
+		}
+		t.State = "TASK_STAGING"
+		t.Updated = now
+		m.touch(t)
+		m.observe(t)
+		ti, err := m.taskInfo(t, pl)
+		if err != nil {
+			// Cannot happen for a valid spec; never launch half a task.
+			m.logf(LevelError, "cannot build the task", "task_id", t.ID, "err", err)
+			m.forget(t, err.Error())
 			continue
 		}
-		best.used = true
-		pl := placement{TaskID: n.TaskID, OfferID: best.offer.ID.Value, AgentID: best.offer.AgentID.Value, Host: best.offer.Hostname}
-		pl.Task = append(pl.Task, best.takeScalar("cpus", toMilli(n.CPUs))...)
-		pl.Task = append(pl.Task, best.takeScalar("mem", toMilli(n.Mem))...)
-		if d := toMilli(n.Disk); d > 0 {
-			pl.Task = append(pl.Task, best.takeScalar("disk", d)...)
+		if _, ok := byOffer[pl.OfferID]; !ok {
+			offerOrder = append(offerOrder, pl.OfferID)
 		}
-		if n.Ports > 0 {
-			ports, res := best.takePorts(n.Ports)
-			pl.Ports = ports
-			pl.Task = append(pl.Task, res...)
-		}
-		pl.Executor = append(pl.Executor, best.takeScalar("cpus", toMilli(exec.CPUs))...)
-		pl.Executor = append(pl.Executor, best.takeScalar("mem", toMilli(exec.Mem))...)
-		out = append(out, pl)
-		placedOn[[2]string{best.offer.AgentID.Value, n.Service}]++
+		byOffer[pl.OfferID] = append(byOffer[pl.OfferID], ti)
+		m.out.Metrics.Launches++
+		m.event("task_launching", map[string]any{"task_id": t.ID, "agent_id": t.AgentID, "host": t.Host, "ports": t.Ports})
 	}
-	var unused []*mesos.Offer
-	for _, s := range states {
-		if !s.used {
-			unused = append(unused, s.offer)
+	for _, oid := range offerOrder {
+		m.queue(acceptLaunch(oid, byOffer[oid]))
+	}
+	if len(res.Unused) > 0 {
+		refuse := m.cfg.Refuse
+		if len(res.Unplaced) > 0 {
+			// Something waits but did not fit: look again soon.
+			refuse = time.Second
+		}
+		ids := make([]mesos.OfferID, len(res.Unused))
+		for i, id := range res.Unused {
+			ids[i] = mesos.OfferID{Value: id}
+		}
+		m.queue(decline(ids, refuse))
+		m.out.Metrics.Declined += len(ids)
+	}
+	return len(res.Placements) > 0
+}
+
+// noteWaiting keeps, per service, why its tasks were left waiting this
+// round (the first such task's reasons stand for the service: its tasks
+// ask the same), and forgets services none of whose tasks waits. A
+// service whose top reason changed gets an event.
+func (m *Machine) noteWaiting(unplaced []placer.Unplaced, now time.Time) {
+	seen := map[string]*Waiting{}
+	for _, u := range unplaced {
+		if w := seen[u.Service]; w != nil {
+			w.Tasks++
+			continue
+		}
+		w := &Waiting{Tasks: 1, Reasons: make(map[string]int, len(u.Reasons)), At: now, Since: now}
+		for r, n := range u.Reasons {
+			w.Reasons[string(r)] = n
+			inc(&m.out.Metrics.Unplaced, u.Service+"\x00"+string(r), n)
+		}
+		w.Top = topReason(w.Reasons)
+		seen[u.Service] = w
+	}
+	for _, svc := range slices.Sorted(maps.Keys(seen)) {
+		m.setWaiting(svc, seen[svc])
+	}
+	for svc := range m.waiting {
+		if seen[svc] == nil {
+			delete(m.waiting, svc)
+			m.viewDirty = true
 		}
 	}
-	return out, unused
+}
+
+func (m *Machine) setWaiting(svc string, w *Waiting) {
+	old := m.waiting[svc]
+	if old != nil {
+		w.Since = old.Since
+	}
+	m.waiting[svc] = w
+	m.viewDirty = true
+	if old == nil || old.Top != w.Top || old.Tasks != w.Tasks {
+		m.event("service_waiting", map[string]any{"service": svc, "tasks": w.Tasks, "reason": w.Top, "reasons": w.Reasons})
+		m.logf(LevelInfo, "tasks wait for an offer", "service", svc, "tasks", w.Tasks, "reason", w.Top)
+	}
+}
+
+// noOffers: tasks wait and no offer has been seen since they began to.
+// Once an offer round has given reasons, those stay until the next round.
+func (m *Machine) noOffers(now time.Time) {
+	if len(m.idx.pending) == 0 {
+		if len(m.waiting) > 0 {
+			clear(m.waiting)
+			m.viewDirty = true
+		}
+		return
+	}
+	count := map[string]int{}
+	for _, t := range m.idx.pending {
+		count[t.Service]++
+	}
+	for _, svc := range slices.Sorted(maps.Keys(count)) {
+		n := count[svc]
+		if w := m.waiting[svc]; w != nil {
+			if w.Tasks != n {
+				w.Tasks = n
+				m.viewDirty = true
+			}
+			continue
+		}
+		m.setWaiting(svc, &Waiting{Tasks: n, Reasons: map[string]int{string(placer.ReasonNoOffers): 1}, Top: string(placer.ReasonNoOffers), Since: now, At: now})
+	}
+	for svc := range m.waiting {
+		if count[svc] == 0 {
+			delete(m.waiting, svc)
+			m.viewDirty = true
+		}
+	}
 }

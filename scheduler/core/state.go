@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -62,16 +64,22 @@ type tableVersion struct {
 
 // taskRecord is what the scheduler keeps of a task.
 type taskRecord struct {
-	ID       string            `json:"id"`
-	Seq      uint64            `json:"seq"`
-	Service  string            `json:"service"`
-	Config   string            `json:"config"`
-	Phase    string            `json:"phase"`
-	AgentID  string            `json:"agent_id,omitempty"`
-	Host     string            `json:"host,omitempty"`
-	Ports    map[string]uint32 `json:"ports,omitempty"`
-	Retiring time.Time         `json:"retiring,omitzero"`
-	Orphan   bool              `json:"orphan,omitempty"`
+	ID      string            `json:"id"`
+	Seq     uint64            `json:"seq"`
+	Service string            `json:"service"`
+	Config  string            `json:"config"`
+	Phase   string            `json:"phase"`
+	AgentID string            `json:"agent_id,omitempty"`
+	Host    string            `json:"host,omitempty"`
+	Ports   map[string]uint32 `json:"ports,omitempty"`
+	// What placement constraints read of its agent, kept so that a
+	// restarted scheduler counts the task where it is before that agent
+	// offers again.
+	Attributes []mesos.Attribute `json:"attributes,omitempty"`
+	Region     string            `json:"region,omitempty"`
+	Zone       string            `json:"zone,omitempty"`
+	Retiring   time.Time         `json:"retiring,omitzero"`
+	Orphan     bool              `json:"orphan,omitempty"`
 	// Mesos' view: the latest state, reason and message of a status update.
 	State   string    `json:"state,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
