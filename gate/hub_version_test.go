@@ -17,8 +17,8 @@ type rejections struct {
 }
 
 func (r *rejections) Enabled(context.Context, slog.Level) bool { return true }
-func (r *rejections) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *rejections) WithGroup(string) slog.Handler           { return r }
+func (r *rejections) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *rejections) WithGroup(string) slog.Handler            { return r }
 func (r *rejections) Handle(_ context.Context, rec slog.Record) error {
 	if rec.Message != "rejecting link snapshot" {
 		return nil
