@@ -46,7 +46,7 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 	// enough for the scheduler to have stored them.
 	mc, err := localmesos.New(ctx, localmesos.Config{Listen: "127.0.0.1:0", Agents: 1,
 		Resources: "cpus:8;mem:8192;disk:1000;ports:[31000-31999]",
-		Launcher: localmesos.InProcess(func(ctx context.Context, _ localmesos.ExecutorSpec) error { <-ctx.Done(); return nil })})
+		Launcher:  localmesos.InProcess(func(ctx context.Context, _ localmesos.ExecutorSpec) error { <-ctx.Done(); return nil })})
 	if err != nil {
 		t.Fatal(err)
 	}
