@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,14 +80,20 @@ func runMain(m *testing.M) (code int) {
 	return m.Run()
 }
 
-// buildTiltai builds ./cmd/tiltai of this module. TILTAI_E2E_BUILDFLAGS adds
-// flags (e.g. "-race", to run every process of the system race-checked).
+// buildTiltai builds ./cmd/tiltai of this module, static (CGO_ENABLED=0),
+// so that it runs as the executor in any image, one without a C library
+// too. TILTAI_E2E_BUILDFLAGS adds flags (e.g. "-race", to run every process
+// of the system race-checked); the race detector needs cgo, so then the
+// binary is dynamic and the tests with images skip.
 func buildTiltai(out string) ([]byte, error) {
-	args := []string{"build", "-o", out}
-	args = append(args, strings.Fields(os.Getenv("TILTAI_E2E_BUILDFLAGS"))...)
-	args = append(args, "./cmd/tiltai")
+	flags := strings.Fields(os.Getenv("TILTAI_E2E_BUILDFLAGS"))
+	args := append(append([]string{"build", "-o", out}, flags...), "./cmd/tiltai")
 	cmd := exec.Command("go", args...)
 	cmd.Dir = ".." // the module root: this package is e2e/
+	cmd.Env = os.Environ()
+	if !slices.ContainsFunc(flags, func(f string) bool { return f == "-race" || f == "-msan" || f == "-asan" }) {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
 	return cmd.CombinedOutput()
 }
 

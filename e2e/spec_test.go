@@ -20,6 +20,10 @@ type pipeline struct {
 	// (default tiltai demo encryptor), run with EncryptorEnv.
 	EncryptorCommand []string
 	EncryptorEnv     map[string]string
+	// EncryptorImage and PrinterImage run those services in an image, by
+	// the image's /usr/local/bin/SERVICE (which ends in `tiltai demo
+	// SERVICE`); "" runs them on the agent's file system.
+	EncryptorImage, PrinterImage string
 }
 
 func (p pipeline) spec() string {
@@ -38,6 +42,15 @@ func (p pipeline) spec() string {
 	}
 	if env != "" {
 		env = "\n    env: {" + strings.TrimSuffix(env, ", ") + "}"
+	}
+	encCmd := enc[0]
+	if p.EncryptorImage != "" {
+		encCmd = "/usr/local/bin/encryptor\n    image: " + p.EncryptorImage
+		encArgs = strings.Join(p.EncryptorArgs, ", ")
+	}
+	printerCmd, printerArgs := "command: tiltai", "[demo, printer, --report, 200ms]"
+	if p.PrinterImage != "" {
+		printerCmd, printerArgs = "image: "+p.PrinterImage+"\n    command: /usr/local/bin/printer", "[--report, 200ms]"
 	}
 	s := fmt.Sprintf(`version: 1
 services:
@@ -60,8 +73,8 @@ services:
       plaintext: pull
       ciphertext: push
   printer:
-    command: tiltai
-    args: [demo, printer, --report, 200ms]
+    %s
+    args: %s
     cpus: 0.05
     mem: 32
     gates:
@@ -71,6 +84,6 @@ links:
     to: encryptor.plaintext
   - from: encryptor.ciphertext
     to: printer.ciphertext
-`, p.Rate, enc[0], env, encArgs, p.Encryptors, backoff)
+`, p.Rate, encCmd, env, encArgs, p.Encryptors, backoff, printerCmd, printerArgs)
 	return strings.ReplaceAll(s, "\t", "  ")
 }

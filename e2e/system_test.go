@@ -49,6 +49,13 @@ type system struct {
 // process it started outlives it.
 func newSystem(tb testing.TB) *system {
 	tb.Helper()
+	return newSystemWith(tb, nil)
+}
+
+// newSystemWith is newSystem with the embedded Mesos' configuration
+// adjusted by mod (e.g. images on).
+func newSystemWith(tb testing.TB, mod func(*localmesos.Config)) *system {
+	tb.Helper()
 	name := strings.NewReplacer("/", "-", " ", "_").Replace(tb.Name())
 	dir, err := os.MkdirTemp(runDir, name+"-")
 	if err != nil {
@@ -62,12 +69,16 @@ func newSystem(tb testing.TB) *system {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s.cluster, err = localmesos.New(ctx, localmesos.Config{
+	lc := localmesos.Config{
 		Listen:    "127.0.0.1:0",
 		Resources: fmt.Sprintf("cpus:32;mem:32768;disk:100000;ports:[%d-%d]", s.ports[0], s.ports[1]),
 		WorkDir:   filepath.Join(dir, "mesos"),
 		Logger:    slog.New(slog.NewJSONHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}
+	if mod != nil {
+		mod(&lc)
+	}
+	s.cluster, err = localmesos.New(ctx, lc)
 	if err != nil {
 		logf.Close()
 		tb.Fatalf("cannot start localmesos: %v", err)

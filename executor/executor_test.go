@@ -19,6 +19,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/localmesos"
 )
@@ -36,23 +37,23 @@ func linkSnapshot(version uint64, out map[string][]string) control.Snapshot {
 }
 
 func printerSpec(id string) taskSpec {
-	return taskSpec{id: id, data: executor.TaskData{
+	return taskSpec{id: id, data: contract.TaskData{
 		Service: "printer", Command: "tiltai", Args: []string{"demo", "printer", "--report", "100ms"},
-		Gates:           []executor.Gate{{Name: "ciphertext", Pattern: control.Pull}},
-		Health:          executor.Health{ReadyTimeout: executor.D(30 * time.Second), LivenessTimeout: executor.D(5 * time.Second)},
-		KillGracePeriod: executor.D(8 * time.Second),
+		Gates:           []contract.Gate{{Name: "ciphertext", Pattern: control.Pull}},
+		Health:          contract.Health{ReadyTimeout: contract.D(30 * time.Second), LivenessTimeout: contract.D(5 * time.Second)},
+		KillGracePeriod: contract.D(8 * time.Second),
 	}}
 }
 
 func feederSpec(id string, args ...string) taskSpec {
-	return taskSpec{id: id, data: executor.TaskData{
+	return taskSpec{id: id, data: contract.TaskData{
 		Service: "feeder", Command: "tiltai", Args: append([]string{"demo", "feeder"}, args...),
-		Gates:           []executor.Gate{{Name: "plaintext", Pattern: control.Push}},
-		KillGracePeriod: executor.D(5 * time.Second),
+		Gates:           []contract.Gate{{Name: "plaintext", Pattern: control.Push}},
+		KillGracePeriod: contract.D(5 * time.Second),
 	}}
 }
 
-func peer(d executor.TaskData, gate string) string {
+func peer(d contract.TaskData, gate string) string {
 	for _, g := range d.Gates {
 		if g.Name == gate {
 			return fmt.Sprintf("tcp://127.0.0.1:%d", g.Port)
@@ -97,7 +98,7 @@ func TestPipeline(t *testing.T) {
 	s.state("feeder.1", mesos.TASK_RUNNING)
 
 	s.publish("feeder.1", 1, map[string][]string{"plaintext": {peer(tasks["printer.1"], "ciphertext")}})
-	st := s.status("printer.1", "messages flowing", func(m executor.Message) bool { return m.Counters["printer.received"] > 1000 })
+	st := s.status("printer.1", "messages flowing", func(m contract.Message) bool { return m.Counters["printer.received"] > 1000 })
 	if st.Counters["printer.missing"] != 0 || st.Gates["ciphertext"].Received == 0 || st.State != "running" {
 		t.Fatalf("printer status %+v", st)
 	}
@@ -105,7 +106,7 @@ func TestPipeline(t *testing.T) {
 	// Planned removal: the feeder stops sending to the printer first; its
 	// version 2 is acknowledged once what it sent the printer is delivered.
 	s.publish("feeder.1", 2, map[string][]string{"plaintext": {}})
-	fst := s.status("feeder.1", "version 2 applied, nothing in flight", func(m executor.Message) bool {
+	fst := s.status("feeder.1", "version 2 applied, nothing in flight", func(m contract.Message) bool {
 		// The counters must come from a heartbeat after the feeder sent:
 		// a status sent before the service's first heartbeat has no gates,
 		// and its zero values would pass for "nothing in flight".
@@ -188,14 +189,14 @@ func TestLinkMessages(t *testing.T) {
 	s.send("feeder.1", s.links("feeder.1", 4, map[string][]string{"plaintext": {}}))
 	// A snapshot that does not fit the task is refused with a nack.
 	bad := control.Snapshot{Version: 6, Out: map[string]control.OutLink{"audit": {Pattern: control.Pub, Peers: []string{p}}}}
-	b, _ := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: "feeder.1", Snapshot: &bad})
+	b, _ := contract.Encode(contract.Message{Type: contract.TypeLinks, TaskID: "feeder.1", Snapshot: &bad})
 	s.send("feeder.1", b)
 	s.wait("nack of version 6", 30*time.Second, func() bool {
-		return slices.ContainsFunc(s.msgs["feeder.1"], func(m executor.Message) bool { return m.Type == executor.TypeNack && m.Version == 6 })
+		return slices.ContainsFunc(s.msgs["feeder.1"], func(m contract.Message) bool { return m.Type == contract.TypeNack && m.Version == 6 })
 	})
 	// A status made after all of the above (statuses made before may still
 	// be arriving).
-	st := s.status("feeder.1", "version 5 and the counts", func(m executor.Message) bool {
+	st := s.status("feeder.1", "version 5 and the counts", func(m contract.Message) bool {
 		return m.Version == 5 && m.Executor["messages_ignored"] >= 6 && m.Executor["links_stale"] >= 5 && m.Executor["links_refused"] >= 1
 	})
 	if st.Pushed != 5 || st.Executor["links_refused"] != 1 || st.Executor["messages_ignored"] != 6 {
@@ -203,12 +204,12 @@ func TestLinkMessages(t *testing.T) {
 	}
 	// The printer still gets messages: version 5 (not 4, nor the empty
 	// resends of 3) is in force.
-	now := s.status("printer.1", "a count", func(executor.Message) bool { return true }).Counters["printer.received"]
-	s.status("printer.1", "messages still flowing", func(m executor.Message) bool { return m.Counters["printer.received"] > now+100 })
+	now := s.status("printer.1", "a count", func(contract.Message) bool { return true }).Counters["printer.received"]
+	s.status("printer.1", "messages still flowing", func(m contract.Message) bool { return m.Counters["printer.received"] > now+100 })
 
 	var last uint64
 	for _, m := range s.messages("feeder.1") {
-		if m.Type == executor.TypeStatus || m.Type == executor.TypeAck {
+		if m.Type == contract.TypeStatus || m.Type == contract.TypeAck {
 			if m.Version < last {
 				t.Fatalf("applied version went back from %d to %d: %+v", last, m.Version, m)
 			}
@@ -217,7 +218,7 @@ func TestLinkMessages(t *testing.T) {
 	}
 	acks := 0
 	for _, m := range s.messages("feeder.1") {
-		if m.Type == executor.TypeAck && m.Version == 3 {
+		if m.Type == contract.TypeAck && m.Version == 3 {
 			acks++
 		}
 	}
@@ -257,7 +258,7 @@ func TestAgentRestart(t *testing.T) {
 	s.state("printer.1", mesos.TASK_RUNNING)
 	s.state("feeder.1", mesos.TASK_RUNNING)
 	s.publish("feeder.1", 1, map[string][]string{"plaintext": {peer(tasks["printer.1"], "ciphertext")}})
-	s.status("printer.1", "messages flowing", func(m executor.Message) bool { return m.Counters["printer.received"] > 100 })
+	s.status("printer.1", "messages flowing", func(m contract.Message) bool { return m.Counters["printer.received"] > 100 })
 	stdout := filepath.Join(s.sandbox("printer.1"), "stdout")
 	execLog := filepath.Join(s.sandbox("feeder.1"), executor.LogFile)
 
@@ -276,7 +277,7 @@ func TestAgentRestart(t *testing.T) {
 	})
 	// Links flow again through the new subscription.
 	s.publish("feeder.1", 2, map[string][]string{"plaintext": {peer(tasks["printer.1"], "ciphertext")}})
-	st := s.status("printer.1", "status after the restart", func(m executor.Message) bool { return uint64(m.Counters["printer.received"]) > before+1000 })
+	st := s.status("printer.1", "status after the restart", func(m contract.Message) bool { return uint64(m.Counters["printer.received"]) > before+1000 })
 	if st.Counters["printer.missing"] != 0 || st.Counters["printer.duplicates"] != 0 {
 		t.Fatalf("messages lost or duplicated across the agent restart: %+v", st.Counters)
 	}
@@ -337,13 +338,13 @@ func TestServiceExits(t *testing.T) {
 	c := startCluster(t)
 	s := subscribe(t, c, true)
 	sh := func(id, script string) taskSpec {
-		return taskSpec{id: id, data: executor.TaskData{Service: id, Command: "/bin/sh", Args: []string{"-c", script}}}
+		return taskSpec{id: id, data: contract.TaskData{Service: id, Command: "/bin/sh", Args: []string{"-c", script}}}
 	}
 	s.launch(
 		sh("ok", "echo all good"),
 		sh("crash", "echo working; echo 'fatal: cannot open /data/key' >&2; exit 3"),
 		sh("segv", "kill -SEGV $$"),
-		taskSpec{id: "missing", data: executor.TaskData{Service: "missing", Command: "no-such-program"}},
+		taskSpec{id: "missing", data: contract.TaskData{Service: "missing", Command: "no-such-program"}},
 	)
 	for _, tc := range []struct {
 		task  string
@@ -375,16 +376,16 @@ func TestHealth(t *testing.T) {
 	c := startCluster(t)
 	s := subscribe(t, c, true)
 	hung := printerSpec("hung")
-	hung.data.Health.LivenessTimeout = executor.D(2 * time.Second) // generous on a loaded machine: it must not trip before the SIGSTOP
-	hung.data.KillGracePeriod = executor.D(1 * time.Second)
+	hung.data.Health.LivenessTimeout = contract.D(2 * time.Second) // generous on a loaded machine: it must not trip before the SIGSTOP
+	hung.data.KillGracePeriod = contract.D(1 * time.Second)
 	s.launch(
-		taskSpec{id: "never-ready", data: executor.TaskData{Service: "x", Command: "/bin/sleep", Args: []string{"60"},
-			Gates:           []executor.Gate{{Name: "in", Pattern: control.Pull}},
-			Health:          executor.Health{ReadyTimeout: executor.D(time.Second)},
-			KillGracePeriod: executor.D(time.Second)}},
+		taskSpec{id: "never-ready", data: contract.TaskData{Service: "x", Command: "/bin/sleep", Args: []string{"60"},
+			Gates:           []contract.Gate{{Name: "in", Pattern: control.Pull}},
+			Health:          contract.Health{ReadyTimeout: contract.D(time.Second)},
+			KillGracePeriod: contract.D(time.Second)}},
 		hung,
-		taskSpec{id: "stubborn", data: executor.TaskData{Service: "x", Command: "/bin/sh", Args: []string{"-c", `trap "" TERM; echo ready; while :; do sleep 1; done`},
-			KillGracePeriod: executor.D(time.Second)}},
+		taskSpec{id: "stubborn", data: contract.TaskData{Service: "x", Command: "/bin/sh", Args: []string{"-c", `trap "" TERM; echo ready; while :; do sleep 1; done`},
+			KillGracePeriod: contract.D(time.Second)}},
 	)
 	nr := s.state("never-ready", mesos.TASK_FAILED)
 	if want := "service not ready within 1s: it never connected to its control socket"; !strings.Contains(nr.GetMessage(), want) {
@@ -451,10 +452,10 @@ func TestAuthAndEnvironment(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, func(cfg *localmesos.Config) { cfg.ExecutorAuth = tokenAuth{accept: true} })
 	s := subscribe(t, c, true)
-	s.launch(taskSpec{id: "env.1", data: executor.TaskData{
+	s.launch(taskSpec{id: "env.1", data: contract.TaskData{
 		Service: "envdump", Command: "/bin/sh", Args: []string{"-c", `env > env.txt; command -v tiltai > which.txt; pwd > pwd.txt; exec sleep 60`},
 		Env:   map[string]string{"GREETING": "hello"},
-		Gates: []executor.Gate{{Name: "out-1", Pattern: control.Push}},
+		Gates: []contract.Gate{{Name: "out-1", Pattern: control.Push}},
 	}})
 	s.state("env.1", mesos.TASK_RUNNING)
 	sb := s.sandbox("env.1")
@@ -560,7 +561,7 @@ func TestInProcess(t *testing.T) {
 	s.state("printer.1", mesos.TASK_RUNNING)
 	s.state("feeder.1", mesos.TASK_RUNNING)
 	s.publish("feeder.1", 1, map[string][]string{"plaintext": {peer(tasks["printer.1"], "ciphertext")}})
-	s.status("printer.1", "messages flowing", func(m executor.Message) bool { return m.Counters["printer.received"] > 50 })
+	s.status("printer.1", "messages flowing", func(m contract.Message) bool { return m.Counters["printer.received"] > 50 })
 	s.kill("feeder.1")
 	s.state("feeder.1", mesos.TASK_KILLED)
 	if err := <-runs; err != nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tiltai/tiltai/examples/pipeline"
 	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate"
 	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/localmesos"
@@ -204,7 +205,7 @@ type sched struct {
 	mu      sync.Mutex
 	changed chan struct{}
 	updates map[string][]mesos.TaskStatus       // by task id
-	msgs    map[string][]executor.Message       // by task id
+	msgs    map[string][]contract.Message       // by task id
 	raw     map[string][][]byte                 // undecodable messages, by executor id
 	agentOf map[string]mesos.AgentID            // task id → agent
 	execOf  map[string]string                   // task id → executor id
@@ -220,7 +221,7 @@ func subscribe(t *testing.T, c *localmesos.Cluster, checkpoint bool, caps ...mes
 	s := &sched{
 		t: t, c: c, http: &http.Client{}, url: c.SchedulerURL(), exe: exe,
 		offers: make(chan []mesos.Offer, 16), done: make(chan struct{}), changed: make(chan struct{}),
-		updates: map[string][]mesos.TaskStatus{}, msgs: map[string][]executor.Message{}, raw: map[string][][]byte{},
+		updates: map[string][]mesos.TaskStatus{}, msgs: map[string][]contract.Message{}, raw: map[string][][]byte{},
 		agentOf: map[string]mesos.AgentID{}, execOf: map[string]string{}, fails: map[string]*scheduler.Event_Failure{},
 	}
 	fw := mesos.FrameworkInfo{User: "root", Name: "executor-test", Checkpoint: &checkpoint, FailoverTimeout: ptr(3600.0)}
@@ -360,7 +361,7 @@ func (s *sched) read(rd *recordio.Reader, subscribed chan<- string) {
 				go s.ack(*st.AgentID, st.TaskID, st.UUID)
 			}
 		case scheduler.Event_MESSAGE:
-			m, err := executor.Decode(ev.Message.Data)
+			m, err := contract.Decode(ev.Message.Data)
 			s.record(func() {
 				if err != nil {
 					s.raw[ev.Message.ExecutorID.Value] = append(s.raw[ev.Message.ExecutorID.Value], ev.Message.Data)
@@ -427,7 +428,7 @@ func (s *sched) describe() string {
 // taskSpec is one task to launch with the executor under test.
 type taskSpec struct {
 	id   string
-	data executor.TaskData
+	data contract.TaskData
 	// raw, when set, is sent as TaskInfo.data instead of data.
 	raw []byte
 	// env is added to the executor's environment.
@@ -437,7 +438,7 @@ type taskSpec struct {
 
 // launch launches the tasks in one ACCEPT, giving in-gates ports from the
 // offer, and returns the tasks' data as launched (with ports).
-func (s *sched) launch(specs ...taskSpec) map[string]executor.TaskData {
+func (s *sched) launch(specs ...taskSpec) map[string]contract.TaskData {
 	s.t.Helper()
 	var offers []mesos.Offer
 	select {
@@ -456,11 +457,11 @@ func (s *sched) launch(specs ...taskSpec) map[string]executor.TaskData {
 			}
 		}
 	}
-	out := map[string]executor.TaskData{}
+	out := map[string]contract.TaskData{}
 	var infos []mesos.TaskInfo
 	for _, sp := range specs {
 		d := sp.data
-		d.Gates = append([]executor.Gate(nil), d.Gates...)
+		d.Gates = append([]contract.Gate(nil), d.Gates...)
 		var ranges []mesos.Value_Range
 		for i, g := range d.Gates {
 			if g.In() {
@@ -475,7 +476,7 @@ func (s *sched) launch(specs ...taskSpec) map[string]executor.TaskData {
 		data := sp.raw
 		if data == nil {
 			var err error
-			if data, err = executor.EncodeTaskData(d); err != nil {
+			if data, err = contract.EncodeTaskData(d); err != nil {
 				s.t.Fatal(err)
 			}
 		}
@@ -557,7 +558,7 @@ func (s *sched) send(task string, data []byte) {
 func (s *sched) links(task string, version uint64, out map[string][]string) []byte {
 	s.t.Helper()
 	snap := linkSnapshot(version, out)
-	b, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: task, Snapshot: &snap})
+	b, err := contract.Encode(contract.Message{Type: contract.TypeLinks, TaskID: task, Snapshot: &snap})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -606,7 +607,7 @@ func (s *sched) waitUntil(d time.Duration, cond func() bool) {
 func (s *sched) ackedLocked(task string) uint64 {
 	var v uint64
 	for _, m := range s.msgs[task] {
-		if m.Type == executor.TypeAck {
+		if m.Type == contract.TypeAck {
 			v = max(v, m.Version)
 		}
 	}
@@ -614,13 +615,13 @@ func (s *sched) ackedLocked(task string) uint64 {
 }
 
 // status waits for a status message of the task that satisfies cond.
-func (s *sched) status(task, what string, cond func(executor.Message) bool) executor.Message {
+func (s *sched) status(task, what string, cond func(contract.Message) bool) contract.Message {
 	s.t.Helper()
-	var got executor.Message
+	var got contract.Message
 	s.wait(task+" status: "+what, 60*time.Second, func() bool {
 		ms := s.msgs[task]
 		for i := len(ms) - 1; i >= 0; i-- {
-			if ms[i].Type == executor.TypeStatus && cond(ms[i]) {
+			if ms[i].Type == contract.TypeStatus && cond(ms[i]) {
 				got = ms[i]
 				return true
 			}
@@ -630,10 +631,10 @@ func (s *sched) status(task, what string, cond func(executor.Message) bool) exec
 	return got
 }
 
-func (s *sched) messages(task string) []executor.Message {
+func (s *sched) messages(task string) []contract.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]executor.Message(nil), s.msgs[task]...)
+	return append([]contract.Message(nil), s.msgs[task]...)
 }
 
 func (s *sched) kill(task string) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/executor/internal/agentapi"
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
@@ -335,8 +336,16 @@ func (d *driver) startService(e doLaunch) error {
 	if err != nil {
 		return err
 	}
+	dir := sandbox
+	if e.Data.Image != "" {
+		// The agent started the executor in the image's working
+		// directory (docker/runtime); the service starts there too.
+		if wd, err := os.Getwd(); err == nil {
+			dir = wd
+		}
+	}
 	p, err := supervise.Start(supervise.Spec{
-		Path: path, Args: e.Data.Args, Env: env, Dir: sandbox,
+		Path: path, Args: e.Data.Args, Env: env, Dir: dir,
 		Stdout: filepath.Join(sandbox, StdoutFile), Stderr: filepath.Join(sandbox, StderrFile),
 	})
 	if err != nil {
@@ -422,11 +431,11 @@ func (d *driver) close() {
 // serviceEnv is the service's environment: the executor's own, less its
 // secret and any TILTAI_* control variables it may have inherited, plus the
 // task's env, PATH with binDir first, and the TILTAI_* variables of the task.
-func serviceEnv(base []string, d TaskData, taskID, controlAddr, binDir string) []string {
+func serviceEnv(base []string, d contract.TaskData, taskID, controlAddr, binDir string) []string {
 	env := map[string]string{}
 	for _, kv := range base {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == EnvAuthToken || validEnvKey(k) != nil {
+		if !ok || k == EnvAuthToken || contract.ValidEnvKey(k) != nil {
 			continue
 		}
 		env[k] = v

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +197,44 @@ func TestDrainedReportedBeforeClose(t *testing.T) {
 			t.Fatalf("round %d: drained never reported: %v", i, err)
 		}
 		srv.Close()
+	}
+}
+
+// TestHubRefusesUndeclaredOutGate: a snapshot that names an out-gate the
+// service does not declare is rejected with the executor's own words (which
+// gate, which version), not skipped with a warning only the service's log
+// shows.
+func TestHubRefusesUndeclaredOutGate(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	srv, err := control.Listen(ctx, filepath.Join(t.TempDir(), "f.sock"), control.ServerConfig{HeartbeatInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h, err := New(ctx, Config{Logger: testLogger(t), TaskID: "f1", Service: "feeder", Control: srv.Addr(),
+		Gates: []control.GateSpec{{Name: "plaintext", Dir: control.Out, Pattern: control.Push}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Out("plaintext"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := control.Snapshot{Version: 1, Out: map[string]control.OutLink{
+		"plaintext": {Pattern: control.Push, Peers: []string{"tcp://127.0.0.1:1"}},
+		"audit":     {Pattern: control.Push, Peers: []string{"tcp://127.0.0.1:2"}},
+	}}
+	if err := srv.Push(s); err != nil {
+		t.Fatal(err)
+	}
+	_, err = srv.WaitApplied(ctx, 1)
+	if want := `link snapshot 1 does not fit the task: out-gate "audit" is not a gate of this task`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("WaitApplied = %v; want a rejection saying %q", err, want)
+	}
+	if st := h.Status(); st.Applied != 0 {
+		t.Fatalf("the refused snapshot was applied: version %d", st.Applied)
 	}
 }

@@ -582,19 +582,10 @@ func (h *Hub) check(s control.Snapshot, last *control.Snapshot) error {
 	if last != nil && s.Version <= last.Version {
 		return fmt.Errorf("version %d is not above the applied %d", s.Version, last.Version)
 	}
-	var errs []error
-	for name, l := range s.Out {
-		spec, ok := h.spec(name)
-		if !ok {
-			// Not declared here: the scheduler knows of a gate we do not open.
-			h.log.Warn("link snapshot names an undeclared out-gate; ignoring it", "gate", name, "version", s.Version)
-			continue
-		}
-		if spec.Dir != control.Out || spec.Pattern != l.Pattern {
-			errs = append(errs, fmt.Errorf("out-gate %q is declared %s, the snapshot says %s", name, spec.Value(), l.Pattern))
-		}
-	}
-	return errors.Join(errs...)
+	// An out-gate this service does not declare is refused, as the
+	// executor refuses it: the scheduler and the service disagree on the
+	// service's gates, and a nack says so where a skip would hide it.
+	return s.CheckDeclared(h.cfg.Gates)
 }
 
 // Close closes every gate (out-gates drain first, see Gate.Close) and the

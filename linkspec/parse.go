@@ -32,6 +32,10 @@ type ParseOptions struct {
 	// "this scheduler's executor binary is dynamically linked (…); build
 	// tiltai with CGO_ENABLED=0 to run services in images".
 	NoImages string
+	// ImageNeedsCommand, when set, refuses a service with an image but no
+	// command and says why: a scheduler that cannot learn the image's
+	// ENTRYPOINT and CMD cannot run it.
+	ImageNeedsCommand string
 }
 
 func (o ParseOptions) maxTasks() int {

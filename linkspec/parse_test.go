@@ -320,3 +320,24 @@ func TestNoImages(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A scheduler that cannot learn an image's ENTRYPOINT and CMD refuses an
+// image without a command, at the image, with its reason.
+func TestImageNeedsCommand(t *testing.T) {
+	data, err := os.ReadFile("testdata/validate/image-ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := "Mesos does not tell a custom executor its image's ENTRYPOINT or CMD"
+	_, probs := ParseWith(context.Background(), "image-ok.yaml", data, ParseOptions{ImageNeedsCommand: why})
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`image-ok.yaml:6:12: service "encryptor" has an image but no command: ` + why + "; name the executable in the image, e.g. `command: /usr/local/bin/encryptor`",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
 // FormatVersion is the only link-spec format version this package reads.
@@ -20,15 +22,14 @@ const (
 	MaxGracePeriod = time.Hour
 	MaxSpecBytes   = 1 << 20
 	MaxServices    = 1000
-	MaxGates       = 64 // per service
+	MaxGates       = linkvocab.MaxGates // per service
 	MaxLinks       = 10000
 	// MaxReach bounds the instances one out-gate reaches through all its
 	// links (its peer list); gates refuse longer lists.
-	MaxReach = 10000
+	MaxReach = linkvocab.MaxReach
 	// DefaultMaxTasks bounds the sum of a spec's instances unless a
 	// scheduler is configured otherwise (ParseOptions.MaxTasks, --max_tasks).
 	DefaultMaxTasks = 20000
-	maxNameLen      = 63
 	maxCommandBytes = 64 << 10
 )
 
@@ -175,60 +176,27 @@ func ParseGateRef(s string) (GateRef, error) {
 	return GateRef{Service: svc, Gate: gate}, nil
 }
 
-// Pattern is a gate's messaging pattern.
-type Pattern string
+// Pattern is a gate's messaging pattern. The patterns, their methods
+// (Valid, Sends, Receives, Peer) and the gate-name rule are the ones the
+// gates use (internal/linkvocab), so the spec and the gates cannot
+// disagree.
+type Pattern = linkvocab.Pattern
 
 // The patterns. Out-gates (senders) connect; in-gates (receivers) bind. A
 // pair gate is an out-gate where it is a link's source and an in-gate where it
 // is a link's target.
 const (
-	Push Pattern = "push"
-	Pull Pattern = "pull"
-	Pub  Pattern = "pub"
-	Sub  Pattern = "sub"
-	Req  Pattern = "req"
-	Rep  Pattern = "rep"
-	Pair Pattern = "pair"
+	Push = linkvocab.Push
+	Pull = linkvocab.Pull
+	Pub  = linkvocab.Pub
+	Sub  = linkvocab.Sub
+	Req  = linkvocab.Req
+	Rep  = linkvocab.Rep
+	Pair = linkvocab.Pair
 )
 
 // Patterns lists every pattern, in documentation order.
-var Patterns = []Pattern{Push, Pull, Pub, Sub, Req, Rep, Pair}
-
-// Valid reports whether p is a known pattern.
-func (p Pattern) Valid() bool {
-	switch p {
-	case Push, Pull, Pub, Sub, Req, Rep, Pair:
-		return true
-	}
-	return false
-}
-
-// Sends reports whether a gate of this pattern can be a link's source.
-func (p Pattern) Sends() bool { return p == Push || p == Pub || p == Req || p == Pair }
-
-// Receives reports whether a gate of this pattern can be a link's target.
-func (p Pattern) Receives() bool { return p == Pull || p == Sub || p == Rep || p == Pair }
-
-// Peer is the pattern a link from p must end in.
-func (p Pattern) Peer() Pattern {
-	switch p {
-	case Push:
-		return Pull
-	case Pull:
-		return Push
-	case Pub:
-		return Sub
-	case Sub:
-		return Pub
-	case Req:
-		return Rep
-	case Rep:
-		return Req
-	case Pair:
-		return Pair
-	}
-	return ""
-}
+var Patterns = linkvocab.Patterns
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
 type Duration time.Duration

@@ -7,11 +7,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
 var (
-	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 const dnsHint = "use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
@@ -77,12 +78,15 @@ func validate(r *reporter, s *Spec, bad map[string]bool) {
 }
 
 func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
-	if !dnsLabel.MatchString(svc.Name) {
+	if !linkvocab.IsDNSLabel(svc.Name) {
 		r.errorf(p, dnsHint, "service name %q is not a DNS label", svc.Name)
 	}
 	cmd := join(p, "command")
 	switch {
 	case bad[cmd]:
+	case svc.Command == "" && svc.Image != "" && r.opt.ImageNeedsCommand != "" && r.opt.NoImages == "":
+		r.errorf(join(p, "image"), "name the executable in the image, e.g. `command: /usr/local/bin/"+svc.Name+"`",
+			"service %q has an image but no command: %s", svc.Name, r.opt.ImageNeedsCommand)
 	case svc.Command == "" && (svc.Image != "" || r.locs[join(p, "image")].Line > 0):
 		// The image's entrypoint runs (or the image is reported).
 	case strings.TrimSpace(svc.Command) == "":
@@ -132,7 +136,7 @@ func validateService(r *reporter, svc *Service, p string, bad map[string]bool) {
 	}
 	for _, g := range sortedKeys(svc.Gates) {
 		gp := join(join(p, "gates"), g)
-		if !dnsLabel.MatchString(g) {
+		if !linkvocab.IsDNSLabel(g) {
 			r.errorf(gp, dnsHint, "gate name %q is not a DNS label", g)
 		}
 		if pat := svc.Gates[g]; !bad[gp] && !pat.Valid() {

@@ -46,6 +46,7 @@ type agent struct {
 	ip          string
 	port        int
 	workDir     string
+	files       *fileTable // what /files serves: the sandboxes
 	total       res.Resources
 	started     time.Time // for slave/uptime_secs
 	done        chan struct{}
@@ -377,6 +378,7 @@ func (a *agent) runTask(x runTask) {
 	if e == nil {
 		e = &agentExecutor{fwID: fwID, info: info, containerID: uuid.New().String(), command: command, launched: map[string]bool{}}
 		e.sandbox = filepath.Join(a.workDir, "slaves", a.id, "frameworks", fwID, "executors", execID, "runs", e.containerID)
+		a.files.attachSandbox(e.sandbox, fwID, execID)
 		fw.executors[execID] = e
 		e.queued = append(e.queued, t)
 		a.launchExecutor(fw, e)

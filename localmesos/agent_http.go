@@ -32,6 +32,12 @@ func (h *agentHTTP) routes() http.Handler {
 	mux.HandleFunc("/flags", h.flags)
 	mux.HandleFunc("/slave(1)/flags", h.flags)
 	mux.HandleFunc("/metrics/snapshot", h.metrics)
+	// The files process of Mesos' agent: its own endpoints, not
+	// under /slave(1).
+	files := filesHTTP{h.a.files}
+	mux.HandleFunc("/files/read", files.read)
+	mux.HandleFunc("/files/browse", files.browse)
+	mux.HandleFunc("/files/download", files.download)
 	mux.HandleFunc("/", notFound)
 	return mux
 }

@@ -178,6 +178,7 @@ func (a *agent) recoverExecutor(path string) error {
 	e := &agentExecutor{fwID: fwID, info: ei, containerID: ck.ContainerID, sandbox: ck.Sandbox, pid: ck.Pid,
 		command: ck.Command, launched: map[string]bool{}, state: execRegistering, recovering: true}
 	fw.executors[ei.ExecutorID.Value] = e
+	a.files.attachSandbox(e.sandbox, fwID, ei.ExecutorID.Value)
 	for _, tc := range ck.Tasks {
 		var ti mesos.TaskInfo
 		if err := ti.Unmarshal(tc.Info); err != nil {

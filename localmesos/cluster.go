@@ -61,6 +61,7 @@ type agentRun struct {
 	wg     sync.WaitGroup
 	port   int
 	total  res.Resources
+	files  *fileTable // kept across restarts, as the sandboxes are
 }
 
 // New starts a master and cfg.Agents agents, and returns once every agent
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	for i, total := range totals {
-		ar, err := c.startAgent(i, total, 0)
+		ar, err := c.startAgent(i, total, 0, nil)
 		if err != nil {
 			c.abort()
 			return nil, err
@@ -254,7 +255,10 @@ func (c *Cluster) StopMaster() {
 	mr.wg.Wait()
 }
 
-func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, error) {
+func (c *Cluster) startAgent(i int, total res.Resources, port int, files *fileTable) (*agentRun, error) {
+	if files == nil {
+		files = newFileTable()
+	}
 	ln, err := listenRetry(net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("cannot start agent %d: %w", i, err)
@@ -267,14 +271,14 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int) (*agentRun, e
 		images: c.images, imageLaunch: c.imageLaunch,
 		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
 		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
-		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{},
+		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{}, files: files,
 	}
 	if err := a.recover(); err != nil {
 		ln.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ar := &agentRun{a: a, cancel: cancel, port: port, total: total, mem: newMemListener(ln.Addr().String())}
+	ar := &agentRun{a: a, cancel: cancel, port: port, total: total, files: files, mem: newMemListener(ln.Addr().String())}
 	h := &agentHTTP{a: a, ctx: ctx}
 	ar.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	ar.wg.Add(3)
@@ -378,7 +382,7 @@ func (c *Cluster) StartAgent(ctx context.Context, i int) error {
 	if old.a != nil {
 		return fmt.Errorf("agent %d is running", i)
 	}
-	ar, err := c.startAgent(i, old.total, old.port)
+	ar, err := c.startAgent(i, old.total, old.port, old.files)
 	if err != nil {
 		return err
 	}

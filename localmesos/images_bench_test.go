@@ -9,7 +9,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/localmesos/internal/containerizer/imagetest"
+	"github.com/tiltai/tiltai/internal/imagetest"
 
 	"github.com/tiltai/tiltai/internal/uuid"
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/console"
 	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
@@ -33,6 +34,7 @@ func (s *Scheduler) handler() http.Handler {
 	mux.HandleFunc("GET /v1/spec", s.read(s.getSpec))
 	mux.HandleFunc("PUT /v1/spec", s.write(s.putSpec))
 	mux.HandleFunc("GET /v1/tasks", s.read(s.getTasks))
+	mux.HandleFunc("GET /v1/tasks/{id}/files/{name}", s.private(s.getTaskFile))
 	mux.HandleFunc("GET /v1/links", s.read(s.getLinks))
 	mux.HandleFunc("GET /v1/status", s.read(s.getStatus))
 	mux.HandleFunc("POST /v1/services/{name}/scale", s.write(s.postScale))
@@ -42,6 +44,35 @@ func (s *Scheduler) handler() http.Handler {
 	mux.Handle("GET /console/", console.Handler())
 	return console.Secure(mux)
 }
+
+// The API's bodies are the leaf package apitypes, so a client needs not
+// link the scheduler; these names keep the scheduler's own API as it was.
+type (
+	Health             = apitypes.Health
+	SpecInfo           = apitypes.SpecInfo
+	SubmitResult       = apitypes.SubmitResult
+	TaskInfo           = apitypes.TaskInfo
+	LinkState          = apitypes.LinkState
+	GateCountersReport = apitypes.GateCountersReport
+	TaskLinks          = apitypes.TaskLinks
+	Status             = apitypes.Status
+	ServiceStatus      = apitypes.ServiceStatus
+	Event              = apitypes.Event
+	TaskFile           = apitypes.TaskFile
+	// TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=,
+	// ?limit=, ?after=, ?view=summary).
+	TaskQuery = apitypes.TaskQuery
+	// TaskSummary is GET /v1/tasks?view=summary: task counts by service
+	// and phase; ServiceTasks is one service's.
+	TaskSummary  = apitypes.TaskSummary
+	ServiceTasks = apitypes.ServiceTasks
+)
+
+// Paging of GET /v1/tasks: tasks a page without ?limit=, and at most.
+const (
+	DefaultTaskLimit = apitypes.DefaultTaskLimit
+	MaxTaskLimit     = apitypes.MaxTaskLimit
+)
 
 // The wire details (error bodies, body checks, task paging) are shared with
 // the test fake in scheduler/client/clienttest.
@@ -107,19 +138,11 @@ func (s *Scheduler) getIndex(w http.ResponseWriter, r *http.Request) {
 		"endpoints": []string{
 			"GET / (the web console; JSON with Accept: application/json)", "GET /v1 (this index)", "GET /health", "GET /metrics", "GET /v1/spec", "PUT /v1/spec[?dry_run=1] (If-Match: VERSION)",
 			"POST /v1/services/{name}/scale {\"instances\": N}",
-			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]", "GET /v1/links",
+			"GET /v1/tasks[?service=S&phase=P&limit=N&after=ID|&view=summary]",
+			"GET /v1/tasks/{id}/files/{stdout|stderr}[?offset=N&length=N] (needs the token)", "GET /v1/links",
 			"GET /v1/status", "GET /v1/events (Server-Sent Events)",
 		},
 	})
-}
-
-// Health is GET /health.
-type Health struct {
-	Status      string `json:"status"`
-	Subscribed  bool   `json:"subscribed"`
-	FrameworkID string `json:"framework_id,omitempty"`
-	Master      string `json:"master,omitempty"`
-	SpecVersion int    `json:"spec_version"`
 }
 
 func (s *Scheduler) getHealth(w http.ResponseWriter, r *http.Request) {
@@ -131,15 +154,6 @@ func (s *Scheduler) getHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.view.Load()
 	writeJSON(w, http.StatusOK, Health{Status: "ok", Subscribed: v.Subscribed, FrameworkID: v.FrameworkID, Master: v.Master, SpecVersion: v.SpecVersion})
-}
-
-// SpecInfo is GET /v1/spec.
-type SpecInfo struct {
-	Version  int            `json:"version"`
-	Name     string         `json:"name,omitempty"`
-	Accepted time.Time      `json:"accepted,omitzero"`
-	Spec     *linkspec.Spec `json:"spec"`
-	Source   string         `json:"source,omitempty"`
 }
 
 func (s *Scheduler) getSpec(w http.ResponseWriter, r *http.Request) {
@@ -155,15 +169,6 @@ func (s *Scheduler) getSpec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, info)
-}
-
-// SubmitResult answers PUT /v1/spec and POST …/scale.
-type SubmitResult struct {
-	Version  int                `json:"version"`
-	Changed  bool               `json:"changed"`
-	DryRun   bool               `json:"dry_run,omitempty"`
-	Changes  []linkspec.Change  `json:"changes"`
-	Warnings []linkspec.Problem `json:"warnings,omitempty"`
 }
 
 func (s *Scheduler) putSpec(w http.ResponseWriter, r *http.Request) {
@@ -231,46 +236,6 @@ func (s *Scheduler) postScale(w http.ResponseWriter, r *http.Request) {
 	s.answerSubmit(w, res, err)
 }
 
-// TaskInfo is one entry of GET /v1/tasks.
-type TaskInfo struct {
-	ID       string                        `json:"id"`
-	Service  string                        `json:"service"`
-	Phase    string                        `json:"phase"`
-	State    string                        `json:"state,omitempty"`
-	Reason   string                        `json:"reason,omitempty"`
-	Message  string                        `json:"message,omitempty"`
-	AgentID  string                        `json:"agent_id,omitempty"`
-	Host     string                        `json:"host,omitempty"`
-	Ports    map[string]uint32             `json:"ports,omitempty"`
-	Outdated bool                          `json:"outdated,omitempty"`
-	Retiring bool                          `json:"retiring,omitempty"`
-	Orphan   bool                          `json:"orphan,omitempty"`
-	Created  time.Time                     `json:"created"`
-	Updated  time.Time                     `json:"updated"`
-	Links    LinkState                     `json:"links"`
-	Gates    map[string]GateCountersReport `json:"gates,omitempty"`
-	Counters map[string]int64              `json:"counters,omitempty"`
-	StatusAt time.Time                     `json:"status_at,omitzero"`
-}
-
-// LinkState is where a task is with its link table.
-type LinkState struct {
-	Version uint64 `json:"version"` // its service's current table version
-	Sent    uint64 `json:"sent"`
-	Acked   uint64 `json:"acked"`
-}
-
-// GateCountersReport is a gate's counters as the executor last reported.
-type GateCountersReport struct {
-	Pattern    string `json:"pattern"`
-	Sent       uint64 `json:"sent"`
-	Received   uint64 `json:"received"`
-	Dropped    uint64 `json:"dropped"`
-	Rerouted   uint64 `json:"rerouted"`
-	QueueDepth int    `json:"queue_depth"`
-	Peers      int    `json:"peers"`
-}
-
 // taskView is one task's entry of GET /v1/tasks.
 func taskView(t *core.TaskView) TaskInfo {
 	ti := TaskInfo{
@@ -289,30 +254,13 @@ func taskView(t *core.TaskView) TaskInfo {
 	return ti
 }
 
-// Paging of GET /v1/tasks: tasks a page without ?limit=, and at most.
-const (
-	DefaultTaskLimit = apiwire.DefaultTaskLimit
-	MaxTaskLimit     = apiwire.MaxTaskLimit
-)
-
-// TaskQuery filters and pages GET /v1/tasks (?service=, ?phase=, ?limit=,
-// ?after=, ?view=summary).
-type TaskQuery = apiwire.TaskQuery
-
-// TaskSummary is GET /v1/tasks?view=summary: task counts by service and
-// phase; ServiceTasks is one service's.
-type (
-	TaskSummary  = apiwire.TaskSummary
-	ServiceTasks = apiwire.ServiceTasks
-)
-
 // taskPage lists one page of the tasks, in launch order (the view's).
 // Only the page's tasks are built, so a page costs the same with 20 or
 // 20,000 tasks around it.
 func taskPage(v *core.View, q TaskQuery) (page []TaskInfo, next string, total int) {
 	ts := v.Tasks
-	idx, next, total := q.Page(len(ts), func(i int) apiwire.Task {
-		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	idx, next, total := q.Page(len(ts), func(i int) apitypes.Task {
+		return apitypes.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
 	})
 	page = make([]TaskInfo, 0, len(idx))
 	for _, i := range idx {
@@ -323,8 +271,8 @@ func taskPage(v *core.View, q TaskQuery) (page []TaskInfo, next string, total in
 
 func taskSummary(v *core.View, q TaskQuery) TaskSummary {
 	ts := v.Tasks
-	return q.Summarize(len(ts), func(i int) apiwire.Task {
-		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	return q.Summarize(len(ts), func(i int) apitypes.Task {
+		return apitypes.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
 	})
 }
 
@@ -347,15 +295,6 @@ func (s *Scheduler) getTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// TaskLinks is one entry of GET /v1/links.
-type TaskLinks struct {
-	TaskID  string          `json:"task_id"`
-	Service string          `json:"service"`
-	Version uint64          `json:"version"`
-	Acked   uint64          `json:"acked"`
-	Table   *linkspec.Table `json:"table"`
-}
-
 func (s *Scheduler) getLinks(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.readView(w)
 	if !ok {
@@ -370,33 +309,6 @@ func (s *Scheduler) getLinks(w http.ResponseWriter, r *http.Request) {
 		out = append(out, tl)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// Status is GET /v1/status: how far the running system is from the spec.
-type Status struct {
-	SpecVersion int             `json:"spec_version"`
-	Subscribed  bool            `json:"subscribed"`
-	Converged   bool            `json:"converged"`
-	Services    []ServiceStatus `json:"services"`
-}
-
-// ServiceStatus is one service's progress towards its spec.
-type ServiceStatus struct {
-	Name        string    `json:"name"`
-	Wanted      int       `json:"wanted"`
-	Running     int       `json:"running"` // running, current definition, not retiring
-	Pending     int       `json:"pending"`
-	Launching   int       `json:"launching"`
-	Retiring    int       `json:"retiring"`
-	Outdated    int       `json:"outdated"`
-	Unacked     int       `json:"unacked"` // running tasks whose executor has not acked the current table
-	Failures    int       `json:"failures"`
-	HeldUntil   time.Time `json:"held_until,omitzero"`
-	LastFailure string    `json:"last_failure,omitempty"`
-	Converged   bool      `json:"converged"`
-	// Gates sums each gate's counters over the service's tasks as their
-	// executors last reported (the console's edge rates come from it).
-	Gates map[string]GateCountersReport `json:"gates,omitempty"`
 }
 
 func statusView(v *core.View) Status {
@@ -421,7 +333,7 @@ func statusView(v *core.View) Status {
 			bySvc[t.Service] = ss
 		}
 		if t.Status != nil {
-			ss.addGates(t.Status.Gates)
+			addGates(ss, t.Status.Gates)
 		}
 		switch {
 		case t.Retiring || t.Phase == "killing":
@@ -454,7 +366,7 @@ func statusView(v *core.View) Status {
 }
 
 // addGates adds one task's gate counters to the service's sums.
-func (ss *ServiceStatus) addGates(gates map[string]control.GateCounters) {
+func addGates(ss *ServiceStatus, gates map[string]control.GateCounters) {
 	if ss.Gates == nil {
 		ss.Gates = map[string]GateCountersReport{}
 	}
@@ -508,12 +420,12 @@ func (s *Scheduler) getEvents(w http.ResponseWriter, r *http.Request) {
 			evs, dropped := sub.take()
 			if dropped > 0 {
 				lost := Event{Type: "dropped", Time: s.cfg.Now().UTC(), Data: map[string]any{"events": dropped, "why": "this client read too slowly"}}
-				if _, err := w.Write(lost.sse()); err != nil {
+				if _, err := w.Write(lost.SSE()); err != nil {
 					return
 				}
 			}
 			for _, ev := range evs {
-				if _, err := w.Write(ev.sse()); err != nil {
+				if _, err := w.Write(ev.SSE()); err != nil {
 					return
 				}
 			}

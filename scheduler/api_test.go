@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiltai/tiltai/internal/elfstatic"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/localmesos"
 )
@@ -204,13 +205,44 @@ func TestMaxTasksConfig(t *testing.T) {
 	}
 }
 
-// A spec that names an image is refused, located, until the scheduler runs
-// services in images: accepting it would run the command outside the image.
-func TestImageRefusedUntilSupported(t *testing.T) {
-	h := newHarness(t, 1, nil)
-	spec := "version: 1\nservices:\n  a:\n    image: busybox:1.36\n    command: /bin/true\n"
-	code, body := h.do("PUT", "/v1/spec", []byte(spec), nil)
-	if code != 422 || !strings.Contains(string(body), "does not run services in images yet") || !strings.Contains(string(body), `"line": 4`) {
-		t.Fatalf("PUT a spec with an image: %d %s", code, body)
+// A service in an image is accepted when the executor binary is static and
+// the service names its command; otherwise it is refused at the image's
+// line, saying why and what to do.
+func TestImageSpecs(t *testing.T) {
+	static, dynamic := "/bin/busybox", "/bin/sh"
+	if ok, err := elfstatic.IsStatic(static); err != nil || !ok {
+		t.Skipf("needs a static %s (Debian's busybox-static): %v", static, err)
+	}
+	if ok, err := elfstatic.IsStatic(dynamic); err != nil || ok {
+		t.Skipf("needs a dynamically linked %s: static=%v %v", dynamic, ok, err)
+	}
+	withCommand := "version: 1\nservices:\n  a:\n    image: busybox:1.36\n    command: /bin/true\n"
+	noCommand := "version: 1\nservices:\n  a:\n    image: busybox:1.36\n"
+	for _, tc := range []struct {
+		name, binary, spec string
+		code               int
+		want               []string
+	}{
+		{"static", static, withCommand, 200, nil},
+		{"no command", static, noCommand, 422, []string{`has an image but no command`, `does not tell it the image's ENTRYPOINT or CMD`, `"line": 4`}},
+		{"dynamic", dynamic, withCommand, 422, []string{`is dynamically linked (interpreter `, "CGO_ENABLED=0", `"line": 4`}},
+		{"not ELF", "", withCommand, 422, []string{`cannot tell whether the executor binary`, "CGO_ENABLED=0", `"line": 4`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 1, func(_ *localmesos.Config, c *Config) {
+				if tc.binary != "" {
+					c.ExecutorBinary = tc.binary
+				}
+			})
+			code, body := h.do("PUT", "/v1/spec", []byte(tc.spec), nil)
+			if code != tc.code {
+				t.Fatalf("PUT: %d %s", code, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("PUT: the answer lacks %q: %s", w, body)
+				}
+			}
+		})
 	}
 }

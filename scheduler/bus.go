@@ -1,19 +1,9 @@
 package scheduler
 
 import (
-	"encoding/json"
 	"sync"
 	"time"
 )
-
-// Event is one thing the scheduler did or saw, as streamed on
-// GET /v1/events (Server-Sent Events).
-type Event struct {
-	Seq  uint64         `json:"seq"`
-	Time time.Time      `json:"time"`
-	Type string         `json:"type"`
-	Data map[string]any `json:"data,omitempty"`
-}
 
 // bus fans events out to subscribers. A subscriber that cannot keep up
 // loses the oldest events it has not read, and the loss is counted and
@@ -98,22 +88,4 @@ func (s *sub) take() ([]Event, uint64) {
 	q, d := s.queue, s.dropped
 	s.queue, s.dropped = nil, 0
 	return q, d
-}
-
-func (e Event) sse() []byte {
-	b, _ := json.Marshal(e)
-	out := make([]byte, 0, len(b)+64)
-	out = append(out, "id: "...)
-	out = append(out, []byte(jsonUint(e.Seq))...)
-	out = append(out, "\nevent: "...)
-	out = append(out, e.Type...)
-	out = append(out, "\ndata: "...)
-	out = append(out, b...)
-	out = append(out, "\n\n"...)
-	return out
-}
-
-func jsonUint(v uint64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

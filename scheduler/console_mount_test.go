@@ -69,9 +69,9 @@ func TestConsoleMount(t *testing.T) {
 // A service's gate counters in /v1/status are the sums of its tasks'.
 func TestServiceGateSums(t *testing.T) {
 	var ss ServiceStatus
-	ss.addGates(map[string]control.GateCounters{"out": {Pattern: control.Push, Sent: 10, Dropped: 1, Peers: 3}, "in": {Pattern: control.Pull, Received: 4, QueueDepth: 2}})
-	ss.addGates(map[string]control.GateCounters{"out": {Pattern: control.Push, Sent: 5, Dropped: 2, Peers: 3}})
-	ss.addGates(nil)
+	addGates(&ss, map[string]control.GateCounters{"out": {Pattern: control.Push, Sent: 10, Dropped: 1, Peers: 3}, "in": {Pattern: control.Pull, Received: 4, QueueDepth: 2}})
+	addGates(&ss, map[string]control.GateCounters{"out": {Pattern: control.Push, Sent: 5, Dropped: 2, Peers: 3}})
+	addGates(&ss, nil)
 	want := map[string]GateCountersReport{
 		"out": {Pattern: "push", Sent: 15, Dropped: 3, Peers: 6},
 		"in":  {Pattern: "pull", Received: 4, QueueDepth: 2},

@@ -44,11 +44,15 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	// Images are refused until the scheduler puts them on the executor's
-	// ContainerInfo: accepted and ignored, a service would run on the
-	// agent's own filesystem instead of in its image.
-	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: "this scheduler does not run services in images yet"}
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.noImages, ImageNeedsCommand: imageNeedsCommand}
 }
+
+// imageNeedsCommand is why a service in an image must name its command:
+// Mesos hands a custom executor the image's ENV and working directory but
+// never its ENTRYPOINT or CMD, and the scheduler does not pull images
+// itself (agents may use registries it cannot reach, and a tag may move
+// between a look-up and the pull).
+const imageNeedsCommand = "the Tiltai executor starts the service, and Mesos does not tell it the image's ENTRYPOINT or CMD"
 
 // InvalidSpecError lists every problem of a refused spec.
 type InvalidSpecError struct {

@@ -17,7 +17,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/localmesos"
 )
 
@@ -30,8 +30,8 @@ type lightExecutor struct {
 	mu      sync.Mutex
 	applied map[string]uint64   // task → newest link version applied
 	history map[string][]uint64 // task → versions applied, in order
-	tables  map[string]executor.Message
-	seen    map[string][]executor.Message // task → every table applied
+	tables  map[string]contract.Message
+	seen    map[string][]contract.Message // task → every table applied
 	fail    map[string]chan struct{}      // task → closed to make it fail
 	// duplicate sends every status update twice (same uuid) and a late
 	// TASK_STARTING after TASK_RUNNING, as retries and reordering do.
@@ -39,7 +39,7 @@ type lightExecutor struct {
 }
 
 func newLightExecutor() *lightExecutor {
-	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]executor.Message{}, seen: map[string][]executor.Message{}, fail: map[string]chan struct{}{}}
+	return &lightExecutor{applied: map[string]uint64{}, history: map[string][]uint64{}, tables: map[string]contract.Message{}, seen: map[string][]contract.Message{}, fail: map[string]chan struct{}{}}
 }
 
 func (l *lightExecutor) Applied(task string) uint64 {
@@ -48,7 +48,7 @@ func (l *lightExecutor) Applied(task string) uint64 {
 	return l.applied[task]
 }
 
-func (l *lightExecutor) Table(task string) (executor.Message, bool) {
+func (l *lightExecutor) Table(task string) (contract.Message, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	m, ok := l.tables[task]
@@ -162,7 +162,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 				if err := update(mesos.TASK_RUNNING); err != nil {
 					return err
 				}
-				if d, err := executor.DecodeTaskData(t.Data); err == nil && d.Command == "finish" {
+				if d, err := contract.DecodeTaskData(t.Data); err == nil && d.Command == "finish" {
 					// A service that ends at once, exit status 0.
 					if err := update(mesos.TASK_FINISHED); err != nil {
 						return err
@@ -176,8 +176,8 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 					}
 				}
 			case mexec.Event_MESSAGE:
-				m, err := executor.Decode(ev.Message.Data)
-				if err != nil || m.Type != executor.TypeLinks {
+				m, err := contract.Decode(ev.Message.Data)
+				if err != nil || m.Type != contract.TypeLinks {
 					continue
 				}
 				v := m.Snapshot.Version
@@ -190,7 +190,7 @@ func (l *lightExecutor) run(ctx context.Context, spec localmesos.ExecutorSpec) e
 				}
 				applied := l.applied[m.TaskID]
 				l.mu.Unlock()
-				ack, _ := executor.Encode(executor.Message{Type: executor.TypeAck, TaskID: m.TaskID, Version: applied})
+				ack, _ := contract.Encode(contract.Message{Type: contract.TypeAck, TaskID: m.TaskID, Version: applied})
 				if err := call(calls.Message(ack)); err != nil {
 					return err
 				}
@@ -214,8 +214,8 @@ func btoi(b bool) int {
 	return 0
 }
 
-func (l *lightExecutor) seenTables(task string) []executor.Message {
+func (l *lightExecutor) seenTables(task string) []contract.Message {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]executor.Message(nil), l.seen[task]...)
+	return append([]contract.Message(nil), l.seen[task]...)
 }

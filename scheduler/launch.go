@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/tiltai/tiltai/internal/elfstatic"
 )
 
 // artifact is the executor binary as served to agents: a private copy of
@@ -18,6 +20,10 @@ type artifact struct {
 	path string
 	dir  string
 	sum  string
+	// noImages says why this binary cannot be an executor in a container
+	// image ("" when it can): it must be static, as an image may have no
+	// C library and no dynamic loader.
+	noImages string
 }
 
 func newArtifact(binary string) (*artifact, error) {
@@ -60,7 +66,21 @@ func newArtifact(binary string) (*artifact, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cannot stage the executor binary: %w", err)
 	}
+	a.noImages = staticProblem(binary, a.path)
 	return a, nil
+}
+
+// staticProblem says why the executor binary at path (a copy of binary)
+// cannot run in a container image, or "" if it can.
+func staticProblem(binary, path string) string {
+	info, err := elfstatic.Inspect(path)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot tell whether the executor binary %s is statically linked (%v); build tiltai for Linux with CGO_ENABLED=0", binary, err)
+	case !info.Static():
+		return fmt.Sprintf("the executor binary %s is dynamically linked (%s) and would not start in an image without a C library; build tiltai with CGO_ENABLED=0", binary, info)
+	}
+	return ""
 }
 
 func (a *artifact) url(hostPort string) string {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/core"
 )
 
@@ -36,9 +38,11 @@ type Scheduler struct {
 	bus     *bus
 	metrics *metrics
 	art     *artifact
-	http    *http.Server
-	lis     net.Listener
-	view    atomic.Pointer[core.View] // published after every step that changed it
+	// sandboxes reads tasks' logs from their agents (GET /v1/tasks/{id}/files/…).
+	sandboxes *sandboxReader
+	http      *http.Server
+	lis       net.Listener
+	view      atomic.Pointer[core.View] // published after every step that changed it
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
 
@@ -131,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		reports:    newMailbox[core.Input](),
 		bus:        newBus(),
 		art:        art,
+		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -156,6 +161,12 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		// applies to the next spec submitted.
 		s.log.Warn("the stored spec asks for more tasks than --max_tasks allows; it is kept, but a changed spec must fit the limit",
 			"spec_version", m.SpecVersion(), "tasks", n, "max_tasks", cfg.MaxTasks)
+	}
+	if why := art.noImages; why != "" {
+		for _, name := range imageServices(m.Spec()) {
+			s.log.Error("a service of the stored spec runs in an image, which this scheduler cannot launch: new tasks of it will fail to start until a static tiltai schedules them",
+				"service", name, "reason", why)
+		}
 	}
 	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.name}
 	s.wg.Add(4)
@@ -236,6 +247,7 @@ func (s *Scheduler) Close() error {
 		s.bus.close()
 		s.wg.Wait()
 		s.art.close()
+		s.sandboxes.client.CloseIdleConnections()
 	})
 	return nil
 }
@@ -460,4 +472,16 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// imageServices names the services of spec that run in an image, sorted.
+func imageServices(spec *linkspec.Spec) []string {
+	var out []string
+	for name, svc := range spec.Services {
+		if svc.Image != "" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -68,18 +68,38 @@ docker run -d --name mesos-master --net host --restart unless-stopped \
 	--zk="$ZK/mesos" --quorum=1 --registry=in_memory \
 	--work_dir=/var/lib/mesos/master >/dev/null
 
+# The agents' local image registry: `docker save` tarballs named
+# <name>.tar (Mesos' local puller). scripts/vagrant-demo.sh builds the
+# services' image on the host into bin/images, which rsync brings to
+# /tiltai/bin/images.
+REGISTRY=/var/lib/tiltai/images
+log "image registry $REGISTRY"
+mkdir -p "$REGISTRY"
+if [[ -d /tiltai/bin/images ]]; then
+	cp -a /tiltai/bin/images/. "$REGISTRY/"
+fi
+
 # Two agents on the VM, each with its own port, work dir and port range.
 # /tiltai (the repository, with bin/tiltai) is mounted so the Mesos fetcher
-# can take the binary from file:///tiltai/bin/tiltai.
+# can take the binary from file:///tiltai/bin/tiltai. Services with an
+# image run on the Mesos containerizer with the linux launcher and the
+# filesystem/linux and docker/runtime isolators, which make mount and pid
+# namespaces: the agents' containers are privileged, and their work dirs
+# are the VM's, not the container's overlay.
 for n in 1 2; do
 	log "Mesos agent $n on $IP:$((5050 + n))"
 	first=$((31000 + (n - 1) * 500))
-	docker run -d --name "mesos-agent-$n" --net host --restart unless-stopped \
-		-v /tiltai:/tiltai:ro \
+	mkdir -p "/var/lib/mesos/agent-$n"
+	docker run -d --name "mesos-agent-$n" --net host --privileged --restart unless-stopped \
+		-v /tiltai:/tiltai:ro -v "$REGISTRY:$REGISTRY:ro" \
+		-v "/var/lib/mesos/agent-$n:/var/lib/mesos/agent-$n" -v /sys/fs/cgroup:/sys/fs/cgroup \
 		--entrypoint mesos-agent "$MESOS_IMAGE" \
 		--master="$ZK/mesos" --ip="$IP" --hostname="$IP" --port=$((5050 + n)) \
 		--work_dir="/var/lib/mesos/agent-$n" --runtime_dir="/var/run/mesos/agent-$n" \
-		--containerizers=mesos --launcher=posix --isolation=posix/cpu,posix/mem \
+		--containerizers=mesos --launcher=linux \
+		--isolation=filesystem/linux,docker/runtime,posix/cpu,posix/mem \
+		--image_providers=docker --docker_registry="$REGISTRY" \
+		--docker_store_dir="/var/lib/mesos/agent-$n/store/docker" \
 		--no-systemd_enable_support --switch_user=false \
 		--attributes="agent:$n" \
 		--resources="cpus:2;mem:2048;disk:10000;ports:[$first-$((first + 499))]" >/dev/null

@@ -3,12 +3,18 @@
 #
 #   scripts/vagrant-demo.sh [up|demo|ssh|destroy|all]    (default: all = up, then demo)
 #
-#   up       build tiltai for linux/amd64 into bin/, start the VM and provision
-#            ZooKeeper, Mesos (master and two agents) and Marathon
+#   up       build tiltai for linux/amd64 into bin/ (static: it runs as the
+#            executor inside the services' image) and the services' image
+#            tiltai/pipeline:1 into bin/images (scripts/mkimage, no Docker
+#            needed), start the VM and provision ZooKeeper, Mesos (master and
+#            two agents running images: --image_providers=docker
+#            --isolation=filesystem/linux,docker/runtime, their local
+#            registry loaded from bin/images) and Marathon
 #            (scripts/provision-cluster.sh)
-#   demo     copy the current bin/tiltai into the VM, then run
+#   demo     copy the current bin/tiltai and image into the VM, then run
 #            scripts/demo-verify.sh there: deploy the scheduler through
-#            Marathon, submit examples/pipeline.yaml, show the tasks
+#            Marathon, submit examples/pipeline-image.yaml (the encryptors
+#            and the printer in the image), show the tasks
 #   ssh      a shell in the VM
 #   destroy  remove the VM
 #
@@ -20,6 +26,8 @@ cd "$(dirname "$0")/.."
 build() {
 	echo "==> building bin/tiltai for linux/amd64"
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o bin/tiltai ./cmd/tiltai
+	echo "==> building the services' image tiltai/pipeline:1 into bin/images"
+	go run ./scripts/mkimage -tiltai bin/tiltai -name tiltai/pipeline:1 -o bin/images -arch amd64
 }
 
 vm() { (cd vagrant && vagrant "$@"); }
@@ -32,7 +40,10 @@ up() {
 demo() {
 	build
 	vm rsync
-	vm ssh -c 'sudo install -m 0755 /tiltai/bin/tiltai /usr/local/bin/tiltai && cd /tiltai && TILTAI=/usr/local/bin/tiltai scripts/demo-verify.sh'
+	# The agents' local registry is /var/lib/tiltai/images, mounted into them.
+	vm ssh -c 'sudo install -m 0755 /tiltai/bin/tiltai /usr/local/bin/tiltai &&
+		sudo cp -a /tiltai/bin/images/. /var/lib/tiltai/images/ &&
+		cd /tiltai && TILTAI=/usr/local/bin/tiltai SPEC=examples/pipeline-image.yaml scripts/demo-verify.sh'
 }
 
 case ${1:-all} in

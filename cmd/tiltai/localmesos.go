@@ -23,7 +23,7 @@ func localmesosCommand() *cli.Command {
 		Description: "Starts one master and N agents in this process. Frameworks connect to\n" +
 			"http://LISTEN/api/v1/scheduler; executors reach their agent's /api/v1/executor.\n" +
 			"See docs/localmesos.md for what is implemented.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:5050", Usage: "master address (host:port; port 0 picks one)"},
 			&cli.IntFlag{Name: "agents", Value: 1, Usage: "number of agents"},
 			&cli.StringFlag{Name: "resources", Value: "cpus:4;mem:4096;disk:10000;ports:[31000-32000]", Usage: "resources of each agent (Mesos --resources syntax)"},
@@ -40,12 +40,8 @@ func localmesosCommand() *cli.Command {
 			&cli.StringFlag{Name: "credentials", Usage: `file of accepted credentials, Mesos' format: {"credentials": [{"principal": "…", "secret": "…"}]}`},
 			&cli.BoolFlag{Name: "authenticate_http_executors", Usage: "require executors to send their token (Authorization: Bearer $MESOS_EXECUTOR_AUTHENTICATION_TOKEN)"},
 			&cli.StringFlag{Name: "executor_secret_key", Usage: "file holding the key executor tokens (JWT, HMAC-SHA256) are signed with"},
-			&cli.StringFlag{Name: "image_providers", Usage: "'docker' runs executors whose ContainerInfo has a Docker image in it (Linux, root)"},
-			&cli.StringFlag{Name: "docker_registry", Usage: "a directory of `docker save` tarballs (<name>.tar) or an http(s):// Docker Registry v2 URL"},
-			&cli.StringFlag{Name: "docker_store_dir", Usage: "the layer cache shared by tasks (default <work_dir>/store/docker)"},
-			&cli.StringFlag{Name: "isolation", Usage: "with images: filesystem/linux,docker/runtime (the default then)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log at debug level"},
-		},
+		}, imageFlags(false)...),
 		Action: func(c *cli.Context) error {
 			level := slog.LevelInfo
 			if c.Bool("verbose") {
@@ -120,4 +116,22 @@ func runLocalmesos(ctx context.Context, cfg localmesos.Config, out interface{ Wr
 		fmt.Fprintln(os.Stderr, "localmesos:", err)
 	}
 	return nil
+}
+
+// imageFlags are mesos-agent's flags for running executors in Docker
+// images, shared by `tiltai localmesos` and `tiltai up`. For up, a
+// registry alone turns images on.
+func imageFlags(up bool) []cli.Flag {
+	providers := "'docker' runs executors whose ContainerInfo has a Docker image in it (Linux, as root)"
+	registry := "a directory of 'docker save' tarballs (<name>.tar, Mesos' local puller) or an http(s):// Docker Registry v2 URL"
+	if up {
+		providers += " (default 'docker' when --docker_registry is given)"
+		registry += "; services with an image are pulled from it (turns --image_providers=docker on)"
+	}
+	return []cli.Flag{
+		&cli.StringFlag{Name: "image_providers", Usage: providers},
+		&cli.StringFlag{Name: "docker_registry", Usage: registry},
+		&cli.StringFlag{Name: "docker_store_dir", Usage: "the layer cache shared by tasks (default <work_dir>/store/docker)"},
+		&cli.StringFlag{Name: "isolation", Usage: "with images: filesystem/linux,docker/runtime (the default then)"},
+	}
 }

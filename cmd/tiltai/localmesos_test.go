@@ -301,3 +301,31 @@ func TestUpAgentAttributes(t *testing.T) {
 		t.Fatal("tiltai up did not stop")
 	}
 }
+
+// TestUpImageFlags: `tiltai up` has the agents' image flags, with help,
+// turns --image_providers=docker on when a registry is given, and checks
+// them with the rest of the embedded Mesos' flags before starting anything.
+func TestUpImageFlags(t *testing.T) {
+	_, help, _ := runCLI(t, "", "up", "--help")
+	for _, f := range []string{"--docker_registry", "--image_providers", "--docker_store_dir", "--isolation", "CGO_ENABLED=0"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("up --help lacks %s:\n%s", f, help)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"providers without a registry", []string{"--image_providers", "docker"}, "image providers 'docker' need a docker registry"},
+		{"registry turns images on", []string{"--docker_registry", t.TempDir(), "--isolation", "posix/cpu"}, `need isolation "filesystem/linux" (got "posix/cpu")`},
+		{"unknown provider", []string{"--image_providers", "appc", "--docker_registry", t.TempDir()}, `image providers "appc": only 'docker' is supported`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, "", append([]string{"up", "--listen", "127.0.0.1:0", "--master_listen", "127.0.0.1:0"}, tc.args...)...)
+			if code != 2 || !strings.HasPrefix(stderr, "tiltai up: ") || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+}

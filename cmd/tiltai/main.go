@@ -69,6 +69,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			psCommand(),
 			scaleCommand(),
 			eventsCommand(),
+			logsCommand(),
 			schedulerCommand(),
 			versionCommand(),
 			executorCommand(),

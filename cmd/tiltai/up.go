@@ -22,8 +22,9 @@ func upCommand() *cli.Command {
 			"(default: the pipeline demo, feeder → encryptor ×3 → printer). Shows progress until every\n" +
 			"task runs with its links acknowledged, then the services' counts every few seconds.\n" +
 			"While it runs, use the printed scheduler URL with tiltai ps, tiltai scale, tiltai links.\n" +
-			"Ctrl-C stops everything; every service drains its gates first.",
-		Flags: []cli.Flag{
+			"Ctrl-C stops everything; every service drains its gates first.\n" +
+			"Services with an image need --docker_registry (Linux, as root; build tiltai with CGO_ENABLED=0).",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "scheduler API address"},
 			&cli.StringFlag{Name: "master_listen", Value: "127.0.0.1:5050", Usage: "embedded Mesos master address"},
 			&cli.IntFlag{Name: "agents", Value: 1, Usage: "embedded Mesos agents"},
@@ -35,7 +36,7 @@ func upCommand() *cli.Command {
 			&cli.IntFlag{Name: "max_tasks", Value: linkspec.DefaultMaxTasks, EnvVars: []string{"TILTAI_MAX_TASKS"},
 				Usage: "most tasks one spec may ask for (the scheduler's --max_tasks)"},
 			&cli.StringFlag{Name: "log_level", Value: "warn", Usage: "log level of the components (debug, info, warn, error)"},
-		},
+		}, imageFlags(true)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return cli.Exit("usage: tiltai up [SPEC]", 2)
@@ -51,12 +52,18 @@ func upCommand() *cli.Command {
 				Listen: c.String("listen"), MasterListen: c.String("master_listen"), Agents: c.Int("agents"),
 				Resources: c.String("resources"), AgentAttributes: agentAttributes(c), WorkDir: c.String("work_dir"), Report: c.Duration("report"),
 				ConvergeTimeout: c.Duration("timeout"), MaxTasks: c.Int("max_tasks"),
+				ImageProviders: c.String("image_providers"), DockerRegistry: c.String("docker_registry"),
+				DockerStoreDir: c.String("docker_store_dir"), Isolation: c.String("isolation"),
 				Logger:      slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
 				MesosLogger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: max(level, slog.LevelError)})),
 			}
 			// The embedded Mesos' flags are checked before anything starts,
 			// so every problem with them is listed at once.
-			mesosCfg := localmesos.Config{Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes}
+			if cfg.DockerRegistry != "" && cfg.ImageProviders == "" {
+				cfg.ImageProviders = "docker"
+			}
+			mesosCfg := localmesos.Config{Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes,
+				ImageProviders: cfg.ImageProviders, DockerRegistry: cfg.DockerRegistry, DockerStoreDir: cfg.DockerStoreDir, Isolation: cfg.Isolation}
 			if err := mesosCfg.Validate(); err != nil {
 				return cli.Exit("tiltai up: "+err.Error(), 2)
 			}

@@ -8,99 +8,49 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
-// Pattern is a ZeroMQ messaging pattern as a gate uses it.
-type Pattern string
+// Pattern is a ZeroMQ messaging pattern as a gate uses it. The patterns,
+// directions, gate-name rule and peer limits are the link spec's too
+// (internal/linkvocab): one definition, so a spec the validator accepts is
+// one the gates take.
+type Pattern = linkvocab.Pattern
 
 // The patterns. Out-gates (which connect) use Push, Pub, Req or Pair; in-gates
 // (which bind) use Pull, Sub, Rep or Pair.
 const (
-	Push Pattern = "push"
-	Pull Pattern = "pull"
-	Pub  Pattern = "pub"
-	Sub  Pattern = "sub"
-	Req  Pattern = "req"
-	Rep  Pattern = "rep"
-	Pair Pattern = "pair"
+	Push = linkvocab.Push
+	Pull = linkvocab.Pull
+	Pub  = linkvocab.Pub
+	Sub  = linkvocab.Sub
+	Req  = linkvocab.Req
+	Rep  = linkvocab.Rep
+	Pair = linkvocab.Pair
 )
 
 // Direction says whether a gate connects to its peers (Out) or binds and lets
 // them connect (In).
-type Direction string
+type Direction = linkvocab.Direction
 
 // The directions.
 const (
-	In  Direction = "in"
-	Out Direction = "out"
+	In  = linkvocab.In
+	Out = linkvocab.Out
 )
 
 // ParsePattern returns the pattern named s (lower case) or an error listing the
 // valid names.
-func ParsePattern(s string) (Pattern, error) {
-	switch p := Pattern(s); p {
-	case Push, Pull, Pub, Sub, Req, Rep, Pair:
-		return p, nil
-	}
-	return "", fmt.Errorf("unknown pattern %q (want push, pull, pub, sub, req, rep or pair)", s)
-}
-
-// ValidFor reports whether p may be used by a gate of direction d.
-func (p Pattern) ValidFor(d Direction) bool {
-	switch d {
-	case Out:
-		return p == Push || p == Pub || p == Req || p == Pair
-	case In:
-		return p == Pull || p == Sub || p == Rep || p == Pair
-	}
-	return false
-}
-
-// Peer returns the pattern of the gate at the other end of a link: push↔pull,
-// pub↔sub, req↔rep, pair↔pair.
-func (p Pattern) Peer() Pattern {
-	switch p {
-	case Push:
-		return Pull
-	case Pull:
-		return Push
-	case Pub:
-		return Sub
-	case Sub:
-		return Pub
-	case Req:
-		return Rep
-	case Rep:
-		return Req
-	}
-	return p
-}
+func ParsePattern(s string) (Pattern, error) { return linkvocab.ParsePattern(s) }
 
 // MaxNameLen is the longest gate name: a DNS label.
-const MaxNameLen = 63
+const MaxNameLen = linkvocab.MaxNameLen
 
 // ValidName reports why name is not a valid gate name, or nil. Gate names are
 // DNS labels: 1 to 63 characters of a-z, 0-9 and '-', not starting or ending
 // with '-'.
-func ValidName(name string) error {
-	if name == "" {
-		return errors.New("gate name is empty")
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("gate name %.20q… is %d characters long (at most %d)", name, len(name), MaxNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' {
-			continue
-		}
-		return fmt.Errorf("gate name %q has %q at offset %d (use a-z, 0-9 and '-')", name, c, i)
-	}
-	if name[0] == '-' || name[len(name)-1] == '-' {
-		return fmt.Errorf("gate name %q starts or ends with '-'", name)
-	}
-	return nil
-}
+func ValidName(name string) error { return linkvocab.ValidName(name) }
 
 // Endpoint is a parsed gate address: only tcp://host:port is supported.
 type Endpoint struct {
@@ -195,9 +145,9 @@ type Snapshot struct {
 }
 
 // MaxPeers bounds one out-gate's peer list in a snapshot. It is above the
-// link spec's limit on how many instances one out-gate may reach (10000),
-// so a valid spec never makes a snapshot a gate refuses.
-const MaxPeers = 16384
+// link spec's limit on how many instances one out-gate may reach
+// (linkspec.MaxReach), so a valid spec never makes a snapshot a gate refuses.
+const MaxPeers = linkvocab.MaxPeers
 
 // Validate lists every problem with s: version 0, bad gate names, patterns not
 // valid for an out-gate, bad, unsorted or duplicate peers, more than one peer
@@ -232,6 +182,31 @@ func (s Snapshot) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckDeclared reports why s does not fit the gates a task declares: an
+// out-gate it names that is not declared, is declared an in-gate, or with
+// another pattern. The executor refuses such a snapshot before passing it
+// on and a gate hub refuses it on arrival, both with this error, so an
+// undeclared out-gate is a nack wherever it is found, never a silent skip.
+func (s Snapshot) CheckDeclared(gates []GateSpec) error {
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(s.Out)) {
+		l := s.Out[name]
+		i := slices.IndexFunc(gates, func(g GateSpec) bool { return g.Name == name })
+		switch {
+		case i < 0:
+			problems = append(problems, fmt.Sprintf("out-gate %q is not a gate of this task", name))
+		case gates[i].Dir != Out:
+			problems = append(problems, fmt.Sprintf("%q is an in-gate of this task, not an out-gate", name))
+		case gates[i].Pattern != l.Pattern:
+			problems = append(problems, fmt.Sprintf("out-gate %q is %s in the task, %s in the snapshot", name, gates[i].Pattern, l.Pattern))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("link snapshot %d does not fit the task: %s", s.Version, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // Normalize returns a copy of s with every peer list sorted and deduplicated,

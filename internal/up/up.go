@@ -37,6 +37,10 @@ type Config struct {
 	// per agent (localmesos.Config.AgentAttributes).
 	AgentAttributes []string
 	WorkDir         string
+	// ImageProviders, DockerRegistry, DockerStoreDir and Isolation are the
+	// embedded agents' flags for services in container images
+	// (localmesos.Config).
+	ImageProviders, DockerRegistry, DockerStoreDir, Isolation string
 	// Report is the period of the counts line (0: no counts).
 	Report time.Duration
 	// ConvergeTimeout bounds the wait for the spec to run.
@@ -97,6 +101,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	cluster, err := localmesos.New(life, localmesos.Config{
 		Listen: cfg.MasterListen, Agents: cfg.Agents, Resources: cfg.Resources, AgentAttributes: cfg.AgentAttributes, SplitPorts: true,
 		WorkDir: cfg.WorkDir, Logger: mesosLog,
+		ImageProviders: cfg.ImageProviders, DockerRegistry: cfg.DockerRegistry, DockerStoreDir: cfg.DockerStoreDir, Isolation: cfg.Isolation,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start the embedded Mesos: %w", err)

@@ -8,6 +8,7 @@ runs on V and every peer V removed has drained.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -223,15 +224,20 @@ class Hub:
     def _check(self, s: Snapshot, last: Snapshot | None) -> list[str]:
         if last is not None and s.version <= last.version:
             return [f"version {s.version} is not above the applied {last.version}"]
-        errs = []
-        for name, (pattern, _) in s.out.items():
+        # As the executor and the Go hub (control.Snapshot.CheckDeclared): an
+        # undeclared out-gate is refused, never skipped.
+        problems = []
+        for name, (pattern, _) in sorted(s.out.items()):
             spec = self.specs.get(name)
             if spec is None:
-                log.warning("link snapshot names an undeclared out-gate; ignoring it: gate=%s version=%d", name, s.version)
-                continue
-            if spec.dir != "out" or spec.pattern != pattern:
-                errs.append(f"out-gate {name!r} is declared {spec.value()}, the snapshot says {pattern}")
-        return errs
+                problems.append(f"out-gate {json.dumps(name)} is not a gate of this task")
+            elif spec.dir != "out":
+                problems.append(f"{json.dumps(name)} is an in-gate of this task, not an out-gate")
+            elif spec.pattern != pattern:
+                problems.append(f"out-gate {json.dumps(name)} is {spec.pattern} in the task, {pattern} in the snapshot")
+        if problems:
+            return [f"link snapshot {s.version} does not fit the task: " + "; ".join(problems)]
+        return []
 
     def _run(self) -> None:
         latest: Snapshot | None = None

@@ -17,8 +17,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/termsafe"
 	"github.com/tiltai/tiltai/linkspec"
-	"github.com/tiltai/tiltai/scheduler"
-	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // DefaultURL is where `tiltai scheduler` listens unless told otherwise.
@@ -184,11 +183,7 @@ func readAPIError(r request, resp *http.Response) error {
 	e := &APIError{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, CurrentVersion: -1,
 		RetryAfter: retryAfter(resp.Header, time.Now())}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
-	var body struct {
-		Error    string             `json:"error"`
-		Problems []linkspec.Problem `json:"problems"`
-		Version  *int               `json:"current_version"`
-	}
+	var body apitypes.Error
 	if isJSON(resp.Header.Get("Content-Type")) && json.Unmarshal(data, &body) == nil && body.Error != "" {
 		e.Message, e.Problems = body.Error, body.Problems
 		if body.Version != nil {
@@ -243,8 +238,8 @@ func decodeJSON(method, path string, resp *http.Response, v any) error {
 }
 
 // Health is GET /health.
-func (c *Client) Health(ctx context.Context) (scheduler.Health, error) {
-	var h scheduler.Health
+func (c *Client) Health(ctx context.Context) (apitypes.Health, error) {
+	var h apitypes.Health
 	_, err := c.getJSON(ctx, "/health", nil, &h)
 	return h, err
 }
@@ -264,7 +259,7 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
-// Spec is the accepted spec, GET /v1/spec. (scheduler.SpecInfo is its
+// Spec is the accepted spec, GET /v1/spec. (apitypes.SpecInfo is its
 // wire form; the spec is kept here as JSON because linkspec.Spec is parsed,
 // not unmarshalled: Parse turns it back into one.)
 type Spec struct {
@@ -375,9 +370,9 @@ func writeOpts(opts []WriteOption) writeOptions {
 // Submit is PUT /v1/spec: the scheduler validates src (YAML or JSON; name
 // locates its problems, e.g. the file name) and, unless it is a dry run or
 // changes nothing, makes it the accepted spec under a new version.
-func (c *Client) Submit(ctx context.Context, name string, src []byte, opts ...WriteOption) (scheduler.SubmitResult, error) {
+func (c *Client) Submit(ctx context.Context, name string, src []byte, opts ...WriteOption) (apitypes.SubmitResult, error) {
 	if len(src) > linkspec.MaxSpecBytes {
-		return scheduler.SubmitResult{}, &APIError{Method: http.MethodPut, Path: "/v1/spec", StatusCode: http.StatusRequestEntityTooLarge,
+		return apitypes.SubmitResult{}, &APIError{Method: http.MethodPut, Path: "/v1/spec", StatusCode: http.StatusRequestEntityTooLarge,
 			Message: fmt.Sprintf("the spec is larger than %d bytes; split it (not sent)", linkspec.MaxSpecBytes), CurrentVersion: -1}
 	}
 	ct := "application/yaml"
@@ -397,7 +392,7 @@ func (c *Client) Submit(ctx context.Context, name string, src []byte, opts ...Wr
 
 // Scale is POST /v1/services/{service}/scale: a new spec version with the
 // service's instance count changed.
-func (c *Client) Scale(ctx context.Context, service string, instances int, opts ...WriteOption) (scheduler.SubmitResult, error) {
+func (c *Client) Scale(ctx context.Context, service string, instances int, opts ...WriteOption) (apitypes.SubmitResult, error) {
 	body, _ := json.Marshal(map[string]int{"instances": instances})
 	r := request{method: http.MethodPost, path: "/v1/services/" + url.PathEscape(service) + "/scale",
 		header: http.Header{"Content-Type": {"application/json"}}, body: body}
@@ -407,19 +402,19 @@ func (c *Client) Scale(ctx context.Context, service string, instances int, opts 
 
 // specName fits a file name to what the scheduler takes as a spec's name:
 // control and bidi characters shown escaped (the scheduler refuses them
-// raw), at most apiwire.MaxNameBytes, keeping the end (the file's own
+// raw), at most apitypes.MaxNameBytes, keeping the end (the file's own
 // name) of a long path.
 func specName(name string) string {
 	name = termsafe.String(name)
-	for len(name) > apiwire.MaxNameBytes {
+	for len(name) > apitypes.MaxNameBytes {
 		_, n := utf8.DecodeRuneInString(name)
 		name = name[n:]
 	}
 	return name
 }
 
-func (c *Client) writeOnce(ctx context.Context, r request) (scheduler.SubmitResult, error) {
-	var res scheduler.SubmitResult
+func (c *Client) writeOnce(ctx context.Context, r request) (apitypes.SubmitResult, error) {
+	var res apitypes.SubmitResult
 	resp, cancel, err := c.send(ctx, r)
 	if err != nil {
 		return res, err
@@ -431,9 +426,9 @@ func (c *Client) writeOnce(ctx context.Context, r request) (scheduler.SubmitResu
 
 // Tasks is GET /v1/tasks, of one service when service is not empty: every
 // task, in launch order, fetched page by page.
-func (c *Client) Tasks(ctx context.Context, service string) ([]scheduler.TaskInfo, error) {
-	q := scheduler.TaskQuery{Service: service, Limit: apiwire.MaxTaskLimit}
-	out := []scheduler.TaskInfo{}
+func (c *Client) Tasks(ctx context.Context, service string) ([]apitypes.TaskInfo, error) {
+	q := apitypes.TaskQuery{Service: service, Limit: apitypes.MaxTaskLimit}
+	out := []apitypes.TaskInfo{}
 	for {
 		p, err := c.TasksPage(ctx, q)
 		if err != nil {
@@ -449,7 +444,7 @@ func (c *Client) Tasks(ctx context.Context, service string) ([]scheduler.TaskInf
 
 // TaskPage is one page of GET /v1/tasks.
 type TaskPage struct {
-	Tasks []scheduler.TaskInfo
+	Tasks []apitypes.TaskInfo
 	// Next is the cursor of the next page (TaskQuery.After); "" on the last.
 	Next string
 	// Total is how many tasks match the filters in all pages (-1 when the
@@ -460,7 +455,7 @@ type TaskPage struct {
 // TasksPage is one page of GET /v1/tasks: the tasks matching q's Service
 // and Phase after q.After, at most q.Limit (0: the scheduler's default,
 // 500).
-func (c *Client) TasksPage(ctx context.Context, q scheduler.TaskQuery) (TaskPage, error) {
+func (c *Client) TasksPage(ctx context.Context, q apitypes.TaskQuery) (TaskPage, error) {
 	var p TaskPage
 	hdr, err := c.getJSON(ctx, "/v1/tasks", taskValues(q), &p.Tasks)
 	if err != nil {
@@ -476,17 +471,17 @@ func (c *Client) TasksPage(ctx context.Context, q scheduler.TaskQuery) (TaskPage
 
 // TaskSummary is GET /v1/tasks?view=summary: task counts by service and
 // phase, of the tasks matching q's Service and Phase.
-func (c *Client) TaskSummary(ctx context.Context, q scheduler.TaskQuery) (scheduler.TaskSummary, error) {
+func (c *Client) TaskSummary(ctx context.Context, q apitypes.TaskQuery) (apitypes.TaskSummary, error) {
 	v := taskValues(q)
 	v.Del("limit")
 	v.Del("after")
 	v.Set("view", "summary")
-	var sum scheduler.TaskSummary
+	var sum apitypes.TaskSummary
 	_, err := c.getJSON(ctx, "/v1/tasks", v, &sum)
 	return sum, err
 }
 
-func taskValues(q scheduler.TaskQuery) url.Values {
+func taskValues(q apitypes.TaskQuery) url.Values {
 	v := url.Values{}
 	for k, val := range map[string]string{"service": q.Service, "phase": q.Phase, "after": q.After} {
 		if val != "" {
@@ -516,22 +511,39 @@ func nextAfter(link string) string {
 
 // Links is GET /v1/links: every task's link table and the version its
 // executor acknowledged.
-func (c *Client) Links(ctx context.Context) ([]scheduler.TaskLinks, error) {
-	var out []scheduler.TaskLinks
+func (c *Client) Links(ctx context.Context) ([]apitypes.TaskLinks, error) {
+	var out []apitypes.TaskLinks
 	_, err := c.getJSON(ctx, "/v1/links", nil, &out)
 	return out, err
 }
 
+// TaskFile is GET /v1/tasks/{id}/files/{name}: a piece of a task's stdout
+// or stderr from its sandbox, length bytes from offset. An offset < 0
+// asks for the file's size (Offset, no data), where a tail starts; a
+// length < 0 reads as much as the agent gives at once.
+func (c *Client) TaskFile(ctx context.Context, taskID, name string, offset, length int64) (apitypes.TaskFile, error) {
+	q := url.Values{}
+	if offset >= 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
+	}
+	if length >= 0 {
+		q.Set("length", strconv.FormatInt(length, 10))
+	}
+	var f apitypes.TaskFile
+	_, err := c.getJSON(ctx, "/v1/tasks/"+url.PathEscape(taskID)+"/files/"+url.PathEscape(name), q, &f)
+	return f, err
+}
+
 // Status is GET /v1/status: how far the running system is from the spec.
-func (c *Client) Status(ctx context.Context) (scheduler.Status, error) {
+func (c *Client) Status(ctx context.Context) (apitypes.Status, error) {
 	st, _, err := c.status(ctx)
 	return st, err
 }
 
 // status also returns the scheduler's clock (the Date header; zero when
 // absent), to judge held_until without trusting this machine's clock.
-func (c *Client) status(ctx context.Context) (scheduler.Status, time.Time, error) {
-	var st scheduler.Status
+func (c *Client) status(ctx context.Context) (apitypes.Status, time.Time, error) {
+	var st apitypes.Status
 	hdr, err := c.getJSON(ctx, "/v1/status", nil, &st)
 	if err != nil {
 		return st, time.Time{}, err

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
@@ -271,12 +271,12 @@ func TestReads(t *testing.T) {
 	f := fake(t, clienttest.FakeConfig{Token: "s3cret", OpenReads: true})
 	anon := newClient(t, f.URL, "")
 	ctx := context.Background()
-	f.SetTasks([]scheduler.TaskInfo{
+	f.SetTasks([]apitypes.TaskInfo{
 		{ID: "feeder-1", Service: "feeder", Phase: "running", Host: "127.0.0.1", Ports: map[string]uint32{}},
 		{ID: "printer-1", Service: "printer", Phase: "running", Host: "127.0.0.1", Ports: map[string]uint32{"ciphertext": 31001},
-			Gates: map[string]scheduler.GateCountersReport{"ciphertext": {Pattern: "pull", Received: 42}}},
+			Gates: map[string]apitypes.GateCountersReport{"ciphertext": {Pattern: "pull", Received: 42}}},
 	})
-	f.SetLinks([]scheduler.TaskLinks{{TaskID: "feeder-1", Service: "feeder", Version: 2, Acked: 1,
+	f.SetLinks([]apitypes.TaskLinks{{TaskID: "feeder-1", Service: "feeder", Version: 2, Acked: 1,
 		Table: &linkspec.Table{Out: map[string]linkspec.OutGate{"plaintext": {Pattern: "push", Peers: []string{"tcp://127.0.0.1:31000"}}}}}})
 
 	ts, err := anon.Tasks(ctx, "printer")

@@ -2,8 +2,9 @@
 // link specs, scale services, list tasks, links and status, follow the event
 // stream, and wait until the running system has converged on a spec version.
 //
-// The wire types are the scheduler package's (scheduler.Status,
-// scheduler.TaskInfo, …); this package adds what a caller needs on top:
+// The wire types are the leaf package scheduler/apitypes (apitypes.Status,
+// apitypes.TaskInfo, …; package scheduler has the same under aliases), so
+// this package does not link the scheduler; it adds what a caller needs:
 // errors that tell an invalid spec (with its located problems), a conflict
 // (with the current version), a missing token, an unknown service and an
 // unreachable scheduler apart (errors.Is with ErrInvalidSpec, ErrConflict,

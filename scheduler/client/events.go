@@ -11,7 +11,7 @@ import (
 	"mime"
 	"net/http"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // MaxEventBytes bounds one line, and one event's data, of the event stream:
@@ -58,7 +58,7 @@ func (c *Client) Events(ctx context.Context) (*EventStream, error) {
 // the stream, ErrEventTooLarge when it sent too much at once, and the
 // context's error once it has ended or Close was called. After a
 // *MalformedEventError, Next may be called again.
-func (s *EventStream) Next() (scheduler.Event, error) {
+func (s *EventStream) Next() (apitypes.Event, error) {
 	ev, err := s.rd.Next()
 	if err != nil && s.ctx.Err() != nil {
 		// The read failed because the stream was cancelled: say so, not
@@ -112,9 +112,9 @@ func NewEventReader(r io.Reader) *EventReader {
 }
 
 // Next returns the next event; see EventStream.Next.
-func (r *EventReader) Next() (scheduler.Event, error) {
+func (r *EventReader) Next() (apitypes.Event, error) {
 	if r.fatal != nil {
-		return scheduler.Event{}, r.fatal
+		return apitypes.Event{}, r.fatal
 	}
 	for r.sc.Scan() {
 		line := r.sc.Bytes()
@@ -136,7 +136,7 @@ func (r *EventReader) Next() (scheduler.Event, error) {
 		case "data":
 			if r.data.Len()+len(value)+1 > MaxEventBytes {
 				r.fatal = ErrEventTooLarge
-				return scheduler.Event{}, r.fatal
+				return apitypes.Event{}, r.fatal
 			}
 			r.data.Write(value)
 			r.data.WriteByte('\n')
@@ -151,21 +151,21 @@ func (r *EventReader) Next() (scheduler.Event, error) {
 	case r.fatal == nil:
 		r.fatal = io.EOF
 	}
-	return scheduler.Event{}, r.fatal
+	return apitypes.Event{}, r.fatal
 }
 
-func (r *EventReader) dispatch() (scheduler.Event, error) {
+func (r *EventReader) dispatch() (apitypes.Event, error) {
 	data := bytes.TrimSuffix(r.data.Bytes(), []byte("\n"))
 	typ := r.typ
 	r.typ = ""
 	defer r.data.Reset()
-	var ev scheduler.Event
+	var ev apitypes.Event
 	if err := json.Unmarshal(data, &ev); err != nil {
 		snippet := string(data)
 		if len(snippet) > 80 {
 			snippet = snippet[:80] + "…"
 		}
-		return scheduler.Event{}, &MalformedEventError{Type: typ, Data: snippet, Err: err}
+		return apitypes.Event{}, &MalformedEventError{Type: typ, Data: snippet, Err: err}
 	}
 	if ev.Type == "" {
 		ev.Type = typ
@@ -201,7 +201,7 @@ func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
 
 // Dropped reports how many events the scheduler dropped before a "dropped"
 // event, because this reader was too slow.
-func Dropped(ev scheduler.Event) (n uint64, ok bool) {
+func Dropped(ev apitypes.Event) (n uint64, ok bool) {
 	if ev.Type != "dropped" {
 		return 0, false
 	}

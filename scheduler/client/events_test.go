@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
@@ -109,7 +109,7 @@ func TestEventStream(t *testing.T) {
 	if err := f.WaitSubscribers(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	next := func() scheduler.Event {
+	next := func() apitypes.Event {
 		t.Helper()
 		ev, err := s.Next()
 		if err != nil {
@@ -138,7 +138,7 @@ func TestEventStream(t *testing.T) {
 			t.Fatalf("after the loss: %+v", ev)
 		}
 	}
-	if _, ok := client.Dropped(scheduler.Event{Type: "task_running"}); ok {
+	if _, ok := client.Dropped(apitypes.Event{Type: "task_running"}); ok {
 		t.Fatal("Dropped of another event")
 	}
 

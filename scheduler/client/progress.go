@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/internal/termsafe"
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // FormatService renders one service's progress on one line, e.g.
 // "3/5 running, 2 launching, links 3/3 acked". now decides whether a crash
 // backoff is still on.
-func FormatService(ss scheduler.ServiceStatus, now time.Time) string {
+func FormatService(ss apitypes.ServiceStatus, now time.Time) string {
 	parts := []string{fmt.Sprintf("%d/%d running", ss.Running, ss.Wanted)}
 	add := func(n int, what string) {
 		if n > 0 {
@@ -46,7 +46,7 @@ func FormatService(ss scheduler.ServiceStatus, now time.Time) string {
 
 // Summary says in one line what keeps st from being converged on version,
 // or that it is.
-func Summary(st scheduler.Status, version int, now time.Time) string {
+func Summary(st apitypes.Status, version int, now time.Time) string {
 	var waiting []string
 	if st.SpecVersion < version {
 		waiting = append(waiting, fmt.Sprintf("the scheduler is at spec version %d", st.SpecVersion))
@@ -125,7 +125,7 @@ func (p *Progress) begin() time.Time {
 }
 
 // Update takes a status read during the wait.
-func (p *Progress) Update(st scheduler.Status) {
+func (p *Progress) Update(st apitypes.Status) {
 	now := p.begin()
 	p.lastRetry = ""
 	lines := map[string]string{}

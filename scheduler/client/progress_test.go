@@ -6,21 +6,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 )
 
 func TestFormatService(t *testing.T) {
 	now := time.Date(2025, 1, 2, 15, 4, 5, 0, time.Local)
 	for _, tc := range []struct {
-		ss   scheduler.ServiceStatus
+		ss   apitypes.ServiceStatus
 		want string
 	}{
 		{svc("enc", 5, 3, launching(2)), "3/5 running, 2 launching, links 3/3 acked"},
 		{svc("enc", 3, 3), "3/3 running, links 3/3 acked, converged"},
 		{svc("enc", 3, 3, unacked(2)), "3/3 running, links 1/3 acked"},
 		{svc("enc", 0, 0), "0/0 running, converged"},
-		{svc("enc", 2, 0, func(ss *scheduler.ServiceStatus) { ss.Pending, ss.Outdated, ss.Retiring = 1, 2, 3 }),
+		{svc("enc", 2, 0, func(ss *apitypes.ServiceStatus) { ss.Pending, ss.Outdated, ss.Retiring = 1, 2, 3 }),
 			"0/2 running, 1 pending, 2 to replace, 3 retiring"},
 		{svc("bad", 1, 0, failing(1, "bad-1 TASK_FAILED: exit status 1", now.Add(2*time.Second))),
 			"0/1 running, 1 failure, crash backoff until 15:04:07; last failure: bad-1 TASK_FAILED: exit status 1"},
@@ -54,7 +54,7 @@ func TestProgress(t *testing.T) {
 	now := start
 	var out strings.Builder
 	p := &client.Progress{W: &out, Version: 2, Now: func() time.Time { return now }}
-	step := func(d time.Duration, st scheduler.Status) {
+	step := func(d time.Duration, st apitypes.Status) {
 		now = now.Add(d)
 		p.Update(st)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
@@ -24,10 +24,10 @@ func TestRealScheduler(t *testing.T) {
 	c := newClient(t, cl.URL, "s3cret")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	wait := func(version int) scheduler.Status {
+	wait := func(version int) apitypes.Status {
 		t.Helper()
 		var polls int
-		st, err := c.WaitConverged(ctx, version, client.WaitOptions{Interval: 50 * time.Millisecond, Progress: func(scheduler.Status) { polls++ }})
+		st, err := c.WaitConverged(ctx, version, client.WaitOptions{Interval: 50 * time.Millisecond, Progress: func(apitypes.Status) { polls++ }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/internal/backoff"
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // Defaults of BusyRetry.
@@ -134,7 +134,7 @@ func (e *BusyError) Unwrap() error { return e.Last }
 // write sends a change (PUT /v1/spec, POST …/scale) and decodes its
 // result, retrying 503 answers as c.busy says. r.body is a byte slice, so
 // each attempt sends it whole again.
-func (c *Client) write(ctx context.Context, r request) (scheduler.SubmitResult, error) {
+func (c *Client) write(ctx context.Context, r request) (apitypes.SubmitResult, error) {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		res, err := c.writeOnce(ctx, r)

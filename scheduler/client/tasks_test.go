@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
@@ -17,26 +17,26 @@ func TestTaskPages(t *testing.T) {
 	f := fake(t, clienttest.FakeConfig{})
 	c := newClient(t, f.URL, "")
 	ctx := context.Background()
-	const n = scheduler.MaxTaskLimit + 7
-	ts := make([]scheduler.TaskInfo, n)
+	const n = apitypes.MaxTaskLimit + 7
+	ts := make([]apitypes.TaskInfo, n)
 	for i := range ts {
 		svc := map[bool]string{true: "a", false: "b"}[i%3 == 0]
-		ts[i] = scheduler.TaskInfo{ID: fmt.Sprintf("%s.%d", svc, i+1), Service: svc, Phase: "pending"}
+		ts[i] = apitypes.TaskInfo{ID: fmt.Sprintf("%s.%d", svc, i+1), Service: svc, Phase: "pending"}
 	}
 	f.SetTasks(ts)
 	all, err := c.Tasks(ctx, "")
 	if err != nil || len(all) != n || all[n-1].ID != ts[n-1].ID {
 		t.Fatalf("Tasks: %d tasks, %v", len(all), err)
 	}
-	p, err := c.TasksPage(ctx, scheduler.TaskQuery{Service: "a", Limit: 2})
+	p, err := c.TasksPage(ctx, apitypes.TaskQuery{Service: "a", Limit: 2})
 	if err != nil || len(p.Tasks) != 2 || p.Next != "a.4" || p.Total != (n+2)/3 {
 		t.Fatalf("first page of a: %+v %v", p, err)
 	}
-	p, err = c.TasksPage(ctx, scheduler.TaskQuery{Service: "a", Limit: 2, After: p.Next})
+	p, err = c.TasksPage(ctx, apitypes.TaskQuery{Service: "a", Limit: 2, After: p.Next})
 	if err != nil || len(p.Tasks) != 2 || p.Tasks[0].ID != "a.7" {
 		t.Fatalf("second page of a: %+v %v", p, err)
 	}
-	sum, err := c.TaskSummary(ctx, scheduler.TaskQuery{})
+	sum, err := c.TaskSummary(ctx, apitypes.TaskQuery{})
 	if err != nil || sum.Total != n || len(sum.Services) != 2 || sum.Services[0].Phases["pending"] != (n+2)/3 {
 		t.Fatalf("summary: %+v %v", sum, err)
 	}
@@ -63,7 +63,7 @@ func TestSubmitNameMadeSafe(t *testing.T) {
 }
 
 func TestFormatServiceEscapes(t *testing.T) {
-	ss := scheduler.ServiceStatus{Name: "a", Wanted: 1, Failures: 1, LastFailure: "a.1 failed \x1b]0;pwned\x07\x1b[2J\r\u202e\nfake line"}
+	ss := apitypes.ServiceStatus{Name: "a", Wanted: 1, Failures: 1, LastFailure: "a.1 failed \x1b]0;pwned\x07\x1b[2J\r\u202e\nfake line"}
 	want := `0/1 running, 1 failure; last failure: a.1 failed \x1b]0;pwned\x07\x1b[2J\r\u202e\nfake line`
 	if got := client.FormatService(ss, ss.HeldUntil); got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)

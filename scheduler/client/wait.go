@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // Defaults of WaitOptions.
@@ -18,7 +18,7 @@ const (
 // WaitOptions tunes WaitConverged. The zero value takes the defaults.
 type WaitOptions struct {
 	// Progress is called with every status read.
-	Progress func(scheduler.Status)
+	Progress func(apitypes.Status)
 	// Retry is called when a poll failed in a way worth retrying (the
 	// scheduler unreachable, stopping or busy); the wait goes on.
 	Retry func(error)
@@ -31,7 +31,7 @@ type WaitOptions struct {
 	MaxFailures int
 	// Baseline is a status read before the change: failures are counted
 	// from it. Default: the first status the wait reads.
-	Baseline *scheduler.Status
+	Baseline *apitypes.Status
 }
 
 // WaitConverged polls GET /v1/status until the system has converged on spec
@@ -46,7 +46,7 @@ type WaitOptions struct {
 // on an error that retrying will not mend (unauthorized, not found).
 // Unreachable or busy schedulers are retried until ctx ends: a scheduler
 // that restarts during the wait is followed.
-func (c *Client) WaitConverged(ctx context.Context, version int, o WaitOptions) (scheduler.Status, error) {
+func (c *Client) WaitConverged(ctx context.Context, version int, o WaitOptions) (apitypes.Status, error) {
 	if o.Interval <= 0 {
 		o.Interval = DefaultPollInterval
 	}
@@ -58,7 +58,7 @@ func (c *Client) WaitConverged(ctx context.Context, version int, o WaitOptions) 
 		base = failures(*o.Baseline)
 	}
 	var (
-		last    scheduler.Status
+		last    apitypes.Status
 		seen    bool
 		lastErr error
 	)
@@ -131,7 +131,7 @@ func times(n int) string {
 	return fmt.Sprintf("%d times", n)
 }
 
-func failures(st scheduler.Status) map[string]int {
+func failures(st apitypes.Status) map[string]int {
 	m := map[string]int{}
 	for _, ss := range st.Services {
 		m[ss.Name] = ss.Failures
@@ -150,7 +150,7 @@ type ServiceFailedError struct {
 	HeldUntil   time.Time
 	// Why says what was seen, e.g. "failed 3 times since the change".
 	Why    string
-	Status scheduler.Status
+	Status apitypes.Status
 }
 
 func (e *ServiceFailedError) Error() string {
@@ -165,7 +165,7 @@ func (e *ServiceFailedError) Error() string {
 type NotConvergedError struct {
 	Version int
 	// Status is the last status read (Seen false: none could be read).
-	Status scheduler.Status
+	Status apitypes.Status
 	Seen   bool
 	// LastErr is the error of the last poll, when it failed.
 	LastErr error

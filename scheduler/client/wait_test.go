@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/client"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
 
-func svc(name string, wanted, running int, mod ...func(*scheduler.ServiceStatus)) scheduler.ServiceStatus {
-	ss := scheduler.ServiceStatus{Name: name, Wanted: wanted, Running: running}
+func svc(name string, wanted, running int, mod ...func(*apitypes.ServiceStatus)) apitypes.ServiceStatus {
+	ss := apitypes.ServiceStatus{Name: name, Wanted: wanted, Running: running}
 	for _, m := range mod {
 		m(&ss)
 	}
@@ -24,31 +24,31 @@ func svc(name string, wanted, running int, mod ...func(*scheduler.ServiceStatus)
 	return ss
 }
 
-func status(version int, services ...scheduler.ServiceStatus) scheduler.Status {
-	st := scheduler.Status{SpecVersion: version, Subscribed: true, Converged: true, Services: services}
+func status(version int, services ...apitypes.ServiceStatus) apitypes.Status {
+	st := apitypes.Status{SpecVersion: version, Subscribed: true, Converged: true, Services: services}
 	for _, ss := range services {
 		st.Converged = st.Converged && ss.Converged
 	}
 	return st
 }
 
-func failing(n int, last string, held time.Time) func(*scheduler.ServiceStatus) {
-	return func(ss *scheduler.ServiceStatus) { ss.Failures, ss.LastFailure, ss.HeldUntil = n, last, held }
+func failing(n int, last string, held time.Time) func(*apitypes.ServiceStatus) {
+	return func(ss *apitypes.ServiceStatus) { ss.Failures, ss.LastFailure, ss.HeldUntil = n, last, held }
 }
 
-func launching(n int) func(*scheduler.ServiceStatus) {
-	return func(ss *scheduler.ServiceStatus) { ss.Launching = n }
+func launching(n int) func(*apitypes.ServiceStatus) {
+	return func(ss *apitypes.ServiceStatus) { ss.Launching = n }
 }
 
-func unacked(n int) func(*scheduler.ServiceStatus) {
-	return func(ss *scheduler.ServiceStatus) { ss.Unacked = n }
+func unacked(n int) func(*apitypes.ServiceStatus) {
+	return func(ss *apitypes.ServiceStatus) { ss.Unacked = n }
 }
 
 func TestWaitConverged(t *testing.T) {
 	fast := 5 * time.Millisecond
 	for _, tc := range []struct {
 		name    string
-		script  []scheduler.Status
+		script  []apitypes.Status
 		version int
 		opts    client.WaitOptions
 		timeout time.Duration
@@ -58,7 +58,7 @@ func TestWaitConverged(t *testing.T) {
 	}{
 		{
 			name: "converges through launching and link acks",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(1, svc("enc", 3, 0, launching(3))),
 				status(2, svc("enc", 5, 3, launching(2))), // the new version arrives
 				status(2, svc("enc", 5, 5, unacked(2))),
@@ -68,13 +68,13 @@ func TestWaitConverged(t *testing.T) {
 		},
 		{
 			name:    "a later version counts",
-			script:  []scheduler.Status{status(3, svc("enc", 5, 5))},
+			script:  []apitypes.Status{status(3, svc("enc", 5, 5))},
 			version: 2, reads: 1,
 		},
 		{
 			name: "not subscribed is not converged",
-			script: []scheduler.Status{
-				func() scheduler.Status {
+			script: []apitypes.Status{
+				func() apitypes.Status {
 					st := status(2, svc("enc", 1, 1))
 					st.Subscribed, st.Converged = false, false
 					return st
@@ -85,7 +85,7 @@ func TestWaitConverged(t *testing.T) {
 		},
 		{
 			name: "a service that keeps failing fails the wait with its last failure",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(2, svc("enc", 3, 3), svc("bad", 1, 0, failing(4, "bad-1 TASK_FAILED: old", time.Time{}))),
 				status(2, svc("enc", 3, 3), svc("bad", 1, 0, failing(5, "bad-2 TASK_FAILED: exit status 1", time.Time{}))),
 				status(2, svc("enc", 3, 3), svc("bad", 1, 0, failing(6, "bad-3 TASK_FAILED: exit status 1", time.Time{}))),
@@ -102,16 +102,16 @@ func TestWaitConverged(t *testing.T) {
 		},
 		{
 			name: "failures count from the given baseline",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(2, svc("bad", 1, 0, failing(1, "bad-1 TASK_FAILED", time.Time{}))),
 			},
-			opts:    client.WaitOptions{MaxFailures: 1, Baseline: &scheduler.Status{}},
+			opts:    client.WaitOptions{MaxFailures: 1, Baseline: &apitypes.Status{}},
 			version: 2, reads: 1,
 			err: "service bad failed once since the change",
 		},
 		{
 			name: "a reset count is a new baseline; a converged service's failures do not matter",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(2, svc("a", 1, 0, failing(5, "x", time.Time{})), svc("b", 1, 1, failing(1, "y", time.Time{}))),
 				status(2, svc("a", 1, 0, launching(1)), svc("b", 1, 1, failing(4, "y", time.Time{}))),
 				status(2, svc("a", 1, 0, failing(2, "z", time.Time{})), svc("b", 1, 1)),
@@ -121,7 +121,7 @@ func TestWaitConverged(t *testing.T) {
 		},
 		{
 			name: "held in crash backoff past the deadline",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(2, svc("bad", 1, 0, failing(30, "bad-30 TASK_FAILED: exit status 1", time.Now().Add(time.Hour)))),
 			},
 			timeout: time.Minute, version: 2, reads: 1,
@@ -129,7 +129,7 @@ func TestWaitConverged(t *testing.T) {
 		},
 		{
 			name: "the deadline ends the wait with what is left",
-			script: []scheduler.Status{
+			script: []apitypes.Status{
 				status(2, svc("enc", 5, 3, launching(2)), svc("printer", 1, 1)),
 			},
 			timeout: 50 * time.Millisecond, version: 2,
@@ -154,8 +154,8 @@ func TestWaitConverged(t *testing.T) {
 			defer cancel()
 			opts := tc.opts
 			opts.Interval = fast
-			var seen []scheduler.Status
-			opts.Progress = func(st scheduler.Status) { seen = append(seen, st) }
+			var seen []apitypes.Status
+			opts.Progress = func(st apitypes.Status) { seen = append(seen, st) }
 			st, err := c.WaitConverged(ctx, tc.version, opts)
 			if tc.err == "" {
 				if err != nil || !st.Converged || st.SpecVersion < tc.version {

@@ -29,7 +29,8 @@ type cannedAPI struct {
 	tasks  []scheduler.TaskInfo
 	links  []scheduler.TaskLinks
 	token  string
-	writes []string // "METHOD path" of accepted writes
+	logs   map[string]string // "task/file" → what the task wrote
+	writes []string          // "METHOD path" of accepted writes
 	subs   map[chan []byte]struct{}
 	seq    uint64
 }
@@ -52,6 +53,30 @@ func newCannedAPI(t testing.TB) *cannedAPI {
 	mux.HandleFunc("GET /v1/spec", get(func() any { return f.spec }))
 	mux.HandleFunc("GET /v1/status", get(func() any { return f.status }))
 	mux.HandleFunc("GET /v1/links", get(func() any { return f.links }))
+	mux.HandleFunc("GET /v1/tasks/{id}/files/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		data, ok := f.logs[r.PathValue("id")+"/"+r.PathValue("name")]
+		f.mu.Unlock()
+		if !ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":"no such file"}`))
+			return
+		}
+		q := r.URL.Query()
+		file := scheduler.TaskFile{TaskID: r.PathValue("id"), File: r.PathValue("name"), Offset: int64(len(data))}
+		if q.Has("offset") {
+			off, _ := strconv.Atoi(q.Get("offset"))
+			end := len(data)
+			if n, err := strconv.Atoi(q.Get("length")); err == nil {
+				end = min(end, off+n)
+			}
+			if off < end {
+				file.Offset, file.Data = int64(off), data[off:end]
+			}
+		}
+		get(func() any { return file })(w, r)
+	})
 	mux.HandleFunc("GET /v1/tasks", func(w http.ResponseWriter, r *http.Request) {
 		svc := r.URL.Query().Get("service")
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))

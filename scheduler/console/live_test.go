@@ -205,6 +205,11 @@ func TestConsoleLive(t *testing.T) {
 	p.wait("the link table acknowledged", 30*time.Second, jsDetailText+`.includes('acknowledged by 5 of 5 tasks')`, jsDetailText)
 	p.wait("rates after the scale", time.Minute,
 		`[...document.querySelectorAll('#graph text[data-kind=rate]')].every((t) => /^[1-9]|^0\.[1-9]/.test(t.textContent))`, jsGraphText)
+	// A task's logs, read from its sandbox on the agent: its stderr holds
+	// its executor's log.
+	eval[bool](p, `(document.getElementById('log-file').value = 'stderr', document.getElementById('log-file').dispatchEvent(new Event('change')), true)`)
+	eval[bool](p, `(document.querySelector('#detail table[data-kind=tasks] tbody tr').dispatchEvent(new MouseEvent('click', {bubbles: true})), true)`)
+	p.wait("a task's stderr", 20*time.Second, `(document.querySelector('#d-log pre[data-kind=log]') || {}).textContent?.includes('level=')`, `document.getElementById('d-log').textContent`)
 	if *updateShot {
 		p.screenshot("../../docs/console.png")
 	}

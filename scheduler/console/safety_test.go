@@ -29,6 +29,7 @@ func TestHostileNamesAreText(t *testing.T) {
 			{Name: scr, Wanted: 1, Running: 1, Converged: true},
 		}}
 		f.tasks = []scheduler.TaskInfo{{ID: img + ".1", Service: img, Phase: "pending", Message: `<iframe src="javascript:__pwned=6">`, AgentID: "\u202eev", Created: time.Now()}}
+		f.logs = map[string]string{img + ".1/stdout": "plain line\n\x1b[31mred\x1b[0m <script>__pwned=8</script>\n\u202eevil\n"}
 		f.links = []scheduler.TaskLinks{{TaskID: img + ".1", Service: img, Version: 1, Table: &linkspec.Table{Out: map[string]linkspec.OutGate{bidi: {Pattern: linkspec.Push, Peers: []string{`tcp://"><img src=x onerror=__pwned=7>:1`}}}}}}
 	})
 	p := newPage(t)
@@ -39,10 +40,15 @@ func TestHostileNamesAreText(t *testing.T) {
 	p.wait("the event", 10*time.Second, `document.getElementById('events').textContent.includes('__pwned=2</script>')`, `document.getElementById('events').textContent`)
 	eval[bool](p, `(() => { for (const n of document.querySelectorAll('#graph g.node')) if (n.dataset.service.startsWith('<img')) n.dispatchEvent(new MouseEvent('click', {bubbles: true})); return true })()`)
 	p.wait("the drill-down", 10*time.Second, jsDetailText+`.includes('javascript:__pwned=6')`, jsDetailText)
+	eval[bool](p, `(document.querySelector('#detail table[data-kind=tasks] tbody tr').dispatchEvent(new MouseEvent('click', {bubbles: true})), true)`)
+	p.wait("the task's log", 10*time.Second, `(document.querySelector('#d-log pre') || {}).textContent?.includes('__pwned=8')`, `document.getElementById('d-log').textContent`)
+	if got := eval[string](p, `document.querySelector('#d-log pre').textContent`); got != "plain line\n\\u{1B}[31mred\\u{1B}[0m <script>__pwned=8</script>\n\\u{202E}evil\n" {
+		t.Errorf("the log shows %q", got)
+	}
 	body := eval[string](p, `document.body.textContent + document.title`)
 	for _, want := range []string{
 		img, `<img src=x onerror=__pwned=4>.yaml`, `<svg onload=__pwned=5>`, `tcp://"><img src=x onerror=__pwned=7>:1`,
-		`abc\u{202E}fdp`, `\u{202E}ev`, "<b>bold</b>",
+		`abc\u{202E}fdp`, `\u{202E}ev`, "<b>bold</b>", "<script>__pwned=8</script>",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not show %q as text", want)

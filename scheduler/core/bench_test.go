@@ -7,7 +7,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -71,7 +71,7 @@ links:
 }
 
 func ackOf(tb testing.TB, t *taskRecord, v uint64) Input {
-	data, err := executor.Encode(executor.Message{Type: executor.TypeAck, TaskID: t.ID, Version: v})
+	data, err := contract.Encode(contract.Message{Type: contract.TypeAck, TaskID: t.ID, Version: v})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -173,8 +173,8 @@ func (m *Machine) ack(st mesos.TaskStatus) {
 
 // onExecutorMessage handles acks and status reports from executors.
 func (m *Machine) onExecutorMessage(em Message, now time.Time) {
-	msg, err := executor.Decode(em.Data)
-	if err == nil && msg.Type == executor.TypeLinks {
+	msg, err := contract.Decode(em.Data)
+	if err == nil && msg.Type == contract.TypeLinks {
 		err = errors.New("a links message travels to executors, not from them")
 	}
 	if err != nil {
@@ -189,9 +189,9 @@ func (m *Machine) onExecutorMessage(em Message, now time.Time) {
 		return
 	}
 	switch msg.Type {
-	case executor.TypeAck:
+	case contract.TypeAck:
 		m.onAck(t, msg.Version, now)
-	case executor.TypeNack:
+	case contract.TypeNack:
 		// The service refused a table (e.g. a peer it cannot parse). It
 		// keeps its last good one; the refusal is a bug to surface, and the
 		// version is not re-sent until the next change or anti-entropy.
@@ -201,7 +201,7 @@ func (m *Machine) onExecutorMessage(em Message, now time.Time) {
 		if l := m.links[t.ID]; l != nil && l.sent == msg.Version {
 			l.sentAt, l.attempts = now, 64
 		}
-	case executor.TypeStatus:
+	case contract.TypeStatus:
 		// A new value, never changed in place: views share it.
 		m.status[t.ID] = &TaskStatus{At: now, Version: msg.Version, Gates: msg.Gates, Counters: msg.Counters}
 		m.viewDirty = true

@@ -16,7 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -102,6 +102,8 @@ type scriptHarness struct {
 	hold   bool
 	undo   map[string][]byte // what the last step's records replaced
 	quiet  map[string]bool   // output kinds left out
+	// taskInfo shows what each ACCEPT launches in full (verbose taskinfo).
+	taskInfo bool
 }
 
 func newScriptHarness() *scriptHarness {
@@ -175,7 +177,7 @@ func parseArgs(s string) (string, []string, map[string]string, error) {
 //	tick [+D]                               (time passes by D, then a step with no input)
 //	restart                                 (a new machine from what was stored)
 //	forget-last-write                       (the last step's write failed: undo it in the store)
-//	quiet KIND... | verbose KIND...         (leave out / show: log, event, metrics, store)
+//	quiet KIND... | verbose KIND...         (leave out / show: log, event, metrics, store; taskinfo, off by default)
 func (h *scriptHarness) do(line string) ([]string, error) {
 	cmd, words, kv, err := parseArgs(line)
 	if err != nil {
@@ -229,6 +231,9 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 	case "quiet", "verbose":
 		for _, w := range words {
 			h.quiet[w] = cmd == "quiet"
+		}
+		if slices.Contains(words, "taskinfo") { // off unless asked for
+			h.taskInfo = cmd == "verbose"
 		}
 		return nil, nil
 	case "submit", "scale":
@@ -296,11 +301,11 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 		}
 	case "ack", "nack":
 		v, _ := strconv.ParseUint(words[1], 10, 64)
-		msg := executor.Message{Type: executor.TypeAck, TaskID: words[0], Version: v}
+		msg := contract.Message{Type: contract.TypeAck, TaskID: words[0], Version: v}
 		if cmd == "nack" {
-			msg.Type, msg.Error = executor.TypeNack, kv["err"]
+			msg.Type, msg.Error = contract.TypeNack, kv["err"]
 		}
-		data, err := executor.Encode(msg)
+		data, err := contract.Encode(msg)
 		if err != nil {
 			return nil, err
 		}
@@ -425,6 +430,11 @@ func (h *scriptHarness) render(rd *Ready) []string {
 	}
 	for _, c := range h.calls(rd.Late) {
 		out = append(out, "call "+c)
+	}
+	if h.taskInfo {
+		for _, c := range append(append([]*scheduler.Call(nil), rd.Early...), rd.Late...) {
+			out = append(out, taskInfoLines(c)...)
+		}
 	}
 	if !h.quiet["event"] {
 		for _, e := range rd.Events {
@@ -658,7 +668,7 @@ func (h *scriptHarness) call(c *scheduler.Call) string {
 		}
 		return "RECONCILE " + strings.Join(ts, ",")
 	case scheduler.Call_MESSAGE:
-		msg, err := executor.Decode(c.Message.Data)
+		msg, err := contract.Decode(c.Message.Data)
 		if err != nil {
 			return "MESSAGE ?" + err.Error()
 		}
@@ -670,6 +680,44 @@ func (h *scriptHarness) call(c *scheduler.Call) string {
 		return strings.TrimSpace(fmt.Sprintf("MESSAGE %s v%d %s", msg.TaskID, msg.Snapshot.Version, strings.Join(outs, " ")))
 	}
 	return c.Type.String()
+}
+
+// taskInfoLines renders what an ACCEPT launches: the executor's command
+// and fetched URIs, its container, and the task's data.
+func taskInfoLines(c *scheduler.Call) []string {
+	if c.Type != scheduler.Call_ACCEPT {
+		return nil
+	}
+	var out []string
+	for _, op := range c.Accept.Operations {
+		if op.Launch == nil {
+			continue
+		}
+		for _, ti := range op.Launch.TaskInfos {
+			id := ti.TaskID.Value
+			ex := ti.Executor
+			cmd := ex.Command
+			var uris []string
+			for _, u := range cmd.URIs {
+				uris = append(uris, fmt.Sprintf("%s(executable=%v cache=%v)", u.Value, u.GetExecutable(), u.GetCache()))
+			}
+			out = append(out, fmt.Sprintf("taskinfo %s executor: shell=%v value=%q args=%q uris=%s", id, cmd.GetShell(), cmd.GetValue(), cmd.Arguments, strings.Join(uris, ",")))
+			if ct := ex.Container; ct != nil {
+				s := "taskinfo " + id + " container: " + ct.GetType().String()
+				if im := ct.GetMesos().GetImage(); im != nil {
+					s += fmt.Sprintf(" image=%s:%s cached=%v", im.GetType(), im.GetDocker().GetName(), im.GetCached())
+				}
+				for _, v := range ct.Volumes {
+					s += fmt.Sprintf(" volume=%s:%s:%s", v.GetHostPath(), v.ContainerPath, v.GetMode())
+				}
+				out = append(out, s)
+			} else {
+				out = append(out, "taskinfo "+id+" container: none")
+			}
+			out = append(out, "taskinfo "+id+" data: "+string(ti.Data))
+		}
+	}
+	return out
 }
 
 func resource(r mesos.Resource) string {

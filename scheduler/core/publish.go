@@ -7,7 +7,7 @@ import (
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/linkspec"
@@ -190,7 +190,7 @@ func (m *Machine) sendTable(t *taskRecord, now time.Time) {
 		m.out.Metrics.Resends++
 	}
 	snap := snapshot(tb)
-	data, err := executor.Encode(executor.Message{Type: executor.TypeLinks, TaskID: t.ID, Snapshot: &snap})
+	data, err := contract.Encode(contract.Message{Type: contract.TypeLinks, TaskID: t.ID, Snapshot: &snap})
 	if err != nil {
 		m.logf(LevelError, "cannot encode a link table", "task_id", t.ID, "err", err)
 		return

@@ -83,7 +83,12 @@ type taskRecord struct {
 	KillSent time.Time `json:"kill_sent,omitzero"`
 }
 
-func (t *taskRecord) executorID() string { return "tiltai-executor." + t.ID }
+func (t *taskRecord) executorID() string { return ExecutorID(t.ID) }
+
+// ExecutorID is the Mesos executor id of a task's executor (one executor
+// per task): where its sandbox is, under
+// /frameworks/FW/executors/ID/runs/latest on the agent.
+func ExecutorID(taskID string) string { return "tiltai-executor." + taskID }
 
 func (t *taskRecord) phase() linkspec.Phase {
 	p, err := linkspec.ParsePhase(t.Phase)

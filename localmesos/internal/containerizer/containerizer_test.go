@@ -13,7 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/tiltai/tiltai/localmesos/internal/containerizer/imagetest"
+	"github.com/tiltai/tiltai/internal/imagetest"
 )
 
 const marker = "only in the image\n"

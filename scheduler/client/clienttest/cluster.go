@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 
-	"github.com/tiltai/tiltai/executor"
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler"
@@ -109,9 +110,17 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 		return fmt.Errorf("cannot subscribe to the agent: %w", err)
 	}
 	defer resp.Close()
+	// It logs to its sandbox's stdout, as the real executor does, so
+	// that reading a task's logs can be tried: one line per link table.
+	stdout, err := os.OpenFile(filepath.Join(spec.Sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open the sandbox's stdout: %w", err)
+	}
+	defer stdout.Close()
+	fmt.Fprintf(stdout, "light executor %s subscribed\n", ex)
 	var (
 		task    *mesos.TaskInfo
-		data    executor.TaskData
+		data    contract.TaskData
 		applied uint64
 		tables  uint64
 	)
@@ -124,8 +133,8 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 		}
 		return call(calls.Update(st))
 	}
-	sendMsg := func(m executor.Message) error {
-		b, err := executor.Encode(m)
+	sendMsg := func(m contract.Message) error {
+		b, err := contract.Encode(m)
 		if err != nil {
 			return err
 		}
@@ -144,7 +153,7 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 		case mexec.Event_LAUNCH:
 			t := ev.Launch.Task
 			task = &t
-			if data, err = executor.DecodeTaskData(t.Data); err != nil {
+			if data, err = contract.DecodeTaskData(t.Data); err != nil {
 				return update(mesos.TASK_ERROR, err.Error())
 			}
 			if err := update(mesos.TASK_STARTING, ""); err != nil {
@@ -160,22 +169,23 @@ func runLightExecutor(ctx context.Context, spec localmesos.ExecutorSpec, log *sl
 				return err
 			}
 		case mexec.Event_MESSAGE:
-			m, err := executor.Decode(ev.Message.Data)
-			if err != nil || m.Type != executor.TypeLinks || m.Snapshot == nil {
+			m, err := contract.Decode(ev.Message.Data)
+			if err != nil || m.Type != contract.TypeLinks || m.Snapshot == nil {
 				continue
 			}
 			if v := m.Snapshot.Version; v > applied {
 				applied = v
 				tables++
+				fmt.Fprintf(stdout, "applied link table version %d\n", v)
 			}
-			if err := sendMsg(executor.Message{Type: executor.TypeAck, TaskID: m.TaskID, Version: applied}); err != nil {
+			if err := sendMsg(contract.Message{Type: contract.TypeAck, TaskID: m.TaskID, Version: applied}); err != nil {
 				return err
 			}
 			gates := map[string]control.GateCounters{}
 			for _, g := range data.Gates {
 				gates[g.Name] = control.GateCounters{Pattern: g.Pattern, Dir: g.Dir(), Sent: tables, Received: tables}
 			}
-			if err := sendMsg(executor.Message{Type: executor.TypeStatus, TaskID: m.TaskID, State: "running", Version: applied, Pushed: applied, Gates: gates}); err != nil {
+			if err := sendMsg(contract.Message{Type: contract.TypeStatus, TaskID: m.TaskID, State: "running", Version: applied, Pushed: applied, Gates: gates}); err != nil {
 				return err
 			}
 		case mexec.Event_KILL, mexec.Event_SHUTDOWN:

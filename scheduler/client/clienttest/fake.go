@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
-	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
 )
 
@@ -65,9 +65,9 @@ type Fake struct {
 	source   []byte
 	accepted time.Time
 	spec     *linkspec.Spec
-	tasks    []scheduler.TaskInfo
-	links    []scheduler.TaskLinks
-	statusFn func(n int) scheduler.Status
+	tasks    []apitypes.TaskInfo
+	links    []apitypes.TaskLinks
+	statusFn func(n int) apitypes.Status
 	statusN  int
 	requests []Request
 	subs     map[*fakeSub]struct{}
@@ -79,7 +79,7 @@ type Fake struct {
 }
 
 type fakeSub struct {
-	queue   []scheduler.Event
+	queue   []apitypes.Event
 	dropped uint64
 	notify  chan struct{}
 	done    chan struct{}
@@ -153,11 +153,11 @@ func (f *Fake) Spec() *linkspec.Spec {
 // SetTasks sets what GET /v1/tasks answers (filtered, paged and summarised
 // as the scheduler does). They are listed in launch order, as the
 // scheduler lists them: by the serial N of their ID SERVICE.N.
-func (f *Fake) SetTasks(ts []scheduler.TaskInfo) {
+func (f *Fake) SetTasks(ts []apitypes.TaskInfo) {
 	ts = slices.Clone(ts)
-	slices.SortStableFunc(ts, func(a, b scheduler.TaskInfo) int {
-		x, _ := apiwire.TaskSeq(a.ID)
-		y, _ := apiwire.TaskSeq(b.ID)
+	slices.SortStableFunc(ts, func(a, b apitypes.TaskInfo) int {
+		x, _ := apitypes.TaskSeq(a.ID)
+		y, _ := apitypes.TaskSeq(b.ID)
 		return cmp.Compare(x, y)
 	})
 	f.mu.Lock()
@@ -166,7 +166,7 @@ func (f *Fake) SetTasks(ts []scheduler.TaskInfo) {
 }
 
 // SetLinks sets what GET /v1/links answers.
-func (f *Fake) SetLinks(ls []scheduler.TaskLinks) {
+func (f *Fake) SetLinks(ls []apitypes.TaskLinks) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.links = ls
@@ -175,7 +175,7 @@ func (f *Fake) SetLinks(ls []scheduler.TaskLinks) {
 // SetStatus makes GET /v1/status answer fn(n), n counting the status reads
 // from 0 since this call. Without it, the status is every service of the
 // current spec converged.
-func (f *Fake) SetStatus(fn func(n int) scheduler.Status) {
+func (f *Fake) SetStatus(fn func(n int) apitypes.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.statusFn, f.statusN = fn, 0
@@ -183,8 +183,8 @@ func (f *Fake) SetStatus(fn func(n int) scheduler.Status) {
 
 // ScriptStatus makes the status reads answer sts in turn, the last one
 // again and again.
-func (f *Fake) ScriptStatus(sts ...scheduler.Status) {
-	f.SetStatus(func(n int) scheduler.Status { return sts[min(n, len(sts)-1)] })
+func (f *Fake) ScriptStatus(sts ...apitypes.Status) {
+	f.SetStatus(func(n int) apitypes.Status { return sts[min(n, len(sts)-1)] })
 }
 
 // StatusReads is how many status reads were answered since SetStatus.
@@ -200,7 +200,7 @@ func (f *Fake) Publish(typ string, data map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	ev := scheduler.Event{Seq: f.seq, Time: f.cfg.Now().UTC(), Type: typ, Data: data}
+	ev := apitypes.Event{Seq: f.seq, Time: f.cfg.Now().UTC(), Type: typ, Data: data}
 	for s := range f.subs {
 		if len(s.queue) >= f.cfg.EventQueue {
 			s.queue = s.queue[1:]
@@ -359,7 +359,7 @@ func (f *Fake) write(h http.HandlerFunc) http.HandlerFunc {
 func (f *Fake) getHealth(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	writeJSON(w, http.StatusOK, scheduler.Health{Status: "ok", Subscribed: true, FrameworkID: "fake-framework", Master: "http://127.0.0.1:5050", SpecVersion: f.version})
+	writeJSON(w, http.StatusOK, apitypes.Health{Status: "ok", Subscribed: true, FrameworkID: "fake-framework", Master: "http://127.0.0.1:5050", SpecVersion: f.version})
 }
 
 func (f *Fake) getMetrics(w http.ResponseWriter, r *http.Request) {
@@ -371,7 +371,7 @@ func (f *Fake) getMetrics(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fake) getSpec(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	info := scheduler.SpecInfo{Version: f.version, Name: f.name, Accepted: f.accepted, Spec: f.spec, Source: string(f.source)}
+	info := apitypes.SpecInfo{Version: f.version, Name: f.name, Accepted: f.accepted, Spec: f.spec, Source: string(f.source)}
 	f.mu.Unlock()
 	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(info.Version)))
 	if r.URL.Query().Get("format") == "source" {
@@ -474,7 +474,7 @@ func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spe
 		})
 		return
 	}
-	res := scheduler.SubmitResult{Version: cur, DryRun: dry, Changes: linkspec.Diff(f.spec, spec), Warnings: warnings}
+	res := apitypes.SubmitResult{Version: cur, DryRun: dry, Changes: linkspec.Diff(f.spec, spec), Warnings: warnings}
 	if res.Changes == nil {
 		res.Changes = []linkspec.Change{}
 	}
@@ -500,15 +500,15 @@ func (f *Fake) getTasks(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	ts := f.tasks
 	f.mu.Unlock()
-	task := func(i int) apiwire.Task {
-		return apiwire.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
+	task := func(i int) apitypes.Task {
+		return apitypes.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
 	}
 	if q.Summary {
 		writeJSON(w, http.StatusOK, q.Summarize(len(ts), task))
 		return
 	}
 	idx, next, total := q.Page(len(ts), task)
-	page := make([]scheduler.TaskInfo, 0, len(idx))
+	page := make([]apitypes.TaskInfo, 0, len(idx))
 	for _, i := range idx {
 		page = append(page, ts[i])
 	}
@@ -518,22 +518,22 @@ func (f *Fake) getTasks(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fake) getLinks(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	out := append([]scheduler.TaskLinks{}, f.links...)
+	out := append([]apitypes.TaskLinks{}, f.links...)
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *Fake) getStatus(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	var st scheduler.Status
+	var st apitypes.Status
 	if f.statusFn != nil {
 		st = f.statusFn(f.statusN)
 		f.statusN++
 	} else {
-		st = scheduler.Status{SpecVersion: f.version, Subscribed: true, Converged: true}
+		st = apitypes.Status{SpecVersion: f.version, Subscribed: true, Converged: true}
 		for _, name := range f.spec.ServiceNames() {
 			n := f.spec.Services[name].Instances
-			st.Services = append(st.Services, scheduler.ServiceStatus{Name: name, Wanted: n, Running: n, Converged: true})
+			st.Services = append(st.Services, apitypes.ServiceStatus{Name: name, Wanted: n, Running: n, Converged: true})
 		}
 	}
 	f.mu.Unlock()
@@ -581,21 +581,16 @@ func (f *Fake) getEvents(w http.ResponseWriter, r *http.Request) {
 		s.queue, s.dropped = nil, 0
 		f.mu.Unlock()
 		if dropped > 0 {
-			lost := scheduler.Event{Type: "dropped", Time: f.cfg.Now().UTC(), Data: map[string]any{"events": dropped, "why": "this client read too slowly"}}
-			if _, err := w.Write(sse(lost)); err != nil {
+			lost := apitypes.Event{Type: "dropped", Time: f.cfg.Now().UTC(), Data: map[string]any{"events": dropped, "why": "this client read too slowly"}}
+			if _, err := w.Write(lost.SSE()); err != nil {
 				return
 			}
 		}
 		for _, ev := range evs {
-			if _, err := w.Write(sse(ev)); err != nil {
+			if _, err := w.Write(ev.SSE()); err != nil {
 				return
 			}
 		}
 		fl.Flush()
 	}
-}
-
-func sse(e scheduler.Event) []byte {
-	b, _ := json.Marshal(e)
-	return fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b)
 }

@@ -1,6 +1,6 @@
 // The console: reads the API, draws the topology, follows the event
 // stream, and offers scale and spec changes. See docs/console.md.
-import { h, s, show, clear, fmtRate, fmtAge, fmtNum, sparkline } from './dom.js';
+import { h, s, show, showLines, clear, fmtRate, fmtAge, fmtNum, sparkline } from './dom.js';
 import { layout } from './layout.js';
 import * as api from './api.js';
 
@@ -16,7 +16,17 @@ const st = {
   gateHist: new Map(), // service → [{t, gates}] from /v1/status
   selected: null, tasks: [], taskTotal: 0, taskHist: new Map(), links: [],
   events: [], zoom: 1, lastGraphKey: '',
+  // The sandbox file shown: a task of the selected service, stdout or
+  // stderr, what was read of it and where reading goes on.
+  log: { task: null, file: 'stdout', text: '', offset: -1, note: '' },
 };
+const LOG_KEEP = 64 * 1024; // characters of a log kept on the page
+const LOG_START = 16 * 1024; // bytes read back when a log is opened
+// Offsets count bytes, the data is text: the next offset is the UTF-8
+// length of what came (a log that is not UTF-8 may then be off by a few
+// bytes, at worst a character repeated or skipped).
+const utf8 = new TextEncoder();
+const byteLength = (text) => utf8.encode(text).length;
 
 // Figures the browser tests and the benchmark read.
 const perf = { firstPaint: null, renders: [], streams: 0, cspViolations: 0 };
@@ -93,6 +103,68 @@ async function refreshDetail() {
   }
 }
 
+// refreshLog reads what the chosen task wrote since the last read (the
+// last LOG_START bytes when it is opened), through the scheduler, which
+// reads the agent's sandbox.
+async function refreshLog() {
+  const lg = st.log;
+  if (!lg.task) return;
+  const base = `/v1/tasks/${encodeURIComponent(lg.task)}/files/${lg.file}`;
+  const want = lg.task + '/' + lg.file;
+  try {
+    let text = '';
+    let offset = lg.offset;
+    if (offset < 0) {
+      const end = (await api.get(base)).offset;
+      offset = Math.max(0, end - LOG_START);
+      const first = await api.get(`${base}?offset=${offset}&length=${end - offset}`);
+      text = first.data;
+      if (offset > 0) text = text.slice(text.indexOf('\n') + 1); // from a whole line
+      offset = first.offset + byteLength(first.data);
+    }
+    for (let i = 0; i < 8; i++) {
+      const more = await api.get(`${base}?offset=${offset}`);
+      if (more.offset < offset) { text = ''; offset = 0; continue; } // truncated
+      if (!more.data) break;
+      text += more.data;
+      offset = more.offset + byteLength(more.data);
+    }
+    if (st.log.task + '/' + st.log.file !== want) return;
+    lg.text = (lg.offset < 0 ? '' : lg.text) + text;
+    if (lg.text.length > LOG_KEEP) lg.text = lg.text.slice(lg.text.length - LOG_KEEP);
+    lg.offset = offset;
+    lg.note = '';
+  } catch (err) {
+    if (st.log.task + '/' + st.log.file !== want) return;
+    lg.note = err.status === 404 ? `No ${lg.file} yet: ${err.message}` : explain(err);
+  }
+}
+
+function openLog(task, file) {
+  st.log = { task, file, text: '', offset: -1, note: 'Reading…' };
+  render();
+  refreshLog().then(renderLog);
+}
+
+function renderLog() {
+  const pane = $('d-log');
+  if (!pane) return;
+  const lg = st.log;
+  const pick = $('log-file');
+  if (pick) pick.value = lg.file;
+  if (!lg.task) {
+    pane.replaceChildren(h('p', { class: 'muted', 'data-kind': 'log-note' }, 'Click a task to read its stdout or stderr from its sandbox.'));
+    return;
+  }
+  const pre = pane.querySelector('pre') || h('pre', { 'data-kind': 'log', class: 'log' });
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.textContent = showLines(lg.text);
+  const head = h('p', { class: 'muted', 'data-kind': 'log-note' }, `${lg.task} ${lg.file}`, lg.note ? ' — ' + lg.note : '');
+  if (!pane.contains(pre)) pane.replaceChildren(head, pre);
+  else pane.replaceChild(head, pane.firstChild);
+  if (atEnd) pre.scrollTop = pre.scrollHeight;
+}
+
 let refreshing = null;
 let again = false;
 
@@ -107,6 +179,7 @@ async function refresh() {
         if (!st.spec) await refreshSpec();
         await refreshStatus();
         await refreshDetail();
+        await refreshLog();
         notice('');
       } catch (err) {
         notice(explain(err), true);
@@ -345,10 +418,14 @@ function renderDetail() {
           h('div', { id: 'd-links' }),
           h('h3', {}, 'Recent events'),
           h('div', { id: 'd-events' }),
-          h('h3', {}, 'Sandbox logs'),
-          h('p', { class: 'muted', 'data-kind': 'logs' },
-            'Not shown: the scheduler does not proxy Mesos sandboxes, and the embedded Mesos of tiltai up serves no /files endpoint. ' +
-            'Read them on the agent (the sandboxes directory tiltai up prints at start), or in the Mesos UI on a real cluster.'))));
+          h('h3', {}, 'Sandbox logs ',
+            h('select', { id: 'log-file', 'aria-label': 'file' }, h('option', { value: 'stdout' }, 'stdout'), h('option', { value: 'stderr' }, 'stderr'))),
+          h('div', { id: 'd-log' }))));
+    $('log-file').addEventListener('change', (ev) => { if (st.log.task) openLog(st.log.task, ev.target.value); else st.log.file = ev.target.value; });
+    $('d-tasks').addEventListener('click', (ev) => {
+      const row = ev.target.closest('tr[data-task]');
+      if (row) openLog(row.dataset.task, st.log.file);
+    });
   }
   $('d-cmd').textContent = show(describe(svc));
   const state = [h('p', {}, `${ss.running || 0}/${ss.wanted || 0} running`,
@@ -361,6 +438,7 @@ function renderDetail() {
   $('d-state').replaceChildren(...state);
   $('d-tasks').replaceChildren(...taskTable());
   $('d-links').replaceChildren(...linkTable());
+  renderLog();
   const evs = serviceEvents(name).slice(-12).reverse();
   $('d-events').replaceChildren(evs.length ? h('ol', { class: 'events' }, evs.map(eventItem)) : h('p', { class: 'muted' }, 'None since this page opened.'));
 }
@@ -371,7 +449,7 @@ function taskTable() {
     const sum = taskSums(t);
     const ports = Object.entries(t.ports || {}).map(([g, p]) => `${g}:${p}`).join(' ');
     const links = t.links || {};
-    return h('tr', { 'data-task': t.id },
+    return h('tr', { 'data-task': t.id, class: t.id === st.log.task ? 'chosen' : '', title: 'click to read its logs' },
       h('td', {}, t.id),
       h('td', { title: show(t.agent_id || '') }, clip(t.agent_id || '', 10)),
       h('td', {}, t.host || '', ports ? ' ' + ports : ''),
@@ -407,6 +485,7 @@ function linkTable() {
 function select(name) {
   st.selected = name;
   st.tasks = []; st.taskTotal = 0; st.links = [];
+  st.log = { task: null, file: st.log.file, text: '', offset: -1, note: '' };
   render();
   refresh();
 }

@@ -46,6 +46,11 @@ export function show(v) {
   return String(v).replace(UNSAFE, (c) => '\\u{' + c.codePointAt(0).toString(16).toUpperCase() + '}');
 }
 
+// showLines is show for text of many lines (a log): line breaks stay.
+export function showLines(v) {
+  return String(v ?? '').split('\n').map(show).join('\n');
+}
+
 // text is a text node of a server string, shown safely.
 export function text(v) {
   return document.createTextNode(show(v));

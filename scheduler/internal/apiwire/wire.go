@@ -14,15 +14,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiltai/tiltai/internal/termsafe"
-	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/apitypes"
 )
 
 // Error is the JSON body of every error answer.
-type Error struct {
-	Error    string             `json:"error"`
-	Problems []linkspec.Problem `json:"problems,omitempty"`
-	Version  *int               `json:"current_version,omitempty"`
-}
+type Error = apitypes.Error
 
 // WriteJSON answers v as indented JSON.
 func WriteJSON(w http.ResponseWriter, code int, v any) {
@@ -171,7 +167,7 @@ func contains(list []string, s string) bool {
 }
 
 // MaxNameBytes bounds a spec's ?name=.
-const MaxNameBytes = 255
+const MaxNameBytes = apitypes.MaxNameBytes
 
 // CheckName refuses a client-given name that is stored and shown to
 // operators later (a spec's ?name=): invalid UTF-8, control characters,

@@ -1,4 +1,4 @@
-package executor
+package contract
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/linkvocab"
 )
 
 // Defaults for the durations a TaskData may leave out. They match the link
@@ -26,7 +27,7 @@ const (
 // or pass on unbounded state.
 const (
 	MaxTaskDataBytes = 256 << 10
-	MaxGates         = 64
+	MaxGates         = linkvocab.MaxGates
 	MaxArgs          = 1024
 	MaxEnv           = 1024
 	MaxTimeout       = 24 * time.Hour
@@ -55,6 +56,11 @@ type TaskData struct {
 	// TILTAI_SERVICE, TILTAI_GATE_*); PATH is kept, with the executor's
 	// directory put first.
 	Env map[string]string `json:"env,omitempty"`
+	// Image is the container image the executor and the service run in
+	// ("" for none). With one, the service starts in the executor's working
+	// directory, which the agent set to the image's WorkingDir, as Docker
+	// would; without, in the sandbox.
+	Image string `json:"image,omitempty"`
 	// Gates the service opens. In-gates (pull, sub, rep, or pair with a port)
 	// carry the port they bind on 0.0.0.0; out-gates (push, pub, req, or pair
 	// without a port) have none.
@@ -197,6 +203,7 @@ func (d TaskData) Validate() error {
 		add("command is empty (name the program to run, e.g. \"tiltai\")")
 	}
 	text("command", d.Command, 4096)
+	text("image", d.Image, 4096)
 	if len(d.Args) > MaxArgs {
 		add("args has %d entries (at most %d)", len(d.Args), MaxArgs)
 	}
@@ -207,7 +214,7 @@ func (d TaskData) Validate() error {
 		add("env has %d entries (at most %d)", len(d.Env), MaxEnv)
 	}
 	for _, k := range slices.Sorted(maps.Keys(d.Env)) {
-		if err := validEnvKey(k); err != nil {
+		if err := ValidEnvKey(k); err != nil {
 			add("env %q: %v", k, err)
 		}
 		text(fmt.Sprintf("env %q", k), d.Env[k], 64<<10)
@@ -263,8 +270,8 @@ func (d TaskData) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validEnvKey reports why k cannot be set in the service's environment.
-func validEnvKey(k string) error {
+// ValidEnvKey reports why k cannot be set in the service's environment.
+func ValidEnvKey(k string) error {
 	if k == "" {
 		return errors.New("empty variable name")
 	}
@@ -309,7 +316,7 @@ func DecodeTaskData(b []byte) (TaskData, error) {
 		return TaskData{}, fmt.Errorf("task data is not a JSON object: %w", err)
 	}
 	var errs []error
-	known := map[string]bool{"service": true, "command": true, "args": true, "env": true, "gates": true, "health": true, "kill_grace_period": true}
+	known := map[string]bool{"service": true, "command": true, "args": true, "env": true, "image": true, "gates": true, "health": true, "kill_grace_period": true}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if !known[k] {
 			errs = append(errs, fmt.Errorf("unknown field %q (is the executor older than the scheduler?)", k))
