@@ -13,6 +13,7 @@ type bus struct {
 	seq    uint64
 	subs   map[*sub]struct{}
 	closed bool
+	size   int // each subscriber's queue (Config.eventQueue)
 }
 
 type sub struct {
@@ -23,9 +24,7 @@ type sub struct {
 	done    chan struct{}
 }
 
-const subQueue = 1024
-
-func newBus() *bus { return &bus{subs: map[*sub]struct{}{}} }
+func newBus(size int) *bus { return &bus{subs: map[*sub]struct{}{}, size: size} }
 
 func (b *bus) publish(typ string, data map[string]any, now time.Time) {
 	b.mu.Lock()
@@ -37,7 +36,7 @@ func (b *bus) publish(typ string, data map[string]any, now time.Time) {
 	ev := Event{Seq: b.seq, Time: now.UTC(), Type: typ, Data: data}
 	for s := range b.subs {
 		s.mu.Lock()
-		if len(s.queue) >= subQueue {
+		if len(s.queue) >= b.size {
 			s.queue = s.queue[1:]
 			s.dropped++
 		}

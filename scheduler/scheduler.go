@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		inputs:     make(chan input, 1024),
 		outbox:     newMailbox[[]*scheduler.Call](),
 		reports:    newMailbox[core.Input](),
-		bus:        newBus(),
+		bus:        newBus(cfg.eventQueue),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
