@@ -19,6 +19,7 @@ import (
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -41,7 +42,7 @@ type agent struct {
 	execCtx     context.Context // executors live as long as the cluster
 	runCtx      context.Context // this incarnation: fetches end with it
 	httpClient  *http.Client
-	box         *mailbox
+	box         *link.Mailbox
 	hostname    string
 	ip          string
 	port        int
@@ -167,12 +168,12 @@ type agentStateRequest struct{ reply chan []byte }
 
 type killAll struct{ done chan struct{} }
 
-func (a *agent) post(m any) bool { return a.box.post(m) }
+func (a *agent) Post(m any) bool { return a.box.Post(m) }
 
 func (a *agent) endpoint() string { return fmt.Sprintf("%s:%d", a.ip, a.port) }
 
 func (a *agent) after(d time.Duration, msg any) *time.Timer {
-	return time.AfterFunc(d, func() { a.box.post(msg) })
+	return time.AfterFunc(d, func() { a.box.Post(msg) })
 }
 
 func (a *agent) run(ctx context.Context) {
@@ -184,9 +185,9 @@ func (a *agent) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.box.notify:
+		case <-a.box.Notify():
 		}
-		for _, msg := range a.box.take() {
+		for _, msg := range a.box.Take() {
 			a.handle(msg)
 		}
 		a.flushCheckpoints()
@@ -214,18 +215,18 @@ func (a *agent) stop() {
 			}
 		}
 	}
-	a.box.close()
+	a.box.Close()
 	if a.id != "" {
-		a.toMaster(agentDisconnected{agentID: a.id})
+		a.toMaster(link.AgentDisconnected{AgentID: a.id})
 	}
 }
 
 func (a *agent) handle(msg any) {
 	switch x := msg.(type) {
-	case agentRegistered:
+	case link.AgentRegistered:
 		a.registered = true
-		if a.id != x.agentID {
-			a.id = x.agentID
+		if a.id != x.AgentID {
+			a.id = x.AgentID
 			if err := a.saveAgentID(); err != nil {
 				a.log.Error("cannot checkpoint the agent id", "agent_id", a.id, "error", err)
 			}
@@ -244,17 +245,17 @@ func (a *agent) handle(msg any) {
 		if !a.refused {
 			a.register()
 		}
-	case agentShutdown:
+	case link.AgentShutdown:
 		a.shutdown(x)
-	case drainAgent:
+	case link.DrainAgent:
 		a.drain(x)
-	case agentReactivated:
+	case link.AgentReactivated:
 		a.draining = false
-	case updateFramework:
-		if fw := a.frameworks[x.info.ID.Value]; fw != nil {
-			fw.info = x.info
+	case link.UpdateFramework:
+		if fw := a.frameworks[x.Info.ID.Value]; fw != nil {
+			fw.info = x.Info
 		}
-	case runTask:
+	case link.RunTask:
 		a.runTask(x)
 	case execLaunched:
 		a.execLaunched(x)
@@ -274,26 +275,26 @@ func (a *agent) handle(msg any) {
 			// closing its side); it may re-subscribe.
 			e.stream = nil
 		}
-	case statusAck:
+	case link.StatusAck:
 		a.ack(x)
 	case retryUpdate:
 		a.retry(x)
-	case killTask:
+	case link.KillTask:
 		a.killTask(x)
-	case shutdownExecutor:
-		if e := a.executor(x.fwID, x.execID); e != nil {
+	case link.ShutdownExecutor:
+		if e := a.executor(x.FrameworkID, x.ExecutorID); e != nil {
 			a.shutdownExecutor(e)
 		}
-	case shutdownFramework:
-		a.shutdownFramework(x.fwID)
-	case frameworkToExecutor:
-		e := a.executor(x.fwID, x.execID)
+	case link.ShutdownFramework:
+		a.shutdownFramework(x.FrameworkID)
+	case link.FrameworkToExecutor:
+		e := a.executor(x.FrameworkID, x.ExecutorID)
 		if e == nil || e.stream == nil || e.state != execRunning {
 			a.counters.messagesDropped++
-			a.log.Warn("dropping message for an executor that does not exist or is not subscribed", "framework_id", x.fwID, "executor_id", x.execID)
+			a.log.Warn("dropping message for an executor that does not exist or is not subscribed", "framework_id", x.FrameworkID, "executor_id", x.ExecutorID)
 			return
 		}
-		e.stream.Send(&executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: x.data}})
+		e.stream.Send(&executor.Event{Type: executor.Event_MESSAGE, Message: &executor.Event_Message{Data: x.Data}})
 	case agentStateRequest:
 		x.reply <- a.renderState()
 	case agentFunc:
@@ -320,15 +321,15 @@ func (a *agent) handle(msg any) {
 }
 
 func (a *agent) register() {
-	var reg = agentRegister{agentID: a.id, hostname: a.hostname, ip: a.ip, attributes: a.attributes, port: a.port, total: a.total, link: a}
+	var reg = link.AgentRegister{AgentID: a.id, Hostname: a.hostname, IP: a.ip, Attributes: a.attributes, Port: a.port, Total: a.total, Link: a}
 	for fwID, fw := range a.frameworks {
 		if fw.terminating {
 			continue
 		}
-		reg.frameworks = append(reg.frameworks, fw.info)
+		reg.Frameworks = append(reg.Frameworks, fw.info)
 		for _, e := range fw.executors {
 			if e.state != execTerminated {
-				reg.executors = append(reg.executors, reportedExecutor{frameworkID: fwID, info: e.info, command: e.command})
+				reg.Executors = append(reg.Executors, link.ReportedExecutor{FrameworkID: fwID, Info: e.info, Command: e.command})
 			}
 		}
 		for _, t := range fw.tasks {
@@ -336,7 +337,7 @@ func (a *agent) register() {
 			if e := fw.executors[t.execID]; e != nil && !e.command {
 				execID = t.execID
 			}
-			reg.tasks = append(reg.tasks, reportedTask{frameworkID: fwID, info: t.info, executorID: execID, state: t.state, latest: t.latest})
+			reg.Tasks = append(reg.Tasks, link.ReportedTask{FrameworkID: fwID, Info: t.info, ExecutorID: execID, State: t.state, Latest: t.latest})
 		}
 	}
 	a.toMaster(reg)
@@ -351,15 +352,15 @@ func (a *agent) executor(fwID, execID string) *agentExecutor {
 
 // --- launching ---
 
-func (a *agent) runTask(x runTask) {
-	fwID := x.framework.ID.Value
+func (a *agent) runTask(x link.RunTask) {
+	fwID := x.Framework.ID.Value
 	fw := a.frameworks[fwID]
 	if fw == nil {
-		fw = &agentFramework{info: x.framework, executors: map[string]*agentExecutor{}, tasks: map[string]*agentTask{}}
+		fw = &agentFramework{info: x.Framework, executors: map[string]*agentExecutor{}, tasks: map[string]*agentTask{}}
 		a.frameworks[fwID] = fw
 	}
-	fw.info = x.framework
-	t := x.task
+	fw.info = x.Framework
+	t := x.Task
 	var info mesos.ExecutorInfo
 	command := t.Executor == nil
 	if command {
@@ -451,7 +452,7 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 		if msg.err == nil {
 			msg.proc, msg.err = launcher.Launch(a.execCtx, spec)
 		}
-		if !a.box.post(msg) && msg.proc != nil {
+		if !a.box.Post(msg) && msg.proc != nil {
 			// This agent incarnation is gone; the next one recovers the
 			// executor from its checkpoint, or it is killed below.
 			_ = msg.proc
@@ -556,7 +557,7 @@ func (a *agent) watch(e *agentExecutor) {
 		defer a.wg.Done()
 		select {
 		case <-proc.Done():
-			a.box.post(execTerminatedMsg{fwID: fwID, execID: execID, containerID: cid, status: proc.WaitStatus()})
+			a.box.Post(execTerminatedMsg{fwID: fwID, execID: execID, containerID: cid, status: proc.WaitStatus()})
 		case <-a.done:
 		}
 	}()
@@ -625,7 +626,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	delete(fw.executors, e.info.ExecutorID.Value)
 	a.removeCheckpoint(e)
 	a.destroyContainer(e)
-	a.toMaster(executorExited{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, status: status, command: e.command})
+	a.toMaster(link.ExecutorExited{AgentID: a.id, FrameworkID: e.fwID, ExecutorID: e.info.ExecutorID.Value, Status: status, Command: e.command})
 	a.maybeRemoveFramework(e.fwID)
 }
 
@@ -683,12 +684,12 @@ func (a *agent) shutdownFramework(fwID string) {
 	a.maybeRemoveFramework(fwID)
 }
 
-func (a *agent) killTask(x killTask) {
-	fw := a.frameworks[x.fwID]
+func (a *agent) killTask(x link.KillTask) {
+	fw := a.frameworks[x.FrameworkID]
 	if fw == nil {
 		return
 	}
-	t := fw.tasks[x.taskID]
+	t := fw.tasks[x.TaskID]
 	if t == nil {
 		return
 	}
@@ -697,16 +698,16 @@ func (a *agent) killTask(x killTask) {
 		return
 	}
 	for i, q := range e.queued {
-		if q.TaskID.Value == x.taskID {
+		if q.TaskID.Value == x.TaskID {
 			e.queued = append(e.queued[:i], e.queued[i+1:]...)
-			a.agentUpdate(x.fwID, t, mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor", e)
+			a.agentUpdate(x.FrameworkID, t, mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, "Killed before delivery to the executor", e)
 			if len(e.queued) == 0 && len(e.launched) == 0 {
 				a.shutdownExecutor(e)
 			}
 			return
 		}
 	}
-	kill := executor.Event_Kill{TaskID: t.info.TaskID, KillPolicy: x.policy}
+	kill := executor.Event_Kill{TaskID: t.info.TaskID, KillPolicy: x.Policy}
 	if e.stream != nil && e.state == execRunning {
 		e.stream.Send(&executor.Event{Type: executor.Event_KILL, Kill: &kill})
 		return
@@ -762,7 +763,7 @@ func (a *agent) forward(fwID string, t *agentTask) {
 	}
 	head := t.pending[0]
 	if a.registered {
-		a.toMaster(statusUpdate{agentID: a.id, fwID: fwID, status: head.Status, stored: head.Stored})
+		a.toMaster(link.StatusUpdate{AgentID: a.id, FrameworkID: fwID, Status: head.Status, Stored: head.Stored})
 	}
 	if t.retry != nil {
 		t.retry.Stop()
@@ -786,15 +787,15 @@ func (a *agent) retry(x retryUpdate) {
 	a.forward(x.fwID, t)
 }
 
-func (a *agent) ack(x statusAck) {
-	fw := a.frameworks[x.fwID]
+func (a *agent) ack(x link.StatusAck) {
+	fw := a.frameworks[x.FrameworkID]
 	var t *agentTask
 	if fw != nil {
-		t = fw.tasks[x.taskID]
+		t = fw.tasks[x.TaskID]
 	}
-	if t == nil || len(t.pending) == 0 || string(t.pending[0].Status.UUID) != string(x.uuid) {
+	if t == nil || len(t.pending) == 0 || string(t.pending[0].Status.UUID) != string(x.UUID) {
 		a.counters.unexpectedAcks++
-		a.log.Error("unexpected status update acknowledgement", "framework_id", x.fwID, "task_id", x.taskID)
+		a.log.Error("unexpected status update acknowledgement", "framework_id", x.FrameworkID, "task_id", x.TaskID)
 		return
 	}
 	t.pending = t.pending[1:]
@@ -808,12 +809,12 @@ func (a *agent) ack(x statusAck) {
 	}
 	if len(t.pending) > 0 {
 		t.attempts = 0
-		a.forward(x.fwID, t)
+		a.forward(x.FrameworkID, t)
 		return
 	}
 	if terminal(t.state) {
-		delete(fw.tasks, x.taskID)
-		a.maybeRemoveFramework(x.fwID)
+		delete(fw.tasks, x.TaskID)
+		a.maybeRemoveFramework(x.FrameworkID)
 	}
 }
 
@@ -843,7 +844,7 @@ func (a *agent) execCall(x execCall) execReply {
 		}
 		a.executorUpdate(fw, e, c.Update.Status)
 	case executor.Call_MESSAGE:
-		a.toMaster(executorToFramework{agentID: a.id, fwID: e.fwID, execID: e.info.ExecutorID.Value, data: c.Message.Data})
+		a.toMaster(link.ExecutorToFramework{AgentID: a.id, FrameworkID: e.fwID, ExecutorID: e.info.ExecutorID.Value, Data: c.Message.Data})
 	case executor.Call_HEARTBEAT:
 	}
 	return execReply{}

@@ -44,7 +44,7 @@ func (h *agentHTTP) routes() http.Handler {
 
 func (h *agentHTTP) state(w http.ResponseWriter, _ *http.Request) {
 	reply := make(chan []byte, 1)
-	if !h.a.box.post(agentStateRequest{reply: reply}) {
+	if !h.a.box.Post(agentStateRequest{reply: reply}) {
 		wire.WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"})
 		return
 	}
@@ -96,7 +96,7 @@ func (h *agentHTTP) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if !h.a.box.post(x) {
+	if !h.a.box.Post(x) {
 		return &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
 	}
 	var rep execReply
@@ -127,7 +127,7 @@ func (h *agentHTTP) serve(w http.ResponseWriter, r *http.Request) error {
 		Heartbeat:         &executor.Event{Type: executor.Event_HEARTBEAT},
 		HeartbeatInterval: h.a.cfg.ExecutorHeartbeatInterval,
 	})
-	h.a.box.post(execStreamEnded{fwID: call.FrameworkID.Value, execID: call.ExecutorID.Value, stream: rep.stream})
+	h.a.box.Post(execStreamEnded{fwID: call.FrameworkID.Value, execID: call.ExecutorID.Value, stream: rep.stream})
 	return nil
 }
 

@@ -219,7 +219,7 @@ func (a *agent) recoverExecutor(path string) error {
 		e.state, e.timedOut = execTerminating, true
 		e.timeoutWhy = mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT
 		// Reported once the agent has registered, like an observed exit.
-		a.box.post(execTerminatedMsg{fwID: fwID, execID: ei.ExecutorID.Value, containerID: e.containerID, status: -1})
+		a.box.Post(execTerminatedMsg{fwID: fwID, execID: ei.ExecutorID.Value, containerID: e.containerID, status: -1})
 		return nil
 	}
 	e.proc = proc

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/uuid"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -179,7 +180,7 @@ func (c *Cluster) toMaster(msg any) bool {
 	if mr == nil {
 		return false
 	}
-	return mr.m.box.post(msg)
+	return mr.m.box.Post(msg)
 }
 
 // StartMaster starts the master on the configured address (after
@@ -220,7 +221,7 @@ func (c *Cluster) StartMaster() error {
 	c.master = mr
 	for _, ar := range c.agents {
 		if ar.a != nil {
-			ar.a.post(masterChanged{})
+			ar.a.Post(masterChanged{})
 		}
 	}
 	c.cfg.Logger.Info("master started", "address", c.addr, "master_id", c.masterID)
@@ -269,7 +270,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int, files *fileTa
 		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
 		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
 		images: c.images, imageLaunch: c.imageLaunch,
-		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
+		httpClient: c.client, box: link.NewMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
 		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
 		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{}, files: files,
 	}
@@ -290,7 +291,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int, files *fileTa
 
 func (a *agent) registeredID() string {
 	reply := make(chan []byte, 1)
-	if !a.box.post(agentIDRequest{reply: reply}) {
+	if !a.box.Post(agentIDRequest{reply: reply}) {
 		return ""
 	}
 	select {
@@ -418,7 +419,7 @@ func (c *Cluster) Close() error {
 	for _, ar := range agents {
 		if ar.a != nil {
 			done := make(chan struct{})
-			if ar.a.post(killAll{done: done}) {
+			if ar.a.Post(killAll{done: done}) {
 				select {
 				case <-done:
 				case <-ar.a.done:

@@ -7,6 +7,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mmaster "github.com/mesos/mesos-go/api/v1/lib/master"
 
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -51,7 +52,7 @@ func (m *master) drainAgentCall(c *mmaster.Call_DrainAgent) *wire.Error {
 	a.drainStart = time.Now().Truncate(time.Second)
 	m.deactivate(a)
 	if a.connected {
-		a.link.post(drainAgent{maxGrace: maxGrace})
+		a.link.Post(link.DrainAgent{MaxGrace: maxGrace})
 	}
 	m.checkDrained(a)
 	return nil
@@ -94,7 +95,7 @@ func (m *master) reactivateAgentCall(c *mmaster.Call_ReactivateAgent) *wire.Erro
 	}
 	a.deactivated, a.drain = false, nil
 	if a.connected {
-		a.link.post(agentReactivated{})
+		a.link.Post(link.AgentReactivated{})
 	}
 	m.allocDirty = true
 	return nil
@@ -118,7 +119,7 @@ func (m *master) markGone(a *agentRec) {
 	const why = "Agent has been marked gone"
 	m.log.Info("marking agent gone", "agent_id", a.id)
 	if a.connected {
-		a.link.post(agentShutdown{message: why})
+		a.link.Post(link.AgentShutdown{Message: why})
 	}
 	m.removeAgentNow(a, why, true)
 }
@@ -128,7 +129,7 @@ func (m *master) markGone(a *agentRec) {
 // drain kills every task of the agent for DRAIN_AGENT: the kill policy is
 // the task's, its grace period capped by the drain's max_grace_period (a
 // task without one gets max_grace_period).
-func (a *agent) drain(x drainAgent) {
+func (a *agent) drain(x link.DrainAgent) {
 	a.draining = true
 	for fwID, fw := range a.frameworks {
 		for _, t := range fw.tasks {
@@ -136,12 +137,12 @@ func (a *agent) drain(x drainAgent) {
 				continue
 			}
 			policy := t.info.KillPolicy
-			if x.maxGrace != nil {
-				if policy == nil || policy.GracePeriod == nil || time.Duration(policy.GracePeriod.Nanoseconds) > *x.maxGrace {
-					policy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(*x.maxGrace)}}
+			if x.MaxGrace != nil {
+				if policy == nil || policy.GracePeriod == nil || time.Duration(policy.GracePeriod.Nanoseconds) > *x.MaxGrace {
+					policy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(*x.MaxGrace)}}
 				}
 			}
-			a.killTask(killTask{fwID: fwID, taskID: t.info.TaskID.Value, policy: policy})
+			a.killTask(link.KillTask{FrameworkID: fwID, TaskID: t.info.TaskID.Value, Policy: policy})
 		}
 	}
 }
@@ -149,8 +150,8 @@ func (a *agent) drain(x drainAgent) {
 // shutdown is Mesos' ShutdownMessage: every framework is shut down and
 // the agent stops registering (a Mesos agent exits; RestartAgent starts a
 // new one).
-func (a *agent) shutdown(x agentShutdown) {
-	a.log.Warn("agent asked to shut down by the master", "agent_id", a.id, "reason", x.message)
+func (a *agent) shutdown(x link.AgentShutdown) {
+	a.log.Warn("agent asked to shut down by the master", "agent_id", a.id, "reason", x.Message)
 	a.registered, a.refused = false, true
 	for fwID := range a.frameworks {
 		a.shutdownFramework(fwID)

@@ -220,7 +220,7 @@ func renderMasterFlags(m *master, _ url.Values) []byte { return flagsJSON(m.flag
 // onAgent runs f on the agent's goroutine and waits for it.
 func (h *agentHTTP) onAgent(f func(*agent)) bool {
 	done := make(chan struct{})
-	if !h.a.box.post(agentFunc(func(a *agent) { f(a); close(done) })) {
+	if !h.a.box.Post(agentFunc(func(a *agent) { f(a); close(done) })) {
 		return false
 	}
 	select {

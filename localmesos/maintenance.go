@@ -10,6 +10,7 @@ import (
 	mmaintenance "github.com/mesos/mesos-go/api/v1/lib/maintenance"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -249,7 +250,7 @@ func (m *master) startMaintenance(ids []mesos.MachineID) *wire.Error {
 		k := keyOf(id)
 		for _, a := range m.agentsOn(k) {
 			if a.connected {
-				a.link.post(agentShutdown{message: why})
+				a.link.Post(link.AgentShutdown{Message: why})
 			}
 			m.removeAgentNow(a, "Agent "+a.hostname+" removed: "+why, false)
 		}

@@ -111,7 +111,7 @@ func agentRefused(c *Cluster, i int) bool {
 		return false
 	}
 	got := make(chan bool, 1)
-	if !a.post(agentFunc(func(a *agent) { got <- a.refused })) {
+	if !a.Post(agentFunc(func(a *agent) { got <- a.refused })) {
 		return false
 	}
 	select {

@@ -11,6 +11,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -25,7 +26,7 @@ type master struct {
 	cfg      Config
 	log      *slog.Logger
 	faults   *Faults
-	box      *mailbox
+	box      *link.Mailbox
 	id       string
 	hostname string
 	ip       string
@@ -109,7 +110,7 @@ type agentRec struct {
 	total        res.Resources
 	used         res.Resources
 	offered      res.Resources
-	link         agentLink
+	link         link.Agent
 	connected    bool
 	removed      bool // gone past AgentRemovalTimeout, or removed by the operator: its tasks were lost
 	gone         bool // MARK_AGENT_GONE: never again
@@ -137,7 +138,7 @@ type offer struct {
 
 func newMaster(cfg Config, faults *Faults, id, hostname, ip string, port int) *master {
 	return &master{
-		cfg: cfg, log: cfg.Logger.With("component", "master"), faults: faults, box: newMailbox(),
+		cfg: cfg, log: cfg.Logger.With("component", "master"), faults: faults, box: link.NewMailbox(),
 		id: id, hostname: hostname, ip: ip, port: port, started: time.Now(),
 		frameworks: map[string]*framework{}, removed: map[string]bool{}, agents: map[string]*agentRec{},
 		offers: map[string]*offer{}, timers: map[*time.Timer]struct{}{}, done: make(chan struct{}),
@@ -151,7 +152,7 @@ func (m *master) after(d time.Duration, msg any) *time.Timer {
 	// The callback may run before AfterFunc returns (d near 0): it waits
 	// until t is set.
 	set := make(chan struct{})
-	t = time.AfterFunc(d, func() { <-set; m.box.post(timerFired{t: t, msg: msg}) })
+	t = time.AfterFunc(d, func() { <-set; m.box.Post(timerFired{t: t, msg: msg}) })
 	close(set)
 	m.timers[t] = struct{}{}
 	return t
@@ -185,17 +186,17 @@ func (m *master) run(ctx context.Context) {
 				fw.stream.Close()
 			}
 		}
-		m.box.close()
+		m.box.Close()
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-m.box.notify:
+		case <-m.box.Notify():
 		case <-tick.C:
 			m.allocDirty = true
 		}
-		for _, msg := range m.box.take() {
+		for _, msg := range m.box.Take() {
 			m.handle(msg)
 		}
 		m.checkDrains()
@@ -245,17 +246,17 @@ func (m *master) handle(msg any) {
 		m.allocDirty = true
 	case delayedMessage:
 		m.deliverMessage(x.msg)
-	case agentRegister:
+	case link.AgentRegister:
 		m.agentRegister(x)
-	case agentDisconnected:
-		m.agentDisconnected(x.agentID)
+	case link.AgentDisconnected:
+		m.agentDisconnected(x.AgentID)
 	case agentRemovalDue:
 		m.removeAgent(x)
-	case statusUpdate:
+	case link.StatusUpdate:
 		m.statusUpdate(x)
-	case executorToFramework:
+	case link.ExecutorToFramework:
 		m.faultyDeliver(x)
-	case executorExited:
+	case link.ExecutorExited:
 		m.executorExited(x)
 	default:
 		m.log.Error("master got an unknown message", "type", fmt.Sprintf("%T", msg))
@@ -300,13 +301,13 @@ func masterUpdate(taskID, agentID string, state mesos.TaskState, reason mesos.Ta
 
 // --- agents ---
 
-func (m *master) agentRegister(x agentRegister) {
-	if why := m.refusedRegistration(x.agentID, x.hostname, x.ip); why != "" {
-		m.log.Warn("refusing the registration of an agent", "agent_id", x.agentID, "hostname", x.hostname, "reason", why)
-		x.link.post(agentShutdown{message: why})
+func (m *master) agentRegister(x link.AgentRegister) {
+	if why := m.refusedRegistration(x.AgentID, x.Hostname, x.IP); why != "" {
+		m.log.Warn("refusing the registration of an agent", "agent_id", x.AgentID, "hostname", x.Hostname, "reason", why)
+		x.Link.Post(link.AgentShutdown{Message: why})
 		return
 	}
-	id := x.agentID
+	id := x.AgentID
 	a := m.agents[id]
 	if id == "" || a == nil {
 		if id == "" {
@@ -322,11 +323,11 @@ func (m *master) agentRegister(x agentRegister) {
 		m.rescindOffer(o.id)
 	}
 	wasRemoved := a.removed
-	if x.agentID != "" {
+	if x.AgentID != "" {
 		a.reregistered = time.Now()
 	}
-	a.hostname, a.ip, a.attributes, a.port, a.total, a.link, a.connected, a.removed = x.hostname, x.ip, x.attributes, x.port, x.total, x.link, true, false
-	for _, fi := range x.frameworks {
+	a.hostname, a.ip, a.attributes, a.port, a.total, a.link, a.connected, a.removed = x.Hostname, x.IP, x.Attributes, x.Port, x.Total, x.Link, true, false
+	for _, fi := range x.Frameworks {
 		if fi.ID == nil || m.removed[fi.ID.Value] {
 			continue
 		}
@@ -339,52 +340,52 @@ func (m *master) agentRegister(x agentRegister) {
 		}
 	}
 	reported := map[string]bool{}
-	for _, e := range x.executors {
-		if m.frameworks[e.frameworkID] == nil || e.command {
+	for _, e := range x.Executors {
+		if m.frameworks[e.FrameworkID] == nil || e.Command {
 			continue
 		}
-		r, _ := res.FromProto(stripAllocation(e.info.Resources))
-		if a.executors[e.frameworkID] == nil {
-			a.executors[e.frameworkID] = map[string]execRec{}
+		r, _ := res.FromProto(stripAllocation(e.Info.Resources))
+		if a.executors[e.FrameworkID] == nil {
+			a.executors[e.FrameworkID] = map[string]execRec{}
 		}
-		a.executors[e.frameworkID][e.info.ExecutorID.Value] = execRec{info: e.info, resources: r}
+		a.executors[e.FrameworkID][e.Info.ExecutorID.Value] = execRec{info: e.Info, resources: r}
 	}
-	for _, rt := range x.tasks {
-		fw := m.frameworks[rt.frameworkID]
+	for _, rt := range x.Tasks {
+		fw := m.frameworks[rt.FrameworkID]
 		if fw == nil {
 			continue
 		}
-		reported[rt.frameworkID+"/"+rt.info.TaskID.Value] = true
-		t := fw.tasks[rt.info.TaskID.Value]
-		if t == nil && wasRemoved && !terminal(rt.state) {
+		reported[rt.FrameworkID+"/"+rt.Info.TaskID.Value] = true
+		t := fw.tasks[rt.Info.TaskID.Value]
+		if t == nil && wasRemoved && !terminal(rt.State) {
 			// Declared lost while its agent was away: a framework that is
 			// not partition-aware was told so; the task must not come back.
-			x.link.post(killTask{fwID: fw.id, taskID: rt.info.TaskID.Value})
+			x.Link.Post(link.KillTask{FrameworkID: fw.id, TaskID: rt.Info.TaskID.Value})
 			continue
 		}
 		if t == nil {
-			r, _ := res.FromProto(stripAllocation(rt.info.Resources))
-			t = &task{info: rt.info, fwID: fw.id, agentID: id, executorID: rt.executorID, resources: r, seen: map[string]bool{}}
-			fw.tasks[rt.info.TaskID.Value] = t
+			r, _ := res.FromProto(stripAllocation(rt.Info.Resources))
+			t = &task{info: rt.Info, fwID: fw.id, agentID: id, executorID: rt.ExecutorID, resources: r, seen: map[string]bool{}}
+			fw.tasks[rt.Info.TaskID.Value] = t
 		}
 		a.tasks[t] = struct{}{}
-		t.state = rt.state
-		if rt.latest != nil {
-			t.latest = rt.latest
+		t.state = rt.State
+		if rt.Latest != nil {
+			t.latest = rt.Latest
 		}
 	}
 	// Tasks the master placed on this agent that the agent no longer knows
 	// (it restarted without them): they are lost.
 	for _, fw := range m.frameworks {
 		for _, t := range fw.tasks {
-			if t.agentID == id && !reported[fw.id+"/"+t.info.TaskID.Value] && !terminal(t.state) && x.agentID != "" {
+			if t.agentID == id && !reported[fw.id+"/"+t.info.TaskID.Value] && !terminal(t.state) && x.AgentID != "" {
 				m.loseTask(fw, t, mesos.REASON_AGENT_RESTARTED, "Task is unknown to the agent after it re-registered")
 			}
 		}
 	}
 	m.recomputeUsed(a)
-	a.link.post(agentRegistered{agentID: id})
-	m.log.Info("agent registered", "agent_id", id, "hostname", a.hostname, "port", a.port, "tasks", len(x.tasks))
+	a.link.Post(link.AgentRegistered{AgentID: id})
+	m.log.Info("agent registered", "agent_id", id, "hostname", a.hostname, "port", a.port, "tasks", len(x.Tasks))
 	m.allocDirty = true
 }
 
@@ -477,18 +478,18 @@ func (m *master) offersOn(agentID string) []*offer {
 	return out
 }
 
-func (m *master) statusUpdate(x statusUpdate) {
-	fw := m.frameworks[x.fwID]
+func (m *master) statusUpdate(x link.StatusUpdate) {
+	fw := m.frameworks[x.FrameworkID]
 	if fw == nil {
 		// Unknown or removed framework: the agent keeps retrying until its
 		// framework is shut down; nothing to deliver.
 		m.counters.updatesUndeliverable++
 		return
 	}
-	if t := fw.tasks[x.status.TaskID.Value]; t != nil {
-		m.recordStatus(t, x.status, x.stored)
+	if t := fw.tasks[x.Status.TaskID.Value]; t != nil {
+		m.recordStatus(t, x.Status, x.Stored)
 	}
-	if !m.send(fw, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: x.status}}) {
+	if !m.send(fw, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: x.Status}}) {
 		m.counters.updatesUndeliverable++
 		return
 	}
@@ -535,28 +536,28 @@ func (m *master) completeTask(fw *framework, t *task) {
 	m.allocDirty = true
 }
 
-func (m *master) executorExited(x executorExited) {
-	if a := m.agents[x.agentID]; a != nil {
+func (m *master) executorExited(x link.ExecutorExited) {
+	if a := m.agents[x.AgentID]; a != nil {
 		if a.removed {
 			return // its frameworks heard FAILURE {agent_id} when it was removed
 		}
-		if execs := a.executors[x.fwID]; execs != nil {
-			delete(execs, x.execID)
+		if execs := a.executors[x.FrameworkID]; execs != nil {
+			delete(execs, x.ExecutorID)
 			if len(execs) == 0 {
-				delete(a.executors, x.fwID)
+				delete(a.executors, x.FrameworkID)
 			}
 		}
 		m.recomputeUsed(a)
 		m.allocDirty = true
 	}
-	fw := m.frameworks[x.fwID]
-	if fw == nil || x.command {
+	fw := m.frameworks[x.FrameworkID]
+	if fw == nil || x.Command {
 		// Mesos sends no FAILURE for the command executor.
 		return
 	}
-	status := x.status
+	status := x.Status
 	m.send(fw, &scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{
-		AgentID: &mesos.AgentID{Value: x.agentID}, ExecutorID: &mesos.ExecutorID{Value: x.execID}, Status: &status,
+		AgentID: &mesos.AgentID{Value: x.AgentID}, ExecutorID: &mesos.ExecutorID{Value: x.ExecutorID}, Status: &status,
 	}})
 }
 
@@ -575,21 +576,21 @@ func (m *master) faultyDeliver(msg any) {
 
 func (m *master) deliverMessage(msg any) {
 	switch x := msg.(type) {
-	case executorToFramework:
-		fw := m.frameworks[x.fwID]
+	case link.ExecutorToFramework:
+		fw := m.frameworks[x.FrameworkID]
 		if fw == nil || !m.send(fw, &scheduler.Event{Type: scheduler.Event_MESSAGE, Message: &scheduler.Event_Message{
-			AgentID: mesos.AgentID{Value: x.agentID}, ExecutorID: mesos.ExecutorID{Value: x.execID}, Data: x.data,
+			AgentID: mesos.AgentID{Value: x.AgentID}, ExecutorID: mesos.ExecutorID{Value: x.ExecutorID}, Data: x.Data,
 		}}) {
 			m.counters.messagesUndeliverable++
 			return
 		}
 		m.counters.messagesToSchedulers++
-	case frameworkToExecutor:
+	case link.FrameworkToExecutor:
 		// Routed by agent: the agent drops messages for unknown executors.
 		for _, a := range m.agents {
-			if a.connected && a.executors[x.fwID] != nil {
-				if _, ok := a.executors[x.fwID][x.execID]; ok {
-					a.link.post(x)
+			if a.connected && a.executors[x.FrameworkID] != nil {
+				if _, ok := a.executors[x.FrameworkID][x.ExecutorID]; ok {
+					a.link.Post(x)
 					m.counters.messagesToExecutors++
 					return
 				}
@@ -602,7 +603,7 @@ func (m *master) deliverMessage(msg any) {
 			m.counters.messagesUndeliverable++
 			return
 		}
-		a.link.post(x.msg)
+		a.link.Post(x.msg)
 		m.counters.messagesToExecutors++
 	}
 }
@@ -610,7 +611,7 @@ func (m *master) deliverMessage(msg any) {
 // routedMessage is a scheduler MESSAGE for one agent.
 type routedMessage struct {
 	agentID string
-	msg     frameworkToExecutor
+	msg     link.FrameworkToExecutor
 }
 
 // --- allocation ---

@@ -13,6 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -105,15 +106,15 @@ func (m *master) call(x schedCall) callResult {
 		m.kill(fw, c.Kill)
 	case scheduler.Call_SHUTDOWN:
 		if a := m.agents[c.Shutdown.AgentID.Value]; a != nil && a.connected {
-			a.link.post(shutdownExecutor{fwID: fw.id, execID: c.Shutdown.ExecutorID.Value})
+			a.link.Post(link.ShutdownExecutor{FrameworkID: fw.id, ExecutorID: c.Shutdown.ExecutorID.Value})
 		}
 	case scheduler.Call_ACKNOWLEDGE:
 		m.acknowledge(fw, c.Acknowledge)
 	case scheduler.Call_RECONCILE:
 		m.reconcile(fw, c.Reconcile.Tasks)
 	case scheduler.Call_MESSAGE:
-		m.faultyDeliver(routedMessage{agentID: c.Message.AgentID.Value, msg: frameworkToExecutor{
-			fwID: fw.id, execID: c.Message.ExecutorID.Value, data: c.Message.Data}})
+		m.faultyDeliver(routedMessage{agentID: c.Message.AgentID.Value, msg: link.FrameworkToExecutor{
+			FrameworkID: fw.id, ExecutorID: c.Message.ExecutorID.Value, Data: c.Message.Data}})
 	case scheduler.Call_ACCEPT_INVERSE_OFFERS:
 		m.answerInverseOffers(fw, c.AcceptInverseOffers.InverseOfferIDs, c.AcceptInverseOffers.Filters, mallocator.InverseOfferStatus_ACCEPT)
 	case scheduler.Call_DECLINE_INVERSE_OFFERS:
@@ -261,7 +262,7 @@ func (m *master) updateFramework(fw *framework, u *scheduler.Call_UpdateFramewor
 	}
 	for _, a := range m.agents {
 		if a.connected {
-			a.link.post(updateFramework{info: fw.info})
+			a.link.Post(link.UpdateFramework{Info: fw.info})
 		}
 	}
 	m.allocDirty = true
@@ -344,7 +345,7 @@ func (m *master) subscribe(x schedCall) callResult {
 	stream.Send(&scheduler.Event{Type: scheduler.Event_HEARTBEAT})
 	for _, a := range m.agents {
 		if a.connected {
-			a.link.post(updateFramework{info: fw.info})
+			a.link.Post(link.UpdateFramework{Info: fw.info})
 		}
 	}
 	m.allocDirty = true
@@ -428,7 +429,7 @@ func (m *master) removeFramework(fw *framework) {
 	for _, a := range m.agents {
 		delete(a.executors, fw.id)
 		if a.connected {
-			a.link.post(shutdownFramework{fwID: fw.id})
+			a.link.Post(link.ShutdownFramework{FrameworkID: fw.id})
 		}
 		m.recomputeUsed(a)
 	}
@@ -571,7 +572,7 @@ func (m *master) launch(fw *framework, a *agentRec, plan launchPlan, launched ma
 	a.tasks[rec] = struct{}{}
 	m.recomputeUsed(a)
 	m.counters.tasksLaunched++
-	a.link.post(runTask{framework: fw.info, task: t})
+	a.link.Post(link.RunTask{Framework: fw.info, Task: t})
 }
 
 func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
@@ -587,7 +588,7 @@ func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
 		return
 	}
 	if a := m.agents[t.agentID]; a != nil && a.connected {
-		a.link.post(killTask{fwID: fw.id, taskID: t.info.TaskID.Value, policy: k.KillPolicy})
+		a.link.Post(link.KillTask{FrameworkID: fw.id, TaskID: t.info.TaskID.Value, Policy: k.KillPolicy})
 	}
 }
 
@@ -596,7 +597,7 @@ func (m *master) acknowledge(fw *framework, ack *scheduler.Call_Acknowledge) {
 		m.completeTask(fw, t)
 	}
 	if a := m.agents[ack.AgentID.Value]; a != nil && a.connected {
-		a.link.post(statusAck{fwID: fw.id, taskID: ack.TaskID.Value, uuid: ack.UUID})
+		a.link.Post(link.StatusAck{FrameworkID: fw.id, TaskID: ack.TaskID.Value, UUID: ack.UUID})
 	}
 }
 

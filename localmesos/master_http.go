@@ -89,7 +89,7 @@ func (h *masterHTTP) redirect(w http.ResponseWriter, _ *http.Request) {
 
 func (h *masterHTTP) ask(msg func(chan []byte) any) ([]byte, bool) {
 	reply := make(chan []byte, 1)
-	if !h.m.box.post(msg(reply)) {
+	if !h.m.box.Post(msg(reply)) {
 		return nil, false
 	}
 	select {
@@ -216,7 +216,7 @@ func (h *masterHTTP) serveCall(w http.ResponseWriter, r *http.Request) error {
 			return wire.BadRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")
 		}
 	}
-	if !h.m.box.post(sc) {
+	if !h.m.box.Post(sc) {
 		return &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"}
 	}
 	var res callResult
@@ -253,7 +253,7 @@ func (h *masterHTTP) serveCall(w http.ResponseWriter, r *http.Request) error {
 		HeartbeatInterval: h.m.cfg.HeartbeatInterval,
 		BlackHole:         h.faults.blackHoled,
 	})
-	h.m.box.post(streamEnded{fwID: res.fwID, streamID: res.stream.ID})
+	h.m.box.Post(streamEnded{fwID: res.fwID, streamID: res.stream.ID})
 	return nil
 }
 

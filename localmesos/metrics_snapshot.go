@@ -281,7 +281,7 @@ func (m *master) snapshot(now time.Time) metricsSet {
 	s.resourceGauges("master/", total, used)
 	s["master/outstanding_offers"] = float64(len(m.offers))
 	s["master/operator_event_stream_subscribers"] = float64(len(m.ops.subs))
-	s["master/event_queue_messages"] = float64(m.box.size())
+	s["master/event_queue_messages"] = float64(m.box.Size())
 
 	// Status updates and messages.
 	c := m.counters
@@ -461,13 +461,6 @@ func systemSnapshot(s metricsSet) {
 		}
 		s["system/mem_free_bytes"] = free
 	}
-}
-
-// size is how many messages wait in the mailbox.
-func (b *mailbox) size() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.q)
 }
 
 // metrics serves the agent's /metrics/snapshot.

@@ -40,7 +40,7 @@ type opAnswer struct {
 // onMaster runs f on the master's goroutine and waits for it.
 func (h *masterHTTP) onMaster(f func(*master)) bool {
 	done := make(chan struct{})
-	if !h.m.box.post(masterFunc(func(m *master) { f(m); close(done) })) {
+	if !h.m.box.Post(masterFunc(func(m *master) { f(m); close(done) })) {
 		return false
 	}
 	select {

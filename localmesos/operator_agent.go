@@ -61,7 +61,7 @@ func (h *agentHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error 
 	var ans opAnswer
 	done := make(chan struct{})
 	stopping := &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
-	if !h.a.box.post(agentFunc(func(a *agent) { ans = a.operatorCall(call); close(done) })) {
+	if !h.a.box.Post(agentFunc(func(a *agent) { ans = a.operatorCall(call); close(done) })) {
 		return stopping
 	}
 	select {

@@ -65,7 +65,7 @@ func (h *masterHTTP) operatorSubscribe(w http.ResponseWriter, r *http.Request, c
 		HeartbeatInterval: h.m.cfg.HeartbeatInterval,
 		RecordPerChunk:    true,
 	})
-	h.m.box.post(masterFunc(func(m *master) { m.operatorUnsubscribe(stream) }))
+	h.m.box.Post(masterFunc(func(m *master) { m.operatorUnsubscribe(stream) }))
 	return nil
 }
 
