@@ -18,6 +18,7 @@ import (
 
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
@@ -478,7 +479,7 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 		"MESOS_DIRECTORY":                      e.sandbox,
 		"MESOS_SANDBOX":                        e.sandbox,
 		"MESOS_EXECUTOR_ID":                    e.info.ExecutorID.Value,
-		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": mesosDuration(grace),
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": api.MesosDuration(grace),
 		"MESOS_FRAMEWORK_ID":                   e.fwID,
 		"MESOS_HTTP_COMMAND_EXECUTOR":          "0",
 		"MESOS_SLAVE_ID":                       a.id,
@@ -487,8 +488,8 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 	}
 	if fw.info.GetCheckpoint() {
 		env["MESOS_CHECKPOINT"] = "1"
-		env["MESOS_RECOVERY_TIMEOUT"] = mesosDuration(a.cfg.RecoveryTimeout)
-		env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = mesosDuration(a.cfg.SubscriptionBackoffMax)
+		env["MESOS_RECOVERY_TIMEOUT"] = api.MesosDuration(a.cfg.RecoveryTimeout)
+		env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = api.MesosDuration(a.cfg.SubscriptionBackoffMax)
 	}
 	if a.cfg.ExecutorAuth != nil {
 		if tok, err := a.cfg.ExecutorAuth.Token(e.fwID, e.info.ExecutorID.Value); err == nil && tok != "" {
@@ -614,7 +615,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	if !fw.terminating {
 		ids := make([]string, 0)
 		for id, t := range fw.tasks {
-			if t.execID == e.info.ExecutorID.Value && !terminal(t.state) {
+			if t.execID == e.info.ExecutorID.Value && !api.Terminal(t.state) {
 				ids = append(ids, id)
 			}
 		}
@@ -720,7 +721,7 @@ func (a *agent) killTask(x link.KillTask) {
 
 // agentUpdate makes an update of the agent's own (source SOURCE_AGENT).
 func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string, e *agentExecutor) {
-	ts := nowSeconds()
+	ts := api.NowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
 		Reason: reason.Enum(), Timestamp: &ts, UUID: uuid.New().Bytes(), AgentID: &mesos.AgentID{Value: a.id},
@@ -732,7 +733,7 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 }
 
 func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
-	if st := u.Status.GetState(); a.draining && (st == mesos.TASK_KILLING || terminal(st)) {
+	if st := u.Status.GetState(); a.draining && (st == mesos.TASK_KILLING || api.Terminal(st)) {
 		// As Mesos' agent while draining: every update of a killed task,
 		// TASK_KILLING included, says why.
 		u.Status.Reason = mesos.REASON_AGENT_DRAINING.Enum()
@@ -743,7 +744,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 	t.latest = &latest
 	t.statuses = append(t.statuses, u.Status)
 	t.pending = append(t.pending, u)
-	if e != nil && terminal(t.state) {
+	if e != nil && api.Terminal(t.state) {
 		delete(e.launched, t.info.TaskID.Value)
 	}
 	if e != nil {
@@ -812,7 +813,7 @@ func (a *agent) ack(x link.StatusAck) {
 		a.forward(x.FrameworkID, t)
 		return
 	}
-	if terminal(t.state) {
+	if api.Terminal(t.state) {
 		delete(fw.tasks, x.TaskID)
 		a.maybeRemoveFramework(x.FrameworkID)
 	}
@@ -872,7 +873,7 @@ func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) 
 				known = true
 			}
 		}
-		if !known && !terminal(t.state) {
+		if !known && !api.Terminal(t.state) {
 			a.executorUpdate(fw, e, u.Status)
 		}
 	}
@@ -919,7 +920,7 @@ func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.Ta
 	stored := st
 	st.AgentID = &mesos.AgentID{Value: a.id}
 	if st.Timestamp == nil {
-		ts := nowSeconds()
+		ts := api.NowSeconds()
 		st.Timestamp = &ts
 	}
 	pid := uint32(e.pid)

@@ -8,6 +8,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -26,9 +27,9 @@ func (h *agentHTTP) routes() http.Handler {
 	mux.HandleFunc("/slave(1)/api/v1", h.operator)
 	mux.HandleFunc("/state", h.state)
 	mux.HandleFunc("/slave(1)/state", h.state)
-	mux.HandleFunc("/health", health)
-	mux.HandleFunc("/slave(1)/health", health)
-	mux.HandleFunc("/version", version)
+	mux.HandleFunc("/health", api.Health)
+	mux.HandleFunc("/slave(1)/health", api.Health)
+	mux.HandleFunc("/version", api.ServeVersion)
 	mux.HandleFunc("/flags", h.flags)
 	mux.HandleFunc("/slave(1)/flags", h.flags)
 	mux.HandleFunc("/metrics/snapshot", h.metrics)
@@ -38,7 +39,7 @@ func (h *agentHTTP) routes() http.Handler {
 	mux.HandleFunc("/files/read", files.read)
 	mux.HandleFunc("/files/browse", files.browse)
 	mux.HandleFunc("/files/download", files.download)
-	mux.HandleFunc("/", notFound)
+	mux.HandleFunc("/", api.NotFound)
 	return mux
 }
 
@@ -50,7 +51,7 @@ func (h *agentHTTP) state(w http.ResponseWriter, _ *http.Request) {
 	}
 	select {
 	case body := <-reply:
-		writeJSON(w, body)
+		api.WriteJSON(w, body)
 	case <-h.a.done:
 		wire.WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"})
 	}

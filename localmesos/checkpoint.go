@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 )
 
 // Checkpointing: for frameworks with checkpoint=true the agent keeps, per
@@ -200,7 +201,7 @@ func (a *agent) recoverExecutor(path string) error {
 			t.pending = append(t.pending, u)
 		}
 		fw.tasks[ti.TaskID.Value] = t
-		if !terminal(t.state) {
+		if !api.Terminal(t.state) {
 			e.launched[ti.TaskID.Value] = true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
@@ -454,3 +455,6 @@ func (c *Cluster) Close() error {
 	}
 	return nil
 }
+
+// Version is the Mesos version localmesos answers as.
+const Version = api.Version

@@ -19,6 +19,7 @@ import (
 	"github.com/tiltai/tiltai/internal/backoff"
 	"github.com/tiltai/tiltai/internal/recordio"
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -343,7 +344,7 @@ func signalName(s syscall.Signal) string {
 // update sends a status update; one the agent did not take stays
 // unacknowledged and goes out again with the next SUBSCRIBE.
 func (c *cmdExec) update(ctx context.Context, state mesos.TaskState, message string, reason *mesos.TaskStatus_Reason) {
-	ts := nowSeconds()
+	ts := api.NowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: c.task.TaskID, State: state.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(),
 		ExecutorID: &mesos.ExecutorID{Value: c.spec.ExecutorID}, Timestamp: &ts, UUID: uuid.New().Bytes(), Reason: reason,
@@ -352,7 +353,7 @@ func (c *cmdExec) update(ctx context.Context, state mesos.TaskState, message str
 		st.Message = &message
 	}
 	c.unacked[string(st.UUID)] = st
-	if terminal(state) {
+	if api.Terminal(state) {
 		c.terminal = string(st.UUID)
 	}
 	call := &executor.Call{

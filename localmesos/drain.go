@@ -7,6 +7,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mmaster "github.com/mesos/mesos-go/api/v1/lib/master"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -133,7 +134,7 @@ func (a *agent) drain(x link.DrainAgent) {
 	a.draining = true
 	for fwID, fw := range a.frameworks {
 		for _, t := range fw.tasks {
-			if terminal(t.state) {
+			if api.Terminal(t.state) {
 				continue
 			}
 			policy := t.info.KillPolicy

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -190,7 +191,7 @@ func (h filesHTTP) read(w http.ResponseWriter, r *http.Request) {
 		Data   string `json:"data"`
 		Offset int64  `json:"offset"`
 	}{string(data), offset})
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 // queryInt is an integer query parameter, -1 when absent; a bad one is
@@ -241,7 +242,7 @@ func (h filesHTTP) browse(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	body, _ := json.Marshal(out)
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 // download is /files/download?path=P: the file's bytes.

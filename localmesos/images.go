@@ -59,26 +59,6 @@ func (c Config) validateImageFlags() []string {
 	return problems
 }
 
-// unsupportedContainer is the master's refusal of the ContainerInfo parts
-// localmesos does not implement ("" if it can run it).
-func unsupportedContainer(c *mesos.ContainerInfo) string {
-	if c == nil {
-		return ""
-	}
-	switch {
-	case c.GetType() != mesos.ContainerInfo_MESOS:
-		return "ContainerInfo type DOCKER (the Docker containerizer) is not implemented by localmesos"
-	case len(c.NetworkInfos) > 0, c.Hostname != nil, c.LinuxInfo != nil, c.RlimitInfo != nil, c.TTYInfo != nil, c.Docker != nil:
-		return "ContainerInfo networks, hostname, linux_info, rlimits and tty are not implemented by localmesos"
-	}
-	for _, v := range c.Volumes {
-		if v.Source != nil || v.Image != nil || v.HostPath == nil {
-			return "Only host_path volumes are implemented by localmesos"
-		}
-	}
-	return ""
-}
-
 func launchFailed(msg string) error { return errors.New("Failed to launch container: " + msg) }
 
 // provision pulls the image, makes the container's rootfs and adjusts the

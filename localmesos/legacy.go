@@ -12,6 +12,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mmaintenance "github.com/mesos/mesos-go/api/v1/lib/maintenance"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
@@ -33,7 +34,7 @@ func (h *masterHTTP) legacy(render func(m *master, q url.Values) []byte) http.Ha
 			wire.WriteError(w, errMasterStopping)
 			return
 		}
-		writeJSON(w, body)
+		api.WriteJSON(w, body)
 	}
 }
 
@@ -89,9 +90,9 @@ func renderSlaves(m *master, _ url.Values) []byte {
 		}
 		full := ojson.Marshal(ojson.Object{
 			{K: "reserved_resources_full", V: ojson.Object{}},
-			{K: "unreserved_resources_full", V: rawList(fullResources(a.total, false))},
-			{K: "used_resources_full", V: rawList(fullResources(a.used, true))},
-			{K: "offered_resources_full", V: rawList(fullResources(a.offered, true))},
+			{K: "unreserved_resources_full", V: api.RawList(fullResources(a.total, false))},
+			{K: "used_resources_full", V: api.RawList(fullResources(a.used, true))},
+			{K: "offered_resources_full", V: api.RawList(fullResources(a.offered, true))},
 		})
 		// Splice the members into the agent's object: "{...}" + "{...}" →
 		// "{...,...}".
@@ -142,7 +143,7 @@ func renderTasks(m *master, q url.Values) []byte {
 	fwFilter, taskFilter := q.Get("framework_id"), q.Get("task_id")
 
 	var fws []*framework
-	for _, id := range sortedKeys(m.frameworks) {
+	for _, id := range api.SortedKeys(m.frameworks) {
 		fws = append(fws, m.frameworks[id])
 	}
 	fws = append(fws, m.completedFws...)
@@ -151,7 +152,7 @@ func renderTasks(m *master, q url.Values) []byte {
 		if fwFilter != "" && fw.id != fwFilter {
 			continue
 		}
-		for _, id := range sortedKeys(fw.tasks) {
+		for _, id := range api.SortedKeys(fw.tasks) {
 			tasks = append(tasks, fw.tasks[id])
 		}
 		tasks = append(tasks, fw.completed...)
@@ -205,17 +206,7 @@ func renderTasks(m *master, q url.Values) []byte {
 	return ojson.Marshal(ojson.Object{{K: "tasks", V: out}})
 }
 
-// flagsJSON is the {"flags": {name: value}} of /flags, from the same list
-// as the operator API's GET_FLAGS.
-func flagsJSON(flags []mesos.Flag) []byte {
-	obj := ojson.Object{}
-	for _, f := range flags {
-		obj = append(obj, ojson.KV{K: f.Name, V: f.GetValue()})
-	}
-	return ojson.Marshal(ojson.Object{{K: "flags", V: obj}})
-}
-
-func renderMasterFlags(m *master, _ url.Values) []byte { return flagsJSON(m.flags()) }
+func renderMasterFlags(m *master, _ url.Values) []byte { return api.FlagsJSON(m.flags()) }
 
 // onAgent runs f on the agent's goroutine and waits for it.
 func (h *agentHTTP) onAgent(f func(*agent)) bool {
@@ -236,24 +227,24 @@ var errAgentStopping = &wire.Error{Status: http.StatusServiceUnavailable, Text: 
 // flags serves the agent's /flags (and /slave(1)/flags).
 func (h *agentHTTP) flags(w http.ResponseWriter, _ *http.Request) {
 	var body []byte
-	if !h.onAgent(func(a *agent) { body = flagsJSON(a.flags()) }) {
+	if !h.onAgent(func(a *agent) { body = api.FlagsJSON(a.flags()) }) {
 		wire.WriteError(w, errAgentStopping)
 		return
 	}
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 // renderMaintenanceSchedule is /master/maintenance/schedule: the schedule
 // as GET_MAINTENANCE_SCHEDULE holds it ({} when empty, as Mesos).
 func renderMaintenanceSchedule(m *master, _ url.Values) []byte {
-	return stoutJSON(raw(&m.maint.schedule))
+	return stoutJSON(api.Raw(&m.maint.schedule))
 }
 
 // renderMaintenanceStatus is /master/maintenance/status: the machines
 // draining and down, as GET_MAINTENANCE_STATUS.
 func renderMaintenanceStatus(m *master, _ url.Values) []byte {
 	st := m.clusterStatus()
-	return stoutJSON(raw(&st))
+	return stoutJSON(api.Raw(&st))
 }
 
 // stoutJSON rewrites a JSON document with every object's keys in byte

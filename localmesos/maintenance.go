@@ -10,6 +10,7 @@ import (
 	mmaintenance "github.com/mesos/mesos-go/api/v1/lib/maintenance"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
@@ -226,7 +227,7 @@ func (m *master) unavailabilityChanged(k machineKey) {
 }
 
 func (m *master) rescindInverseOffers(agentID string) {
-	for _, id := range sortedKeys(m.maint.inverse) {
+	for _, id := range api.SortedKeys(m.maint.inverse) {
 		io := m.maint.inverse[id]
 		if io.agentID != agentID {
 			continue
@@ -310,10 +311,10 @@ func (m *master) stopMaintenance(ids []mesos.MachineID) *wire.Error {
 // MARK_AGENT_GONE): its tasks end, its offers and inverse offers are
 // rescinded, and every framework hears FAILURE {agent_id}.
 func (m *master) removeAgentNow(a *agentRec, message string, gone bool) {
-	for _, fwID := range sortedKeys(m.frameworks) {
+	for _, fwID := range api.SortedKeys(m.frameworks) {
 		fw := m.frameworks[fwID]
 		for _, t := range tasksOf(fw) {
-			if t.agentID != a.id || terminal(t.state) {
+			if t.agentID != a.id || api.Terminal(t.state) {
 				continue
 			}
 			state, reason := mesos.TASK_LOST, mesos.REASON_AGENT_REMOVED
@@ -338,7 +339,7 @@ func (m *master) removeAgentNow(a *agentRec, message string, gone bool) {
 	a.executors = map[string]map[string]execRec{}
 	a.tasks = map[*task]struct{}{}
 	m.recomputeUsed(a)
-	for _, fwID := range sortedKeys(m.frameworks) {
+	for _, fwID := range api.SortedKeys(m.frameworks) {
 		m.send(m.frameworks[fwID], &scheduler.Event{Type: scheduler.Event_FAILURE,
 			Failure: &scheduler.Event_Failure{AgentID: &mesos.AgentID{Value: a.id}}})
 	}
@@ -479,7 +480,7 @@ func (m *master) clusterStatus() mmaintenance.ClusterStatus {
 				continue
 			}
 			dm := mmaintenance.ClusterStatus_DrainingMachine{ID: id}
-			fws := sortedKeys(mr.responses)
+			fws := api.SortedKeys(mr.responses)
 			sort.SliceStable(fws, func(i, j int) bool { return mr.responses[fws[i]].at.After(mr.responses[fws[j]].at) })
 			for _, fwID := range fws {
 				r := mr.responses[fwID]

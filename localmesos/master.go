@@ -11,13 +11,11 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
-
-// Version is the Mesos version localmesos answers as.
-const Version = "1.11.0"
 
 // master is the Mesos master: frameworks, agents, offers and tasks. All of
 // its fields below box are owned by run; everything else talks to it
@@ -274,8 +272,6 @@ type delayedMessage struct{ msg any }
 
 type stateRequest struct{ reply chan []byte }
 
-func nowSeconds() float64 { return float64(time.Now().UnixNano()) / 1e9 }
-
 // send queues an event on the framework's stream, if it has one.
 func (m *master) send(fw *framework, e *scheduler.Event) bool {
 	if fw.stream == nil || !fw.connected {
@@ -288,7 +284,7 @@ func (m *master) send(fw *framework, e *scheduler.Event) bool {
 // masterUpdate builds an update made by the master itself: source
 // SOURCE_MASTER, a reason, no uuid and no executor id.
 func masterUpdate(taskID, agentID string, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string) *scheduler.Event {
-	ts := nowSeconds()
+	ts := api.NowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: mesos.TaskID{Value: taskID}, State: state.Enum(), Message: &message,
 		Source: mesos.SOURCE_MASTER.Enum(), Reason: reason.Enum(), Timestamp: &ts,
@@ -344,7 +340,7 @@ func (m *master) agentRegister(x link.AgentRegister) {
 		if m.frameworks[e.FrameworkID] == nil || e.Command {
 			continue
 		}
-		r, _ := res.FromProto(stripAllocation(e.Info.Resources))
+		r, _ := res.FromProto(api.StripAllocation(e.Info.Resources))
 		if a.executors[e.FrameworkID] == nil {
 			a.executors[e.FrameworkID] = map[string]execRec{}
 		}
@@ -357,14 +353,14 @@ func (m *master) agentRegister(x link.AgentRegister) {
 		}
 		reported[rt.FrameworkID+"/"+rt.Info.TaskID.Value] = true
 		t := fw.tasks[rt.Info.TaskID.Value]
-		if t == nil && wasRemoved && !terminal(rt.State) {
+		if t == nil && wasRemoved && !api.Terminal(rt.State) {
 			// Declared lost while its agent was away: a framework that is
 			// not partition-aware was told so; the task must not come back.
 			x.Link.Post(link.KillTask{FrameworkID: fw.id, TaskID: rt.Info.TaskID.Value})
 			continue
 		}
 		if t == nil {
-			r, _ := res.FromProto(stripAllocation(rt.Info.Resources))
+			r, _ := res.FromProto(api.StripAllocation(rt.Info.Resources))
 			t = &task{info: rt.Info, fwID: fw.id, agentID: id, executorID: rt.ExecutorID, resources: r, seen: map[string]bool{}}
 			fw.tasks[rt.Info.TaskID.Value] = t
 		}
@@ -378,7 +374,7 @@ func (m *master) agentRegister(x link.AgentRegister) {
 	// (it restarted without them): they are lost.
 	for _, fw := range m.frameworks {
 		for _, t := range fw.tasks {
-			if t.agentID == id && !reported[fw.id+"/"+t.info.TaskID.Value] && !terminal(t.state) && x.AgentID != "" {
+			if t.agentID == id && !reported[fw.id+"/"+t.info.TaskID.Value] && !api.Terminal(t.state) && x.AgentID != "" {
 				m.loseTask(fw, t, mesos.REASON_AGENT_RESTARTED, "Task is unknown to the agent after it re-registered")
 			}
 		}
@@ -437,7 +433,7 @@ func (m *master) removeAgent(x agentRemovalDue) {
 	m.log.Warn("agent did not come back; its tasks are lost", "agent_id", a.id)
 	for t := range a.tasks {
 		fw := m.frameworks[t.fwID]
-		if fw == nil || terminal(t.state) {
+		if fw == nil || api.Terminal(t.state) {
 			continue
 		}
 		if fw.partitionAware {
@@ -509,7 +505,7 @@ func (m *master) recordStatus(t *task, st, stored mesos.TaskStatus) {
 	latest := st
 	t.latest = &latest
 	t.statuses = append(t.statuses, stored)
-	if terminal(t.state) {
+	if api.Terminal(t.state) {
 		t.terminalUUID = key
 		if !t.released {
 			t.released = true

@@ -13,6 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/link"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
@@ -355,7 +356,7 @@ func (m *master) subscribe(x schedCall) callResult {
 func (m *master) masterInfo() *mesos.MasterInfo {
 	port := uint32(m.port)
 	pid := fmt.Sprintf("master@%s:%d", m.ip, m.port)
-	hostname, version, ip := m.hostname, Version, m.ip
+	hostname, version, ip := m.hostname, api.Version, m.ip
 	return &mesos.MasterInfo{
 		ID: m.id, IP: ipUint32(m.ip), Port: &port, PID: &pid, Hostname: &hostname, Version: &version,
 		Address: &mesos.Address{Hostname: &hostname, IP: &ip, Port: int32(m.port)},
@@ -418,7 +419,7 @@ func (m *master) removeFramework(fw *framework) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		t := fw.tasks[id]
-		if !terminal(t.state) {
+		if !api.Terminal(t.state) {
 			// As Mesos' master makes it: no container status.
 			st := masterUpdate(t.info.TaskID.Value, t.agentID, mesos.TASK_KILLED, mesos.REASON_FRAMEWORK_REMOVED, "Framework "+fw.id+" removed").Update.Status
 			t.state = mesos.TASK_KILLED
@@ -617,7 +618,7 @@ func (m *master) reconcile(fw *framework, tasks []scheduler.Call_Reconcile_Task)
 	if len(tasks) == 0 {
 		ids := make([]string, 0, len(fw.tasks))
 		for id, t := range fw.tasks {
-			if !terminal(t.state) {
+			if !api.Terminal(t.state) {
 				ids = append(ids, id)
 			}
 		}

@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
@@ -31,10 +31,10 @@ func (h *masterHTTP) routes() http.Handler {
 	mux.HandleFunc("/master/api/v1", h.operator)
 	mux.HandleFunc("/state", h.state)
 	mux.HandleFunc("/master/state", h.state)
-	mux.HandleFunc("/health", health)
-	mux.HandleFunc("/master/health", health)
-	mux.HandleFunc("/version", version)
-	mux.HandleFunc("/master/version", version)
+	mux.HandleFunc("/health", api.Health)
+	mux.HandleFunc("/master/health", api.Health)
+	mux.HandleFunc("/version", api.ServeVersion)
+	mux.HandleFunc("/master/version", api.ServeVersion)
 	mux.HandleFunc("/redirect", h.redirect)
 	mux.HandleFunc("/master/redirect", h.redirect)
 	mux.HandleFunc("/metrics/snapshot", h.metrics)
@@ -52,31 +52,8 @@ func (h *masterHTTP) routes() http.Handler {
 	mux.HandleFunc("/master/maintenance/status", h.legacy(renderMaintenanceStatus))
 	mux.HandleFunc("/teardown", h.teardown)
 	mux.HandleFunc("/master/teardown", h.teardown)
-	mux.HandleFunc("/", notFound)
+	mux.HandleFunc("/", api.NotFound)
 	return mux
-}
-
-func notFound(w http.ResponseWriter, _ *http.Request) {
-	wire.WriteError(w, &wire.Error{Status: http.StatusNotFound, Text: "404 Not Found."})
-}
-
-func health(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusOK)
-}
-
-// versionJSON is what Mesos 1.11 answers on /version.
-const versionJSON = `{"build_date":"localmesos","build_time":0.0,"build_user":"","version":"` + Version + `"}`
-
-func version(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, []byte(versionJSON))
-}
-
-func writeJSON(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
 }
 
 // redirect answers like a leading Mesos master: 307 to itself,
@@ -106,7 +83,7 @@ func (h *masterHTTP) state(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"})
 		return
 	}
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 func (h *masterHTTP) metrics(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +92,7 @@ func (h *masterHTTP) metrics(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, Text: "Master is stopping"})
 		return
 	}
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 type metricsRequest struct{ reply chan []byte }

@@ -7,41 +7,11 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
-
-func secs(t time.Time) ojson.Double {
-	if t.IsZero() {
-		return 0
-	}
-	return ojson.Double(float64(t.UnixNano()) / 1e9)
-}
-
-// resourcesJSON renders resources like /master/state: disk, mem, gpus, cpus,
-// then other scalars and ranges.
-func resourcesJSON(r res.Resources) ojson.Object {
-	m := r.StateMap()
-	out := ojson.Object{}
-	for _, k := range []string{"disk", "mem", "gpus", "cpus"} {
-		out = append(out, ojson.KV{K: k, V: ojson.Double(m[k].(float64))})
-		delete(m, k)
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if f, ok := m[k].(float64); ok {
-			out = append(out, ojson.KV{K: k, V: ojson.Double(f)})
-		} else {
-			out = append(out, ojson.KV{K: k, V: m[k]})
-		}
-	}
-	return out
-}
 
 // renderState builds /master/state, shaped after Mesos 1.11's.
 func (m *master) renderState() []byte {
@@ -62,16 +32,16 @@ func (m *master) renderState() []byte {
 		}
 		slaves = append(slaves, ojson.Object{
 			{K: "id", V: a.id}, {K: "hostname", V: a.hostname}, {K: "port", V: a.port},
-			{K: "attributes", V: attributesJSON(a.attributes)},
+			{K: "attributes", V: api.AttributesJSON(a.attributes)},
 			{K: "pid", V: fmt.Sprintf("slave(1)@%s:%d", a.ip, a.port)},
-			{K: "registered_time", V: secs(a.registered)},
-			{K: "resources", V: resourcesJSON(a.total)},
-			{K: "used_resources", V: resourcesJSON(a.used)},
-			{K: "offered_resources", V: resourcesJSON(a.offered)},
+			{K: "registered_time", V: api.Secs(a.registered)},
+			{K: "resources", V: api.ResourcesJSON(a.total)},
+			{K: "used_resources", V: api.ResourcesJSON(a.used)},
+			{K: "offered_resources", V: api.ResourcesJSON(a.offered)},
 			{K: "reserved_resources", V: ojson.Object{}},
-			{K: "unreserved_resources", V: resourcesJSON(a.total)},
+			{K: "unreserved_resources", V: api.ResourcesJSON(a.total)},
 			{K: "active", V: a.connected}, {K: "deactivated", V: !a.connected},
-			{K: "version", V: Version},
+			{K: "version", V: api.Version},
 			{K: "capabilities", V: agentCapabilitiesJSON},
 		})
 	}
@@ -88,12 +58,12 @@ func (m *master) renderState() []byte {
 		completed = append(completed, m.frameworkJSON(fw))
 	}
 	doc := ojson.Object{
-		{K: "version", V: Version},
+		{K: "version", V: api.Version},
 		{K: "build_date", V: "localmesos"},
 		{K: "build_time", V: ojson.Double(0)},
 		{K: "build_user", V: ""},
-		{K: "start_time", V: secs(m.started)},
-		{K: "elected_time", V: secs(m.started)},
+		{K: "start_time", V: api.Secs(m.started)},
+		{K: "elected_time", V: api.Secs(m.started)},
 		{K: "id", V: m.id},
 		{K: "pid", V: pid},
 		{K: "hostname", V: m.hostname},
@@ -104,28 +74,21 @@ func (m *master) renderState() []byte {
 		{K: "leader", V: pid},
 		{K: "leader_info", V: ojson.Object{{K: "id", V: m.id}, {K: "pid", V: pid}, {K: "port", V: m.port}, {K: "hostname", V: m.hostname}}},
 		{K: "flags", V: ojson.Object{
-			{K: "allocation_interval", V: mesosDuration(m.cfg.AllocationInterval)},
-			{K: "offer_timeout", V: mesosDuration(m.cfg.OfferTimeout)},
+			{K: "allocation_interval", V: api.MesosDuration(m.cfg.AllocationInterval)},
+			{K: "offer_timeout", V: api.MesosDuration(m.cfg.OfferTimeout)},
 			{K: "max_completed_frameworks", V: fmt.Sprint(m.cfg.MaxCompletedFrameworks)},
 			{K: "max_completed_tasks_per_framework", V: fmt.Sprint(m.cfg.MaxCompletedTasks)},
 			{K: "port", V: fmt.Sprint(m.port)},
 			{K: "registry", V: "in_memory"},
 		}},
-		{K: "slaves", V: nonNil(slaves)},
+		{K: "slaves", V: api.NonNil(slaves)},
 		{K: "recovered_slaves", V: []ojson.Object{}},
-		{K: "frameworks", V: nonNil(fws)},
-		{K: "completed_frameworks", V: nonNil(completed)},
+		{K: "frameworks", V: api.NonNil(fws)},
+		{K: "completed_frameworks", V: api.NonNil(completed)},
 		{K: "orphan_tasks", V: []ojson.Object{}},
 		{K: "unregistered_frameworks", V: []ojson.Object{}},
 	}
 	return ojson.Marshal(doc)
-}
-
-func nonNil(v []ojson.Object) []ojson.Object {
-	if v == nil {
-		return []ojson.Object{}
-	}
-	return v
 }
 
 func (m *master) frameworkJSON(fw *framework) ojson.Object {
@@ -150,7 +113,7 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 		offers = append(offers, ojson.Object{
 			{K: "id", V: o.id}, {K: "framework_id", V: fw.id},
 			{K: "allocation_info", V: ojson.Object{{K: "role", V: "*"}}},
-			{K: "slave_id", V: o.agentID}, {K: "resources", V: resourcesJSON(o.resources)},
+			{K: "slave_id", V: o.agentID}, {K: "resources", V: api.ResourcesJSON(o.resources)},
 		})
 	}
 	for _, aid := range sortedAgentIDs(m.agents) {
@@ -170,7 +133,7 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 			}
 			executors = append(executors, ojson.Object{
 				{K: "executor_id", V: id}, {K: "name", V: e.info.GetName()}, {K: "framework_id", V: fw.id},
-				{K: "command", V: cmd}, {K: "resources", V: resourcesJSON(e.resources)}, {K: "role", V: "*"},
+				{K: "command", V: cmd}, {K: "resources", V: api.ResourcesJSON(e.resources)}, {K: "role", V: "*"},
 				{K: "type", V: e.info.GetType().String()}, {K: "slave_id", V: aid},
 			})
 		}
@@ -181,8 +144,8 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 	}
 	out := ojson.Object{
 		{K: "id", V: fw.id}, {K: "name", V: fw.info.Name},
-		{K: "used_resources", V: resourcesJSON(used)},
-		{K: "offered_resources", V: resourcesJSON(offered)},
+		{K: "used_resources", V: api.ResourcesJSON(used)},
+		{K: "offered_resources", V: api.ResourcesJSON(offered)},
 		{K: "capabilities", V: caps},
 		{K: "hostname", V: fw.info.GetHostname()},
 		{K: "webui_url", V: fw.info.GetWebUiURL()},
@@ -190,12 +153,12 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 		{K: "user", V: fw.info.User},
 		{K: "failover_timeout", V: ojson.Double(fw.info.GetFailoverTimeout())},
 		{K: "checkpoint", V: fw.info.GetCheckpoint()},
-		{K: "registered_time", V: secs(fw.registered)},
-		{K: "unregistered_time", V: secs(fw.unregistered)},
-		{K: "resources", V: resourcesJSON(used.Add(offered))},
+		{K: "registered_time", V: api.Secs(fw.registered)},
+		{K: "unregistered_time", V: api.Secs(fw.unregistered)},
+		{K: "resources", V: api.ResourcesJSON(used.Add(offered))},
 	}
 	if !fw.reregistered.IsZero() {
-		out = append(out, ojson.KV{K: "reregistered_time", V: secs(fw.reregistered)})
+		out = append(out, ojson.KV{K: "reregistered_time", V: api.Secs(fw.reregistered)})
 	}
 	if p := fw.info.GetPrincipal(); p != "" {
 		out = append(out, ojson.KV{K: "principal", V: p})
@@ -208,11 +171,11 @@ func (m *master) frameworkJSON(fw *framework) ojson.Object {
 		out = append(out, ojson.KV{K: "role", V: fw.info.GetRole()})
 	}
 	return append(out,
-		ojson.KV{K: "tasks", V: nonNil(tasks)},
+		ojson.KV{K: "tasks", V: api.NonNil(tasks)},
 		ojson.KV{K: "unreachable_tasks", V: []ojson.Object{}},
-		ojson.KV{K: "completed_tasks", V: nonNil(completed)},
-		ojson.KV{K: "offers", V: nonNil(offers)},
-		ojson.KV{K: "executors", V: nonNil(executors)},
+		ojson.KV{K: "completed_tasks", V: api.NonNil(completed)},
+		ojson.KV{K: "offers", V: api.NonNil(offers)},
+		ojson.KV{K: "executors", V: api.NonNil(executors)},
 		ojson.KV{K: "offer_constraints", V: ojson.Object{}},
 	)
 }
@@ -268,7 +231,7 @@ func taskJSON(t *task) ojson.Object {
 	out := ojson.Object{
 		{K: "id", V: t.info.TaskID.Value}, {K: "name", V: t.info.Name}, {K: "framework_id", V: t.fwID},
 		{K: "executor_id", V: t.executorID}, {K: "slave_id", V: t.agentID}, {K: "state", V: t.state.String()},
-		{K: "resources", V: resourcesJSON(t.resources)}, {K: "role", V: "*"},
+		{K: "resources", V: api.ResourcesJSON(t.resources)}, {K: "role", V: "*"},
 		{K: "statuses", V: statuses},
 	}
 	if t.info.Discovery != nil {
@@ -287,7 +250,7 @@ func (m *master) renderMetrics() []byte {
 	}
 	fc := m.faults.Counts()
 	// Mesos' own keys, with localmesos' counters beside them.
-	return m.snapshot(time.Now()).json(ojson.Object{
+	return m.snapshot(time.Now()).JSON(ojson.Object{
 		{K: "master/tasks_active", V: ojson.Double(running)},
 		{K: "master/offers_made", V: ojson.Double(c.offersMade)},
 		{K: "master/offers_declined", V: ojson.Double(c.offersDeclined)},
@@ -305,35 +268,4 @@ func (m *master) renderMetrics() []byte {
 		{K: "faults/messages_delayed", V: ojson.Double(fc.MessagesDelayed)},
 		{K: "faults/events_black_holed", V: ojson.Double(fc.EventsBlackHoled)},
 	})
-}
-
-// mesosDuration formats a duration the way Mesos prints flags and the
-// executor environment: "5secs", "15mins", "2secs", "100ms", "1.5mins".
-func mesosDuration(d time.Duration) string {
-	type unit struct {
-		size time.Duration
-		name string
-	}
-	units := []unit{
-		{7 * 24 * time.Hour, "weeks"}, {24 * time.Hour, "days"}, {time.Hour, "hrs"},
-		{time.Minute, "mins"}, {time.Second, "secs"}, {time.Millisecond, "ms"}, {time.Microsecond, "us"},
-	}
-	for _, u := range units {
-		if d >= u.size {
-			v := float64(d) / float64(u.size)
-			return trimFloat(v) + u.name
-		}
-	}
-	return fmt.Sprintf("%dns", int64(d))
-}
-
-func trimFloat(v float64) string {
-	s := fmt.Sprintf("%.6f", v)
-	for s[len(s)-1] == '0' {
-		s = s[:len(s)-1]
-	}
-	if s[len(s)-1] == '.' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -1,20 +1,15 @@
 package localmesos
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
-	"os"
-	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
-	"github.com/tiltai/tiltai/localmesos/internal/ojson"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -115,77 +110,6 @@ func (m *master) countEvent(fw *framework, e *scheduler.Event) {
 	}
 }
 
-// metricsSet collects a snapshot; Mesos writes every value as a double,
-// keys sorted.
-type metricsSet map[string]float64
-
-func (s metricsSet) json(extra ojson.Object) []byte {
-	for _, kv := range extra {
-		switch v := kv.V.(type) {
-		case ojson.Double:
-			s[kv.K] = float64(v)
-		case float64:
-			s[kv.K] = v
-		}
-	}
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make(ojson.Object, len(keys))
-	for i, k := range keys {
-		out[i] = ojson.KV{K: k, V: ojson.Double(s[k])}
-	}
-	return ojson.Marshal(out)
-}
-
-// timer adds a metrics::Timer with its statistics, all 0: localmesos does
-// not time its allocator or registry.
-func (s metricsSet) timer(name string) {
-	s[name] = 0
-	for _, p := range []string{"count", "max", "min", "p50", "p90", "p95", "p99", "p999", "p9999"} {
-		s[name+"/"+p] = 0
-	}
-}
-
-func boolf(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func percent(used, total float64) float64 {
-	if total == 0 {
-		return 0
-	}
-	return used / total
-}
-
-// resourceGauges adds <prefix>/{cpus,mem,disk,gpus}_{total,used,percent}
-// and their revocable_ forms (always 0: no revocable resources).
-func (s metricsSet) resourceGauges(prefix string, total, used res.Resources) {
-	for _, n := range []string{"cpus", "gpus", "mem", "disk"} {
-		t, u := total.Scalar(n), used.Scalar(n)
-		s[prefix+n+"_total"], s[prefix+n+"_used"], s[prefix+n+"_percent"] = t, u, percent(u, t)
-		for _, k := range []string{"_revocable_total", "_revocable_used", "_revocable_percent"} {
-			s[prefix+n+k] = 0
-		}
-	}
-}
-
-// activeStates and terminalStates name Mesos' per-state task metrics.
-var (
-	activeStates   = []mesos.TaskState{mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING, mesos.TASK_UNREACHABLE, mesos.TASK_UNKNOWN}
-	terminalStates = []mesos.TaskState{mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_LOST, mesos.TASK_ERROR, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR}
-)
-
-// stateName is "running" for TASK_RUNNING.
-func stateName(s mesos.TaskState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_"))
-}
-
 // tasksByState counts a framework's tasks, the completed ones it still
 // remembers included.
 func tasksByState(fw *framework, into map[mesos.TaskState]int) {
@@ -213,8 +137,8 @@ func metricEncode(s string) string {
 }
 
 // snapshot is the master's /metrics/snapshot in Mesos' names.
-func (m *master) snapshot(now time.Time) metricsSet {
-	s := metricsSet{}
+func (m *master) snapshot(now time.Time) api.Metrics {
+	s := api.Metrics{}
 	s["master/elected"] = 1
 	s["master/uptime_secs"] = now.Sub(m.started).Seconds()
 
@@ -246,8 +170,8 @@ func (m *master) snapshot(now time.Time) metricsSet {
 	}
 	s["master/frameworks_active"], s["master/frameworks_inactive"] = fwActive, fwInactive
 	s["master/frameworks_connected"], s["master/frameworks_disconnected"] = fwConnected, fwDisconnected
-	for _, st := range append(append([]mesos.TaskState{}, activeStates[:5]...), terminalStates...) {
-		s["master/tasks_"+stateName(st)] = float64(tasks[st])
+	for _, st := range append(append([]mesos.TaskState{}, api.ActiveStates[:5]...), api.TerminalStates...) {
+		s["master/tasks_"+api.StateName(st)] = float64(tasks[st])
 	}
 
 	// Agents and their resources.
@@ -278,7 +202,7 @@ func (m *master) snapshot(now time.Time) metricsSet {
 	s["master/slaves_unreachable"] = unreachable
 	s["master/slave_registrations"] = float64(len(m.agents))
 	s["master/slave_unreachable_completed"] = unreachable
-	s.resourceGauges("master/", total, used)
+	s.ResourceGauges("master/", total, used)
 	s["master/outstanding_offers"] = float64(len(m.offers))
 	s["master/operator_event_stream_subscribers"] = float64(len(m.ops.subs))
 	s["master/event_queue_messages"] = float64(m.box.Size())
@@ -326,10 +250,10 @@ func (m *master) snapshot(now time.Time) metricsSet {
 		}
 	}
 	s["registrar/queued_operations"], s["registrar/registry_size_bytes"], s["registrar/state_fetch_ms"] = 0, 0, 0
-	s.timer("registrar/state_store_ms")
+	s.Timer("registrar/state_store_ms")
 
 	m.allocatorSnapshot(s, total, used, offered, now)
-	systemSnapshot(s)
+	api.SystemSnapshot(s)
 	return s
 }
 
@@ -338,10 +262,10 @@ var operationNames = []string{"create", "create_disk", "destroy", "destroy_disk"
 
 // frameworkSnapshot adds master/frameworks/<name>/<id>/… (Mesos'
 // FrameworkMetrics, published with --publish_per_framework_metrics).
-func (m *master) frameworkSnapshot(s metricsSet, fw *framework) {
+func (m *master) frameworkSnapshot(s api.Metrics, fw *framework) {
 	p := "master/frameworks/" + metricEncode(fw.info.Name) + "/" + fw.id + "/"
 	f := m.metrics.framework(fw.id)
-	s[p+"subscribed"] = boolf(fw.connected)
+	s[p+"subscribed"] = api.Boolf(fw.connected)
 	// counted adds <kind>/<name> for each name, and <kind> their sum.
 	counted := func(kind string, names []string, counts map[string]int64) {
 		var sum int64
@@ -366,14 +290,14 @@ func (m *master) frameworkSnapshot(s metricsSet, fw *framework) {
 	s[p+"offers/sent"], s[p+"offers/accepted"] = float64(f.offersSent), float64(f.offersAccepted)
 	s[p+"offers/declined"], s[p+"offers/rescinded"] = float64(f.offersDeclined), float64(f.offersRescinded)
 	for _, r := range fw.roles {
-		s[p+"roles/"+r+"/suppressed"] = boolf(fw.suppressed[r])
+		s[p+"roles/"+r+"/suppressed"] = api.Boolf(fw.suppressed[r])
 	}
 	tasks := map[mesos.TaskState]int{}
 	tasksByState(fw, tasks)
-	for _, st := range activeStates {
+	for _, st := range api.ActiveStates {
 		s[p+"tasks/active/"+strings.ToLower(st.String())] = float64(tasks[st])
 	}
-	for _, st := range terminalStates {
+	for _, st := range api.TerminalStates {
 		s[p+"tasks/terminal/"+strings.ToLower(st.String())] = float64(tasks[st])
 	}
 }
@@ -382,11 +306,11 @@ func (m *master) frameworkSnapshot(s metricsSet, fw *framework) {
 // allocated, per role the dominant share, the consumed resources (quota
 // consumption, also under the root role "" as Mesos' role tree reports it)
 // and the active DECLINE filters.
-func (m *master) allocatorSnapshot(s metricsSet, total, used, offered res.Resources, now time.Time) {
+func (m *master) allocatorSnapshot(s api.Metrics, total, used, offered res.Resources, now time.Time) {
 	s["allocator/event_queue_dispatches"], s["allocator/mesos/event_queue_dispatches"] = 0, 0
 	s["allocator/mesos/allocation_runs"] = 0
-	s.timer("allocator/mesos/allocation_run_ms")
-	s.timer("allocator/mesos/allocation_run_latency_ms")
+	s.Timer("allocator/mesos/allocation_run_ms")
+	s.Timer("allocator/mesos/allocation_run_latency_ms")
 	alloc := used.Add(offered)
 	for _, n := range []string{"cpus", "mem", "disk", "gpus"} {
 		if total.Scalar(n) > 0 {
@@ -429,57 +353,23 @@ func (m *master) allocatorSnapshot(s metricsSet, total, used, offered res.Resour
 	}
 }
 
-// systemSnapshot adds system/…, read from the host as Mesos' system
-// metrics do (/proc/loadavg, /proc/meminfo); 0 where they cannot be read.
-func systemSnapshot(s metricsSet) {
-	s["system/cpus_total"] = float64(runtime.NumCPU())
-	s["system/load_1min"], s["system/load_5min"], s["system/load_15min"] = 0, 0, 0
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(b))
-		for i, k := range []string{"system/load_1min", "system/load_5min", "system/load_15min"} {
-			if i < len(f) {
-				s[k], _ = strconv.ParseFloat(f[i], 64)
-			}
-		}
-	}
-	s["system/mem_total_bytes"], s["system/mem_free_bytes"] = 0, 0
-	if fh, err := os.Open("/proc/meminfo"); err == nil {
-		defer fh.Close()
-		mem := map[string]float64{}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) >= 2 {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				mem[strings.TrimSuffix(f[0], ":")] = v * 1024
-			}
-		}
-		s["system/mem_total_bytes"] = mem["MemTotal"]
-		free, ok := mem["MemAvailable"]
-		if !ok {
-			free = mem["MemFree"]
-		}
-		s["system/mem_free_bytes"] = free
-	}
-}
-
 // metrics serves the agent's /metrics/snapshot.
 func (h *agentHTTP) metrics(w http.ResponseWriter, _ *http.Request) {
 	var body []byte
-	if !h.onAgent(func(a *agent) { body = a.snapshot(time.Now()).json(nil) }) {
+	if !h.onAgent(func(a *agent) { body = a.snapshot(time.Now()).JSON(nil) }) {
 		wire.WriteError(w, errAgentStopping)
 		return
 	}
-	writeJSON(w, body)
+	api.WriteJSON(w, body)
 }
 
 // snapshot is the agent's /metrics/snapshot in Mesos' names
 // (src/slave/metrics.cpp), over the frameworks, executors and tasks the
 // agent holds.
-func (a *agent) snapshot(now time.Time) metricsSet {
-	s := metricsSet{}
+func (a *agent) snapshot(now time.Time) api.Metrics {
+	s := api.Metrics{}
 	s["slave/uptime_secs"] = now.Sub(a.started).Seconds()
-	s["slave/registered"] = boolf(a.registered)
+	s["slave/registered"] = api.Boolf(a.registered)
 	s["slave/frameworks_active"] = float64(len(a.frameworks))
 	execs := map[execState]int{}
 	tasks := map[mesos.TaskState]int{}
@@ -489,15 +379,15 @@ func (a *agent) snapshot(now time.Time) metricsSet {
 		for _, e := range fw.executors {
 			execs[e.state]++
 			if e.state != execTerminated && !e.command {
-				r, _ := res.FromProto(stripAllocation(e.info.Resources))
+				r, _ := res.FromProto(api.StripAllocation(e.info.Resources))
 				used.AddInPlace(r)
 			}
 		}
 		for _, t := range fw.tasks {
 			tasks[t.state]++
 			validUpdates += len(t.statuses)
-			if !terminal(t.state) {
-				r, _ := res.FromProto(stripAllocation(t.info.Resources))
+			if !api.Terminal(t.state) {
+				r, _ := res.FromProto(api.StripAllocation(t.info.Resources))
 				used.AddInPlace(r)
 			}
 		}
@@ -508,9 +398,9 @@ func (a *agent) snapshot(now time.Time) metricsSet {
 	s["slave/executors_terminated"] = float64(execs[execTerminated])
 	for _, st := range []mesos.TaskState{mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING,
 		mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_LOST, mesos.TASK_GONE} {
-		s["slave/tasks_"+stateName(st)] = float64(tasks[st])
+		s["slave/tasks_"+api.StateName(st)] = float64(tasks[st])
 	}
-	s.resourceGauges("slave/", a.total, used)
+	s.ResourceGauges("slave/", a.total, used)
 	s["slave/valid_status_updates"] = float64(validUpdates)
 	s["slave/invalid_framework_messages"] = float64(a.counters.messagesDropped)
 	// What localmesos has no concept of: constants (Mesos' defaults where
@@ -528,6 +418,6 @@ func (a *agent) snapshot(now time.Time) metricsSet {
 	}
 	s["containerizer/fetcher/cache_size_total_bytes"] = 2 << 30
 	s["slave/executor_directory_max_allowed_age_secs"] = (7 * 24 * time.Hour).Seconds()
-	systemSnapshot(s)
+	api.SystemSnapshot(s)
 	return s
 }

@@ -2,7 +2,6 @@ package localmesos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -12,8 +11,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mmaster "github.com/mesos/mesos-go/api/v1/lib/master"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
-	"github.com/tiltai/tiltai/localmesos/internal/protojson"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -28,14 +27,6 @@ import (
 
 // masterFunc runs on the master's goroutine (see master.handle).
 type masterFunc func(*master)
-
-// opAnswer is an operator call's answer: an error, or a response in both
-// encodings.
-type opAnswer struct {
-	err  *wire.Error
-	pb   wire.Message
-	json []byte
-}
 
 // onMaster runs f on the master's goroutine and waits for it.
 func (h *masterHTTP) onMaster(f func(*master)) bool {
@@ -57,45 +48,6 @@ func (h *masterHTTP) operator(w http.ResponseWriter, r *http.Request) {
 	if err := h.serveOperator(w, r); err != nil {
 		wire.WriteError(w, err)
 	}
-}
-
-// decodeOperatorCall does what Mesos' api handlers do before looking at the
-// call: POST only, Content-Type, body, the validation that needs no state
-// (with what "master::Call" or "agent::Call" says), then Accept.
-func decodeOperatorCall(r *http.Request, call wire.Message, what string, validate func() string) (wire.Codec, error) {
-	if err := wire.CheckPost(r); err != nil {
-		return 0, err
-	}
-	codec, err := wire.RequestCodec(r)
-	if err != nil {
-		return 0, err
-	}
-	body, err := wire.ReadBody(r)
-	if err != nil {
-		return 0, err
-	}
-	if err := wire.Decode(codec, body, call); err != nil {
-		return 0, err
-	}
-	if msg := validate(); msg != "" {
-		if msg == "UNKNOWN" {
-			// A type given as UNKNOWN is a valid enum value: Mesos answers
-			// NotImplemented(); a missing or unknown type fails validation.
-			if codec == wire.JSON && jsonTypeIs(body, "UNKNOWN") {
-				return 0, &wire.Error{Status: http.StatusNotImplemented, Text: "501 Not Implemented."}
-			}
-			msg = "Expecting 'type' to be present"
-		}
-		return 0, wire.BadRequest("Failed to validate %s: %s", what, msg)
-	}
-	return wire.ResponseCodec(r)
-}
-
-func jsonTypeIs(body []byte, want string) bool {
-	var v struct {
-		Type *string `json:"type"`
-	}
-	return json.Unmarshal(body, &v) == nil && v.Type != nil && *v.Type == want
 }
 
 // validateMasterCall is validation::master::call::validate
@@ -161,52 +113,25 @@ func validateMasterCall(c *mmaster.Call) string {
 
 func (h *masterHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error {
 	call := new(mmaster.Call)
-	codec, err := decodeOperatorCall(r, call, "master::Call", func() string { return validateMasterCall(call) })
+	codec, err := api.DecodeOperatorCall(r, call, "master::Call", func() string { return validateMasterCall(call) })
 	if err != nil {
 		return err
 	}
 	if call.Type == mmaster.Call_SUBSCRIBE {
 		return h.operatorSubscribe(w, r, codec)
 	}
-	var ans opAnswer
+	var ans api.OpAnswer
 	if !h.onMaster(func(m *master) { ans = m.operatorCall(call) }) {
 		return errMasterStopping
 	}
-	if ans.err != nil {
-		return ans.err
+	if ans.Err != nil {
+		return ans.Err
 	}
-	return writeOperatorAnswer(w, codec, ans)
-}
-
-// writeOperatorAnswer answers 200 with the response, or 200 with an empty
-// body for calls that have no response (as Mesos' OK()).
-func writeOperatorAnswer(w http.ResponseWriter, codec wire.Codec, ans opAnswer) error {
-	if ans.pb == nil {
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
-	body := ans.json
-	if codec == wire.Protobuf {
-		b, err := ans.pb.Marshal()
-		if err != nil {
-			return fmt.Errorf("cannot encode the answer: %w", err)
-		}
-		body = b
-	}
-	w.Header().Set("Content-Type", codec.MediaType())
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	return nil
-}
-
-func notImplemented(t fmt.Stringer) *wire.Error {
-	return &wire.Error{Status: http.StatusNotImplemented, Text: fmt.Sprintf("Call type %s is not implemented by localmesos", t)}
+	return api.WriteOperatorAnswer(w, codec, ans)
 }
 
 // operatorCall answers one operator call on the master's goroutine.
-func (m *master) operatorCall(c *mmaster.Call) opAnswer {
+func (m *master) operatorCall(c *mmaster.Call) api.OpAnswer {
 	resp := &mmaster.Response{}
 	var js ojson.Object
 	switch c.Type {
@@ -218,16 +143,16 @@ func (m *master) operatorCall(c *mmaster.Call) opAnswer {
 		flags := m.flags()
 		resp.Type = mmaster.Response_GET_FLAGS
 		resp.GetFlags = &mmaster.Response_GetFlags{Flags: flags}
-		js = ojson.Object{{K: "flags", V: rawList(flags)}}
+		js = ojson.Object{{K: "flags", V: api.RawList(flags)}}
 	case mmaster.Call_GET_VERSION:
 		resp.Type = mmaster.Response_GET_VERSION
-		resp.GetVersion = &mmaster.Response_GetVersion{VersionInfo: versionInfo()}
-		js = ojson.Object{{K: "version_info", V: raw(&resp.GetVersion.VersionInfo)}}
+		resp.GetVersion = &mmaster.Response_GetVersion{VersionInfo: api.VersionInfo()}
+		js = ojson.Object{{K: "version_info", V: api.Raw(&resp.GetVersion.VersionInfo)}}
 	case mmaster.Call_GET_MASTER:
 		start, elected := float64(m.started.UnixNano())/1e9, float64(m.started.UnixNano())/1e9
 		resp.Type = mmaster.Response_GET_MASTER
 		resp.GetMaster = &mmaster.Response_GetMaster{MasterInfo: m.masterInfo(), StartTime: &start, ElectedTime: &elected}
-		js = ojson.Object{{K: "master_info", V: raw(resp.GetMaster.MasterInfo)},
+		js = ojson.Object{{K: "master_info", V: api.Raw(resp.GetMaster.MasterInfo)},
 			{K: "start_time", V: ojson.Double(start)}, {K: "elected_time", V: ojson.Double(elected)}}
 	case mmaster.Call_GET_STATE:
 		st, sj := m.opState()
@@ -247,65 +172,30 @@ func (m *master) operatorCall(c *mmaster.Call) opAnswer {
 	case mmaster.Call_GET_MAINTENANCE_SCHEDULE:
 		resp.Type = mmaster.Response_GET_MAINTENANCE_SCHEDULE
 		resp.GetMaintenanceSchedule = &mmaster.Response_GetMaintenanceSchedule{Schedule: m.maint.schedule}
-		js = ojson.Object{{K: "schedule", V: raw(&resp.GetMaintenanceSchedule.Schedule)}}
+		js = ojson.Object{{K: "schedule", V: api.Raw(&resp.GetMaintenanceSchedule.Schedule)}}
 	case mmaster.Call_GET_MAINTENANCE_STATUS:
 		resp.Type = mmaster.Response_GET_MAINTENANCE_STATUS
 		resp.GetMaintenanceStatus = &mmaster.Response_GetMaintenanceStatus{Status: m.clusterStatus()}
-		js = ojson.Object{{K: "status", V: raw(&resp.GetMaintenanceStatus.Status)}}
+		js = ojson.Object{{K: "status", V: api.Raw(&resp.GetMaintenanceStatus.Status)}}
 	case mmaster.Call_UPDATE_MAINTENANCE_SCHEDULE:
-		return opAnswer{err: m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)}
+		return api.OpAnswer{Err: m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)}
 	case mmaster.Call_START_MAINTENANCE:
-		return opAnswer{err: m.startMaintenance(c.StartMaintenance.Machines)}
+		return api.OpAnswer{Err: m.startMaintenance(c.StartMaintenance.Machines)}
 	case mmaster.Call_STOP_MAINTENANCE:
-		return opAnswer{err: m.stopMaintenance(c.StopMaintenance.Machines)}
+		return api.OpAnswer{Err: m.stopMaintenance(c.StopMaintenance.Machines)}
 	case mmaster.Call_DRAIN_AGENT:
-		return opAnswer{err: m.drainAgentCall(c.DrainAgent)}
+		return api.OpAnswer{Err: m.drainAgentCall(c.DrainAgent)}
 	case mmaster.Call_DEACTIVATE_AGENT:
-		return opAnswer{err: m.deactivateAgentCall(c.DeactivateAgent)}
+		return api.OpAnswer{Err: m.deactivateAgentCall(c.DeactivateAgent)}
 	case mmaster.Call_REACTIVATE_AGENT:
-		return opAnswer{err: m.reactivateAgentCall(c.ReactivateAgent)}
+		return api.OpAnswer{Err: m.reactivateAgentCall(c.ReactivateAgent)}
 	case mmaster.Call_MARK_AGENT_GONE:
-		return opAnswer{err: m.markAgentGoneCall(c.MarkAgentGone)}
+		return api.OpAnswer{Err: m.markAgentGoneCall(c.MarkAgentGone)}
 	default:
-		return opAnswer{err: notImplemented(c.Type)}
+		return api.OpAnswer{Err: api.NotImplemented(c.Type)}
 	}
-	return opAnswer{pb: resp, json: ojson.Marshal(ojson.Object{
-		{K: "type", V: resp.Type.String()}, {K: lowerType(resp.Type.String()), V: js}})}
-}
-
-// lowerType is the response field named after its type: GET_STATE →
-// get_state.
-func lowerType(t string) string {
-	b := []byte(t)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// raw renders a protobuf message as Mesos' JSON.
-func raw(msg any) ojson.Raw {
-	b, err := protojson.Marshal(msg)
-	if err != nil {
-		return ojson.Raw("{}")
-	}
-	return ojson.Raw(b)
-}
-
-// rawList renders a list of messages, [] when empty.
-func rawList[T any](items []T) []ojson.Raw {
-	out := make([]ojson.Raw, 0, len(items))
-	for i := range items {
-		out = append(out, raw(&items[i]))
-	}
-	return out
-}
-
-func versionInfo() mesos.VersionInfo {
-	date, t, user := "localmesos", 0.0, ""
-	return mesos.VersionInfo{Version: Version, BuildDate: &date, BuildTime: &t, BuildUser: &user}
+	return api.OpAnswer{PB: resp, JSON: ojson.Marshal(ojson.Object{
+		{K: "type", V: resp.Type.String()}, {K: api.LowerType(resp.Type.String()), V: js}})}
 }
 
 func timeInfo(t time.Time) *mesos.TimeInfo {
@@ -320,7 +210,7 @@ func timeInfo(t time.Time) *mesos.TimeInfo {
 func (m *master) flags() []mesos.Flag {
 	v := map[string]string{
 		"agent_ping_timeout": "15secs", "agent_reregister_timeout": "10mins",
-		"allocation_interval": mesosDuration(m.cfg.AllocationInterval), "allocator": "hierarchical",
+		"allocation_interval": api.MesosDuration(m.cfg.AllocationInterval), "allocator": "hierarchical",
 		"allocator_agent_recovery_factor": "0.8", "allocator_recovery_timeout": "10mins",
 		"authenticate_agents": "false", "authenticate_frameworks": strconv.FormatBool(m.cfg.SchedulerAuth != nil),
 		"authenticate_http_frameworks": strconv.FormatBool(m.cfg.SchedulerAuth != nil),
@@ -342,7 +232,7 @@ func (m *master) flags() []mesos.Flag {
 		"webui_dir": "", "work_dir": m.cfg.WorkDir, "zk_session_timeout": "10secs",
 	}
 	if m.cfg.OfferTimeout > 0 {
-		v["offer_timeout"] = mesosDuration(m.cfg.OfferTimeout)
+		v["offer_timeout"] = api.MesosDuration(m.cfg.OfferTimeout)
 	}
 	names := make([]string, 0, len(v))
 	for k := range v {
@@ -388,7 +278,7 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	active := a.connected && !m.agentDeactivated(a.id)
 	deactivated := !active
 	out := mmaster.Response_GetAgents_Agent{
-		AgentInfo: info, Active: active, Deactivated: &deactivated, Version: Version, PID: &pid,
+		AgentInfo: info, Active: active, Deactivated: &deactivated, Version: api.Version, PID: &pid,
 		RegisteredTime: timeInfo(a.registered), TotalResources: a.total.ToProto(res.OfferRole, false),
 		AllocatedResources: withAllocation(a.used.ToProto(res.OfferRole, false)),
 		OfferedResources:   withAllocation(a.offered.ToProto(res.OfferRole, true)), // in offer order (recording 12)
@@ -402,31 +292,31 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	for i, c := range agentCapabilitiesJSON {
 		capsJSON[i] = ojson.Object{{K: "type", V: c}}
 	}
-	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port}, {K: "resources", V: rawList(info.Resources)}}
+	infoJSON := ojson.Object{{K: "hostname", V: a.hostname}, {K: "port", V: a.port}, {K: "resources", V: api.RawList(info.Resources)}}
 	if len(a.attributes) > 0 {
-		infoJSON = append(infoJSON, ojson.KV{K: "attributes", V: rawList(a.attributes)})
+		infoJSON = append(infoJSON, ojson.KV{K: "attributes", V: api.RawList(a.attributes)})
 	}
 	infoJSON = append(infoJSON, ojson.KV{K: "id", V: ojson.Object{{K: "value", V: a.id}}}, ojson.KV{K: "checkpoint", V: true})
 	js := ojson.Object{{K: "agent_info", V: infoJSON}, {K: "active", V: active}, {K: "deactivated", V: deactivated},
-		{K: "version", V: Version}, {K: "pid", V: pid}}
+		{K: "version", V: api.Version}, {K: "pid", V: pid}}
 	if out.RegisteredTime != nil {
-		js = append(js, ojson.KV{K: "registered_time", V: raw(out.RegisteredTime)})
+		js = append(js, ojson.KV{K: "registered_time", V: api.Raw(out.RegisteredTime)})
 	}
 	if out.ReregisteredTime = timeInfo(a.reregistered); out.ReregisteredTime != nil {
-		js = append(js, ojson.KV{K: "reregistered_time", V: raw(out.ReregisteredTime)})
+		js = append(js, ojson.KV{K: "reregistered_time", V: api.Raw(out.ReregisteredTime)})
 	}
-	js = append(js, ojson.KV{K: "total_resources", V: rawList(out.TotalResources)})
+	js = append(js, ojson.KV{K: "total_resources", V: api.RawList(out.TotalResources)})
 	if len(out.AllocatedResources) > 0 {
-		js = append(js, ojson.KV{K: "allocated_resources", V: rawList(out.AllocatedResources)})
+		js = append(js, ojson.KV{K: "allocated_resources", V: api.RawList(out.AllocatedResources)})
 	}
 	if len(out.OfferedResources) > 0 {
-		js = append(js, ojson.KV{K: "offered_resources", V: rawList(out.OfferedResources)})
+		js = append(js, ojson.KV{K: "offered_resources", V: api.RawList(out.OfferedResources)})
 	}
 	js = append(js, ojson.KV{K: "capabilities", V: capsJSON})
 	if di := m.agentDrainInfo(a.id); di != nil {
 		out.DrainInfo = di
 		out.EstimatedDrainStartTime = timeInfo(a.drainStart)
-		js = append(js, ojson.KV{K: "drain_info", V: raw(di)}, ojson.KV{K: "estimated_drain_start_time", V: raw(out.EstimatedDrainStartTime)})
+		js = append(js, ojson.KV{K: "drain_info", V: api.Raw(di)}, ojson.KV{K: "estimated_drain_start_time", V: api.Raw(out.EstimatedDrainStartTime)})
 	}
 	return out, js
 }
@@ -446,26 +336,12 @@ func (m *master) opAgents() (*mmaster.Response_GetAgents, ojson.Object) {
 	return out, ojson.Object{{K: "agents", V: items}, {K: "recovered_agents", V: []ojson.Object{}}}
 }
 
-// frameworkInfoShown fills the fields Mesos shows with their defaults.
-func frameworkInfoShown(fi mesos.FrameworkInfo) mesos.FrameworkInfo {
-	if fi.FailoverTimeout == nil {
-		v := 0.0
-		fi.FailoverTimeout = &v
-	}
-	if fi.Checkpoint == nil {
-		v := false
-		fi.Checkpoint = &v
-	}
-	fi.Role = nil // deprecated: Mesos does not show its default
-	return fi
-}
-
 // opFramework renders a framework as GET_FRAMEWORKS does (forEvent: as
 // FRAMEWORK_ADDED/UPDATED do, from the protobuf model, which always has
 // unregistered_time and no resources or offer constraints).
 func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_GetFrameworks_Framework, ojson.Object) {
 	out := mmaster.Response_GetFrameworks_Framework{
-		FrameworkInfo: frameworkInfoShown(fw.info), Active: fw.active, Connected: fw.connected, Recovered: fw.recovered,
+		FrameworkInfo: api.FrameworkInfoShown(fw.info), Active: fw.active, Connected: fw.connected, Recovered: fw.recovered,
 		RegisteredTime: timeInfo(fw.registered), ReregisteredTime: timeInfo(fw.registered),
 		UnregisteredTime: timeInfo(fw.unregistered),
 	}
@@ -494,21 +370,21 @@ func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_Get
 	}
 	out.AllocatedResources = withAllocation(used.ToProto(res.OfferRole, false))
 	out.OfferedResources = withAllocation(offered.ToProto(res.OfferRole, false))
-	js := ojson.Object{{K: "framework_info", V: raw(&out.FrameworkInfo)}, {K: "active", V: out.Active},
+	js := ojson.Object{{K: "framework_info", V: api.Raw(&out.FrameworkInfo)}, {K: "active", V: out.Active},
 		{K: "connected", V: out.Connected}, {K: "recovered", V: out.Recovered}}
 	for _, kv := range []struct {
 		k string
 		t *mesos.TimeInfo
 	}{{"registered_time", out.RegisteredTime}, {"reregistered_time", out.ReregisteredTime}, {"unregistered_time", out.UnregisteredTime}} {
 		if kv.t != nil {
-			js = append(js, ojson.KV{K: kv.k, V: raw(kv.t)})
+			js = append(js, ojson.KV{K: kv.k, V: api.Raw(kv.t)})
 		}
 	}
 	if len(out.AllocatedResources) > 0 {
-		js = append(js, ojson.KV{K: "allocated_resources", V: rawList(out.AllocatedResources)})
+		js = append(js, ojson.KV{K: "allocated_resources", V: api.RawList(out.AllocatedResources)})
 	}
 	if len(out.OfferedResources) > 0 {
-		js = append(js, ojson.KV{K: "offered_resources", V: rawList(out.OfferedResources)})
+		js = append(js, ojson.KV{K: "offered_resources", V: api.RawList(out.OfferedResources)})
 	}
 	return out, append(js, ojson.KV{K: "offer_constraints", V: ojson.Object{}})
 }
@@ -516,7 +392,7 @@ func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_Get
 func (m *master) opFrameworks() (*mmaster.Response_GetFrameworks, ojson.Object) {
 	out := &mmaster.Response_GetFrameworks{}
 	items, completed := []ojson.Object{}, []ojson.Object{}
-	for _, id := range sortedKeys(m.frameworks) {
+	for _, id := range api.SortedKeys(m.frameworks) {
 		pb, js := m.opFramework(m.frameworks[id], false)
 		out.Frameworks = append(out.Frameworks, pb)
 		items = append(items, js)
@@ -527,15 +403,6 @@ func (m *master) opFrameworks() (*mmaster.Response_GetFrameworks, ojson.Object) 
 		completed = append(completed, js)
 	}
 	return out, ojson.Object{{K: "frameworks", V: items}, {K: "completed_frameworks", V: completed}}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // opTask renders a task as the master's GET_TASKS does: its statuses as
@@ -561,7 +428,7 @@ func opTask(t *task) mesos.Task {
 // tasksOf lists a framework's tasks by id.
 func tasksOf(fw *framework) []*task {
 	out := make([]*task, 0, len(fw.tasks))
-	for _, id := range sortedKeys(fw.tasks) {
+	for _, id := range api.SortedKeys(fw.tasks) {
 		out = append(out, fw.tasks[id])
 	}
 	return out
@@ -569,7 +436,7 @@ func tasksOf(fw *framework) []*task {
 
 func (m *master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
 	out := &mmaster.Response_GetTasks{}
-	for _, id := range sortedKeys(m.frameworks) {
+	for _, id := range api.SortedKeys(m.frameworks) {
 		fw := m.frameworks[id]
 		for _, t := range tasksOf(fw) {
 			if t.state == mesos.TASK_UNREACHABLE {
@@ -587,8 +454,8 @@ func (m *master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
 			out.CompletedTasks = append(out.CompletedTasks, opTask(t))
 		}
 	}
-	return out, ojson.Object{{K: "tasks", V: rawList(out.Tasks)},
-		{K: "unreachable_tasks", V: rawList(out.UnreachableTasks)}, {K: "completed_tasks", V: rawList(out.CompletedTasks)}}
+	return out, ojson.Object{{K: "tasks", V: api.RawList(out.Tasks)},
+		{K: "unreachable_tasks", V: api.RawList(out.UnreachableTasks)}, {K: "completed_tasks", V: api.RawList(out.CompletedTasks)}}
 }
 
 // opExecutors lists custom executors; like Mesos, not the command
@@ -597,14 +464,14 @@ func (m *master) opExecutors() (*mmaster.Response_GetExecutors, ojson.Object) {
 	out := &mmaster.Response_GetExecutors{}
 	for _, aid := range sortedAgentIDs(m.agents) {
 		a := m.agents[aid]
-		for _, fwID := range sortedKeys(a.executors) {
-			for _, eid := range sortedKeys(a.executors[fwID]) {
+		for _, fwID := range api.SortedKeys(a.executors) {
+			for _, eid := range api.SortedKeys(a.executors[fwID]) {
 				out.Executors = append(out.Executors, mmaster.Response_GetExecutors_Executor{
 					ExecutorInfo: a.executors[fwID][eid].info, AgentID: mesos.AgentID{Value: aid}})
 			}
 		}
 	}
-	return out, ojson.Object{{K: "executors", V: rawList(out.Executors)}}
+	return out, ojson.Object{{K: "executors", V: api.RawList(out.Executors)}}
 }
 
 func (m *master) opState() (*mmaster.Response_GetState, ojson.Object) {

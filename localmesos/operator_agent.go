@@ -8,6 +8,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	magent "github.com/mesos/mesos-go/api/v1/lib/agent"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -54,11 +55,11 @@ func validateAgentCall(c *magent.Call) string {
 
 func (h *agentHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error {
 	call := new(magent.Call)
-	codec, err := decodeOperatorCall(r, call, "agent::Call", func() string { return validateAgentCall(call) })
+	codec, err := api.DecodeOperatorCall(r, call, "agent::Call", func() string { return validateAgentCall(call) })
 	if err != nil {
 		return err
 	}
-	var ans opAnswer
+	var ans api.OpAnswer
 	done := make(chan struct{})
 	stopping := &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
 	if !h.a.box.Post(agentFunc(func(a *agent) { ans = a.operatorCall(call); close(done) })) {
@@ -69,13 +70,13 @@ func (h *agentHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error 
 	case <-h.a.done:
 		return stopping
 	}
-	if ans.err != nil {
-		return ans.err
+	if ans.Err != nil {
+		return ans.Err
 	}
-	return writeOperatorAnswer(w, codec, ans)
+	return api.WriteOperatorAnswer(w, codec, ans)
 }
 
-func (a *agent) operatorCall(c *magent.Call) opAnswer {
+func (a *agent) operatorCall(c *magent.Call) api.OpAnswer {
 	resp := &magent.Response{}
 	var js ojson.Object
 	switch c.Type {
@@ -87,11 +88,11 @@ func (a *agent) operatorCall(c *magent.Call) opAnswer {
 		flags := a.flags()
 		resp.Type = magent.Response_GET_FLAGS
 		resp.GetFlags = &magent.Response_GetFlags{Flags: flags}
-		js = ojson.Object{{K: "flags", V: rawList(flags)}}
+		js = ojson.Object{{K: "flags", V: api.RawList(flags)}}
 	case magent.Call_GET_VERSION:
 		resp.Type = magent.Response_GET_VERSION
-		resp.GetVersion = &magent.Response_GetVersion{VersionInfo: versionInfo()}
-		js = ojson.Object{{K: "version_info", V: raw(&resp.GetVersion.VersionInfo)}}
+		resp.GetVersion = &magent.Response_GetVersion{VersionInfo: api.VersionInfo()}
+		js = ojson.Object{{K: "version_info", V: api.Raw(&resp.GetVersion.VersionInfo)}}
 	case magent.Call_GET_STATE:
 		tasks, tj := a.opTasks()
 		execs, ej := a.opExecutors()
@@ -109,10 +110,10 @@ func (a *agent) operatorCall(c *magent.Call) opAnswer {
 		resp.Type = magent.Response_GET_TASKS
 		resp.GetTasks, js = a.opTasks()
 	default:
-		return opAnswer{err: notImplemented(c.Type)}
+		return api.OpAnswer{Err: api.NotImplemented(c.Type)}
 	}
-	return opAnswer{pb: resp, json: ojson.Marshal(ojson.Object{
-		{K: "type", V: resp.Type.String()}, {K: lowerType(resp.Type.String()), V: js}})}
+	return api.OpAnswer{PB: resp, JSON: ojson.Marshal(ojson.Object{
+		{K: "type", V: resp.Type.String()}, {K: api.LowerType(resp.Type.String()), V: js}})}
 }
 
 // flags lists the agent's flags that localmesos has, with Mesos' names and
@@ -122,10 +123,10 @@ func (a *agent) flags() []mesos.Flag {
 		"work_dir":                        a.workDir,
 		"ip":                              a.ip,
 		"port":                            strconv.Itoa(a.port),
-		"executor_registration_timeout":   mesosDuration(a.cfg.ExecutorRegistrationTimeout),
-		"executor_reregistration_timeout": mesosDuration(a.cfg.ExecutorReregistrationTimeout),
-		"executor_shutdown_grace_period":  mesosDuration(a.cfg.ExecutorShutdownGracePeriod),
-		"recovery_timeout":                mesosDuration(a.cfg.RecoveryTimeout),
+		"executor_registration_timeout":   api.MesosDuration(a.cfg.ExecutorRegistrationTimeout),
+		"executor_reregistration_timeout": api.MesosDuration(a.cfg.ExecutorReregistrationTimeout),
+		"executor_shutdown_grace_period":  api.MesosDuration(a.cfg.ExecutorShutdownGracePeriod),
+		"recovery_timeout":                api.MesosDuration(a.cfg.RecoveryTimeout),
 		"resources":                       a.total.String(),
 		"default_role":                    "*",
 		"launcher":                        "posix",
@@ -136,7 +137,7 @@ func (a *agent) flags() []mesos.Flag {
 		"http_command_executor":           "false",
 		"version":                         "false",
 	}
-	names := sortedKeys(v)
+	names := api.SortedKeys(v)
 	out := make([]mesos.Flag, len(names))
 	for i, k := range names {
 		val := v[k]
@@ -148,10 +149,10 @@ func (a *agent) flags() []mesos.Flag {
 func (a *agent) opFrameworks() (*magent.Response_GetFrameworks, ojson.Object) {
 	out := &magent.Response_GetFrameworks{}
 	items := []ojson.Object{}
-	for _, id := range sortedKeys(a.frameworks) {
-		info := frameworkInfoShown(a.frameworks[id].info)
+	for _, id := range api.SortedKeys(a.frameworks) {
+		info := api.FrameworkInfoShown(a.frameworks[id].info)
 		out.Frameworks = append(out.Frameworks, magent.Response_GetFrameworks_Framework{FrameworkInfo: info})
-		items = append(items, ojson.Object{{K: "framework_info", V: raw(&info)}})
+		items = append(items, ojson.Object{{K: "framework_info", V: api.Raw(&info)}})
 	}
 	return out, ojson.Object{{K: "frameworks", V: items}, {K: "completed_frameworks", V: []ojson.Object{}}}
 }
@@ -159,12 +160,12 @@ func (a *agent) opFrameworks() (*magent.Response_GetFrameworks, ojson.Object) {
 func (a *agent) opExecutors() (*magent.Response_GetExecutors, ojson.Object) {
 	out := &magent.Response_GetExecutors{}
 	items := []ojson.Object{}
-	for _, fwID := range sortedKeys(a.frameworks) {
+	for _, fwID := range api.SortedKeys(a.frameworks) {
 		fw := a.frameworks[fwID]
-		for _, eid := range sortedKeys(fw.executors) {
+		for _, eid := range api.SortedKeys(fw.executors) {
 			info := fw.executors[eid].info
 			out.Executors = append(out.Executors, magent.Response_GetExecutors_Executor{ExecutorInfo: info})
-			items = append(items, ojson.Object{{K: "executor_info", V: raw(&info)}})
+			items = append(items, ojson.Object{{K: "executor_info", V: api.Raw(&info)}})
 		}
 	}
 	return out, ojson.Object{{K: "executors", V: items}, {K: "completed_executors", V: []ojson.Object{}}}
@@ -175,7 +176,7 @@ func (a *agent) opExecutors() (*magent.Response_GetExecutors, ojson.Object) {
 // terminal update not acknowledged yet).
 func (a *agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
 	out := &magent.Response_GetTasks{}
-	for _, fwID := range sortedKeys(a.frameworks) {
+	for _, fwID := range api.SortedKeys(a.frameworks) {
 		fw := a.frameworks[fwID]
 		queued := map[string]bool{}
 		for _, e := range fw.executors {
@@ -183,13 +184,13 @@ func (a *agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
 				queued[t.TaskID.Value] = true
 			}
 		}
-		ids := sortedKeys(fw.tasks)
+		ids := api.SortedKeys(fw.tasks)
 		sort.Strings(ids)
 		for _, id := range ids {
 			t := fw.tasks[id]
 			task := a.opTask(fwID, t)
 			switch {
-			case terminal(t.state):
+			case api.Terminal(t.state):
 				out.TerminatedTasks = append(out.TerminatedTasks, task)
 			case queued[id]:
 				out.QueuedTasks = append(out.QueuedTasks, task)
@@ -198,8 +199,8 @@ func (a *agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
 			}
 		}
 	}
-	return out, ojson.Object{{K: "pending_tasks", V: []ojson.Raw{}}, {K: "queued_tasks", V: rawList(out.QueuedTasks)},
-		{K: "launched_tasks", V: rawList(out.LaunchedTasks)}, {K: "terminated_tasks", V: rawList(out.TerminatedTasks)},
+	return out, ojson.Object{{K: "pending_tasks", V: []ojson.Raw{}}, {K: "queued_tasks", V: api.RawList(out.QueuedTasks)},
+		{K: "launched_tasks", V: api.RawList(out.LaunchedTasks)}, {K: "terminated_tasks", V: api.RawList(out.TerminatedTasks)},
 		{K: "completed_tasks", V: []ojson.Raw{}}}
 }
 

@@ -9,6 +9,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	mmaster "github.com/mesos/mesos-go/api/v1/lib/master"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
@@ -49,7 +50,7 @@ func (e opEvent) Unmarshal([]byte) error     { return errors.New("an operator ev
 func (e opEvent) MesosJSON() ([]byte, error) { return e.json, nil }
 
 // plainEvent is an event whose JSON is the plain rendering of its message.
-func plainEvent(e *mmaster.Event) opEvent { return opEvent{pb: e, json: raw(e)} }
+func plainEvent(e *mmaster.Event) opEvent { return opEvent{pb: e, json: api.Raw(e)} }
 
 func (h *masterHTTP) operatorSubscribe(w http.ResponseWriter, r *http.Request, codec wire.Codec) error {
 	stream := wire.NewStream(codec, "")
@@ -121,7 +122,7 @@ func (m *master) publishOperatorEvents() {
 func (m *master) diffOperatorView() []opEvent {
 	v := &m.ops.view
 	var fwEvents, agentEvents, taskEvents, removals []opEvent
-	for _, id := range sortedKeys(m.frameworks) {
+	for _, id := range api.SortedKeys(m.frameworks) {
 		fw := m.frameworks[id]
 		stamp := fw.registered
 		if !fw.reregistered.IsZero() {
@@ -153,7 +154,7 @@ func (m *master) diffOperatorView() []opEvent {
 	}
 	// Tasks of current frameworks and of those removed since the last turn.
 	fws := make([]*framework, 0, len(m.frameworks))
-	for _, id := range sortedKeys(m.frameworks) {
+	for _, id := range api.SortedKeys(m.frameworks) {
 		fws = append(fws, m.frameworks[id])
 	}
 	var gone []*framework
@@ -190,14 +191,14 @@ func (m *master) diffOperatorView() []opEvent {
 	for _, fw := range gone {
 		delete(v.frameworks, fw.id)
 		removals = append(removals, plainEvent(&mmaster.Event{Type: mmaster.Event_FRAMEWORK_REMOVED,
-			FrameworkRemoved: &mmaster.Event_FrameworkRemoved{FrameworkInfo: frameworkInfoShown(fw.info)}}))
+			FrameworkRemoved: &mmaster.Event_FrameworkRemoved{FrameworkInfo: api.FrameworkInfoShown(fw.info)}}))
 	}
-	for _, id := range sortedKeys(v.frameworks) {
+	for _, id := range api.SortedKeys(v.frameworks) {
 		if m.frameworks[id] == nil { // removed and already dropped from the completed list
 			delete(v.frameworks, id)
 		}
 	}
-	for _, id := range sortedKeys(v.agents) {
+	for _, id := range api.SortedKeys(v.agents) {
 		if a := m.agents[id]; a == nil || a.removed {
 			delete(v.agents, id)
 			if a != nil && a.gone {

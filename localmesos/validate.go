@@ -7,6 +7,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -102,7 +103,7 @@ func validateTask(t mesos.TaskInfo, lc launchContext) (launchPlan, string) {
 		if e.Command == nil {
 			return launchPlan{}, "Executor " + e.ExecutorID.Value + " has no CommandInfo"
 		}
-		if msg := unsupportedContainer(e.Container); msg != "" {
+		if msg := api.UnsupportedContainer(e.Container); msg != "" {
 			return launchPlan{}, msg
 		}
 		if msg := validateResources(e.Resources); msg != "" {
@@ -187,8 +188,8 @@ func overlap(a, b []res.Range) bool {
 
 func unsupportedTask(t mesos.TaskInfo) string {
 	switch {
-	case unsupportedContainer(t.Container) != "":
-		return unsupportedContainer(t.Container)
+	case api.UnsupportedContainer(t.Container) != "":
+		return api.UnsupportedContainer(t.Container)
 	case t.HealthCheck != nil:
 		return "TaskInfo.health_check is not implemented by localmesos"
 	case t.Check != nil:
@@ -217,19 +218,9 @@ func compatibleExecutor(a, b mesos.ExecutorInfo) bool {
 	if a.Command != nil && (a.Command.GetValue() != b.Command.GetValue() || len(a.Command.URIs) != len(b.Command.URIs)) {
 		return false
 	}
-	ra, err1 := res.FromProto(stripAllocation(a.Resources))
-	rb, err2 := res.FromProto(stripAllocation(b.Resources))
+	ra, err1 := res.FromProto(api.StripAllocation(a.Resources))
+	rb, err2 := res.FromProto(api.StripAllocation(b.Resources))
 	return err1 == nil && err2 == nil && ra.Contains(rb) && rb.Contains(ra)
-}
-
-func stripAllocation(rs []mesos.Resource) []mesos.Resource {
-	out := make([]mesos.Resource, len(rs))
-	for i, r := range rs {
-		r.AllocationInfo = nil
-		r.Role = nil
-		out[i] = r
-	}
-	return out
 }
 
 // allocated injects allocation_info {role "*"} into every resource, as the
@@ -245,14 +236,4 @@ func allocated(rs []mesos.Resource) []mesos.Resource {
 		out[i] = r
 	}
 	return out
-}
-
-// terminal reports whether a task state is final.
-func terminal(s mesos.TaskState) bool {
-	switch s {
-	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR,
-		mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
-		return true
-	}
-	return false
 }
