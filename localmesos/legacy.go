@@ -208,32 +208,6 @@ func renderTasks(m *master, q url.Values) []byte {
 
 func renderMasterFlags(m *master, _ url.Values) []byte { return api.FlagsJSON(m.flags()) }
 
-// onAgent runs f on the agent's goroutine and waits for it.
-func (h *agentHTTP) onAgent(f func(*agent)) bool {
-	done := make(chan struct{})
-	if !h.a.box.Post(agentFunc(func(a *agent) { f(a); close(done) })) {
-		return false
-	}
-	select {
-	case <-done:
-		return true
-	case <-h.a.done:
-		return false
-	}
-}
-
-var errAgentStopping = &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
-
-// flags serves the agent's /flags (and /slave(1)/flags).
-func (h *agentHTTP) flags(w http.ResponseWriter, _ *http.Request) {
-	var body []byte
-	if !h.onAgent(func(a *agent) { body = api.FlagsJSON(a.flags()) }) {
-		wire.WriteError(w, errAgentStopping)
-		return
-	}
-	api.WriteJSON(w, body)
-}
-
 // renderMaintenanceSchedule is /master/maintenance/schedule: the schedule
 // as GET_MAINTENANCE_SCHEDULE holds it ({} when empty, as Mesos).
 func renderMaintenanceSchedule(m *master, _ url.Values) []byte {

@@ -111,16 +111,7 @@ func agentRefused(c *Cluster, i int) bool {
 	if a == nil {
 		return false
 	}
-	got := make(chan bool, 1)
-	if !a.Post(agentFunc(func(a *agent) { got <- a.refused })) {
-		return false
-	}
-	select {
-	case r := <-got:
-		return r
-	case <-a.done:
-		return false
-	}
+	return a.Refused()
 }
 
 // TestMaintenanceReplay replays recording 12: a schedule on the agent's

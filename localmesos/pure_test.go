@@ -7,7 +7,6 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -67,18 +66,6 @@ func TestValidateTask(t *testing.T) {
 				t.Fatalf("message %q, want %q", msg, tc.want)
 			}
 		})
-	}
-}
-
-func TestMesosDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{5 * time.Second: "5secs", 15 * time.Minute: "15mins", 2 * time.Second: "2secs",
-		100 * time.Millisecond: "100ms", 90 * time.Second: "1.5mins", 7 * 24 * time.Hour: "1weeks"} {
-		if got := api.MesosDuration(d); got != want {
-			t.Errorf("mesosDuration(%v) = %s, want %s", d, got, want)
-		}
-		if back, err := parseMesosDuration(want); err != nil || back != d {
-			t.Errorf("parseMesosDuration(%s) = %v, %v", want, back, err)
-		}
 	}
 }
 

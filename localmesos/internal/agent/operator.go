@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"net/http"
@@ -16,11 +16,11 @@ import (
 // The agent's operator API (POST /api/v1 on each agent), after Mesos
 // 1.11's src/slave/http.cpp (Http::api): the read calls about
 // frameworks, executors and tasks. Calls of the master's API are not in
-// agent::Call's enum, so they fail validation as calls without a type, as
+// Agent::Call's enum, so they fail validation as calls without a type, as
 // in Mesos.
 
 // agentFunc runs on the agent's goroutine (see agent.handle).
-type agentFunc func(*agent)
+type agentFunc func(*Agent)
 
 func (h *agentHTTP) operator(w http.ResponseWriter, r *http.Request) {
 	if err := h.serveOperator(w, r); err != nil {
@@ -62,7 +62,7 @@ func (h *agentHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error 
 	var ans api.OpAnswer
 	done := make(chan struct{})
 	stopping := &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
-	if !h.a.box.Post(agentFunc(func(a *agent) { ans = a.operatorCall(call); close(done) })) {
+	if !h.a.box.Post(agentFunc(func(a *Agent) { ans = a.operatorCall(call); close(done) })) {
 		return stopping
 	}
 	select {
@@ -76,7 +76,7 @@ func (h *agentHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error 
 	return api.WriteOperatorAnswer(w, codec, ans)
 }
 
-func (a *agent) operatorCall(c *magent.Call) api.OpAnswer {
+func (a *Agent) operatorCall(c *magent.Call) api.OpAnswer {
 	resp := &magent.Response{}
 	var js ojson.Object
 	switch c.Type {
@@ -118,7 +118,7 @@ func (a *agent) operatorCall(c *magent.Call) api.OpAnswer {
 
 // flags lists the agent's flags that localmesos has, with Mesos' names and
 // duration format, sorted by name as Mesos does.
-func (a *agent) flags() []mesos.Flag {
+func (a *Agent) flags() []mesos.Flag {
 	v := map[string]string{
 		"work_dir":                        a.workDir,
 		"ip":                              a.ip,
@@ -146,7 +146,7 @@ func (a *agent) flags() []mesos.Flag {
 	return out
 }
 
-func (a *agent) opFrameworks() (*magent.Response_GetFrameworks, ojson.Object) {
+func (a *Agent) opFrameworks() (*magent.Response_GetFrameworks, ojson.Object) {
 	out := &magent.Response_GetFrameworks{}
 	items := []ojson.Object{}
 	for _, id := range api.SortedKeys(a.frameworks) {
@@ -157,7 +157,7 @@ func (a *agent) opFrameworks() (*magent.Response_GetFrameworks, ojson.Object) {
 	return out, ojson.Object{{K: "frameworks", V: items}, {K: "completed_frameworks", V: []ojson.Object{}}}
 }
 
-func (a *agent) opExecutors() (*magent.Response_GetExecutors, ojson.Object) {
+func (a *Agent) opExecutors() (*magent.Response_GetExecutors, ojson.Object) {
 	out := &magent.Response_GetExecutors{}
 	items := []ojson.Object{}
 	for _, fwID := range api.SortedKeys(a.frameworks) {
@@ -174,7 +174,7 @@ func (a *agent) opExecutors() (*magent.Response_GetExecutors, ojson.Object) {
 // opTasks sorts the agent's tasks as Mesos' agent does: queued for an
 // executor that has not subscribed yet, launched, and terminated (the
 // terminal update not acknowledged yet).
-func (a *agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
+func (a *Agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
 	out := &magent.Response_GetTasks{}
 	for _, fwID := range api.SortedKeys(a.frameworks) {
 		fw := a.frameworks[fwID]
@@ -204,7 +204,7 @@ func (a *agent) opTasks() (*magent.Response_GetTasks, ojson.Object) {
 		{K: "completed_tasks", V: []ojson.Raw{}}}
 }
 
-func (a *agent) opTask(fwID string, t *agentTask) mesos.Task {
+func (a *Agent) opTask(fwID string, t *agentTask) mesos.Task {
 	st := t.state
 	out := mesos.Task{
 		Name: t.info.Name, TaskID: t.info.TaskID, FrameworkID: mesos.FrameworkID{Value: fwID},

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"encoding/json"
@@ -28,10 +28,10 @@ import (
 // links resolved, it stays inside that directory. Nothing else on the
 // machine is readable.
 
-// fileTable is the agent's attached paths: virtual → real directory. It
+// FileTable is the agent's attached paths: virtual → real directory. It
 // has its own lock (Mesos' FilesProcess is an actor of its own): the agent
 // attaches from its goroutine, HTTP handlers resolve from theirs.
-type fileTable struct {
+type FileTable struct {
 	mu    sync.RWMutex
 	paths map[string]string
 	order []string // attach order, to forget the oldest past maxAttached
@@ -42,9 +42,10 @@ type fileTable struct {
 // garbage-collects the directories).
 const maxAttached = 20000
 
-func newFileTable() *fileTable { return &fileTable{paths: map[string]string{}} }
+// NewFileTable returns an empty table.
+func NewFileTable() *FileTable { return &FileTable{paths: map[string]string{}} }
 
-func (f *fileTable) attach(real, virtual string) {
+func (f *FileTable) attach(real, virtual string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.paths[virtual]; !ok {
@@ -58,8 +59,8 @@ func (f *fileTable) attach(real, virtual string) {
 }
 
 // attachSandbox makes an executor's run directory readable, as Mesos'
-// agent does when it launches (or recovers) the executor.
-func (f *fileTable) attachSandbox(sandbox, fwID, execID string) {
+// Agent does when it launches (or recovers) the executor.
+func (f *FileTable) attachSandbox(sandbox, fwID, execID string) {
 	f.attach(sandbox, sandbox)
 	f.attach(sandbox, path.Join("/frameworks", fwID, "executors", execID, "runs", "latest"))
 }
@@ -72,7 +73,7 @@ func (e errInaccessible) Error() string { return string(e) }
 // resolve maps a virtual path to a real one: the longest attached prefix,
 // then the rest of the path, canonicalised and kept inside the prefix's
 // directory. "" with a nil error is Not Found.
-func (f *fileTable) resolve(p string) (string, error) {
+func (f *FileTable) resolve(p string) (string, error) {
 	tokens := strings.Split(strings.TrimRight(p, "/"), "/")
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -113,7 +114,7 @@ func (f *fileTable) resolve(p string) (string, error) {
 // filesReadCap is Mesos' cap on one read: 16 pages.
 var filesReadCap = int64(os.Getpagesize() * 16)
 
-type filesHTTP struct{ files *fileTable }
+type filesHTTP struct{ files *FileTable }
 
 func (h filesHTTP) target(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -30,41 +29,12 @@ type containerLaunch struct {
 	volumes []containerizer.Volume
 }
 
-// validateImageFlags checks the image flags as mesos-agent does at start.
-func (c Config) validateImageFlags() []string {
-	if c.ImageProviders == "" {
-		return nil
-	}
-	var problems []string
-	if c.ImageProviders != "docker" {
-		problems = append(problems, fmt.Sprintf("image providers %q: only 'docker' is supported", c.ImageProviders))
-	}
-	if c.DockerRegistry == "" {
-		problems = append(problems, "image providers 'docker' need a docker registry (a directory of `docker save` tarballs or an http(s):// Registry v2 URL)")
-	}
-	iso := map[string]bool{}
-	for _, i := range strings.Split(c.Isolation, ",") {
-		iso[strings.TrimSpace(i)] = true
-	}
-	for _, need := range []string{"filesystem/linux", "docker/runtime"} {
-		if !iso[need] {
-			problems = append(problems, fmt.Sprintf("image providers 'docker' need isolation %q (got %q)", need, c.Isolation))
-		}
-	}
-	if runtime.GOOS != "linux" {
-		problems = append(problems, "container images need Linux")
-	} else if err := containerizer.Supported(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	return problems
-}
-
 func launchFailed(msg string) error { return errors.New("Failed to launch container: " + msg) }
 
 // provision pulls the image, makes the container's rootfs and adjusts the
 // executor's environment as the filesystem/linux and docker/runtime
 // isolators do. It runs in the launch goroutine.
-func (a *agent) provision(ctx context.Context, c *mesos.ContainerInfo, command bool, spec *ExecutorSpec) error {
+func (a *Agent) provision(ctx context.Context, c *mesos.ContainerInfo, command bool, spec *ExecutorSpec) error {
 	im := c.GetMesos().GetImage()
 	if im == nil {
 		return launchFailed("localmesos runs host_path volumes only in a container image")
@@ -104,12 +74,12 @@ func (a *agent) provision(ctx context.Context, c *mesos.ContainerInfo, command b
 	return nil
 }
 
-func (a *agent) provisionerDir(containerID string) string {
+func (a *Agent) provisionerDir(containerID string) string {
 	return filepath.Join(a.workDir, "provisioner", "containers", containerID)
 }
 
 // destroyContainer removes a container's rootfs once its executor is gone.
-func (a *agent) destroyContainer(e *agentExecutor) {
+func (a *Agent) destroyContainer(e *agentExecutor) {
 	if a.images == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"bytes"
@@ -34,7 +34,9 @@ import (
 
 const defaultKillGrace = 3 * time.Second
 
-func commandExecutor(client *http.Client, log *slog.Logger) ExecutorFunc {
+// CommandExecutor returns the built-in command executor; it reaches its
+// agent with client.
+func CommandExecutor(client *http.Client, log *slog.Logger) ExecutorFunc {
 	return func(ctx context.Context, spec ExecutorSpec) error {
 		ce := &cmdExec{
 			spec: spec, client: client,

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"context"
@@ -25,10 +25,10 @@ import (
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
-// agent is one Mesos agent: it launches executors, serves their executor
+// Agent is one Mesos agent: it launches executors, serves their executor
 // API, and keeps each task's status updates until the scheduler
 // acknowledges them. Fields below box are owned by run.
-type agent struct {
+type Agent struct {
 	cfg       Config
 	log       *slog.Logger
 	index     int
@@ -48,7 +48,7 @@ type agent struct {
 	ip          string
 	port        int
 	workDir     string
-	files       *fileTable // what /files serves: the sandboxes
+	files       *FileTable // what /files serves: the sandboxes
 	total       res.Resources
 	started     time.Time // for slave/uptime_secs
 	done        chan struct{}
@@ -169,15 +169,17 @@ type agentStateRequest struct{ reply chan []byte }
 
 type killAll struct{ done chan struct{} }
 
-func (a *agent) Post(m any) bool { return a.box.Post(m) }
+func (a *Agent) Post(m any) bool { return a.box.Post(m) }
 
-func (a *agent) endpoint() string { return fmt.Sprintf("%s:%d", a.ip, a.port) }
+func (a *Agent) endpoint() string { return fmt.Sprintf("%s:%d", a.ip, a.port) }
 
-func (a *agent) after(d time.Duration, msg any) *time.Timer {
+func (a *Agent) after(d time.Duration, msg any) *time.Timer {
 	return time.AfterFunc(d, func() { a.box.Post(msg) })
 }
 
-func (a *agent) run(ctx context.Context) {
+// Run is the agent's state goroutine: it registers with the master and
+// handles messages until ctx ends, then stops.
+func (a *Agent) Run(ctx context.Context) {
 	a.runCtx = ctx
 	defer close(a.done)
 	defer a.stop()
@@ -197,7 +199,7 @@ func (a *agent) run(ctx context.Context) {
 
 // stop ends this agent incarnation: executors of checkpointing frameworks
 // keep running for the next one to recover; the others are killed.
-func (a *agent) stop() {
+func (a *Agent) stop() {
 	for _, fw := range a.frameworks {
 		for _, e := range fw.executors {
 			if e.timer != nil {
@@ -222,7 +224,7 @@ func (a *agent) stop() {
 	}
 }
 
-func (a *agent) handle(msg any) {
+func (a *Agent) handle(msg any) {
 	switch x := msg.(type) {
 	case link.AgentRegistered:
 		a.registered = true
@@ -321,7 +323,7 @@ func (a *agent) handle(msg any) {
 	}
 }
 
-func (a *agent) register() {
+func (a *Agent) register() {
 	var reg = link.AgentRegister{AgentID: a.id, Hostname: a.hostname, IP: a.ip, Attributes: a.attributes, Port: a.port, Total: a.total, Link: a}
 	for fwID, fw := range a.frameworks {
 		if fw.terminating {
@@ -344,7 +346,7 @@ func (a *agent) register() {
 	a.toMaster(reg)
 }
 
-func (a *agent) executor(fwID, execID string) *agentExecutor {
+func (a *Agent) executor(fwID, execID string) *agentExecutor {
 	if fw := a.frameworks[fwID]; fw != nil {
 		return fw.executors[execID]
 	}
@@ -353,7 +355,7 @@ func (a *agent) executor(fwID, execID string) *agentExecutor {
 
 // --- launching ---
 
-func (a *agent) runTask(x link.RunTask) {
+func (a *Agent) runTask(x link.RunTask) {
 	fwID := x.Framework.ID.Value
 	fw := a.frameworks[fwID]
 	if fw == nil {
@@ -409,12 +411,12 @@ func commandExecutorInfo(fwID string, t mesos.TaskInfo) mesos.ExecutorInfo {
 	}
 }
 
-func (a *agent) sendLaunch(e *agentExecutor, t mesos.TaskInfo) {
+func (a *Agent) sendLaunch(e *agentExecutor, t mesos.TaskInfo) {
 	e.launched[t.TaskID.Value] = true
 	e.stream.Send(&executor.Event{Type: executor.Event_LAUNCH, Launch: &executor.Event_Launch{Task: t}})
 }
 
-func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
+func (a *Agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 	e.state = execLaunching
 	spec := ExecutorSpec{
 		FrameworkID: e.fwID, ExecutorID: e.info.ExecutorID.Value, ContainerID: e.containerID,
@@ -462,7 +464,7 @@ func (a *agent) launchExecutor(fw *agentFramework, e *agentExecutor) {
 }
 
 // executorEnv is the environment Mesos 1.11 gives an executor.
-func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
+func (a *Agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -508,7 +510,7 @@ func (a *agent) executorEnv(fw *agentFramework, e *agentExecutor) []string {
 	return sortedEnv(env)
 }
 
-func (a *agent) execLaunched(x execLaunched) {
+func (a *Agent) execLaunched(x execLaunched) {
 	e := a.executor(x.fwID, x.execID)
 	if e != nil && e.containerID == x.containerID && len(e.early) > 0 {
 		early := e.early
@@ -551,7 +553,7 @@ func (a *agent) execLaunched(x execLaunched) {
 }
 
 // watch waits for the executor's exit in a goroutine of this incarnation.
-func (a *agent) watch(e *agentExecutor) {
+func (a *Agent) watch(e *agentExecutor) {
 	proc, fwID, execID, cid := e.proc, e.fwID, e.info.ExecutorID.Value, e.containerID
 	a.wg.Add(1)
 	go func() {
@@ -564,7 +566,7 @@ func (a *agent) watch(e *agentExecutor) {
 	}()
 }
 
-func (a *agent) execTimeout(x execTimeout) {
+func (a *Agent) execTimeout(x execTimeout) {
 	e := a.executor(x.fwID, x.execID)
 	if e == nil || e.containerID != x.containerID {
 		return
@@ -583,7 +585,7 @@ func (a *agent) execTimeout(x execTimeout) {
 	}
 }
 
-func (a *agent) execTerminated(x execTerminatedMsg) {
+func (a *Agent) execTerminated(x execTerminatedMsg) {
 	fw := a.frameworks[x.fwID]
 	e := a.executor(x.fwID, x.execID)
 	if fw == nil || e == nil || e.containerID != x.containerID {
@@ -595,7 +597,7 @@ func (a *agent) execTerminated(x execTerminatedMsg) {
 // executorGone ends an executor: its unfinished tasks fail (or are lost
 // when it never re-subscribed), the master is told, the executor record
 // goes away once nothing refers to it.
-func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32) {
+func (a *Agent) executorGone(fw *agentFramework, e *agentExecutor, status int32) {
 	reason := mesos.REASON_EXECUTOR_TERMINATED
 	state := mesos.TASK_FAILED
 	msg := "Executor terminated"
@@ -631,7 +633,7 @@ func (a *agent) executorGone(fw *agentFramework, e *agentExecutor, status int32)
 	a.maybeRemoveFramework(e.fwID)
 }
 
-func (a *agent) maybeRemoveFramework(fwID string) {
+func (a *Agent) maybeRemoveFramework(fwID string) {
 	fw := a.frameworks[fwID]
 	if fw == nil || len(fw.executors) > 0 {
 		return
@@ -641,7 +643,7 @@ func (a *agent) maybeRemoveFramework(fwID string) {
 	}
 }
 
-func (a *agent) shutdownExecutor(e *agentExecutor) {
+func (a *Agent) shutdownExecutor(e *agentExecutor) {
 	if e.state == execTerminating || e.state == execTerminated {
 		return
 	}
@@ -663,7 +665,7 @@ func (a *agent) shutdownExecutor(e *agentExecutor) {
 	e.timer = a.after(grace, execTimeout{fwID: e.fwID, execID: e.info.ExecutorID.Value, containerID: e.containerID})
 }
 
-func (a *agent) shutdownFramework(fwID string) {
+func (a *Agent) shutdownFramework(fwID string) {
 	fw := a.frameworks[fwID]
 	if fw == nil {
 		return
@@ -685,7 +687,7 @@ func (a *agent) shutdownFramework(fwID string) {
 	a.maybeRemoveFramework(fwID)
 }
 
-func (a *agent) killTask(x link.KillTask) {
+func (a *Agent) killTask(x link.KillTask) {
 	fw := a.frameworks[x.FrameworkID]
 	if fw == nil {
 		return
@@ -720,7 +722,7 @@ func (a *agent) killTask(x link.KillTask) {
 // --- status updates: at least once, in order per task ---
 
 // agentUpdate makes an update of the agent's own (source SOURCE_AGENT).
-func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string, e *agentExecutor) {
+func (a *Agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, reason mesos.TaskStatus_Reason, message string, e *agentExecutor) {
 	ts := api.NowSeconds()
 	st := mesos.TaskStatus{
 		TaskID: t.info.TaskID, State: state.Enum(), Message: &message, Source: mesos.SOURCE_AGENT.Enum(),
@@ -732,7 +734,7 @@ func (a *agent) agentUpdate(fwID string, t *agentTask, state mesos.TaskState, re
 	a.enqueue(fwID, t, pendingUpdate{Status: st, Stored: st}, e)
 }
 
-func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
+func (a *Agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExecutor) {
 	if st := u.Status.GetState(); a.draining && (st == mesos.TASK_KILLING || api.Terminal(st)) {
 		// As Mesos' agent while draining: every update of a killed task,
 		// TASK_KILLING included, says why.
@@ -758,7 +760,7 @@ func (a *agent) enqueue(fwID string, t *agentTask, u pendingUpdate, e *agentExec
 
 // forward sends the head of a task's update stream to the master and arms
 // the retry timer.
-func (a *agent) forward(fwID string, t *agentTask) {
+func (a *Agent) forward(fwID string, t *agentTask) {
 	if len(t.pending) == 0 {
 		return
 	}
@@ -774,7 +776,7 @@ func (a *agent) forward(fwID string, t *agentTask) {
 	t.retry = a.after(interval, retryUpdate{fwID: fwID, taskID: t.info.TaskID.Value, uuid: string(head.Status.UUID)})
 }
 
-func (a *agent) retry(x retryUpdate) {
+func (a *Agent) retry(x retryUpdate) {
 	fw := a.frameworks[x.fwID]
 	if fw == nil || fw.terminating {
 		return
@@ -788,7 +790,7 @@ func (a *agent) retry(x retryUpdate) {
 	a.forward(x.fwID, t)
 }
 
-func (a *agent) ack(x link.StatusAck) {
+func (a *Agent) ack(x link.StatusAck) {
 	fw := a.frameworks[x.FrameworkID]
 	var t *agentTask
 	if fw != nil {
@@ -821,7 +823,7 @@ func (a *agent) ack(x link.StatusAck) {
 
 // --- the executor API ---
 
-func (a *agent) execCall(x execCall) execReply {
+func (a *Agent) execCall(x execCall) execReply {
 	c := x.call
 	fw := a.frameworks[c.FrameworkID.Value]
 	if fw == nil {
@@ -851,7 +853,7 @@ func (a *agent) execCall(x execCall) execReply {
 	return execReply{}
 }
 
-func (a *agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) execReply {
+func (a *Agent) execSubscribe(fw *agentFramework, e *agentExecutor, x execCall) execReply {
 	if e.state == execTerminating || e.state == execTerminated {
 		return execReply{err: &wire.Error{Status: http.StatusForbidden, Text: "Executor is terminating"}}
 	}
@@ -911,7 +913,7 @@ func ptrInt32(v int32) *int32 { return &v }
 // executorUpdate takes an UPDATE from an executor into the task's stream:
 // the agent adds agent_id, a timestamp and container_status, not
 // executor_id (the command executor sets that itself).
-func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
+func (a *Agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.TaskStatus) {
 	t := fw.tasks[st.TaskID.Value]
 	if t == nil {
 		t = &agentTask{info: mesos.TaskInfo{TaskID: st.TaskID, AgentID: mesos.AgentID{Value: a.id}}, execID: e.info.ExecutorID.Value}
@@ -945,3 +947,20 @@ func (a *agent) executorUpdate(fw *agentFramework, e *agentExecutor, st mesos.Ta
 		e.stream.Send(&executor.Event{Type: executor.Event_ACKNOWLEDGED, Acknowledged: &executor.Event_Acknowledged{TaskID: st.TaskID, UUID: st.UUID}})
 	}
 }
+
+// RegisteredID is the id the master gave the agent ("" until registered
+// or once stopped).
+func (a *Agent) RegisteredID() string {
+	reply := make(chan []byte, 1)
+	if !a.box.Post(agentIDRequest{reply: reply}) {
+		return ""
+	}
+	select {
+	case b := <-reply:
+		return string(b)
+	case <-a.done:
+		return ""
+	}
+}
+
+type agentIDRequest struct{ reply chan []byte }

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // agentHTTP serves one agent's endpoints: the executor API, /state,
 // /health, /version.
 type agentHTTP struct {
-	a   *agent
+	a   *Agent
 	ctx context.Context // ends when this agent incarnation stops
 }
 
@@ -169,4 +169,30 @@ func validateExecutorCall(c *executor.Call) error {
 		}
 	}
 	return nil
+}
+
+// onAgent runs f on the agent's goroutine and waits for it.
+func (h *agentHTTP) onAgent(f func(*Agent)) bool {
+	done := make(chan struct{})
+	if !h.a.box.Post(agentFunc(func(a *Agent) { f(a); close(done) })) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-h.a.done:
+		return false
+	}
+}
+
+var errAgentStopping = &wire.Error{Status: http.StatusServiceUnavailable, Text: "Agent is stopping"}
+
+// flags serves the agent's /flags (and /slave(1)/flags).
+func (h *agentHTTP) flags(w http.ResponseWriter, _ *http.Request) {
+	var body []byte
+	if !h.onAgent(func(a *Agent) { body = api.FlagsJSON(a.flags()) }) {
+		wire.WriteError(w, errAgentStopping)
+		return
+	}
+	api.WriteJSON(w, body)
 }

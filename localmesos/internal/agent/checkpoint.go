@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"encoding/json"
@@ -41,13 +41,13 @@ type updateCheckpoint struct {
 	FromExecutor   bool
 }
 
-func (a *agent) metaDir() string { return filepath.Join(a.workDir, "meta") }
+func (a *Agent) metaDir() string { return filepath.Join(a.workDir, "meta") }
 
-func (a *agent) checkpointPath(e *agentExecutor) string {
+func (a *Agent) checkpointPath(e *agentExecutor) string {
 	return filepath.Join(a.metaDir(), "frameworks", e.fwID, "executors", e.info.ExecutorID.Value, "runs", e.containerID, "executor.json")
 }
 
-func (a *agent) saveAgentID() error {
+func (a *Agent) saveAgentID() error {
 	if err := os.MkdirAll(a.metaDir(), 0o755); err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func (a *agent) flushCheckpoints() {
+func (a *Agent) flushCheckpoints() {
 	for e := range a.dirty {
 		delete(a.dirty, e)
 		fw := a.frameworks[e.fwID]
@@ -75,7 +75,7 @@ func (a *agent) flushCheckpoints() {
 	}
 }
 
-func (a *agent) writeCheckpoint(fw *agentFramework, e *agentExecutor) error {
+func (a *Agent) writeCheckpoint(fw *agentFramework, e *agentExecutor) error {
 	var ck execCheckpoint
 	var err error
 	if ck.Framework, err = fw.info.Marshal(); err != nil {
@@ -121,7 +121,7 @@ func (a *agent) writeCheckpoint(fw *agentFramework, e *agentExecutor) error {
 	return writeAtomic(p, data)
 }
 
-func (a *agent) removeCheckpoint(e *agentExecutor) {
+func (a *Agent) removeCheckpoint(e *agentExecutor) {
 	delete(a.dirty, e)
 	dir := filepath.Join(a.metaDir(), "frameworks", e.fwID, "executors", e.info.ExecutorID.Value)
 	_ = os.RemoveAll(dir)
@@ -131,7 +131,7 @@ func (a *agent) removeCheckpoint(e *agentExecutor) {
 // every executor of a checkpointing framework. Executors still running get
 // the re-registration timeout to subscribe again; gone ones have their
 // tasks lost.
-func (a *agent) recover() error {
+func (a *Agent) recover() error {
 	id, err := os.ReadFile(filepath.Join(a.metaDir(), "agent_id"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -150,7 +150,7 @@ func (a *agent) recover() error {
 	return nil
 }
 
-func (a *agent) recoverExecutor(path string) error {
+func (a *Agent) recoverExecutor(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err

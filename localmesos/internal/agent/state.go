@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 
 // renderState builds the agent's /state: a subset of Mesos' shape with what
 // operators look for (frameworks, executors, sandboxes, tasks).
-func (a *agent) renderState() []byte {
+func (a *Agent) renderState() []byte {
 	fwIDs := make([]string, 0, len(a.frameworks))
 	for id := range a.frameworks {
 		fwIDs = append(fwIDs, id)

@@ -1,4 +1,4 @@
-package localmesos
+package agent
 
 import (
 	"archive/tar"
