@@ -16,6 +16,7 @@ import (
 	"github.com/tiltai/tiltai/localmesos/internal/agent"
 	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
+	"github.com/tiltai/tiltai/localmesos/internal/master"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -49,7 +50,7 @@ type Cluster struct {
 }
 
 type masterRun struct {
-	m      *master
+	m      *master.Master
 	srv    *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -77,7 +78,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start localmesos: %w", err)
 	}
-	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: uuid.New().String(),
+	c := &Cluster{cfg: cfg, faults: master.NewFaults(cfg.FaultSeed), masterID: uuid.New().String(),
 		client: &http.Client{Timeout: 5 * time.Minute}}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "localmesos-")
@@ -181,7 +182,7 @@ func (c *Cluster) toMaster(msg any) bool {
 	if mr == nil {
 		return false
 	}
-	return mr.m.box.Post(msg)
+	return mr.m.Post(msg)
 }
 
 // StartMaster starts the master on the configured address (after
@@ -211,13 +212,19 @@ func (c *Cluster) StartMaster() error {
 	if ip == "0.0.0.0" || ip == "::" || ip == "" {
 		ip = "127.0.0.1"
 	}
-	m := newMaster(c.cfg, c.faults, c.masterID, c.cfg.Hostname, ip, port)
+	cfg := c.cfg
+	m := master.New(master.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval, AllocationInterval: cfg.AllocationInterval,
+		DefaultRefuse: cfg.DefaultRefuse, AgentRemovalTimeout: cfg.AgentRemovalTimeout, OfferTimeout: cfg.OfferTimeout,
+		MaxCompletedTasks: cfg.MaxCompletedTasks, MaxCompletedFrameworks: cfg.MaxCompletedFrameworks,
+		WorkDir: cfg.WorkDir, SchedulerAuth: cfg.SchedulerAuth, Logger: cfg.Logger,
+		ID: c.masterID, Hostname: cfg.Hostname, IP: ip, Port: port, Faults: c.faults,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	mr := &masterRun{m: m, cancel: cancel}
-	h := &masterHTTP{m: m, faults: c.faults, auth: c.cfg.SchedulerAuth, ctx: ctx}
-	mr.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	mr.srv = &http.Server{Handler: m.Handler(ctx), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	mr.wg.Add(2)
-	go func() { defer mr.wg.Done(); m.run(ctx) }()
+	go func() { defer mr.wg.Done(); m.Run(ctx) }()
 	go func() { defer mr.wg.Done(); _ = mr.srv.Serve(ln) }()
 	c.master = mr
 	for _, ar := range c.agents {
@@ -276,10 +283,7 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int, files *agent.
 		Index: i, AgentHostname: cfg.agentHostnames[i], IP: cfg.agentIPs[i], Port: port, Attributes: cfg.agentAttributes(i),
 		WorkDir: agentDir(cfg.WorkDir, i), Total: total, Files: files,
 		ToMaster: c.toMaster, Dial: c.DialAgent, Launcher: c.launcher, CmdLaunch: c.cmdLaunch,
-		ExecCtx: c.execCtx, HTTPClient: c.client,
-	}
-	if cfg.ExecutorAuth != nil {
-		ac.ExecutorAuth = cfg.ExecutorAuth
+		ExecutorAuth: cfg.ExecutorAuth, ExecCtx: c.execCtx, HTTPClient: c.client,
 	}
 	if c.images != nil { // a nil *ProcessLauncher in the interface would not be nil
 		ac.Images, ac.ImageLaunch = c.images, c.imageLaunch

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"fmt"
@@ -60,7 +60,7 @@ var callMessages = map[scheduler.Call_Type]string{
 
 // countCall counts a call of a subscribed framework that passed the
 // stream checks.
-func (m *master) countCall(fw *framework, c *scheduler.Call) {
+func (m *Master) countCall(fw *framework, c *scheduler.Call) {
 	f := m.metrics.framework(fw.id)
 	f.calls[strings.ToLower(c.Type.String())]++
 	if name, ok := callMessages[c.Type]; ok {
@@ -81,7 +81,7 @@ func (m *master) countCall(fw *framework, c *scheduler.Call) {
 
 // countSubscribe counts a SUBSCRIBE that opened a stream: the call, and the
 // SUBSCRIBED and HEARTBEAT the stream starts with.
-func (m *master) countSubscribe(c *scheduler.Call, r callResult) {
+func (m *Master) countSubscribe(c *scheduler.Call, r callResult) {
 	if r.err != nil || r.stream == nil || r.fwID == "" {
 		return
 	}
@@ -97,7 +97,7 @@ func (m *master) countSubscribe(c *scheduler.Call, r callResult) {
 }
 
 // countEvent counts an event queued on a framework's stream.
-func (m *master) countEvent(fw *framework, e *scheduler.Event) {
+func (m *Master) countEvent(fw *framework, e *scheduler.Event) {
 	f := m.metrics.framework(fw.id)
 	f.events[strings.ToLower(e.Type.String())]++
 	switch e.Type {
@@ -135,7 +135,7 @@ func metricEncode(s string) string {
 }
 
 // snapshot is the master's /metrics/snapshot in Mesos' names.
-func (m *master) snapshot(now time.Time) api.Metrics {
+func (m *Master) snapshot(now time.Time) api.Metrics {
 	s := api.Metrics{}
 	s["master/elected"] = 1
 	s["master/uptime_secs"] = now.Sub(m.started).Seconds()
@@ -260,7 +260,7 @@ var operationNames = []string{"create", "create_disk", "destroy", "destroy_disk"
 
 // frameworkSnapshot adds master/frameworks/<name>/<id>/… (Mesos'
 // FrameworkMetrics, published with --publish_per_framework_metrics).
-func (m *master) frameworkSnapshot(s api.Metrics, fw *framework) {
+func (m *Master) frameworkSnapshot(s api.Metrics, fw *framework) {
 	p := "master/frameworks/" + metricEncode(fw.info.Name) + "/" + fw.id + "/"
 	f := m.metrics.framework(fw.id)
 	s[p+"subscribed"] = api.Boolf(fw.connected)
@@ -304,7 +304,7 @@ func (m *master) frameworkSnapshot(s api.Metrics, fw *framework) {
 // allocated, per role the dominant share, the consumed resources (quota
 // consumption, also under the root role "" as Mesos' role tree reports it)
 // and the active DECLINE filters.
-func (m *master) allocatorSnapshot(s api.Metrics, total, used, offered res.Resources, now time.Time) {
+func (m *Master) allocatorSnapshot(s api.Metrics, total, used, offered res.Resources, now time.Time) {
 	s["allocator/event_queue_dispatches"], s["allocator/mesos/event_queue_dispatches"] = 0, 0
 	s["allocator/mesos/allocation_runs"] = 0
 	s.Timer("allocator/mesos/allocation_run_ms")

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"context"
@@ -26,12 +26,12 @@ import (
 // framework's offer_constraints, added).
 
 // masterFunc runs on the master's goroutine (see master.handle).
-type masterFunc func(*master)
+type masterFunc func(*Master)
 
 // onMaster runs f on the master's goroutine and waits for it.
-func (h *masterHTTP) onMaster(f func(*master)) bool {
+func (h *masterHTTP) onMaster(f func(*Master)) bool {
 	done := make(chan struct{})
-	if !h.m.box.Post(masterFunc(func(m *master) { f(m); close(done) })) {
+	if !h.m.box.Post(masterFunc(func(m *Master) { f(m); close(done) })) {
 		return false
 	}
 	select {
@@ -121,7 +121,7 @@ func (h *masterHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error
 		return h.operatorSubscribe(w, r, codec)
 	}
 	var ans api.OpAnswer
-	if !h.onMaster(func(m *master) { ans = m.operatorCall(call) }) {
+	if !h.onMaster(func(m *Master) { ans = m.operatorCall(call) }) {
 		return errMasterStopping
 	}
 	if ans.Err != nil {
@@ -131,7 +131,7 @@ func (h *masterHTTP) serveOperator(w http.ResponseWriter, r *http.Request) error
 }
 
 // operatorCall answers one operator call on the master's goroutine.
-func (m *master) operatorCall(c *mmaster.Call) api.OpAnswer {
+func (m *Master) operatorCall(c *mmaster.Call) api.OpAnswer {
 	resp := &mmaster.Response{}
 	var js ojson.Object
 	switch c.Type {
@@ -207,7 +207,7 @@ func timeInfo(t time.Time) *mesos.TimeInfo {
 
 // flags lists the master's flags as Mesos 1.11 does (sorted by name): the
 // ones localmesos has from its Config, Mesos' defaults for the rest.
-func (m *master) flags() []mesos.Flag {
+func (m *Master) flags() []mesos.Flag {
 	v := map[string]string{
 		"agent_ping_timeout": "15secs", "agent_reregister_timeout": "10mins",
 		"allocation_interval": api.MesosDuration(m.cfg.AllocationInterval), "allocator": "hierarchical",
@@ -270,7 +270,7 @@ func withAllocation(rs []mesos.Resource) []mesos.Resource {
 }
 
 // opAgent renders one agent as GET_AGENTS does.
-func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.Object) {
+func (m *Master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.Object) {
 	port := int32(a.port)
 	id := mesos.AgentID{Value: a.id}
 	info := mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: a.total.ToProto(res.Plain, false), Attributes: a.attributes, ID: &id}
@@ -321,7 +321,7 @@ func (m *master) opAgent(a *agentRec) (mmaster.Response_GetAgents_Agent, ojson.O
 	return out, js
 }
 
-func (m *master) opAgents() (*mmaster.Response_GetAgents, ojson.Object) {
+func (m *Master) opAgents() (*mmaster.Response_GetAgents, ojson.Object) {
 	out := &mmaster.Response_GetAgents{}
 	items := []ojson.Object{}
 	for _, id := range sortedAgentIDs(m.agents) {
@@ -339,7 +339,7 @@ func (m *master) opAgents() (*mmaster.Response_GetAgents, ojson.Object) {
 // opFramework renders a framework as GET_FRAMEWORKS does (forEvent: as
 // FRAMEWORK_ADDED/UPDATED do, from the protobuf model, which always has
 // unregistered_time and no resources or offer constraints).
-func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_GetFrameworks_Framework, ojson.Object) {
+func (m *Master) opFramework(fw *framework, forEvent bool) (mmaster.Response_GetFrameworks_Framework, ojson.Object) {
 	out := mmaster.Response_GetFrameworks_Framework{
 		FrameworkInfo: api.FrameworkInfoShown(fw.info), Active: fw.active, Connected: fw.connected, Recovered: fw.recovered,
 		RegisteredTime: timeInfo(fw.registered), ReregisteredTime: timeInfo(fw.registered),
@@ -389,7 +389,7 @@ func (m *master) opFramework(fw *framework, forEvent bool) (mmaster.Response_Get
 	return out, append(js, ojson.KV{K: "offer_constraints", V: ojson.Object{}})
 }
 
-func (m *master) opFrameworks() (*mmaster.Response_GetFrameworks, ojson.Object) {
+func (m *Master) opFrameworks() (*mmaster.Response_GetFrameworks, ojson.Object) {
 	out := &mmaster.Response_GetFrameworks{}
 	items, completed := []ojson.Object{}, []ojson.Object{}
 	for _, id := range api.SortedKeys(m.frameworks) {
@@ -434,7 +434,7 @@ func tasksOf(fw *framework) []*task {
 	return out
 }
 
-func (m *master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
+func (m *Master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
 	out := &mmaster.Response_GetTasks{}
 	for _, id := range api.SortedKeys(m.frameworks) {
 		fw := m.frameworks[id]
@@ -460,7 +460,7 @@ func (m *master) opTasks() (*mmaster.Response_GetTasks, ojson.Object) {
 
 // opExecutors lists custom executors; like Mesos, not the command
 // executors of command tasks.
-func (m *master) opExecutors() (*mmaster.Response_GetExecutors, ojson.Object) {
+func (m *Master) opExecutors() (*mmaster.Response_GetExecutors, ojson.Object) {
 	out := &mmaster.Response_GetExecutors{}
 	for _, aid := range sortedAgentIDs(m.agents) {
 		a := m.agents[aid]
@@ -474,7 +474,7 @@ func (m *master) opExecutors() (*mmaster.Response_GetExecutors, ojson.Object) {
 	return out, ojson.Object{{K: "executors", V: api.RawList(out.Executors)}}
 }
 
-func (m *master) opState() (*mmaster.Response_GetState, ojson.Object) {
+func (m *Master) opState() (*mmaster.Response_GetState, ojson.Object) {
 	tasks, tj := m.opTasks()
 	execs, ej := m.opExecutors()
 	fws, fj := m.opFrameworks()
@@ -485,11 +485,11 @@ func (m *master) opState() (*mmaster.Response_GetState, ojson.Object) {
 
 // agentDeactivated and agentDrainInfo show DEACTIVATE_AGENT and
 // DRAIN_AGENT.
-func (m *master) agentDeactivated(id string) bool {
+func (m *Master) agentDeactivated(id string) bool {
 	return m.agents[id] != nil && m.agents[id].deactivated
 }
 
-func (m *master) agentDrainInfo(id string) *mesos.DrainInfo {
+func (m *Master) agentDrainInfo(id string) *mesos.DrainInfo {
 	if a := m.agents[id]; a != nil && a.drain != nil {
 		di := *a.drain
 		return &di

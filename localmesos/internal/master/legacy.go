@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"bytes"
@@ -26,11 +26,11 @@ import (
 // the two never disagree.
 
 // legacy answers a GET on the master's goroutine with render's document.
-func (h *masterHTTP) legacy(render func(m *master, q url.Values) []byte) http.HandlerFunc {
+func (h *masterHTTP) legacy(render func(m *Master, q url.Values) []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
 		q := r.URL.Query()
-		if !h.onMaster(func(m *master) { body = render(m, q) }) {
+		if !h.onMaster(func(m *Master) { body = render(m, q) }) {
 			wire.WriteError(w, errMasterStopping)
 			return
 		}
@@ -48,7 +48,7 @@ type stateParts struct {
 	UnregisteredFrameworks []json.RawMessage `json:"unregistered_frameworks"`
 }
 
-func (m *master) stateParts() stateParts {
+func (m *Master) stateParts() stateParts {
 	var p stateParts
 	_ = json.Unmarshal(m.renderState(), &p) // our own output: it parses
 	return p
@@ -63,7 +63,7 @@ func rawItems(items []json.RawMessage) []ojson.Raw {
 }
 
 // renderFrameworks is /master/frameworks: the frameworks of /master/state.
-func renderFrameworks(m *master, _ url.Values) []byte {
+func renderFrameworks(m *Master, _ url.Values) []byte {
 	p := m.stateParts()
 	return ojson.Marshal(ojson.Object{
 		{K: "frameworks", V: rawItems(p.Frameworks)},
@@ -75,7 +75,7 @@ func renderFrameworks(m *master, _ url.Values) []byte {
 // renderSlaves is /master/slaves: each agent as /master/state shows it, plus
 // the "_full" resource lists Mesos' SlavesWriter adds (protobuf-shaped
 // resources with their role and, when allocated, allocation_info).
-func renderSlaves(m *master, _ url.Values) []byte {
+func renderSlaves(m *Master, _ url.Values) []byte {
 	p := m.stateParts()
 	slaves := make([]ojson.Raw, 0, len(p.Slaves))
 	for _, s := range p.Slaves {
@@ -129,7 +129,7 @@ const taskLimit = 100
 // their first status (descending unless order=asc), then offset and limit
 // applied, as Master::Http::_tasks does. framework_id and task_id narrow the
 // list.
-func renderTasks(m *master, q url.Values) []byte {
+func renderTasks(m *Master, q url.Values) []byte {
 	limit, offset := taskLimit, 0
 	// Mesos parses both with numify<int> into a size_t: a negative limit
 	// means no limit, a negative offset is past the end.
@@ -206,17 +206,17 @@ func renderTasks(m *master, q url.Values) []byte {
 	return ojson.Marshal(ojson.Object{{K: "tasks", V: out}})
 }
 
-func renderMasterFlags(m *master, _ url.Values) []byte { return api.FlagsJSON(m.flags()) }
+func renderMasterFlags(m *Master, _ url.Values) []byte { return api.FlagsJSON(m.flags()) }
 
 // renderMaintenanceSchedule is /master/maintenance/schedule: the schedule
 // as GET_MAINTENANCE_SCHEDULE holds it ({} when empty, as Mesos).
-func renderMaintenanceSchedule(m *master, _ url.Values) []byte {
+func renderMaintenanceSchedule(m *Master, _ url.Values) []byte {
 	return stoutJSON(api.Raw(&m.maint.schedule))
 }
 
 // renderMaintenanceStatus is /master/maintenance/status: the machines
 // draining and down, as GET_MAINTENANCE_STATUS.
-func renderMaintenanceStatus(m *master, _ url.Values) []byte {
+func renderMaintenanceStatus(m *Master, _ url.Values) []byte {
 	st := m.clusterStatus()
 	return stoutJSON(api.Raw(&st))
 }
@@ -258,7 +258,7 @@ func (h *masterHTTP) maintenanceSchedule(w http.ResponseWriter, r *http.Request)
 			return
 		}
 		var werr *wire.Error
-		if !h.onMaster(func(m *master) { werr = m.updateSchedule(s) }) {
+		if !h.onMaster(func(m *Master) { werr = m.updateSchedule(s) }) {
 			wire.WriteError(w, errMasterStopping)
 			return
 		}

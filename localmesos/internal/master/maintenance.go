@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"net"
@@ -164,10 +164,10 @@ func sortedMachines(ms map[machineKey]*machineRec) []machineKey {
 func (a *agentRec) machine() machineKey { return machineKey{a.hostname, a.ip} }
 
 // maintenanceOf is the scheduled machine of an agent (nil when UP).
-func (m *master) maintenanceOf(a *agentRec) *machineRec { return m.maint.machines[a.machine()] }
+func (m *Master) maintenanceOf(a *agentRec) *machineRec { return m.maint.machines[a.machine()] }
 
 // agentsOn lists the registered agents of a machine.
-func (m *master) agentsOn(k machineKey) []*agentRec {
+func (m *Master) agentsOn(k machineKey) []*agentRec {
 	var out []*agentRec
 	for _, id := range sortedAgentIDs(m.agents) {
 		if a := m.agents[id]; !a.removed && a.machine() == k {
@@ -181,7 +181,7 @@ func (m *master) agentsOn(k machineKey) []*agentRec {
 // machines start DRAINING, machines left out are UP again, and every
 // machine whose unavailability is (re)set gets its offers and inverse
 // offers rescinded, so that they are made again with it.
-func (m *master) updateSchedule(s mmaintenance.Schedule) *wire.Error {
+func (m *Master) updateSchedule(s mmaintenance.Schedule) *wire.Error {
 	if msg := validateSchedule(s, m.maint.machines); msg != "" {
 		return wire.BadRequest("%s", msg)
 	}
@@ -217,7 +217,7 @@ func (m *master) updateSchedule(s mmaintenance.Schedule) *wire.Error {
 
 // unavailabilityChanged rescinds the offers and inverse offers of a
 // machine's agents (Master::updateUnavailability).
-func (m *master) unavailabilityChanged(k machineKey) {
+func (m *Master) unavailabilityChanged(k machineKey) {
 	for _, a := range m.agentsOn(k) {
 		for _, o := range m.offersOn(a.id) {
 			m.rescindOffer(o.id)
@@ -226,7 +226,7 @@ func (m *master) unavailabilityChanged(k machineKey) {
 	}
 }
 
-func (m *master) rescindInverseOffers(agentID string) {
+func (m *Master) rescindInverseOffers(agentID string) {
 	for _, id := range api.SortedKeys(m.maint.inverse) {
 		io := m.maint.inverse[id]
 		if io.agentID != agentID {
@@ -242,7 +242,7 @@ func (m *master) rescindInverseOffers(agentID string) {
 
 // startMaintenance is START_MAINTENANCE: the machines go DOWN, their agents
 // are told to shut down and removed at once (their tasks are lost).
-func (m *master) startMaintenance(ids []mesos.MachineID) *wire.Error {
+func (m *Master) startMaintenance(ids []mesos.MachineID) *wire.Error {
 	if err := m.checkMachines(ids, machineDraining, "is not in DRAINING mode and cannot be brought down"); err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func (m *master) startMaintenance(ids []mesos.MachineID) *wire.Error {
 
 // checkMachines validates the machines of START/STOP_MAINTENANCE: each
 // scheduled and in the mode the call leaves.
-func (m *master) checkMachines(ids []mesos.MachineID, mode machineMode, notInMode string) *wire.Error {
+func (m *Master) checkMachines(ids []mesos.MachineID, mode machineMode, notInMode string) *wire.Error {
 	if msg := validateMachineList(ids); msg != "" {
 		return wire.BadRequest("%s", msg)
 	}
@@ -281,7 +281,7 @@ func (m *master) checkMachines(ids []mesos.MachineID, mode machineMode, notInMod
 
 // stopMaintenance is STOP_MAINTENANCE: the machines are UP and leave the
 // schedule; their agents may register again.
-func (m *master) stopMaintenance(ids []mesos.MachineID) *wire.Error {
+func (m *Master) stopMaintenance(ids []mesos.MachineID) *wire.Error {
 	if err := m.checkMachines(ids, machineDown, "is not in DOWN mode and cannot be brought up"); err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (m *master) stopMaintenance(ids []mesos.MachineID) *wire.Error {
 // removeAgentNow removes a registered agent at once (START_MAINTENANCE,
 // MARK_AGENT_GONE): its tasks end, its offers and inverse offers are
 // rescinded, and every framework hears FAILURE {agent_id}.
-func (m *master) removeAgentNow(a *agentRec, message string, gone bool) {
+func (m *Master) removeAgentNow(a *agentRec, message string, gone bool) {
 	for _, fwID := range api.SortedKeys(m.frameworks) {
 		fw := m.frameworks[fwID]
 		for _, t := range tasksOf(fw) {
@@ -348,7 +348,7 @@ func (m *master) removeAgentNow(a *agentRec, message string, gone bool) {
 
 // refusedRegistration is why an agent may not (re-)register: its machine
 // is DOWN, or it was marked gone ("" when it may).
-func (m *master) refusedRegistration(agentID, hostname, ip string) string {
+func (m *Master) refusedRegistration(agentID, hostname, ip string) string {
 	if a := m.agents[agentID]; a != nil && a.gone {
 		return "Agent has been marked gone"
 	}
@@ -362,7 +362,7 @@ func (m *master) refusedRegistration(agentID, hostname, ip string) string {
 // to every framework with resources there (tasks, executors or offers),
 // one outstanding per framework and agent, honouring the refusal filters
 // of ACCEPT/DECLINE_INVERSE_OFFERS.
-func (m *master) allocateInverse(fws []*framework, agentIDs []string, now time.Time) {
+func (m *Master) allocateInverse(fws []*framework, agentIDs []string, now time.Time) {
 	if len(m.maint.machines) == 0 {
 		return
 	}
@@ -406,7 +406,7 @@ func (m *master) allocateInverse(fws []*framework, agentIDs []string, now time.T
 	}
 }
 
-func (m *master) hasResourcesOn(fw *framework, a *agentRec) bool {
+func (m *Master) hasResourcesOn(fw *framework, a *agentRec) bool {
 	for t := range a.tasks {
 		if t.fwID == fw.id && !t.released {
 			return true
@@ -427,7 +427,7 @@ func (m *master) hasResourcesOn(fw *framework, a *agentRec) bool {
 // the answer shows in GET_MAINTENANCE_STATUS, and the framework gets no
 // inverse offer for that agent for refuse_seconds. Unknown ids are
 // ignored, as by Mesos.
-func (m *master) answerInverseOffers(fw *framework, ids []mesos.OfferID, f *mesos.Filters, st mallocator.InverseOfferStatus_Status) {
+func (m *Master) answerInverseOffers(fw *framework, ids []mesos.OfferID, f *mesos.Filters, st mallocator.InverseOfferStatus_Status) {
 	now := time.Now()
 	for _, id := range ids {
 		io := m.maint.inverse[id.Value]
@@ -456,7 +456,7 @@ func (m *master) answerInverseOffers(fw *framework, ids []mesos.OfferID, f *meso
 }
 
 // dropInverseOffersOf forgets a removed framework's inverse offers.
-func (m *master) dropInverseOffersOf(fwID string) {
+func (m *Master) dropInverseOffersOf(fwID string) {
 	for id, io := range m.maint.inverse {
 		if io.fwID == fwID {
 			delete(m.maint.inverse, id)
@@ -467,7 +467,7 @@ func (m *master) dropInverseOffersOf(fwID string) {
 
 // clusterStatus is GET_MAINTENANCE_STATUS: DRAINING machines (in schedule
 // order) with the frameworks' answers, latest first, and DOWN machines.
-func (m *master) clusterStatus() mmaintenance.ClusterStatus {
+func (m *Master) clusterStatus() mmaintenance.ClusterStatus {
 	var cs mmaintenance.ClusterStatus
 	for _, w := range m.maint.schedule.Windows {
 		for _, id := range w.MachineIDs {
@@ -495,7 +495,7 @@ func (m *master) clusterStatus() mmaintenance.ClusterStatus {
 }
 
 // unavailabilityOf is what an offer from the agent carries (nil if none).
-func (m *master) unavailabilityOf(a *agentRec) *mesos.Unavailability {
+func (m *Master) unavailabilityOf(a *agentRec) *mesos.Unavailability {
 	if mr := m.maintenanceOf(a); mr != nil && mr.mode == machineDraining {
 		u := mr.unavailability
 		return &u

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 )
 
 // renderState builds /master/state, shaped after Mesos 1.11's.
-func (m *master) renderState() []byte {
+func (m *Master) renderState() []byte {
 	pid := fmt.Sprintf("master@%s:%d", m.ip, m.port)
 	agentIDs := make([]string, 0, len(m.agents))
 	for id := range m.agents {
@@ -91,7 +91,7 @@ func (m *master) renderState() []byte {
 	return ojson.Marshal(doc)
 }
 
-func (m *master) frameworkJSON(fw *framework) ojson.Object {
+func (m *Master) frameworkJSON(fw *framework) ojson.Object {
 	var used, offered res.Resources
 	taskIDs := make([]string, 0, len(fw.tasks))
 	for id, t := range fw.tasks {
@@ -204,7 +204,7 @@ func sortedAgentIDs(agents map[string]*agentRec) []string {
 	return ids
 }
 
-func (m *master) offersOf(fwID string) []*offer {
+func (m *Master) offersOf(fwID string) []*offer {
 	var out []*offer
 	for _, o := range m.offers {
 		if o.fwID == fwID {
@@ -242,7 +242,7 @@ func taskJSON(t *task) ojson.Object {
 	return out
 }
 
-func (m *master) renderMetrics() []byte {
+func (m *Master) renderMetrics() []byte {
 	c := m.counters
 	running := 0
 	for _, fw := range m.frameworks {

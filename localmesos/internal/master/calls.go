@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"fmt"
@@ -37,10 +37,10 @@ type callResult struct {
 }
 
 // streamEnded: a scheduler's event stream ended (it went away, or the
-// master closed it).
+// Master closed it).
 type streamEnded struct{ fwID, streamID string }
 
-func (m *master) call(x schedCall) callResult {
+func (m *Master) call(x schedCall) callResult {
 	c := x.call
 	if c.Type == scheduler.Call_SUBSCRIBE {
 		r := m.subscribe(x)
@@ -129,7 +129,7 @@ func (m *master) call(x schedCall) callResult {
 	return callResult{}
 }
 
-func (m *master) newFramework(id string, info mesos.FrameworkInfo) *framework {
+func (m *Master) newFramework(id string, info mesos.FrameworkInfo) *framework {
 	info.ID = &mesos.FrameworkID{Value: id}
 	fw := &framework{id: id, registered: time.Now(), filters: map[string][]refusal{}, suppressed: map[string]bool{}, tasks: map[string]*task{}, active: true}
 	fw.setInfo(info)
@@ -239,7 +239,7 @@ func validateFrameworkUpdate(old, upd mesos.FrameworkInfo) string {
 
 // updateFramework is the UPDATE_FRAMEWORK call, with the checks and texts of
 // Mesos' Master::updateFramework (src/master/master.cpp).
-func (m *master) updateFramework(fw *framework, u *scheduler.Call_UpdateFramework) *wire.Error {
+func (m *Master) updateFramework(fw *framework, u *scheduler.Call_UpdateFramework) *wire.Error {
 	fi := u.FrameworkInfo
 	if msg := validateFrameworkInfo(fi); msg != "" {
 		return wire.BadRequest("Supplied FrameworkInfo is not valid: %s", msg)
@@ -270,7 +270,7 @@ func (m *master) updateFramework(fw *framework, u *scheduler.Call_UpdateFramewor
 	return nil
 }
 
-func (m *master) subscribe(x schedCall) callResult {
+func (m *Master) subscribe(x schedCall) callResult {
 	fi := *x.call.Subscribe.FrameworkInfo
 	id := ""
 	if fi.ID != nil {
@@ -353,7 +353,7 @@ func (m *master) subscribe(x schedCall) callResult {
 	return callResult{stream: stream, fwID: id}
 }
 
-func (m *master) masterInfo() *mesos.MasterInfo {
+func (m *Master) masterInfo() *mesos.MasterInfo {
 	port := uint32(m.port)
 	pid := fmt.Sprintf("master@%s:%d", m.ip, m.port)
 	hostname, version, ip := m.hostname, api.Version, m.ip
@@ -368,7 +368,7 @@ func (m *master) masterInfo() *mesos.MasterInfo {
 	}
 }
 
-func (m *master) streamEnded(x streamEnded) {
+func (m *Master) streamEnded(x streamEnded) {
 	fw := m.frameworks[x.fwID]
 	if fw == nil || fw.streamID != x.streamID || !fw.connected {
 		return
@@ -378,7 +378,7 @@ func (m *master) streamEnded(x streamEnded) {
 }
 
 // disconnect starts the failover timeout of a framework without a stream.
-func (m *master) disconnect(fw *framework) {
+func (m *Master) disconnect(fw *framework) {
 	fw.connected, fw.active = false, false
 	fw.stream = nil
 	fw.unregistered = time.Now()
@@ -401,7 +401,7 @@ func (m *master) disconnect(fw *framework) {
 
 // removeFramework tears a framework down: its executors are shut down, its
 // tasks end as TASK_KILLED (never delivered: the stream closes first).
-func (m *master) removeFramework(fw *framework) {
+func (m *Master) removeFramework(fw *framework) {
 	if fw.stream != nil {
 		fw.stream.Close()
 	}
@@ -446,7 +446,7 @@ func (m *master) removeFramework(fw *framework) {
 
 // accept runs an ACCEPT: offers are checked first (an invalid one voids
 // every LAUNCH in the call), then each task in order against what is left.
-func (m *master) accept(fw *framework, a *scheduler.Call_Accept) {
+func (m *Master) accept(fw *framework, a *scheduler.Call_Accept) {
 	var offers []*offer
 	invalid := ""
 	seen := map[string]bool{}
@@ -547,7 +547,7 @@ func launchTasks(op mesos.Offer_Operation) []mesos.TaskInfo {
 	return nil
 }
 
-func (m *master) launch(fw *framework, a *agentRec, plan launchPlan, launched map[string]mesos.ExecutorInfo) {
+func (m *Master) launch(fw *framework, a *agentRec, plan launchPlan, launched map[string]mesos.ExecutorInfo) {
 	t := plan.task
 	t.Resources = allocated(t.Resources)
 	execID := ""
@@ -576,7 +576,7 @@ func (m *master) launch(fw *framework, a *agentRec, plan launchPlan, launched ma
 	a.link.Post(link.RunTask{Framework: fw.info, Task: t})
 }
 
-func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
+func (m *Master) kill(fw *framework, k *scheduler.Call_Kill) {
 	t := fw.tasks[k.TaskID.Value]
 	if t == nil {
 		agentID := ""
@@ -593,7 +593,7 @@ func (m *master) kill(fw *framework, k *scheduler.Call_Kill) {
 	}
 }
 
-func (m *master) acknowledge(fw *framework, ack *scheduler.Call_Acknowledge) {
+func (m *Master) acknowledge(fw *framework, ack *scheduler.Call_Acknowledge) {
 	if t := fw.tasks[ack.TaskID.Value]; t != nil && t.terminalUUID != "" && t.terminalUUID == string(ack.UUID) {
 		m.completeTask(fw, t)
 	}
@@ -604,7 +604,7 @@ func (m *master) acknowledge(fw *framework, ack *scheduler.Call_Acknowledge) {
 
 // reconcile answers explicit (tasks given) or implicit (none) reconciliation
 // with master-made updates, as Mesos 1.11 does.
-func (m *master) reconcile(fw *framework, tasks []scheduler.Call_Reconcile_Task) {
+func (m *Master) reconcile(fw *framework, tasks []scheduler.Call_Reconcile_Task) {
 	latest := func(t *task) *scheduler.Event {
 		e := masterUpdate(t.info.TaskID.Value, t.agentID, t.state, mesos.REASON_RECONCILIATION, "Reconciliation: Latest task state")
 		if t.executorID != "" {

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // masterHTTP serves the master's endpoints and hands calls to the state
 // goroutine through its mailbox.
 type masterHTTP struct {
-	m      *master
+	m      *Master
 	faults *Faults
 	auth   SchedulerAuth
 	ctx    context.Context // ends when the master stops: streams end with it

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"errors"
@@ -54,7 +54,7 @@ func plainEvent(e *mmaster.Event) opEvent { return opEvent{pb: e, json: api.Raw(
 
 func (h *masterHTTP) operatorSubscribe(w http.ResponseWriter, r *http.Request, codec wire.Codec) error {
 	stream := wire.NewStream(codec, "")
-	if !h.onMaster(func(m *master) { m.operatorSubscribe(stream) }) {
+	if !h.onMaster(func(m *Master) { m.operatorSubscribe(stream) }) {
 		return errMasterStopping
 	}
 	// No Mesos-Stream-Id on the operator stream.
@@ -66,11 +66,11 @@ func (h *masterHTTP) operatorSubscribe(w http.ResponseWriter, r *http.Request, c
 		HeartbeatInterval: h.m.cfg.HeartbeatInterval,
 		RecordPerChunk:    true,
 	})
-	h.m.box.Post(masterFunc(func(m *master) { m.operatorUnsubscribe(stream) }))
+	h.m.box.Post(masterFunc(func(m *Master) { m.operatorUnsubscribe(stream) }))
 	return nil
 }
 
-func (m *master) operatorSubscribe(s *wire.Stream) {
+func (m *Master) operatorSubscribe(s *wire.Stream) {
 	// Tell the others what changed so far this turn, so that the new
 	// subscriber's snapshot and the view agree.
 	m.publishOperatorEvents()
@@ -89,7 +89,7 @@ func (m *master) operatorSubscribe(s *wire.Stream) {
 	s.Send(&mmaster.Event{Type: mmaster.Event_HEARTBEAT})
 }
 
-func (m *master) operatorUnsubscribe(s *wire.Stream) {
+func (m *Master) operatorUnsubscribe(s *wire.Stream) {
 	for i, x := range m.ops.subs {
 		if x == s {
 			m.ops.subs = append(m.ops.subs[:i], m.ops.subs[i+1:]...)
@@ -100,7 +100,7 @@ func (m *master) operatorUnsubscribe(s *wire.Stream) {
 
 // publishOperatorEvents sends what changed since the last turn to every
 // operator subscriber. It runs after each turn of the master's loop.
-func (m *master) publishOperatorEvents() {
+func (m *Master) publishOperatorEvents() {
 	if len(m.ops.subs) == 0 {
 		return
 	}
@@ -118,8 +118,8 @@ func (m *master) publishOperatorEvents() {
 }
 
 // diffOperatorView returns the events that bring the view up to the
-// master's state, and updates the view.
-func (m *master) diffOperatorView() []opEvent {
+// Master's state, and updates the view.
+func (m *Master) diffOperatorView() []opEvent {
 	v := &m.ops.view
 	var fwEvents, agentEvents, taskEvents, removals []opEvent
 	for _, id := range api.SortedKeys(m.frameworks) {

@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	"github.com/tiltai/tiltai/localmesos/internal/wire"
 )
 
-// master is the Mesos master: frameworks, agents, offers and tasks. All of
+// Master is the Mesos master: frameworks, agents, offers and tasks. All of
 // its fields below box are owned by run; everything else talks to it
 // through box.
-type master struct {
+type Master struct {
 	cfg      Config
 	log      *slog.Logger
 	faults   *Faults
@@ -134,18 +134,8 @@ type offer struct {
 	timer             *time.Timer
 }
 
-func newMaster(cfg Config, faults *Faults, id, hostname, ip string, port int) *master {
-	return &master{
-		cfg: cfg, log: cfg.Logger.With("component", "master"), faults: faults, box: link.NewMailbox(),
-		id: id, hostname: hostname, ip: ip, port: port, started: time.Now(),
-		frameworks: map[string]*framework{}, removed: map[string]bool{}, agents: map[string]*agentRec{},
-		offers: map[string]*offer{}, timers: map[*time.Timer]struct{}{}, done: make(chan struct{}),
-		maint: maintState{machines: map[machineKey]*machineRec{}, inverse: map[string]*inverseOffer{}, refused: map[string]map[string]time.Time{}},
-	}
-}
-
 // after posts m to the master's mailbox after d.
-func (m *master) after(d time.Duration, msg any) *time.Timer {
+func (m *Master) after(d time.Duration, msg any) *time.Timer {
 	var t *time.Timer
 	// The callback may run before AfterFunc returns (d near 0): it waits
 	// until t is set.
@@ -156,7 +146,7 @@ func (m *master) after(d time.Duration, msg any) *time.Timer {
 	return t
 }
 
-func (m *master) stopTimer(t *time.Timer) {
+func (m *Master) stopTimer(t *time.Timer) {
 	if t != nil {
 		t.Stop()
 		delete(m.timers, t)
@@ -170,8 +160,8 @@ type timerFired struct {
 
 type allocateTick struct{}
 
-// run is the master's state goroutine.
-func (m *master) run(ctx context.Context) {
+// Run is the master's state goroutine.
+func (m *Master) Run(ctx context.Context) {
 	defer close(m.done)
 	tick := time.NewTicker(m.cfg.AllocationInterval)
 	defer tick.Stop()
@@ -206,7 +196,7 @@ func (m *master) run(ctx context.Context) {
 	}
 }
 
-func (m *master) handle(msg any) {
+func (m *Master) handle(msg any) {
 	switch x := msg.(type) {
 	case timerFired:
 		if _, ok := m.timers[x.t]; !ok {
@@ -273,7 +263,7 @@ type delayedMessage struct{ msg any }
 type stateRequest struct{ reply chan []byte }
 
 // send queues an event on the framework's stream, if it has one.
-func (m *master) send(fw *framework, e *scheduler.Event) bool {
+func (m *Master) send(fw *framework, e *scheduler.Event) bool {
 	if fw.stream == nil || !fw.connected {
 		return false
 	}
@@ -297,7 +287,7 @@ func masterUpdate(taskID, agentID string, state mesos.TaskState, reason mesos.Ta
 
 // --- agents ---
 
-func (m *master) agentRegister(x link.AgentRegister) {
+func (m *Master) agentRegister(x link.AgentRegister) {
 	if why := m.refusedRegistration(x.AgentID, x.Hostname, x.IP); why != "" {
 		m.log.Warn("refusing the registration of an agent", "agent_id", x.AgentID, "hostname", x.Hostname, "reason", why)
 		x.Link.Post(link.AgentShutdown{Message: why})
@@ -387,7 +377,7 @@ func (m *master) agentRegister(x link.AgentRegister) {
 
 // recomputeUsed derives an agent's used resources from the tasks and
 // executors on it, rather than keeping a running count.
-func (m *master) recomputeUsed(a *agentRec) {
+func (m *Master) recomputeUsed(a *agentRec) {
 	var used res.Resources
 	for t := range a.tasks {
 		if !t.released {
@@ -402,7 +392,7 @@ func (m *master) recomputeUsed(a *agentRec) {
 	a.used = used
 }
 
-func (m *master) agentDisconnected(id string) {
+func (m *Master) agentDisconnected(id string) {
 	a := m.agents[id]
 	if a == nil {
 		return
@@ -424,7 +414,7 @@ type agentRemovalDue struct {
 
 // removeAgent gives up on an agent that stayed away: its tasks are lost to
 // frameworks that are not partition-aware, unreachable to those that are.
-func (m *master) removeAgent(x agentRemovalDue) {
+func (m *Master) removeAgent(x agentRemovalDue) {
 	a := m.agents[x.agentID]
 	if a == nil || a.connected || !a.goneSince.Equal(x.since) || a.removed {
 		return
@@ -452,7 +442,7 @@ func (m *master) removeAgent(x agentRemovalDue) {
 }
 
 // loseTask ends a task the master can no longer reach.
-func (m *master) loseTask(fw *framework, t *task, reason mesos.TaskStatus_Reason, message string) {
+func (m *Master) loseTask(fw *framework, t *task, reason mesos.TaskStatus_Reason, message string) {
 	state := mesos.TASK_LOST
 	if fw.partitionAware {
 		state = mesos.TASK_GONE
@@ -463,7 +453,7 @@ func (m *master) loseTask(fw *framework, t *task, reason mesos.TaskStatus_Reason
 	m.send(fw, e)
 }
 
-func (m *master) offersOn(agentID string) []*offer {
+func (m *Master) offersOn(agentID string) []*offer {
 	var out []*offer
 	for _, o := range m.offers {
 		if o.agentID == agentID {
@@ -474,7 +464,7 @@ func (m *master) offersOn(agentID string) []*offer {
 	return out
 }
 
-func (m *master) statusUpdate(x link.StatusUpdate) {
+func (m *Master) statusUpdate(x link.StatusUpdate) {
 	fw := m.frameworks[x.FrameworkID]
 	if fw == nil {
 		// Unknown or removed framework: the agent keeps retrying until its
@@ -493,7 +483,7 @@ func (m *master) statusUpdate(x link.StatusUpdate) {
 }
 
 // recordStatus applies an update to the master's view of the task.
-func (m *master) recordStatus(t *task, st, stored mesos.TaskStatus) {
+func (m *Master) recordStatus(t *task, st, stored mesos.TaskStatus) {
 	key := string(st.UUID)
 	if key != "" && t.seen[key] {
 		return // a retry of an update already recorded
@@ -518,7 +508,7 @@ func (m *master) recordStatus(t *task, st, stored mesos.TaskStatus) {
 }
 
 // completeTask moves a task to the framework's completed tasks.
-func (m *master) completeTask(fw *framework, t *task) {
+func (m *Master) completeTask(fw *framework, t *task) {
 	delete(fw.tasks, t.info.TaskID.Value)
 	t.released = true
 	fw.completed = append(fw.completed, t)
@@ -532,7 +522,7 @@ func (m *master) completeTask(fw *framework, t *task) {
 	m.allocDirty = true
 }
 
-func (m *master) executorExited(x link.ExecutorExited) {
+func (m *Master) executorExited(x link.ExecutorExited) {
 	if a := m.agents[x.AgentID]; a != nil {
 		if a.removed {
 			return // its frameworks heard FAILURE {agent_id} when it was removed
@@ -559,7 +549,7 @@ func (m *master) executorExited(x link.ExecutorExited) {
 
 // --- framework messages, through the fault injector ---
 
-func (m *master) faultyDeliver(msg any) {
+func (m *Master) faultyDeliver(msg any) {
 	copies, delay := m.faults.decide()
 	for i := 0; i < copies; i++ {
 		if delay > 0 {
@@ -570,7 +560,7 @@ func (m *master) faultyDeliver(msg any) {
 	}
 }
 
-func (m *master) deliverMessage(msg any) {
+func (m *Master) deliverMessage(msg any) {
 	switch x := msg.(type) {
 	case link.ExecutorToFramework:
 		fw := m.frameworks[x.FrameworkID]
@@ -618,13 +608,13 @@ func minAllocatable(r res.Resources) bool {
 	return r.Scalar("cpus") >= 0.01 || r.Scalar("mem") >= 32
 }
 
-func (m *master) available(a *agentRec) res.Resources {
+func (m *Master) available(a *agentRec) res.Resources {
 	return a.total.Sub(a.used).Sub(a.offered)
 }
 
 // allocate offers every agent's free resources to one eligible framework,
 // round robin, honouring DECLINE filters and SUPPRESS.
-func (m *master) allocate(now time.Time) {
+func (m *Master) allocate(now time.Time) {
 	var fws, active []*framework
 	for _, fw := range m.frameworks {
 		if fw.connected && fw.active {
@@ -727,13 +717,13 @@ func (fw *framework) refused(agentID, role string, avail res.Resources, now time
 }
 
 // nextOfferID: offers and inverse offers share one counter, as in Mesos.
-func (m *master) nextOfferID() string {
+func (m *Master) nextOfferID() string {
 	id := fmt.Sprintf("%s-O%d", m.id, m.nextOffer)
 	m.nextOffer++
 	return id
 }
 
-func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role string) mesos.Offer {
+func (m *Master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role string) mesos.Offer {
 	id := m.nextOfferID()
 	o := &offer{id: id, fwID: fw.id, agentID: a.id, role: role, resources: avail}
 	if m.cfg.OfferTimeout > 0 {
@@ -745,7 +735,7 @@ func (m *master) makeOffer(fw *framework, a *agentRec, avail res.Resources, role
 	return m.offerProto(o, a)
 }
 
-func (m *master) offerProto(o *offer, a *agentRec) mesos.Offer {
+func (m *Master) offerProto(o *offer, a *agentRec) mesos.Offer {
 	ip, path := a.ip, "/slave(1)"
 	p := mesos.Offer{
 		ID: mesos.OfferID{Value: o.id}, FrameworkID: mesos.FrameworkID{Value: o.fwID},
@@ -769,7 +759,7 @@ func (m *master) offerProto(o *offer, a *agentRec) mesos.Offer {
 
 // takeOffer removes an offer, returning its resources to the agent's pool
 // (the caller decides whether a filter applies).
-func (m *master) takeOffer(id string) *offer {
+func (m *Master) takeOffer(id string) *offer {
 	o := m.offers[id]
 	if o == nil {
 		return nil
@@ -783,7 +773,7 @@ func (m *master) takeOffer(id string) *offer {
 	return o
 }
 
-func (m *master) rescindOffer(id string) {
+func (m *Master) rescindOffer(id string) {
 	o := m.takeOffer(id)
 	if o == nil {
 		return
@@ -797,7 +787,7 @@ func (m *master) rescindOffer(id string) {
 // refuse applies a DECLINE filter: the refused resources of the agent are
 // not offered to the framework's role again for refuse_seconds, as Mesos'
 // allocator: none given or negative → the default, 0 → no filter.
-func (m *master) refuse(fw *framework, agentID, role string, refused res.Resources, f *mesos.Filters) {
+func (m *Master) refuse(fw *framework, agentID, role string, refused res.Resources, f *mesos.Filters) {
 	d := m.cfg.DefaultRefuse
 	if f != nil && f.RefuseSeconds != nil && *f.RefuseSeconds >= 0 {
 		secs := *f.RefuseSeconds

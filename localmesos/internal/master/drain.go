@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"net/http"
@@ -16,7 +16,7 @@ import (
 // markAgentGone (src/master/http.cpp) and the agent's Slave::drain.
 
 // knownAgent is a registered agent the operator may act on.
-func (m *master) knownAgent(id string) *agentRec {
+func (m *Master) knownAgent(id string) *agentRec {
 	if a := m.agents[id]; a != nil && !a.removed {
 		return a
 	}
@@ -24,14 +24,14 @@ func (m *master) knownAgent(id string) *agentRec {
 }
 
 // deactivate stops offers from an agent and rescinds those out.
-func (m *master) deactivate(a *agentRec) {
+func (m *Master) deactivate(a *agentRec) {
 	a.deactivated = true
 	for _, o := range m.offersOn(a.id) {
 		m.rescindOffer(o.id)
 	}
 }
 
-func (m *master) drainAgentCall(c *mmaster.Call_DrainAgent) *wire.Error {
+func (m *Master) drainAgentCall(c *mmaster.Call_DrainAgent) *wire.Error {
 	a := m.knownAgent(c.AgentID.Value)
 	if a == nil {
 		return wire.BadRequest("Unknown agent")
@@ -60,7 +60,7 @@ func (m *master) drainAgentCall(c *mmaster.Call_DrainAgent) *wire.Error {
 
 // checkDrained: a DRAINING agent is DRAINED once it has no task left whose
 // terminal update is not acknowledged; with mark_gone it is then gone.
-func (m *master) checkDrained(a *agentRec) {
+func (m *Master) checkDrained(a *agentRec) {
 	if a.drain == nil || a.drain.State != mesos.DrainState_DRAINING || len(a.tasks) > 0 {
 		return
 	}
@@ -71,7 +71,7 @@ func (m *master) checkDrained(a *agentRec) {
 	}
 }
 
-func (m *master) checkDrains() {
+func (m *Master) checkDrains() {
 	for _, a := range m.agents {
 		if a.drain != nil && a.drain.State == mesos.DrainState_DRAINING {
 			m.checkDrained(a)
@@ -79,7 +79,7 @@ func (m *master) checkDrains() {
 	}
 }
 
-func (m *master) deactivateAgentCall(c *mmaster.Call_DeactivateAgent) *wire.Error {
+func (m *Master) deactivateAgentCall(c *mmaster.Call_DeactivateAgent) *wire.Error {
 	a := m.knownAgent(c.AgentID.Value)
 	if a == nil {
 		return wire.BadRequest("Unknown agent")
@@ -88,7 +88,7 @@ func (m *master) deactivateAgentCall(c *mmaster.Call_DeactivateAgent) *wire.Erro
 	return nil
 }
 
-func (m *master) reactivateAgentCall(c *mmaster.Call_ReactivateAgent) *wire.Error {
+func (m *Master) reactivateAgentCall(c *mmaster.Call_ReactivateAgent) *wire.Error {
 	a := m.knownAgent(c.AgentID.Value)
 	if a == nil || !a.deactivated {
 		return wire.BadRequest("Agent is not deactivated")
@@ -101,7 +101,7 @@ func (m *master) reactivateAgentCall(c *mmaster.Call_ReactivateAgent) *wire.Erro
 	return nil
 }
 
-func (m *master) markAgentGoneCall(c *mmaster.Call_MarkAgentGone) *wire.Error {
+func (m *Master) markAgentGoneCall(c *mmaster.Call_MarkAgentGone) *wire.Error {
 	a := m.agents[c.AgentID.Value]
 	if a == nil {
 		return &wire.Error{Status: http.StatusNotFound, Text: "Agent '" + c.AgentID.Value + "' not found"}
@@ -115,7 +115,7 @@ func (m *master) markAgentGoneCall(c *mmaster.Call_MarkAgentGone) *wire.Error {
 // markGone removes the agent for good: partition-aware frameworks hear
 // TASK_GONE_BY_OPERATOR, the others TASK_LOST; the agent shuts down and is
 // refused when it comes back.
-func (m *master) markGone(a *agentRec) {
+func (m *Master) markGone(a *agentRec) {
 	const why = "Agent has been marked gone"
 	m.log.Info("marking agent gone", "agent_id", a.id)
 	if a.connected {

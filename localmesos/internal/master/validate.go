@@ -1,4 +1,4 @@
-package localmesos
+package master
 
 import (
 	"fmt"
@@ -224,7 +224,7 @@ func compatibleExecutor(a, b mesos.ExecutorInfo) bool {
 }
 
 // allocated injects allocation_info {role "*"} into every resource, as the
-// master does before a task reaches the agent.
+// Master does before a task reaches the agent.
 func allocated(rs []mesos.Resource) []mesos.Resource {
 	star := "*"
 	out := make([]mesos.Resource, len(rs))
