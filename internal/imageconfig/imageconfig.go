@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -194,7 +195,10 @@ func remoteConfig(ctx context.Context, registry, imageName string, transport htt
 	if transport == nil {
 		transport = http.DefaultTransport
 	}
-	ri, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transport), remote.WithPlatform(Platform(hostArch)))
+	// Credentials as Docker keeps them ($DOCKER_CONFIG/config.json or
+	// ~/.docker/config.json); anonymous without.
+	ri, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transport), remote.WithPlatform(Platform(hostArch)),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
 		return nil, mesosError("Failed to pull image '%s' from '%s': cannot fetch the manifest: %w", imageName, registry, err)
 	}
