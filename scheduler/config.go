@@ -123,6 +123,13 @@ type Config struct {
 	parseSlots int
 	parseWait  time.Duration
 
+	// readHeaderTimeout and readTimeout bound how long the API waits for a
+	// request's headers (default 10s) and for all of it (default 30s), so a
+	// client that sends slowly cannot hold a connection (docs/reliability.md
+	// B3). Unexported: tests shorten them.
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+
 	// wrapCaller, when set, wraps the caller the outbox makes its calls
 	// with (tests: a fake that fails or stops calls around the real one).
 	wrapCaller func(mesosCaller) mesosCaller
@@ -175,6 +182,8 @@ func (c *Config) withDefaults() Config {
 		d.parseSlots = 2
 	}
 	def(&d.parseWait, 2*time.Second)
+	def(&d.readHeaderTimeout, 10*time.Second)
+	def(&d.readTimeout, 30*time.Second)
 	if d.MissedHeartbeats == 0 {
 		d.MissedHeartbeats = 3
 	}

@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	if w := cfg.wrapCaller; w != nil {
 		s.caller = w(s.conn)
 	}
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: cfg.readHeaderTimeout, ReadTimeout: cfg.readTimeout, MaxHeaderBytes: 64 << 10}
 
 	if n := specTasks(m.Spec()); n > cfg.MaxTasks {
 		// Refusing it would leave the running tasks unmanaged; the limit

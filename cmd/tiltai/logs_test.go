@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/client/clienttest"
 )
 
@@ -50,8 +51,10 @@ func TestLogs(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"tiltai", "logs", "--follow", "--interval", "50ms", "--lines", "0", feeder}, strings.NewReader(""), fout, ferr)
 	}()
-	if code, _, errs := runCLI(t, "", "scale", "--poll-interval", "50ms", "encryptor", "4"); code != 0 {
-		t.Fatalf("scale: exit %d\n%s", code, errs)
+	// (Not through the CLI: urfave/cli's commands share state, so two
+	// cannot run at once in one process.)
+	if _, err := cl.Scheduler.Scale(context.Background(), "encryptor", 4, scheduler.SubmitOptions{IfMatch: -1}); err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(fout.String(), "applied link table version") && time.Now().Before(deadline) {

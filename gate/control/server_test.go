@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,6 +202,40 @@ func TestGarbage(t *testing.T) {
 	c.Write([]byte(`{"type":"hello","protocol":1}` + "\n" + `{"type":"ready"}` + "\n"))
 	if _, err := srv.WaitReady(ctx); err != nil {
 		t.Fatal("server stopped serving after garbage:", err)
+	}
+}
+
+// TestControlSocketMode checks docs/reliability.md S7: the control socket
+// is its owner's alone (0600), whatever the umask left on it, also when a
+// stale socket is replaced.
+func TestControlSocketMode(t *testing.T) {
+	// A permissive umask, so that only Listen's own chmod can make it 0600
+	// (no test in this package runs in parallel).
+	defer syscall.Umask(syscall.Umask(0))
+	p := sockPath(t)
+	for i := range 2 { // the second Listen replaces the stale socket
+		if i == 1 {
+			stale, err := net.Listen("unix", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale.(*net.UnixListener).SetUnlinkOnClose(false)
+			stale.Close()
+			os.Chmod(p, 0o777)
+		}
+		srv, err := Listen(context.Background(), p, ServerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+			t.Errorf("listen %d: control socket mode %v, want a socket with 0600", i, fi.Mode())
+		}
+		srv.Close()
 	}
 }
 
