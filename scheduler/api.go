@@ -30,7 +30,7 @@ func (s *Scheduler) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.getHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/artifacts/{name}", func(w http.ResponseWriter, r *http.Request) { s.art.serve(w, r, r.PathValue("name")) })
+	mux.Handle("GET /v1/artifacts/{name}", s.art)
 	mux.HandleFunc("GET /v1/spec", s.read(s.getSpec))
 	mux.HandleFunc("PUT /v1/spec", s.write(s.putSpec))
 	mux.HandleFunc("GET /v1/tasks", s.read(s.getTasks))

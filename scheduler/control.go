@@ -44,7 +44,7 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.noImages, ImageNeedsCommand: imageNeedsCommand}
+	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.NoImages(), ImageNeedsCommand: imageNeedsCommand}
 }
 
 // imageNeedsCommand is why a service in an image must name its command:

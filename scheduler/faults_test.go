@@ -373,7 +373,7 @@ func TestAPIToken(t *testing.T) {
 		if code, _ := h.do("GET", "/v1/tasks", nil, auth); code != 200 {
 			t.Fatalf("read with token: %d", code)
 		}
-		for _, p := range []string{"/health", "/metrics", "/v1/artifacts/" + h.sched.art.name} {
+		for _, p := range []string{"/health", "/metrics", "/v1/artifacts/" + h.sched.art.Name()} {
 			if code, _ := h.do("GET", p, nil, nil); code != 200 {
 				t.Fatalf("GET %s without token: %d", p, code)
 			}
@@ -390,7 +390,7 @@ func TestArtifactIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(want)
-	name := h.sched.art.name
+	name := h.sched.art.Name()
 	if name != "tiltai-"+hex.EncodeToString(sum[:])[:16] {
 		t.Fatalf("artifact name %s does not carry the binary's hash", name)
 	}
