@@ -20,6 +20,7 @@ import (
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/artifacts"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // Scheduler is the Tiltai framework: it subscribes to Mesos, launches the
@@ -36,7 +37,7 @@ type Scheduler struct {
 	inputs  chan input
 	outbox  *mailbox[[]*scheduler.Call] // loop → outbox: never blocks either
 	reports *mailbox[core.Input]        // outbox → loop: never blocks either
-	bus     *bus
+	bus     *httpapi.Bus
 	metrics *metrics
 	art     *artifacts.Executor
 	// sandboxes reads tasks' logs from their agents (GET /v1/tasks/{id}/files/…).
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		inputs:     make(chan input, 1024),
 		outbox:     newMailbox[[]*scheduler.Call](),
 		reports:    newMailbox[core.Input](),
-		bus:        newBus(),
+		bus:        httpapi.NewBus(0),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
@@ -245,7 +246,7 @@ func (s *Scheduler) Close() error {
 		s.http.Shutdown(ctx)
 		cancel()
 		s.http.Close()
-		s.bus.close()
+		s.bus.Close()
 		s.wg.Wait()
 		s.art.Close()
 		s.sandboxes.client.CloseIdleConnections()
@@ -434,7 +435,7 @@ func (s *Scheduler) untilWake() time.Duration {
 // publish hands the step's events, logs and metric facts on.
 func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
 	for _, ev := range rd.Events {
-		s.bus.publish(ev.Type, ev.Data, now)
+		s.bus.Publish(ev.Type, ev.Data, now)
 	}
 	for _, l := range rd.Logs {
 		s.log.Log(context.Background(), slog.Level(l.Level), l.Msg, l.Attrs...)
