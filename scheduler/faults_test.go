@@ -23,6 +23,7 @@ import (
 
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // linksSynced: every running task has applied its service's current table.
@@ -145,7 +146,7 @@ func TestFollowsRedirectToLeader(t *testing.T) {
 	defer old.Close()
 	h.sched.Close()
 	// A new framework (the first one may have registered already).
-	h.store = NewMemStore()
+	h.store = store.NewMem()
 	h.cfg.Store, h.cfg.FrameworkName = h.store, "tiltai-test-2"
 	h.cfg.Master = StaticMaster(old.URL)
 	h.start()
@@ -672,7 +673,7 @@ func TestFrameworkIDLost(t *testing.T) {
 	}
 
 	// The whole store is lost: the master still has our framework.
-	fresh := NewMemStore()
+	fresh := store.NewMem()
 	cfg := h.cfg
 	cfg.Store = fresh
 	s, err := New(context.Background(), cfg)

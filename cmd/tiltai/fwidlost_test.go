@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/localmesos"
-	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 type lockedBuffer struct {
@@ -123,7 +123,7 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 	}
 
 	// The framework ID is lost; the task records stay.
-	st, err := scheduler.OpenBoltStore(state)
+	st, err := store.OpenBolt(state)
 	if err != nil {
 		t.Fatal(err)
 	}
