@@ -136,6 +136,32 @@ func (h filesHTTP) target(w http.ResponseWriter, r *http.Request) (string, bool)
 	return real, true
 }
 
+// open opens the file a request names for what ("read", "download"),
+// answering Mesos' errors: not a directory, and it must open.
+func (h filesHTTP) open(w http.ResponseWriter, r *http.Request, what string) (*os.File, os.FileInfo, bool) {
+	real, ok := h.target(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	file, err := os.Open(real)
+	var st os.FileInfo
+	if err == nil {
+		if st, err = file.Stat(); err != nil {
+			file.Close()
+		}
+	}
+	switch {
+	case err != nil:
+		wire.WriteError(w, &wire.Error{Status: http.StatusInternalServerError, Text: fmt.Sprintf("Failed to open file at '%s': %v.\n", real, err)})
+		return nil, nil, false
+	case st.IsDir():
+		file.Close()
+		wire.WriteError(w, wire.BadRequest("Cannot %s a directory.\n", what))
+		return nil, nil, false
+	}
+	return file, st, true
+}
+
 // read is /files/read?path=P[&offset=O][&length=L]: {"data", "offset"}.
 // Without an offset it answers the file's size as the offset and no data
 // (how Mesos' UI starts tailing); a read is capped at 16 pages.
@@ -148,25 +174,12 @@ func (h filesHTTP) read(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	real, ok := h.target(w, r)
+	file, st, ok := h.open(w, r, "read")
 	if !ok {
 		return
 	}
-	if st, err := os.Stat(real); err == nil && st.IsDir() {
-		wire.WriteError(w, wire.BadRequest("Cannot read a directory.\n"))
-		return
-	}
-	file, err := os.Open(real)
-	if err != nil {
-		wire.WriteError(w, &wire.Error{Status: http.StatusInternalServerError, Text: fmt.Sprintf("Failed to open file at '%s': %v.\n", real, err)})
-		return
-	}
 	defer file.Close()
-	size, err := file.Seek(0, io.SeekEnd)
-	if err != nil {
-		wire.WriteError(w, &wire.Error{Status: http.StatusInternalServerError, Text: fmt.Sprintf("Failed to open file at '%s': %v.\n", real, err)})
-		return
-	}
+	real, size := file.Name(), st.Size()
 	if offset < 0 {
 		offset = size
 	}
@@ -246,27 +259,13 @@ func (h filesHTTP) browse(w http.ResponseWriter, r *http.Request) {
 
 // download is /files/download?path=P: the file's bytes.
 func (h filesHTTP) download(w http.ResponseWriter, r *http.Request) {
-	real, ok := h.target(w, r)
+	file, st, ok := h.open(w, r, "download")
 	if !ok {
 		return
 	}
-	if st, err := os.Stat(real); err == nil && st.IsDir() {
-		wire.WriteError(w, wire.BadRequest("Cannot download a directory.\n"))
-		return
-	}
-	file, err := os.Open(real)
-	if err != nil {
-		wire.WriteError(w, &wire.Error{Status: http.StatusInternalServerError, Text: fmt.Sprintf("Failed to open file at '%s': %v.\n", real, err)})
-		return
-	}
 	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		wire.WriteError(w, &wire.Error{Status: http.StatusInternalServerError, Text: fmt.Sprintf("Failed to open file at '%s': %v.\n", real, err)})
-		return
-	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", "attachment; filename="+filepath.Base(real))
+	w.Header().Set("Content-Disposition", "attachment; filename="+filepath.Base(file.Name()))
 	http.ServeContent(w, r, "", st.ModTime(), file)
 }
 

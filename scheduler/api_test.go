@@ -225,7 +225,7 @@ func TestImageSpecs(t *testing.T) {
 		want               []string
 	}{
 		{"static", static, withCommand, 200, nil},
-		{"no command", static, noCommand, 422, []string{`has an image but no command`, `does not tell it the image's ENTRYPOINT or CMD`, `"line": 4`}},
+		{"no command", static, noCommand, 422, []string{`has an image but no command`, `start it with --docker_registry`, `"line": 4`}},
 		{"dynamic", dynamic, withCommand, 422, []string{`is dynamically linked (interpreter `, "CGO_ENABLED=0", `"line": 4`}},
 		{"not ELF", "", withCommand, 422, []string{`cannot tell whether the executor binary`, "CGO_ENABLED=0", `"line": 4`}},
 	} {

@@ -59,15 +59,12 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	return linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.NoImages(), ImageNeedsCommand: imageNeedsCommand}
+	opt := linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.NoImages()}
+	if s.cfg.DockerRegistry == "" {
+		opt.ImageNeedsCommand = imageNeedsCommand
+	}
+	return opt
 }
-
-// imageNeedsCommand is why a service in an image must name its command:
-// Mesos hands a custom executor the image's ENV and working directory but
-// never its ENTRYPOINT or CMD, and the scheduler does not pull images
-// itself (agents may use registries it cannot reach, and a tag may move
-// between a look-up and the pull).
-const imageNeedsCommand = "the Tiltai executor starts the service, and Mesos does not tell it the image's ENTRYPOINT or CMD"
 
 // SubmitSpec validates src (YAML or JSON; name is used in problem
 // locations) and makes it the accepted spec. It returns once the new spec
@@ -119,7 +116,11 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 // submit makes spec the accepted one, unless IfMatch names another version
 // or this is a dry run.
 func (s *Scheduler) submit(ctx context.Context, spec *linkspec.Spec, src []byte, name string, opts SubmitOptions, warnings []linkspec.Problem) (SubmitResult, error) {
-	r, err := s.submitIn(ctx, core.SubmitSpec{Name: name, Source: src, Spec: spec, IfMatch: opts.IfMatch, DryRun: opts.DryRun, Warnings: warnings})
+	commands, err := s.imageCommands(ctx, spec, s.view.Load())
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	r, err := s.submitIn(ctx, core.SubmitSpec{Name: name, Source: src, Spec: spec, IfMatch: opts.IfMatch, DryRun: opts.DryRun, Warnings: warnings, Commands: commands})
 	switch {
 	case err != nil:
 		return SubmitResult{}, err

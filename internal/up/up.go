@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	sched, err := scheduler.New(life, scheduler.Config{
 		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: store.NewMem(),
 		Listen: cfg.Listen, Checkpoint: true, ExecutorBinary: cfg.ExecutorBinary, MaxTasks: cfg.MaxTasks,
-		Logger: cfg.Logger.With("component", "scheduler"),
+		DockerRegistry: cfg.DockerRegistry, Logger: cfg.Logger.With("component", "scheduler"),
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start the scheduler: %w", err)

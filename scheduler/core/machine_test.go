@@ -262,6 +262,12 @@ func (h *scriptHarness) do(line string) ([]string, error) {
 		if v, ok := kv["if-match"]; ok {
 			in.IfMatch, _ = strconv.Atoi(v)
 		}
+		// image-runs=SERVICE:ARG,ARG… is what the driver read from the
+		// service's image (ENTRYPOINT and CMD).
+		if v, ok := kv["image-runs"]; ok {
+			svc, argv, _ := strings.Cut(v, ":")
+			in.Commands = map[string][]string{svc: strings.Split(argv, ",")}
+		}
 		ins = append(ins, in)
 	case "subscribed":
 		fw := kv["fw"]
