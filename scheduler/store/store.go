@@ -1,4 +1,4 @@
-package scheduler
+package store
 
 import (
 	"context"
@@ -15,43 +15,29 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Store keeps the scheduler's state across restarts: the framework ID, the
-// accepted spec, the launch serial and link versions, and one record per
-// task. The scheduler writes before it acts (an intent is stored before the
-// ACCEPT that carries it), so after a crash nothing it did is unknown to it.
-type Store interface {
-	// Load returns every key under prefix ("" for all).
-	Load(ctx context.Context, prefix string) (map[string][]byte, error)
-	// Apply writes a batch: puts (nil value: delete). A backend that can
-	// makes the batch atomic; every backend applies it in key order and
-	// returns only once it is durable.
-	Apply(ctx context.Context, batch map[string][]byte) error
-	Close() error
-}
-
-// ErrStoreUnavailable wraps failures to reach the store: the caller must
+// ErrUnavailable wraps failures to reach the store: the caller must
 // not mistake them for "nothing stored" (that would mint a new framework ID).
-var ErrStoreUnavailable = errors.New("state store unavailable")
+var ErrUnavailable = errors.New("state store unavailable")
 
-// MemStore is a Store in memory, for tests and for `tiltai up`'s throwaway
+// Mem is a store in memory, for tests and for `tiltai up`'s throwaway
 // runs. It survives a Scheduler being closed and a new one opened on it,
 // which is how tests crash and restart a scheduler in-process.
-type MemStore struct {
+type Mem struct {
 	mu   sync.Mutex
 	data map[string][]byte
 	// Fail, when set, makes every call fail with it (tests: store down).
 	Fail error
 }
 
-// NewMemStore returns an empty MemStore.
-func NewMemStore() *MemStore { return &MemStore{data: map[string][]byte{}} }
+// NewMem returns an empty Mem.
+func NewMem() *Mem { return &Mem{data: map[string][]byte{}} }
 
-// Load implements Store.
-func (m *MemStore) Load(_ context.Context, prefix string) (map[string][]byte, error) {
+// Load returns every key under prefix ("" for all).
+func (m *Mem) Load(_ context.Context, prefix string) (map[string][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.Fail != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, m.Fail)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, m.Fail)
 	}
 	out := map[string][]byte{}
 	for k, v := range m.data {
@@ -62,12 +48,12 @@ func (m *MemStore) Load(_ context.Context, prefix string) (map[string][]byte, er
 	return out, nil
 }
 
-// Apply implements Store.
-func (m *MemStore) Apply(_ context.Context, batch map[string][]byte) error {
+// Apply writes a batch (a nil value deletes the key).
+func (m *Mem) Apply(_ context.Context, batch map[string][]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.Fail != nil {
-		return fmt.Errorf("%w: %w", ErrStoreUnavailable, m.Fail)
+		return fmt.Errorf("%w: %w", ErrUnavailable, m.Fail)
 	}
 	for k, v := range batch {
 		if v == nil {
@@ -79,28 +65,28 @@ func (m *MemStore) Apply(_ context.Context, batch map[string][]byte) error {
 	return nil
 }
 
-// Close implements Store.
-func (m *MemStore) Close() error { return nil }
+// Close releases the store.
+func (m *Mem) Close() error { return nil }
 
 // SetFail makes the store fail (or work again with nil).
-func (m *MemStore) SetFail(err error) {
+func (m *Mem) SetFail(err error) {
 	m.mu.Lock()
 	m.Fail = err
 	m.mu.Unlock()
 }
 
-// BoltStore keeps the state in a bbolt file: each batch is one fsynced
+// Bolt keeps the state in a bbolt file: each batch is one fsynced
 // transaction, so a crash leaves either all of a batch or none of it.
-type BoltStore struct {
+type Bolt struct {
 	db *bolt.DB
 }
 
 var boltBucket = []byte("tiltai")
 
-// OpenBoltStore opens (creating) the state file. A second scheduler on the
+// OpenBolt opens (creating) the state file. A second scheduler on the
 // same file waits up to 5 s for the lock, then fails: two schedulers must
 // never share a state file.
-func OpenBoltStore(path string) (*BoltStore, error) {
+func OpenBolt(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create the state directory: %w", err)
 	}
@@ -118,11 +104,11 @@ func OpenBoltStore(path string) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("cannot initialise state file %s: %w", path, err)
 	}
-	return &BoltStore{db: db}, nil
+	return &Bolt{db: db}, nil
 }
 
-// Load implements Store.
-func (b *BoltStore) Load(_ context.Context, prefix string) (map[string][]byte, error) {
+// Load returns every key under prefix ("" for all).
+func (b *Bolt) Load(_ context.Context, prefix string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := b.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(boltBucket).Cursor()
@@ -133,13 +119,13 @@ func (b *BoltStore) Load(_ context.Context, prefix string) (map[string][]byte, e
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return out, nil
 }
 
-// Apply implements Store.
-func (b *BoltStore) Apply(_ context.Context, batch map[string][]byte) error {
+// Apply writes a batch (a nil value deletes the key).
+func (b *Bolt) Apply(_ context.Context, batch map[string][]byte) error {
 	keys := make([]string, 0, len(batch))
 	for k := range batch {
 		keys = append(keys, k)
@@ -161,10 +147,10 @@ func (b *BoltStore) Apply(_ context.Context, batch map[string][]byte) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w: cannot write the state file: %w", ErrStoreUnavailable, err)
+		return fmt.Errorf("%w: cannot write the state file: %w", ErrUnavailable, err)
 	}
 	return nil
 }
 
-// Close implements Store.
-func (b *BoltStore) Close() error { return b.db.Close() }
+// Close releases the store.
+func (b *Bolt) Close() error { return b.db.Close() }

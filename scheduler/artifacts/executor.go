@@ -1,4 +1,4 @@
-package scheduler
+package artifacts
 
 import (
 	"crypto/sha256"
@@ -12,10 +12,10 @@ import (
 	"github.com/tiltai/tiltai/internal/elfstatic"
 )
 
-// artifact is the executor binary as served to agents: a private copy of
+// Executor is the executor binary as served to agents: a private copy of
 // this tiltai binary named by its hash, so an agent fetches exactly the
 // bytes the name promises even if the file on disk is replaced meanwhile.
-type artifact struct {
+type Executor struct {
 	name string // tiltai-<sha256 prefix>
 	path string
 	dir  string
@@ -26,7 +26,9 @@ type artifact struct {
 	noImages string
 }
 
-func newArtifact(binary string) (*artifact, error) {
+// Stage copies binary (default: this process's executable) to a private
+// directory under its hash name. Close removes the copy.
+func Stage(binary string) (*Executor, error) {
 	if binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -60,7 +62,7 @@ func newArtifact(binary string) (*artifact, error) {
 		return nil, fmt.Errorf("cannot stage the executor binary: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	a := &artifact{name: "tiltai-" + sum[:16], dir: dir, sum: sum}
+	a := &Executor{name: "tiltai-" + sum[:16], dir: dir, sum: sum}
 	a.path = filepath.Join(dir, a.name)
 	if err := os.Rename(tmp, a.path); err != nil {
 		os.RemoveAll(dir)
@@ -83,14 +85,25 @@ func staticProblem(binary, path string) string {
 	return ""
 }
 
-func (a *artifact) url(hostPort string) string {
+// Name is the name the binary is served under, tiltai-<sha256 prefix>.
+func (a *Executor) Name() string { return a.name }
+
+// NoImages says why this binary cannot be the executor of a task in a
+// container image, or "" when it can.
+func (a *Executor) NoImages() string { return a.noImages }
+
+// URL is where agents fetch the binary from a scheduler API at hostPort.
+func (a *Executor) URL(hostPort string) string {
 	return "http://" + hostPort + "/v1/artifacts/" + a.name
 }
 
-func (a *artifact) close() { os.RemoveAll(a.dir) }
+// Close removes the staged copy.
+func (a *Executor) Close() error { return os.RemoveAll(a.dir) }
 
-// serve answers GET /v1/artifacts/NAME: only the current binary's name.
-func (a *artifact) serve(w http.ResponseWriter, r *http.Request, name string) {
+// ServeHTTP answers GET /v1/artifacts/{name}: only the current binary's
+// name.
+func (a *Executor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if name != a.name {
 		http.Error(w, fmt.Sprintf("no artifact %q here; this scheduler serves %s", name, a.name), http.StatusNotFound)
 		return
