@@ -56,6 +56,7 @@ exec tiltai demo ` + service + ` "$@"
 		imagetest.Entry{Name: "srv/", Type: tar.TypeDir},
 	)
 	return imagetest.Image(t, v1.Config{
+		Entrypoint: []string{"/usr/local/bin/" + service},
 		Env:        []string{"PATH=/usr/local/bin:/bin", "IMAGE_ENV=" + service + "-" + version},
 		WorkingDir: "/srv",
 	}, imagetest.BusyboxLayer(t), layer)
@@ -160,10 +161,11 @@ func (s *system) checkInImage(taskID string, want ...string) {
 
 // TestImageFromRegistry runs the printer from an image pulled from a real
 // Docker Registry v2 (docker-registry on loopback; an agent has one
-// --docker_registry, so this is a system of its own): the pipeline
-// converges with the printer in its image, messages flow, and a second
-// printer launched from the same image is not pulled again (the store is
-// reused).
+// --docker_registry, so this is a system of its own), by the image's
+// ENTRYPOINT (the spec names no command: the scheduler, given the same
+// --docker_registry, reads it): the pipeline converges with the printer in
+// its image, messages flow, and a second printer launched from the same
+// image is not pulled again (the store is reused).
 func TestImageFromRegistry(t *testing.T) {
 	needImages(t)
 	t.Parallel()
@@ -174,7 +176,10 @@ func TestImageFromRegistry(t *testing.T) {
 		c.DockerStoreDir = filepath.Join(t.TempDir(), "store")
 	}})
 	s.startScheduler()
-	p := pipeline{Rate: 200, Encryptors: 2, PrinterImage: "tiltai/printer:1"}
+	p := pipeline{Rate: 200, Encryptors: 2, PrinterImage: "tiltai/printer:1", PrinterByEntrypoint: true}
+	if strings.Contains(p.spec(), "/usr/local/bin/printer") {
+		t.Fatalf("the spec names the printer's command:\n%s", p.spec())
+	}
 	s.converge(s.submit(p.spec()).Version, 2*time.Minute)
 	first := s.running("printer")[0]
 	s.checkInImage(first.ID, "image=printer:1", "env=printer-1")

@@ -24,6 +24,9 @@ type pipeline struct {
 	// the image's /usr/local/bin/SERVICE (which ends in `tiltai demo
 	// SERVICE`); "" runs them on the agent's file system.
 	EncryptorImage, PrinterImage string
+	// PrinterByEntrypoint leaves the printer's command out: its image's
+	// ENTRYPOINT runs it.
+	PrinterByEntrypoint bool
 	// Constraints per service, as a YAML flow list
 	// (`[[hostname, UNIQUE]]`); none when empty.
 	Constraints map[string]string
@@ -54,6 +57,9 @@ func (p pipeline) spec() string {
 	printerCmd, printerArgs := "command: tiltai", "[demo, printer, --report, 200ms]"
 	if p.PrinterImage != "" {
 		printerCmd, printerArgs = "image: "+p.PrinterImage+"\n    command: /usr/local/bin/printer", "[--report, 200ms]"
+		if p.PrinterByEntrypoint {
+			printerCmd = "image: " + p.PrinterImage
+		}
 	}
 	s := fmt.Sprintf(`version: 1
 services:

@@ -42,6 +42,9 @@ type system struct {
 	api     *client.Client
 	client  *http.Client // for the master
 	ports   [2]int       // the agent's port range (tasks' in-gates)
+	// registry is the agents' --docker_registry, given to the scheduler
+	// too.
+	registry string
 }
 
 // newSystem starts the embedded Mesos; startScheduler starts the scheduler.
@@ -96,6 +99,7 @@ func newSystemWith(tb testing.TB, opts systemOptions) *system {
 	if opts.Mesos != nil {
 		opts.Mesos(&cfg)
 	}
+	s.registry = cfg.DockerRegistry
 	s.cluster, err = localmesos.New(ctx, cfg)
 	if err != nil {
 		logf.Close()
@@ -212,6 +216,9 @@ func (s *system) startScheduler() *schedProc {
 		"--state", filepath.Join(s.dir, "state.db"),
 		"--listen", listen,
 		"--log_format", "json", "--log_level", logLevel())
+	if s.registry != "" {
+		cmd.Args = append(cmd.Args, "--docker_registry", s.registry)
+	}
 	// The scheduler stages its executor binary under TMPDIR: keep it in the
 	// run directory, where a SIGKILL leaves it.
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)

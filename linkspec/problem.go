@@ -140,3 +140,10 @@ func (r *reporter) errorAt(pos Pos, path, hint, format string, args ...any) {
 func (r *reporter) add(sev Severity, path string, pos Pos, hint, format string, args ...any) {
 	r.probs = append(r.probs, Problem{File: r.file, Pos: pos, Path: path, Severity: sev, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
+
+// ProblemAt is an error found outside the validator (by whoever runs the
+// spec: a registry that does not know a service's image, say), located
+// where path ("services.encryptor.image") was written.
+func (s *Spec) ProblemAt(path, hint, format string, args ...any) Problem {
+	return Problem{File: s.file, Pos: s.locs[path], Path: path, Severity: Error, Msg: fmt.Sprintf(format, args...), Hint: hint}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/tiltai/tiltai/internal/elfstatic"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // PUT /v1/spec takes YAML and JSON by their media types (or none, sniffed);
@@ -141,7 +142,7 @@ func TestParseSlotsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e apiError
+		var e httpapi.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(e.Error, "busy checking other specs; retry") {
@@ -224,7 +225,7 @@ func TestImageSpecs(t *testing.T) {
 		want               []string
 	}{
 		{"static", static, withCommand, 200, nil},
-		{"no command", static, noCommand, 422, []string{`has an image but no command`, `does not tell it the image's ENTRYPOINT or CMD`, `"line": 4`}},
+		{"no command", static, noCommand, 422, []string{`has an image but no command`, `start it with --docker_registry`, `"line": 4`}},
 		{"dynamic", dynamic, withCommand, 422, []string{`is dynamically linked (interpreter `, "CGO_ENABLED=0", `"line": 4`}},
 		{"not ELF", "", withCommand, 422, []string{`cannot tell whether the executor binary`, "CGO_ENABLED=0", `"line": 4`}},
 	} {

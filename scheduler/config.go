@@ -111,6 +111,11 @@ type Config struct {
 	// above it is refused with the located problem. A stored spec above it
 	// still loads, with a warning.
 	MaxTasks int
+	// DockerRegistry is where the agents pull images from (their
+	// --docker_registry: a directory of `docker save` archives or a
+	// registry URL). With it, a service may name an image and no command:
+	// the scheduler reads the image's ENTRYPOINT and CMD from there.
+	DockerRegistry string
 
 	// Logger receives the scheduler's logs (default: discarded).
 	Logger *slog.Logger

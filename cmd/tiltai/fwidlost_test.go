@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiltai/tiltai/examples"
 	"github.com/tiltai/tiltai/localmesos"
-	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 type lockedBuffer struct {
@@ -112,7 +113,7 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
-	req, _ := http.NewRequest("PUT", api+"/v1/spec", strings.NewReader(pipelineYAML))
+	req, _ := http.NewRequest("PUT", api+"/v1/spec", bytes.NewReader(examples.Pipeline))
 	req.Header.Set("Content-Type", "application/yaml")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("PUT /v1/spec: %v %v", resp, err)
@@ -123,7 +124,7 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 	}
 
 	// The framework ID is lost; the task records stay.
-	st, err := scheduler.OpenBoltStore(state)
+	st, err := store.OpenBolt(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,21 +181,3 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 		t.Fatalf("recovered under framework %s, want %s", again.FrameworkID, hl.FrameworkID)
 	}
 }
-
-const pipelineYAML = `
-version: 1
-services:
-  feeder:
-    command: tiltai
-    gates: {plaintext: push}
-  encryptor:
-    command: tiltai
-    instances: 3
-    gates: {plaintext: pull, ciphertext: push}
-  printer:
-    command: tiltai
-    gates: {ciphertext: pull}
-links:
-  - {from: feeder.plaintext, to: encryptor.plaintext}
-  - {from: encryptor.ciphertext, to: printer.ciphertext}
-`

@@ -16,6 +16,7 @@ import (
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/detect"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 func schedulerCommand() *cli.Command {
@@ -50,6 +51,8 @@ func schedulerCommand() *cli.Command {
 			&cli.BoolFlag{Name: "api_open_reads", Usage: "with a token, let reads through without it"},
 			&cli.IntFlag{Name: "max_tasks", Value: linkspec.DefaultMaxTasks, EnvVars: []string{"TILTAI_MAX_TASKS"},
 				Usage: "most tasks one spec may ask for, summed over its services; each costs the scheduler about 1–2 KB (docs/operations.md)"},
+			&cli.StringFlag{Name: "docker_registry", EnvVars: []string{"TILTAI_DOCKER_REGISTRY"},
+				Usage: "where the agents pull images from (their --docker_registry: a directory of docker-save archives or an http(s):// registry); lets a service name an image without a command, run by the image's ENTRYPOINT and CMD"},
 			&cli.DurationFlag{Name: "drain_timeout", Value: 30 * time.Second, Usage: "longest wait for senders to stop using a retired task before it is killed"},
 			&cli.StringFlag{Name: "log_level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log_format", Value: "text", Usage: "text or json"},
@@ -103,6 +106,7 @@ func schedulerConfig(c *cli.Context, log *slog.Logger) (scheduler.Config, *sched
 		OpenReads:       c.Bool("api_open_reads"),
 		DrainTimeout:    c.Duration("drain_timeout"),
 		MaxTasks:        c.Int("max_tasks"),
+		DockerRegistry:  c.String("docker_registry"),
 		Logger:          log,
 	}
 	if cfg.MaxTasks < 1 {
@@ -171,12 +175,12 @@ func runScheduler(c *cli.Context) error {
 	defer det.Close()
 	cfg.Master = det
 	if ha == nil {
-		store, err := scheduler.OpenBoltStore(c.String("state"))
+		st, err := store.OpenBolt(c.String("state"))
 		if err != nil {
 			return cli.Exit("tiltai scheduler: "+err.Error(), 1)
 		}
-		defer store.Close()
-		cfg.Store = store
+		defer st.Close()
+		cfg.Store = st
 	}
 	if err := scheduler.Run(c.Context, cfg, ha); err != nil {
 		return cli.Exit("tiltai scheduler: "+err.Error(), 1)

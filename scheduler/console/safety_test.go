@@ -25,7 +25,8 @@ func TestHostileNamesAreText(t *testing.T) {
 		}, Links: []linkspec.Link{{From: linkspec.GateRef{Service: img, Gate: bidi}, To: linkspec.GateRef{Service: scr, Gate: "in"}}}}
 		f.spec = scheduler.SpecInfo{Version: 7, Name: `<img src=x onerror=__pwned=4>.yaml`, Spec: spec}
 		f.status = scheduler.Status{SpecVersion: 7, Services: []scheduler.ServiceStatus{
-			{Name: img, Wanted: 1, Pending: 1, Failures: 1, LastFailure: `<svg onload=__pwned=5>`},
+			{Name: img, Wanted: 1, Pending: 1, Failures: 1, LastFailure: `<svg onload=__pwned=5>`,
+				Waiting: &scheduler.Waiting{Tasks: 1, Reason: "rack:" + img, Reasons: map[string]int{"rack:" + img: 3, "cpus": 1}}},
 			{Name: scr, Wanted: 1, Running: 1, Converged: true},
 		}}
 		f.tasks = []scheduler.TaskInfo{{ID: img + ".1", Service: img, Phase: "pending", Message: `<iframe src="javascript:__pwned=6">`, AgentID: "\u202eev", Created: time.Now()}}
@@ -49,6 +50,7 @@ func TestHostileNamesAreText(t *testing.T) {
 	for _, want := range []string{
 		img, `<img src=x onerror=__pwned=4>.yaml`, `<svg onload=__pwned=5>`, `tcp://"><img src=x onerror=__pwned=7>:1`,
 		`abc\u{202E}fdp`, `\u{202E}ev`, "<b>bold</b>", "<script>__pwned=8</script>",
+		"1 pending: rack:" + img + " ruled out 3 offers (also cpus: 1)",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not show %q as text", want)

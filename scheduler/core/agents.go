@@ -24,6 +24,7 @@ import (
 
 var (
 	phaseLaunched    = linkspec.Launched.String()
+	phaseRunning     = linkspec.Running.String()
 	phaseKilling     = linkspec.Killing.String()
 	phaseUnreachable = linkspec.Unreachable.String()
 )

@@ -283,7 +283,7 @@ func (m *Machine) submit(in SubmitSpec, now time.Time) {
 		m.out.Replies = append(m.out.Replies, r)
 		return
 	}
-	m.st.specRec = specRecord{Version: cur + 1, Name: in.Name, Source: in.Source, Accepted: now.UTC()}
+	m.st.specRec = specRecord{Version: cur + 1, Name: in.Name, Source: in.Source, Accepted: now.UTC(), Commands: in.Commands}
 	m.st.spec = in.Spec
 	m.st.dirty[keySpec] = true
 	m.planner.SetSpec(in.Spec)

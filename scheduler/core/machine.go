@@ -182,6 +182,10 @@ type (
 		IfMatch  int
 		DryRun   bool
 		Warnings []linkspec.Problem
+		// Commands are what runs a service that names an image but no
+		// command, by service: the image's ENTRYPOINT and CMD (or the
+		// spec's args) as the driver read them from the registry.
+		Commands map[string][]string
 	}
 )
 

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
 	"github.com/tiltai/tiltai/executor/contract"
@@ -107,12 +108,30 @@ func (m *Machine) nextLinkVersion() uint64 {
 	return meta.LinkVersion
 }
 
-// sendable: the task runs (its in-gates are bound), so its executor
-// listens and its service may send. Tables go to running tasks only: the
-// planner counts exactly those as possible senders when it decides that a
-// retired task may be killed.
+// sendable: the task's executor listens and its service may send: it
+// runs (its in-gates are bound), or it ran and is being killed. A task
+// being killed still sends while its grace period lasts: its in-gates
+// drain, its application passes on what it took, and its out-gates deliver
+// what they hold. So it keeps getting its service's tables; otherwise a
+// sender whose peers are all going too (DRAIN_AGENT kills a printer and an
+// encryptor on one agent at once) holds messages for a replacement it
+// never learns of, and loses them at SIGKILL. (One killed before it ran
+// has sent nothing: it gets no table.) The planner counts only running
+// tasks as senders when it decides that a retired task may be killed: one
+// being killed gets the same tables at the same time, and should it apply
+// them later, what the retired task did not acknowledge goes back to its
+// queue (rerouted), not lost.
 func sendable(t *taskRecord) bool {
-	return t.AgentID != "" && t.Phase == linkspec.Running.String()
+	if t.AgentID == "" {
+		return false
+	}
+	switch t.Phase {
+	case phaseRunning:
+		return true
+	case phaseKilling:
+		return t.State == mesos.TASK_RUNNING.String() || t.State == mesos.TASK_KILLING.String()
+	}
+	return false
 }
 
 // resendLinks sends each task its service's current table if the executor
@@ -319,19 +338,25 @@ func (m *Machine) republish(service string, now time.Time) {
 
 // antiEntropy re-sends every task its current table, acknowledged or not.
 func (m *Machine) antiEntropy(now time.Time) {
+	force := func(t *taskRecord) {
+		if !sendable(t) {
+			return
+		}
+		l := m.links[t.ID]
+		if l == nil {
+			l = &pubTask{}
+			m.links[t.ID] = l
+		}
+		l.force = true
+		m.resync(t)
+	}
 	for _, tasks := range m.idx.running {
 		for _, t := range tasks {
-			if !sendable(t) {
-				continue
-			}
-			l := m.links[t.ID]
-			if l == nil {
-				l = &pubTask{}
-				m.links[t.ID] = l
-			}
-			l.force = true
-			m.resync(t)
+			force(t)
 		}
+	}
+	for _, t := range m.idx.killing {
+		force(t)
 	}
 	m.nextAE = now.Add(m.cfg.AntiEntropy)
 }

@@ -32,6 +32,10 @@ type specRecord struct {
 	Name     string    `json:"name"`
 	Source   []byte    `json:"source"`
 	Accepted time.Time `json:"accepted"`
+	// Commands run the services that name an image but no command: read
+	// from the image when the spec was accepted, kept so that a restart
+	// needs no registry.
+	Commands map[string][]string `json:"commands,omitempty"`
 }
 
 // meta is the state that is not per task.

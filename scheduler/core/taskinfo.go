@@ -17,8 +17,16 @@ func (m *Machine) taskInfo(t *taskRecord, pl placement) (mesos.TaskInfo, error) 
 	if svc == nil {
 		return mesos.TaskInfo{}, fmt.Errorf("service %q is not in the spec", t.Service)
 	}
+	command, args := svc.Command, svc.Args
+	if command == "" && svc.Image != "" {
+		argv := m.st.specRec.Commands[t.Service]
+		if len(argv) == 0 {
+			return mesos.TaskInfo{}, fmt.Errorf("service %q names image %s but no command, and none was read from the image", t.Service, svc.Image)
+		}
+		command, args = argv[0], argv[1:]
+	}
 	data := contract.TaskData{
-		Service: t.Service, Command: svc.Command, Args: svc.Args, Env: svc.Env, Image: svc.Image,
+		Service: t.Service, Command: command, Args: args, Env: svc.Env, Image: svc.Image,
 		Health: contract.Health{
 			ReadyTimeout:    contract.D(svc.Health.ReadyTimeout.Std()),
 			LivenessTimeout: contract.D(svc.Health.LivenessTimeout.Std()),

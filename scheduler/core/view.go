@@ -22,6 +22,9 @@ type View struct {
 	SpecAccepted time.Time
 	Spec         *linkspec.Spec
 	Source       []byte
+	// Commands are the spec's services run by their image's ENTRYPOINT
+	// and CMD, as read when it was accepted (shared, never changed).
+	Commands map[string][]string
 	// Tasks by launch serial.
 	Tasks []TaskView
 	// Services: every service with a spec entry, a table or a task.
@@ -77,7 +80,7 @@ func (m *Machine) View() *View {
 	v := &View{
 		Subscribed: m.subscribed, Master: m.leader, FrameworkID: m.st.frameworkID,
 		SpecVersion: m.st.specRec.Version, SpecName: m.st.specRec.Name, SpecAccepted: m.st.specRec.Accepted,
-		Spec: m.st.spec, Source: m.st.specRec.Source,
+		Spec: m.st.spec, Source: m.st.specRec.Source, Commands: m.st.specRec.Commands,
 		Services: map[string]ServiceView{},
 	}
 	svc := func(name string) ServiceView {

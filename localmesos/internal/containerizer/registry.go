@@ -6,11 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/tiltai/tiltai/internal/imageconfig"
 )
 
 // pullRegistry is Mesos' registry puller: a Docker Registry v2 at the
@@ -19,16 +18,10 @@ import (
 // unpacked stream is also checked against the config's diff id. Layers the
 // store has already are not downloaded.
 func (s *Store) pullRegistry(ctx context.Context, imageName, staging string) (Image, error) {
-	insecure := strings.HasPrefix(s.registry, "http://")
-	host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s.registry, "http://"), "https://"), "/")
-	opts := []name.Option{name.WithDefaultRegistry(host)}
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
 	fail := func(what string, err error) (Image, error) {
 		return Image{}, failure("Failed to pull image '%s' from '%s': %s: %w", imageName, s.registry, what, err)
 	}
-	ref, err := name.ParseReference(imageName, opts...)
+	ref, err := imageconfig.Reference(s.registry, imageName)
 	if err != nil {
 		return fail("invalid image reference", err)
 	}
@@ -37,7 +30,7 @@ func (s *Store) pullRegistry(ctx context.Context, imageName, staging string) (Im
 		transport = http.DefaultTransport
 	}
 	ri, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transport),
-		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: hostArch()}))
+		remote.WithPlatform(imageconfig.Platform(hostArch())))
 	if err != nil {
 		return fail("cannot fetch the manifest", err)
 	}

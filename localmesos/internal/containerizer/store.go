@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tiltai/tiltai/internal/imageconfig"
 )
 
 // Image is a pulled image: its layers in the store, base first, and the
@@ -118,14 +120,13 @@ func (s *Store) commit(unpacked, diffID string) error {
 // <registry>/<name as given>.tar in the legacy `docker save` layout
 // (repositories, <layer id>/json, <layer id>/layer.tar).
 func (s *Store) pullDir(name, staging string) (Image, error) {
-	archive := strings.TrimSuffix(s.registry, "/") + "/" + name + ".tar"
+	archive := imageconfig.ArchivePath(s.registry, name)
 	f, err := os.Open(archive)
 	if err != nil {
 		return Image{}, failure("Failed to find archive for image '%s' at '%s'", name, archive)
 	}
 	defer f.Close()
-	var repositories []byte
-	jsons := map[string][]byte{}    // layer id -> its json
+	var legacy imageconfig.Legacy
 	unpacked := map[string]string{} // layer id -> diff id
 	tr := tar.NewReader(f)
 	for {
@@ -136,21 +137,13 @@ func (s *Store) pullDir(name, staging string) (Image, error) {
 		if err != nil {
 			return Image{}, failure("Failed to read archive '%s' of image '%s': %v", archive, name, err)
 		}
-		clean := path.Clean(hdr.Name)
-		switch {
-		case clean == "repositories":
-			if repositories, err = readSmall(tr, hdr.Name); err != nil {
+		if took, err := legacy.Entry(hdr.Name, tr); took || err != nil {
+			if err != nil {
 				return Image{}, err
 			}
-		case path.Base(clean) == "json" && path.Dir(clean) != "." && !strings.Contains(path.Dir(clean), "/"):
-			if jsons[path.Dir(clean)], err = readSmall(tr, hdr.Name); err != nil {
-				return Image{}, err
-			}
-		case path.Base(clean) == "layer.tar" && path.Dir(clean) != "." && !strings.Contains(path.Dir(clean), "/"):
-			id := path.Dir(clean)
-			if id == ".." {
-				continue
-			}
+			continue
+		}
+		if id := imageconfig.LayerEntry(path.Clean(hdr.Name), "layer.tar"); id != "" {
 			dir := filepath.Join(staging, "rootfs-"+digestOf(id))
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				return Image{}, failure("Failed to extract layer '%s' of image '%s': %v", id, name, err)
@@ -162,45 +155,12 @@ func (s *Store) pullDir(name, staging string) (Image, error) {
 			unpacked[id] = diffID
 		}
 	}
-	if repositories == nil {
-		return Image{}, failure("Failed to read the repositories JSON file for image '%s' from '%s'", name, archive)
-	}
-	var repos map[string]map[string]string
-	if err := json.Unmarshal(repositories, &repos); err != nil {
-		return Image{}, failure("Failed to parse the repositories JSON file for image '%s': %v", name, err)
-	}
-	repo, tag := splitName(name)
-	top, ok := repos[repo][tag]
-	if !ok {
-		return Image{}, failure("Failed to find image '%s' in the repositories JSON file of '%s'", name, archive)
-	}
-	// Walk from the top layer to the base through each json's parent.
-	var chain []string
-	var config v1.Config
-	for id := top; id != ""; {
-		if len(chain) > 1000 {
-			return Image{}, failure("Failed to find parent layer id for layer '%s': too many layers", id)
-		}
-		b, ok := jsons[id]
-		if !ok {
-			return Image{}, failure("Failed to find parent layer id for layer '%s': Failed to read manifest from '%s': No such file or directory", id, filepath.Join(staging, id, "json"))
-		}
-		var lj struct {
-			Parent string    `json:"parent"`
-			Config v1.Config `json:"config"`
-		}
-		if err := json.Unmarshal(b, &lj); err != nil {
-			return Image{}, failure("Failed to find parent layer id for layer '%s': Failed to parse manifest: %v", id, err)
-		}
-		if len(chain) == 0 {
-			config = lj.Config // the top layer carries the image's runtime config
-		}
-		chain = append(chain, id)
-		id = lj.Parent
+	chain, config, err := legacy.Chain(name, archive, func(id string) string { return filepath.Join(staging, id, "json") })
+	if err != nil {
+		return Image{}, err
 	}
 	img := Image{Name: name, Config: config}
-	for i := len(chain) - 1; i >= 0; i-- {
-		id := chain[i]
+	for _, id := range chain {
 		diffID, ok := unpacked[id]
 		if !ok {
 			return Image{}, failure("Failed to find layer tar ball of layer '%s' of image '%s'", id, name)
@@ -211,26 +171,6 @@ func (s *Store) pullDir(name, staging string) (Image, error) {
 		img.Layers = append(img.Layers, diffID)
 	}
 	return img, nil
-}
-
-// splitName splits "repo:tag" ("latest" when there is no tag; a ':' in a
-// registry host:port is not a tag).
-func splitName(name string) (repo, tag string) {
-	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.Contains(name[i:], "/") {
-		return name[:i], name[i+1:]
-	}
-	return name, "latest"
-}
-
-func readSmall(r io.Reader, name string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, 16<<20+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", name, err)
-	}
-	if len(b) > 16<<20 {
-		return nil, fmt.Errorf("%s is larger than 16 MiB", name)
-	}
-	return b, nil
 }
 
 func digestOf(s string) string {

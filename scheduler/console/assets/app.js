@@ -108,9 +108,12 @@ async function refreshDetail() {
 // reads the agent's sandbox.
 async function refreshLog() {
   const lg = st.log;
-  if (!lg.task) return;
+  // One read at a time per log: the periodic refresh and a click may
+  // both ask; a log replaced meanwhile (another task or file) drops
+  // what its old read brings.
+  if (!lg.task || lg.busy) return;
+  lg.busy = true;
   const base = `/v1/tasks/${encodeURIComponent(lg.task)}/files/${lg.file}`;
-  const want = lg.task + '/' + lg.file;
   try {
     let text = '';
     let offset = lg.offset;
@@ -124,19 +127,21 @@ async function refreshLog() {
     }
     for (let i = 0; i < 8; i++) {
       const more = await api.get(`${base}?offset=${offset}`);
-      if (more.offset < offset) { text = ''; offset = 0; continue; } // truncated
+      if (more.offset < offset) { text = ''; offset = 0; lg.text = ''; continue; } // truncated: from its start
       if (!more.data) break;
       text += more.data;
       offset = more.offset + byteLength(more.data);
     }
-    if (st.log.task + '/' + st.log.file !== want) return;
-    lg.text = (lg.offset < 0 ? '' : lg.text) + text;
+    if (st.log !== lg) return;
+    lg.text += text;
     if (lg.text.length > LOG_KEEP) lg.text = lg.text.slice(lg.text.length - LOG_KEEP);
     lg.offset = offset;
     lg.note = '';
   } catch (err) {
-    if (st.log.task + '/' + st.log.file !== want) return;
+    if (st.log !== lg) return;
     lg.note = err.status === 404 ? `No ${lg.file} yet: ${err.message}` : explain(err);
+  } finally {
+    lg.busy = false;
   }
 }
 
@@ -250,10 +255,24 @@ function describe(svc) {
 
 // why says what holds a service back, from what the API has: a placement
 // reason when the scheduler gives one, the restart backoff, pending tasks.
+// waitingText says why a service's pending tasks wait, as tiltai ps's
+// WAITING line: the reason that ruled out most offers, then the others.
+function waitingText(wt) {
+  let line = `${wt.tasks} pending: ${wt.reason}`;
+  const reasons = wt.reasons || {};
+  if (wt.reason !== 'no offers') {
+    const n = reasons[wt.reason] || 0;
+    line += ` ruled out ${n} offer${n === 1 ? '' : 's'}`;
+  }
+  const others = Object.keys(reasons).sort().filter((r) => r !== wt.reason).map((r) => `${r}: ${reasons[r]}`);
+  if (others.length) line += ` (also ${others.join(', ')})`;
+  return line;
+}
+
 function why(ss) {
   if (!ss) return '';
-  const reason = ss.placement_reason || ss.pending_reason || ss.placement;
-  if (reason) return typeof reason === 'string' ? reason : JSON.stringify(reason);
+  const wt = ss.waiting;
+  if (wt && ss.pending > 0) return waitingText(wt);
   const held = ss.held_until ? Date.parse(ss.held_until) - Date.now() : 0;
   if (held > 0) return `held ${fmtAge(held)} after ${ss.failures} failure(s): ${ss.last_failure || ''}`;
   if (ss.pending > 0) return `${ss.pending} pending: waiting for an offer that fits`;
