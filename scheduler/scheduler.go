@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		inputs:     make(chan input, 1024),
 		outbox:     newMailbox[[]*scheduler.Call](),
 		reports:    newMailbox[core.Input](),
-		bus:        httpapi.NewBus(0),
+		bus:        httpapi.NewBus(cfg.eventQueue),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
