@@ -429,11 +429,20 @@ func (h *Hub) Ready() bool {
 // SetCounter sets an application counter, reported to the executor with
 // every heartbeat (e.g. the demo printer's received and missing counts).
 func (h *Hub) SetCounter(name string, v int64) error {
-	if err := control.ValidCounterName(name); err != nil {
-		return fmt.Errorf("cannot set application counter: %w", err)
+	return h.SetCounters(map[string]int64{name: v})
+}
+
+// SetCounters sets several application counters at once: a heartbeat
+// carries all of them or none of the new values, never a mix (counters
+// that must agree, such as received and missing, stay consistent).
+func (h *Hub) SetCounters(counters map[string]int64) error {
+	for name := range counters {
+		if err := control.ValidCounterName(name); err != nil {
+			return fmt.Errorf("cannot set application counter: %w", err)
+		}
 	}
 	h.mu.Lock()
-	h.app[name] = v
+	maps.Copy(h.app, counters)
 	h.mu.Unlock()
 	return nil
 }

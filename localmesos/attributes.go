@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
-	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 )
 
 // ParseAttributes reads agent attributes in Mesos' --attributes syntax
@@ -64,27 +62,4 @@ func parseRanges(s string) (*mesos.Value_Ranges, error) {
 		out.Range = append(out.Range, mesos.Value_Range{Begin: b, End: e})
 	}
 	return out, nil
-}
-
-// attributesJSON is the /state form of attributes (Mesos' model):
-// {"rack": "r1", "level": 2.0, "ports": "[1-2]"}.
-func attributesJSON(attrs []mesos.Attribute) ojson.Object {
-	out := ojson.Object{}
-	for _, a := range attrs {
-		var v any
-		switch a.Type {
-		case mesos.SCALAR:
-			v = ojson.Double(a.Scalar.Value)
-		case mesos.RANGES:
-			var parts []string
-			for _, r := range a.Ranges.Range {
-				parts = append(parts, fmt.Sprintf("%d-%d", r.Begin, r.End))
-			}
-			v = "[" + strings.Join(parts, ", ") + "]"
-		default:
-			v = a.GetText().GetValue()
-		}
-		out = append(out, ojson.KV{K: a.Name, V: v})
-	}
-	return out
 }

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/agent"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
+	"github.com/tiltai/tiltai/localmesos/internal/master"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -47,21 +50,21 @@ type Cluster struct {
 }
 
 type masterRun struct {
-	m      *master
+	m      *master.Master
 	srv    *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 type agentRun struct {
-	a      *agent
+	a      *agent.Agent
 	srv    *http.Server
 	mem    *memListener
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	port   int
 	total  res.Resources
-	files  *fileTable // kept across restarts, as the sandboxes are
+	files  *agent.FileTable // kept across restarts, as the sandboxes are
 }
 
 // New starts a master and cfg.Agents agents, and returns once every agent
@@ -75,7 +78,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start localmesos: %w", err)
 	}
-	c := &Cluster{cfg: cfg, faults: newFaults(cfg.FaultSeed), masterID: uuid.New().String(),
+	c := &Cluster{cfg: cfg, faults: master.NewFaults(cfg.FaultSeed), masterID: uuid.New().String(),
 		client: &http.Client{Timeout: 5 * time.Minute}}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "localmesos-")
@@ -99,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.imageLaunch = NewProcessLauncher()
 	}
 	c.cmdTransport = &http.Transport{DialContext: c.DialAgent, MaxIdleConnsPerHost: 64}
-	c.cmdLaunch = InProcess(commandExecutor(&http.Client{Transport: c.cmdTransport}, cfg.Logger.With("component", "command-executor")))
+	c.cmdLaunch = InProcess(agent.CommandExecutor(&http.Client{Transport: c.cmdTransport}, cfg.Logger.With("component", "command-executor")))
 	c.execCtx, c.execCancel = context.WithCancel(context.Background())
 	if err := c.StartMaster(); err != nil {
 		c.abort()
@@ -152,7 +155,7 @@ type AgentInfo struct {
 // Agents lists the agents.
 func (c *Cluster) Agents() []AgentInfo {
 	c.mu.Lock()
-	runs := make([]*agent, len(c.agents))
+	runs := make([]*agent.Agent, len(c.agents))
 	out := make([]AgentInfo, len(c.agents))
 	for i, ar := range c.agents {
 		out[i] = AgentInfo{Index: i, Hostname: c.cfg.agentHostnames[i], Endpoint: net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(ar.port)),
@@ -163,7 +166,7 @@ func (c *Cluster) Agents() []AgentInfo {
 	// Asked outside the lock: an agent's loop takes it to reach the master.
 	for i, a := range runs {
 		if a != nil {
-			out[i].ID = a.registeredID()
+			out[i].ID = a.RegisteredID()
 		}
 	}
 	return out
@@ -179,7 +182,7 @@ func (c *Cluster) toMaster(msg any) bool {
 	if mr == nil {
 		return false
 	}
-	return mr.m.box.post(msg)
+	return mr.m.Post(msg)
 }
 
 // StartMaster starts the master on the configured address (after
@@ -209,18 +212,24 @@ func (c *Cluster) StartMaster() error {
 	if ip == "0.0.0.0" || ip == "::" || ip == "" {
 		ip = "127.0.0.1"
 	}
-	m := newMaster(c.cfg, c.faults, c.masterID, c.cfg.Hostname, ip, port)
+	cfg := c.cfg
+	m := master.New(master.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval, AllocationInterval: cfg.AllocationInterval,
+		DefaultRefuse: cfg.DefaultRefuse, AgentRemovalTimeout: cfg.AgentRemovalTimeout, OfferTimeout: cfg.OfferTimeout,
+		MaxCompletedTasks: cfg.MaxCompletedTasks, MaxCompletedFrameworks: cfg.MaxCompletedFrameworks,
+		WorkDir: cfg.WorkDir, SchedulerAuth: cfg.SchedulerAuth, Logger: cfg.Logger,
+		ID: c.masterID, Hostname: cfg.Hostname, IP: ip, Port: port, Faults: c.faults,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	mr := &masterRun{m: m, cancel: cancel}
-	h := &masterHTTP{m: m, faults: c.faults, auth: c.cfg.SchedulerAuth, ctx: ctx}
-	mr.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	mr.srv = &http.Server{Handler: m.Handler(ctx), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	mr.wg.Add(2)
-	go func() { defer mr.wg.Done(); m.run(ctx) }()
+	go func() { defer mr.wg.Done(); m.Run(ctx) }()
 	go func() { defer mr.wg.Done(); _ = mr.srv.Serve(ln) }()
 	c.master = mr
 	for _, ar := range c.agents {
 		if ar.a != nil {
-			ar.a.post(masterChanged{})
+			ar.a.MasterChanged()
 		}
 	}
 	c.cfg.Logger.Info("master started", "address", c.addr, "master_id", c.masterID)
@@ -255,9 +264,9 @@ func (c *Cluster) StopMaster() {
 	mr.wg.Wait()
 }
 
-func (c *Cluster) startAgent(i int, total res.Resources, port int, files *fileTable) (*agentRun, error) {
+func (c *Cluster) startAgent(i int, total res.Resources, port int, files *agent.FileTable) (*agentRun, error) {
 	if files == nil {
-		files = newFileTable()
+		files = agent.NewFileTable()
 	}
 	ln, err := listenRetry(net.JoinHostPort(c.cfg.agentIPs[i], strconv.Itoa(port)))
 	if err != nil {
@@ -265,43 +274,34 @@ func (c *Cluster) startAgent(i int, total res.Resources, port int, files *fileTa
 	}
 	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ = strconv.Atoi(portStr)
-	a := &agent{
-		cfg: c.cfg, log: c.cfg.Logger.With("component", "agent", "agent_index", i), index: i,
-		toMaster: c.toMaster, dial: c.DialAgent, launcher: c.launcher, cmdLaunch: c.cmdLaunch, execCtx: c.execCtx,
-		images: c.images, imageLaunch: c.imageLaunch,
-		httpClient: c.client, box: newMailbox(), hostname: c.cfg.agentHostnames[i], ip: c.cfg.agentIPs[i], attributes: c.cfg.agentAttributes(i), port: port,
-		workDir: agentDir(c.cfg.WorkDir, i), total: total, started: time.Now(), done: make(chan struct{}),
-		frameworks: map[string]*agentFramework{}, dirty: map[*agentExecutor]bool{}, files: files,
+	cfg := c.cfg
+	ac := agent.Config{
+		Hostname: cfg.Hostname, ExecutorHeartbeatInterval: cfg.ExecutorHeartbeatInterval,
+		ExecutorRegistrationTimeout: cfg.ExecutorRegistrationTimeout, ExecutorReregistrationTimeout: cfg.ExecutorReregistrationTimeout,
+		ExecutorShutdownGracePeriod: cfg.ExecutorShutdownGracePeriod, RecoveryTimeout: cfg.RecoveryTimeout,
+		SubscriptionBackoffMax: cfg.SubscriptionBackoffMax, StatusUpdateRetry: cfg.StatusUpdateRetry, Logger: cfg.Logger,
+		Index: i, AgentHostname: cfg.agentHostnames[i], IP: cfg.agentIPs[i], Port: port, Attributes: cfg.agentAttributes(i),
+		WorkDir: agentDir(cfg.WorkDir, i), Total: total, Files: files,
+		ToMaster: c.toMaster, Dial: c.DialAgent, Launcher: c.launcher, CmdLaunch: c.cmdLaunch,
+		ExecutorAuth: cfg.ExecutorAuth, ExecCtx: c.execCtx, HTTPClient: c.client,
 	}
-	if err := a.recover(); err != nil {
+	if c.images != nil { // a nil *ProcessLauncher in the interface would not be nil
+		ac.Images, ac.ImageLaunch = c.images, c.imageLaunch
+	}
+	a, err := agent.New(ac)
+	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ar := &agentRun{a: a, cancel: cancel, port: port, total: total, files: files, mem: newMemListener(ln.Addr().String())}
-	h := &agentHTTP{a: a, ctx: ctx}
-	ar.srv = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	ar.srv = &http.Server{Handler: a.Handler(ctx), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	ar.wg.Add(3)
-	go func() { defer ar.wg.Done(); a.run(ctx) }()
+	go func() { defer ar.wg.Done(); a.Run(ctx) }()
 	go func() { defer ar.wg.Done(); _ = ar.srv.Serve(ln) }()
 	go func() { defer ar.wg.Done(); _ = ar.srv.Serve(ar.mem) }()
 	return ar, nil
 }
-
-func (a *agent) registeredID() string {
-	reply := make(chan []byte, 1)
-	if !a.box.post(agentIDRequest{reply: reply}) {
-		return ""
-	}
-	select {
-	case b := <-reply:
-		return string(b)
-	case <-a.done:
-		return ""
-	}
-}
-
-type agentIDRequest struct{ reply chan []byte }
 
 // DialAgent connects to an agent's HTTP API without a socket when addr is
 // the endpoint of one of this cluster's agents (and through TCP
@@ -361,7 +361,7 @@ func (c *Cluster) StopAgent(i int) error {
 	ar.cancel()
 	_ = ar.srv.Close()
 	ar.wg.Wait()
-	ar.a.wg.Wait()
+	ar.a.Wait()
 	c.mu.Lock()
 	ar.a = nil
 	c.mu.Unlock()
@@ -417,13 +417,7 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 	for _, ar := range agents {
 		if ar.a != nil {
-			done := make(chan struct{})
-			if ar.a.post(killAll{done: done}) {
-				select {
-				case <-done:
-				case <-ar.a.done:
-				}
-			}
+			ar.a.KillAll()
 		}
 	}
 	// In-process executors and fetches end with execCtx.
@@ -432,17 +426,10 @@ func (c *Cluster) Close() error {
 		_ = c.StopAgent(i)
 	}
 	c.StopMaster()
-	if wl, ok := c.cmdLaunch.(*funcLauncher); ok {
-		wl.wait()
-	}
-	if wl, ok := c.launcher.(*funcLauncher); ok {
-		wl.wait()
-	}
-	if pl, ok := c.launcher.(*ProcessLauncher); ok {
-		pl.killAll()
-	}
+	agent.StopLaunched(c.cmdLaunch)
+	agent.StopLaunched(c.launcher)
 	if c.imageLaunch != nil {
-		c.imageLaunch.killAll()
+		agent.StopLaunched(c.imageLaunch)
 	}
 	if c.cmdTransport != nil {
 		c.cmdTransport.CloseIdleConnections()
@@ -453,3 +440,6 @@ func (c *Cluster) Close() error {
 	}
 	return nil
 }
+
+// Version is the Mesos version localmesos answers as.
+const Version = api.Version

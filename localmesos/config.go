@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/tiltai/tiltai/localmesos/internal/containerizer"
 	"github.com/tiltai/tiltai/localmesos/internal/res"
 )
 
@@ -353,4 +355,33 @@ func onlyPorts(r res.Resources) res.Resources {
 	var p res.Resources
 	p.AddRanges("ports", r.Ranges("ports")...)
 	return p
+}
+
+// validateImageFlags checks the image flags as mesos-agent does at start.
+func (c Config) validateImageFlags() []string {
+	if c.ImageProviders == "" {
+		return nil
+	}
+	var problems []string
+	if c.ImageProviders != "docker" {
+		problems = append(problems, fmt.Sprintf("image providers %q: only 'docker' is supported", c.ImageProviders))
+	}
+	if c.DockerRegistry == "" {
+		problems = append(problems, "image providers 'docker' need a docker registry (a directory of `docker save` tarballs or an http(s):// Registry v2 URL)")
+	}
+	iso := map[string]bool{}
+	for _, i := range strings.Split(c.Isolation, ",") {
+		iso[strings.TrimSpace(i)] = true
+	}
+	for _, need := range []string{"filesystem/linux", "docker/runtime"} {
+		if !iso[need] {
+			problems = append(problems, fmt.Sprintf("image providers 'docker' need isolation %q (got %q)", need, c.Isolation))
+		}
+	}
+	if runtime.GOOS != "linux" {
+		problems = append(problems, "container images need Linux")
+	} else if err := containerizer.Supported(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	return problems
 }

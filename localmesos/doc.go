@@ -9,5 +9,8 @@
 // per-executor sandboxes, or lightweight in-process functions for
 // benchmarks. Faults gives tests a way to drop, duplicate or delay framework
 // messages, black-hole streams, answer 307 or 503, restart agents and the
-// master. docs/localmesos.md lists what is implemented and what is not.
+// master. The master (internal/master) and the agents (internal/agent)
+// never import each other: they exchange the messages of internal/link, and
+// this package wires them together. docs/localmesos.md lists what is
+// implemented and what is not.
 package localmesos

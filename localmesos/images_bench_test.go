@@ -10,6 +10,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/imagetest"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 
 	"github.com/tiltai/tiltai/internal/uuid"
 )
@@ -52,7 +53,7 @@ func BenchmarkTaskStart(b *testing.B) {
 					if st.GetState() == mesos.TASK_RUNNING {
 						total += time.Since(start)
 					}
-					if terminal(st.GetState()) {
+					if api.Terminal(st.GetState()) {
 						if st.GetState() != mesos.TASK_FINISHED {
 							b.Fatalf("%s: %s %s", id, st.GetState(), st.GetMessage())
 						}

@@ -15,6 +15,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/imagetest"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 )
 
 const imageMarker = "only in the image\n"
@@ -63,7 +64,7 @@ func (s *rawSched) terminal(task string) mesos.TaskStatus {
 	for {
 		e := s.next(scheduler.Event_UPDATE)
 		s.ack(e)
-		if st := e.ev.Update.Status; st.TaskID.Value == task && terminal(st.GetState()) {
+		if st := e.ev.Update.Status; st.TaskID.Value == task && api.Terminal(st.GetState()) {
 			return st
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 	"github.com/tiltai/tiltai/localmesos/internal/ojson"
 )
 
@@ -110,16 +111,7 @@ func agentRefused(c *Cluster, i int) bool {
 	if a == nil {
 		return false
 	}
-	got := make(chan bool, 1)
-	if !a.post(agentFunc(func(a *agent) { got <- a.refused })) {
-		return false
-	}
-	select {
-	case r := <-got:
-		return r
-	case <-a.done:
-		return false
-	}
+	return a.Refused()
 }
 
 // TestMaintenanceReplay replays recording 12: a schedule on the agent's
@@ -395,7 +387,7 @@ func TestParseAttributes(t *testing.T) {
 	}
 }
 
-func ojsonList(attrs []mesos.Attribute) []byte { return ojson.Marshal(rawList(attrs)) }
+func ojsonList(attrs []mesos.Attribute) []byte { return ojson.Marshal(api.RawList(attrs)) }
 
 // TestAgentMachines: with several agents each is a machine of its own
 // (127.0.0.2, 127.0.0.3: hostname and address), with its attributes in

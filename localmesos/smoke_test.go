@@ -6,6 +6,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 )
 
 func TestCommandTaskRuns(t *testing.T) {
@@ -15,7 +16,7 @@ func TestCommandTaskRuns(t *testing.T) {
 	s.mustCall(fmt.Sprintf(`{"type":"ACCEPT","framework_id":{"value":%q},"accept":{"offer_ids":[{"value":%q}],"operations":[{"type":"LAUNCH","launch":{"task_infos":[{"name":"cmd-1","task_id":{"value":"cmd-1"},"agent_id":{"value":%q},"command":{"shell":true,"value":"env | sort; exit 0"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}]}]}}]}}`,
 		s.fwID, o.ID.Value, o.AgentID.Value))
 	var states []mesos.TaskState
-	for len(states) == 0 || !terminal(states[len(states)-1]) {
+	for len(states) == 0 || !api.Terminal(states[len(states)-1]) {
 		e := s.next(scheduler.Event_UPDATE)
 		t.Logf("%s", e.raw)
 		states = append(states, e.ev.Update.Status.GetState())

@@ -13,6 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/internal/uuid"
+	"github.com/tiltai/tiltai/localmesos/internal/api"
 )
 
 // Where a real Mesos 1.11 master refuses something, localmesos must refuse
@@ -331,7 +332,7 @@ func TestStrictDeclineFilters(t *testing.T) {
 		for {
 			e := s.next(scheduler.Event_UPDATE)
 			s.ack(e)
-			if terminal(e.ev.Update.Status.GetState()) {
+			if api.Terminal(e.ev.Update.Status.GetState()) {
 				break
 			}
 		}

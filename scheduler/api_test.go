@@ -12,6 +12,7 @@ import (
 	"github.com/tiltai/tiltai/internal/elfstatic"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // PUT /v1/spec takes YAML and JSON by their media types (or none, sniffed);
@@ -141,7 +142,7 @@ func TestParseSlotsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e apiError
+		var e httpapi.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(e.Error, "busy checking other specs; retry") {

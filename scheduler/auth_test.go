@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // docs/reliability.md S1: Mesos authentication, on the embedded Mesos with Mesos'
@@ -80,12 +81,12 @@ func TestMesosAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	store := NewMemStore()
+	st := store.NewMem()
 	config := func(name, secret string) (Config, *syncBuffer) {
 		log, buf := captureLogger(t, name)
 		return Config{
 			FrameworkName: "tiltai-auth", Principal: "tiltai", Secret: secret,
-			Master: StaticMaster(cluster.MasterURL()), Store: store, Listen: "127.0.0.1:0",
+			Master: StaticMaster(cluster.MasterURL()), Store: st, Listen: "127.0.0.1:0",
 			ExecutorBinary: bin, Checkpoint: true, Logger: log,
 			SubscribeBackoffMin: 100 * time.Millisecond, SubscribeBackoffMax: time.Second,
 		}, buf

@@ -2,25 +2,39 @@ package scheduler
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // The scheduler's Go API: what the HTTP API does, for callers in the same
 // process (`tiltai up`, tests). Each call runs in the loop.
 
-// ErrStopped: the scheduler stopped (or the context ended) before the call
-// could run.
-var ErrStopped = errors.New("the scheduler is not running")
+// The Go API's errors and options are the HTTP API's (package httpapi),
+// which answers each with its status.
+var (
+	// ErrStopped: the scheduler stopped (or the context ended) before the
+	// call could run.
+	ErrStopped = httpapi.ErrStopped
+	// ErrBusy: as many specs as the scheduler checks at once were being
+	// checked for longer than a caller may wait; nothing was changed, retry.
+	ErrBusy = httpapi.ErrBusy
+)
 
-// ErrBusy: as many specs as the scheduler checks at once were being
-// checked for longer than a caller may wait; nothing was changed, retry.
-var ErrBusy = errors.New("the scheduler is busy checking other specs")
+type (
+	// InvalidSpecError lists every problem of a refused spec.
+	InvalidSpecError = httpapi.InvalidSpecError
+	// ConflictError: the accepted spec is not the version the caller based
+	// its change on.
+	ConflictError = httpapi.ConflictError
+	// UnknownServiceError: the named service is not in the accepted spec.
+	UnknownServiceError = httpapi.UnknownServiceError
+	// SubmitOptions qualify a change of the spec.
+	SubmitOptions = httpapi.SubmitOptions
+)
 
 // parsing takes one of the few parse slots, waiting at most
 // cfg.parseWait (and no longer than ctx): parsing a large spec takes
@@ -37,6 +51,7 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 	case s.parseSlots <- struct{}{}:
 		return func() { <-s.parseSlots }, nil
 	case <-t.C:
+		s.metrics.parseRefused.Inc()
 		return nil, ErrBusy
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
@@ -44,48 +59,11 @@ func (s *Scheduler) parsing(ctx context.Context) (release func(), err error) {
 }
 
 func (s *Scheduler) parseOptions() linkspec.ParseOptions {
-	opt := linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.noImages}
+	opt := linkspec.ParseOptions{MaxTasks: s.cfg.MaxTasks, NoImages: s.art.NoImages()}
 	if s.cfg.DockerRegistry == "" {
 		opt.ImageNeedsCommand = imageNeedsCommand
 	}
 	return opt
-}
-
-// InvalidSpecError lists every problem of a refused spec.
-type InvalidSpecError struct {
-	Problems linkspec.Problems
-}
-
-func (e *InvalidSpecError) Error() string {
-	return "the spec is invalid; nothing was changed:\n" + e.Problems.Errors().Error()
-}
-
-// ConflictError: the accepted spec is not the version the caller based its
-// change on.
-type ConflictError struct {
-	Current, Expected int
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("the spec is at version %d, not %d: someone else changed it; get it again and retry", e.Current, e.Expected)
-}
-
-// UnknownServiceError: the named service is not in the accepted spec.
-type UnknownServiceError struct {
-	Service string
-	Version int
-}
-
-func (e *UnknownServiceError) Error() string {
-	return fmt.Sprintf("no service %q in spec version %d", e.Service, e.Version)
-}
-
-// SubmitOptions qualify a change of the spec.
-type SubmitOptions struct {
-	// IfMatch is the spec version the change is based on; -1 for any.
-	IfMatch int
-	// DryRun computes the changes without making them.
-	DryRun bool
 }
 
 // SubmitSpec validates src (YAML or JSON; name is used in problem
@@ -123,27 +101,14 @@ func (s *Scheduler) Scale(ctx context.Context, service string, instances int, op
 	if opts.IfMatch < 0 {
 		opts.IfMatch = v.SpecVersion
 	}
-	next := v.Spec.Clone()
-	next.Services[service].Instances = instances
 	release, err := s.parsing(ctx)
 	if err != nil {
 		return SubmitResult{}, err
 	}
 	defer release()
-	if probs := next.ValidateWith(s.parseOptions()); probs.Err() != nil {
-		return SubmitResult{}, &InvalidSpecError{Problems: probs}
-	}
-	// The stored source is the normalised spec, which parses back to it.
-	src, err := json.MarshalIndent(next, "", "  ")
+	spec, src, err := httpapi.ScaledSpec(ctx, v.Spec, service, instances, s.parseOptions())
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("cannot encode the scaled spec: %w", err)
-	}
-	spec, probs := linkspec.ParseWith(ctx, "scaled.json", src, s.parseOptions())
-	if ctx.Err() != nil {
-		return SubmitResult{}, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
-	}
-	if probs.Err() != nil {
-		return SubmitResult{}, fmt.Errorf("the scaled spec does not parse back (a bug): %w", probs.Err())
+		return SubmitResult{}, err
 	}
 	return s.submit(ctx, spec, src, "scaled.json", opts, nil)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // linksSynced: every running task has applied its service's current table.
@@ -145,7 +146,7 @@ func TestFollowsRedirectToLeader(t *testing.T) {
 	defer old.Close()
 	h.sched.Close()
 	// A new framework (the first one may have registered already).
-	h.store = NewMemStore()
+	h.store = store.NewMem()
 	h.cfg.Store, h.cfg.FrameworkName = h.store, "tiltai-test-2"
 	h.cfg.Master = StaticMaster(old.URL)
 	h.start()
@@ -373,7 +374,7 @@ func TestAPIToken(t *testing.T) {
 		if code, _ := h.do("GET", "/v1/tasks", nil, auth); code != 200 {
 			t.Fatalf("read with token: %d", code)
 		}
-		for _, p := range []string{"/health", "/metrics", "/v1/artifacts/" + h.sched.art.name} {
+		for _, p := range []string{"/health", "/metrics", "/v1/artifacts/" + h.sched.art.Name()} {
 			if code, _ := h.do("GET", p, nil, nil); code != 200 {
 				t.Fatalf("GET %s without token: %d", p, code)
 			}
@@ -390,7 +391,7 @@ func TestArtifactIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(want)
-	name := h.sched.art.name
+	name := h.sched.art.Name()
 	if name != "tiltai-"+hex.EncodeToString(sum[:])[:16] {
 		t.Fatalf("artifact name %s does not carry the binary's hash", name)
 	}
@@ -672,7 +673,7 @@ func TestFrameworkIDLost(t *testing.T) {
 	}
 
 	// The whole store is lost: the master still has our framework.
-	fresh := NewMemStore()
+	fresh := store.NewMem()
 	cfg := h.cfg
 	cfg.Store = fresh
 	s, err := New(context.Background(), cfg)

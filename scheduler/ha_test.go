@@ -31,6 +31,7 @@ import (
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/detect"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // HA on a real ZooKeeper and the embedded Mesos (docs/reliability.md F4, F12, F13):
@@ -859,7 +860,7 @@ func TestZKMasterDetection(t *testing.T) {
 	}
 	defer det.Close()
 	cfg := haConfig(t, "127.0.0.1:0", det, log)
-	cfg.Store = NewMemStore()
+	cfg.Store = store.NewMem()
 	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

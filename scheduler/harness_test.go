@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tiltai/tiltai/localmesos"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // harness is an embedded Mesos with lightweight executors, and a scheduler
@@ -23,7 +24,7 @@ type harness struct {
 	t       testing.TB
 	cluster *localmesos.Cluster
 	exec    *lightExecutor
-	store   *MemStore
+	store   *store.Mem
 	sched   *Scheduler
 	cfg     Config
 }
@@ -47,7 +48,7 @@ func tinyBinary(t testing.TB) string {
 
 func newHarness(t testing.TB, agents int, mod func(*localmesos.Config, *Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, exec: newLightExecutor(), store: NewMemStore()}
+	h := &harness{t: t, exec: newLightExecutor(), store: store.NewMem()}
 	lc := localmesos.Config{
 		Listen: "127.0.0.1:0", Agents: agents, SplitPorts: true,
 		Resources:         "cpus:16;mem:65536;disk:100000;ports:[31000-39999]",

@@ -9,59 +9,41 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/tiltai/tiltai/scheduler/apitypes"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // GET /v1/tasks/{id}/files/{name}: a piece of a task's stdout or stderr,
 // read from its agent's /files/read as Mesos' web UI reads sandboxes. The
 // scheduler asks the leading master which address the task's agent has
 // (GET_AGENTS) and reads the executor's latest run under its virtual
-// path. Logs can hold what a service should not show everyone, so this
-// needs the token whenever one is configured, even with open reads.
+// path. (The handler, in httpapi, asks for the token whenever one is
+// configured, even with open reads: logs can hold what a service should
+// not show everyone.)
 
 // maxFileRead bounds one read (Mesos caps it at 16 pages itself).
 const maxFileRead = apitypes.MaxFileRead
 
-func (s *Scheduler) private(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
-			writeErr(w, http.StatusUnauthorized, "a task's logs need the scheduler's token: pass --token or set TILTAI_TOKEN")
-			return
-		}
-		h(w, r)
+// TaskFile implements httpapi.Files: the handler has checked the file's
+// name and the range.
+func (a apiService) TaskFile(ctx context.Context, req httpapi.FileRequest) (TaskFile, error) {
+	fail := func(code int, format string, args ...any) (TaskFile, error) {
+		return TaskFile{}, &httpapi.StatusError{Code: code, Msg: fmt.Sprintf(format, args...)}
 	}
-}
-
-func (s *Scheduler) getTaskFile(w http.ResponseWriter, r *http.Request) {
-	id, name := r.PathValue("id"), r.PathValue("name")
-	if !slices.Contains(apitypes.SandboxFiles, name) {
-		writeErr(w, http.StatusNotFound, fmt.Sprintf("no file %q: a task's sandbox is read for stdout or stderr", name))
-		return
-	}
-	q := r.URL.Query()
+	id, name := req.Task, req.File
 	params := url.Values{}
-	for _, k := range []string{"offset", "length"} {
-		if !q.Has(k) {
-			continue
-		}
-		n, err := strconv.ParseInt(q.Get(k), 10, 64)
-		if err != nil || n < 0 || k == "length" && n > maxFileRead {
-			writeErr(w, http.StatusBadRequest, fmt.Sprintf("?%s=%q: want a whole number from 0 (length at most %d)", k, q.Get(k), maxFileRead))
-			return
-		}
-		params.Set(k, strconv.FormatInt(n, 10))
+	if req.Offset >= 0 {
+		params.Set("offset", strconv.FormatInt(req.Offset, 10))
 	}
-	v, ok := s.readView(w)
-	if !ok {
-		return
+	if req.Length >= 0 {
+		params.Set("length", strconv.FormatInt(req.Length, 10))
 	}
+	v := a.view.Load()
 	var task *core.TaskView
 	for i := range v.Tasks {
 		if v.Tasks[i].ID == id {
@@ -71,35 +53,28 @@ func (s *Scheduler) getTaskFile(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case task == nil:
-		writeErr(w, http.StatusNotFound, fmt.Sprintf("no task %q (tiltai ps --all lists them)", id))
-		return
+		return fail(http.StatusNotFound, "no task %q (tiltai ps --all lists them)", id)
 	case task.AgentID == "":
-		writeErr(w, http.StatusConflict, fmt.Sprintf("task %q has no sandbox yet: it was not launched", id))
-		return
+		return fail(http.StatusConflict, "task %q has no sandbox yet: it was not launched", id)
 	case v.Master == "":
-		writeErr(w, http.StatusServiceUnavailable, "no leading Mesos master is known yet; retry")
-		return
+		return fail(http.StatusServiceUnavailable, "no leading Mesos master is known yet; retry")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.CallTimeout)
 	defer cancel()
-	agent, err := s.sandboxes.agentAddress(ctx, v.Master, task.AgentID)
+	agent, err := a.sandboxes.agentAddress(ctx, v.Master, task.AgentID)
 	if err != nil {
-		writeErr(w, http.StatusBadGateway, fmt.Sprintf("cannot find task %q's agent %s: %v", id, task.AgentID, err))
-		return
+		return fail(http.StatusBadGateway, "cannot find task %q's agent %s: %v", id, task.AgentID, err)
 	}
 	params.Set("path", "/frameworks/"+v.FrameworkID+"/executors/"+core.ExecutorID(id)+"/runs/latest/"+name)
-	f, status, err := s.sandboxes.read(ctx, agent, params)
+	f, status, err := a.sandboxes.read(ctx, agent, params)
 	if err != nil {
-		s.sandboxes.forget(task.AgentID)
-		writeErr(w, http.StatusBadGateway, fmt.Sprintf("cannot read task %q's %s from agent %s: %v", id, name, agent, err))
-		return
+		a.sandboxes.forget(task.AgentID)
+		return fail(http.StatusBadGateway, "cannot read task %q's %s from agent %s: %v", id, name, agent, err)
 	}
 	if status == http.StatusNotFound {
-		writeErr(w, http.StatusNotFound, fmt.Sprintf("task %q's sandbox on agent %s has no %s (gone, or not made yet)", id, agent, name))
-		return
+		return fail(http.StatusNotFound, "task %q's sandbox on agent %s has no %s (gone, or not made yet)", id, agent, name)
 	}
-	f.TaskID, f.File = id, name
-	writeJSON(w, http.StatusOK, f)
+	return f, nil
 }
 
 // sandboxReader reads sandboxes from agents. It remembers each agent's

@@ -18,7 +18,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/linkspec"
+	"github.com/tiltai/tiltai/scheduler/artifacts"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // Scheduler is the Tiltai framework: it subscribes to Mesos, launches the
@@ -35,9 +37,9 @@ type Scheduler struct {
 	inputs  chan input
 	outbox  *mailbox[[]*scheduler.Call] // loop → outbox: never blocks either
 	reports *mailbox[core.Input]        // outbox → loop: never blocks either
-	bus     *bus
+	bus     *httpapi.Bus
 	metrics *metrics
-	art     *artifact
+	art     *artifacts.Executor
 	// sandboxes reads tasks' logs from their agents (GET /v1/tasks/{id}/files/…).
 	sandboxes *sandboxReader
 	http      *http.Server
@@ -116,13 +118,13 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	case fw == "" && (m.Tasks() > 0 || m.SpecVersion() > 0):
 		return nil, &FrameworkIDLostError{Tasks: m.Tasks(), SpecVersion: m.SpecVersion(), Name: cfg.FrameworkName}
 	}
-	art, err := newArtifact(cfg.ExecutorBinary)
+	art, err := artifacts.Stage(cfg.ExecutorBinary)
 	if err != nil {
 		return nil, err
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		art.close()
+		art.Close()
 		return nil, fmt.Errorf("cannot listen for the scheduler API on %s: %w", cfg.Listen, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -133,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		inputs:     make(chan input, 1024),
 		outbox:     newMailbox[[]*scheduler.Call](),
 		reports:    newMailbox[core.Input](),
-		bus:        newBus(),
+		bus:        httpapi.NewBus(0),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,
@@ -143,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		waiting:    map[uint64]chan core.Reply{},
 		parseSlots: make(chan struct{}, cfg.parseSlots),
 	}
-	m.SetExecutor(art.name, art.url(s.apiHostPort()))
+	m.SetExecutor(art.Name(), art.URL(s.apiHostPort()))
 	s.metrics = newMetrics(s)
 	if id := m.FrameworkID(); id != "" {
 		s.fwID.Store(&id)
@@ -162,13 +164,13 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		s.log.Warn("the stored spec asks for more tasks than --max_tasks allows; it is kept, but a changed spec must fit the limit",
 			"spec_version", m.SpecVersion(), "tasks", n, "max_tasks", cfg.MaxTasks)
 	}
-	if why := art.noImages; why != "" {
+	if why := art.NoImages(); why != "" {
 		for _, name := range imageServices(m.Spec()) {
 			s.log.Error("a service of the stored spec runs in an image, which this scheduler cannot launch: new tasks of it will fail to start until a static tiltai schedules them",
 				"service", name, "reason", why)
 		}
 	}
-	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.name}
+	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.Name()}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()
 	go func() { defer s.wg.Done(); s.conn.run(ctx) }()
@@ -244,9 +246,9 @@ func (s *Scheduler) Close() error {
 		s.http.Shutdown(ctx)
 		cancel()
 		s.http.Close()
-		s.bus.close()
+		s.bus.Close()
 		s.wg.Wait()
-		s.art.close()
+		s.art.Close()
 		s.sandboxes.client.CloseIdleConnections()
 	})
 	return nil
@@ -433,7 +435,7 @@ func (s *Scheduler) untilWake() time.Duration {
 // publish hands the step's events, logs and metric facts on.
 func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
 	for _, ev := range rd.Events {
-		s.bus.publish(ev.Type, ev.Data, now)
+		s.bus.Publish(ev.Type, ev.Data, now)
 	}
 	for _, l := range rd.Logs {
 		s.log.Log(context.Background(), slog.Level(l.Level), l.Msg, l.Attrs...)

@@ -15,8 +15,8 @@ import (
 
 	"github.com/tiltai/tiltai/examples"
 	"github.com/tiltai/tiltai/localmesos"
-	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 type lockedBuffer struct {
@@ -124,7 +124,7 @@ func TestSchedulerFrameworkIDLost(t *testing.T) {
 	}
 
 	// The framework ID is lost; the task records stay.
-	st, err := scheduler.OpenBoltStore(state)
+	st, err := store.OpenBolt(state)
 	if err != nil {
 		t.Fatal(err)
 	}

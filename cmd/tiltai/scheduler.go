@@ -16,6 +16,7 @@ import (
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler"
 	"github.com/tiltai/tiltai/scheduler/detect"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 func schedulerCommand() *cli.Command {
@@ -174,12 +175,12 @@ func runScheduler(c *cli.Context) error {
 	defer det.Close()
 	cfg.Master = det
 	if ha == nil {
-		store, err := scheduler.OpenBoltStore(c.String("state"))
+		st, err := store.OpenBolt(c.String("state"))
 		if err != nil {
 			return cli.Exit("tiltai scheduler: "+err.Error(), 1)
 		}
-		defer store.Close()
-		cfg.Store = store
+		defer st.Close()
+		cfg.Store = st
 	}
 	if err := scheduler.Run(c.Context, cfg, ha); err != nil {
 		return cli.Exit("tiltai scheduler: "+err.Error(), 1)

@@ -245,10 +245,10 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 			tot.Duplicates += c.Duplicates
 			tot.Missing += c.Missing
 		}
-		h.SetCounter("printer.received", int64(tot.Received))
-		h.SetCounter("printer.duplicates", int64(tot.Duplicates))
-		h.SetCounter("printer.missing", int64(tot.Missing))
-		h.SetCounter("printer.origins", int64(len(tallies)))
+		h.SetCounters(map[string]int64{ // at once: a report never mixes old and new
+			"printer.received": int64(tot.Received), "printer.duplicates": int64(tot.Duplicates),
+			"printer.missing": int64(tot.Missing), "printer.origins": int64(len(tallies)),
+		})
 		label := "printer:"
 		if final {
 			label = "printer final:"
@@ -276,15 +276,16 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 				continue
 			}
 			t := tallies[origin]
+			received++
 			if t == nil {
 				t = &tally{seen: map[uint64]struct{}{}}
 				tallies[origin] = t
 			}
 			t.add(seq)
-			// Fresh in every heartbeat (what `tiltai up` shows); the
-			// other counts need a look over every tally: each report.
-			received++
-			h.SetCounter("printer.received", received)
+			// Fresh in every heartbeat (what `tiltai up` shows), with the
+			// origins seen so far; the other counts need a look over
+			// every tally: each report.
+			h.SetCounters(map[string]int64{"printer.received": received, "printer.origins": int64(len(tallies))})
 		case <-tick.C:
 			summary(false)
 		}

@@ -20,6 +20,7 @@ func Rewrite() bool { return *rewrite }
 // A Cmd is one block of a script.
 type Cmd struct {
 	Pos      string // file:line of the command
+	Line     string // the command line as written, for scripts that read it themselves
 	Name     string // the command's first word
 	Args     []Arg  // the rest of the command line, in order
 	Input    string // the lines between the command and ----, each ending in \n
@@ -173,7 +174,7 @@ func parse(path string, data []byte) ([]*Cmd, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%v", pos, err)
 		}
-		d := &Cmd{Pos: pos, Name: name, Args: args, line: l.text}
+		d := &Cmd{Pos: pos, Line: l.text, Name: name, Args: args, line: l.text}
 		var b strings.Builder
 		for i++; i < len(lines) && lines[i].text != "----"; i++ {
 			b.WriteString(lines[i].text + "\n")

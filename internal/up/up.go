@@ -18,6 +18,7 @@ import (
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // Config configures a run.
@@ -113,7 +114,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "tiltai up: Mesos master %s, %d agent(s), sandboxes under %s\n", cluster.MasterURL(), len(cluster.Agents()), cluster.WorkDir())
 
 	sched, err := scheduler.New(life, scheduler.Config{
-		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: scheduler.NewMemStore(),
+		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: store.NewMem(),
 		Listen: cfg.Listen, Checkpoint: true, ExecutorBinary: cfg.ExecutorBinary, MaxTasks: cfg.MaxTasks,
 		DockerRegistry: cfg.DockerRegistry, Logger: cfg.Logger.With("component", "scheduler"),
 	})

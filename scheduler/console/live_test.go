@@ -18,6 +18,7 @@ import (
 	"github.com/tiltai/tiltai/examples"
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // liveSystem is what `tiltai up` runs, in this process: the embedded Mesos
@@ -49,7 +50,7 @@ func startLive(t testing.TB) *liveSystem {
 		t.Fatalf("cannot start the embedded Mesos: %v", err)
 	}
 	s := &liveSystem{t: t, cluster: cluster, cfg: scheduler.Config{
-		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: scheduler.NewMemStore(), Listen: "127.0.0.1:0",
+		Master: scheduler.StaticMaster(cluster.MasterURL()), Store: store.NewMem(), Listen: "127.0.0.1:0",
 		Checkpoint: true, ExecutorBinary: bin, APIToken: liveToken, Logger: log,
 		ResendMin: 100 * time.Millisecond, ResendMax: time.Second,
 		SubscribeBackoffMin: 100 * time.Millisecond, SubscribeBackoffMax: time.Second,

@@ -2,10 +2,7 @@ package core
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,71 +15,29 @@ import (
 
 	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/gate/control"
+	"github.com/tiltai/tiltai/internal/scripttest"
 	"github.com/tiltai/tiltai/linkspec"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
 
 // TestScripts runs the scenarios in testdata: each block is one input (or
 // batch of inputs) to the machine and what the step decided: records
 // stored, calls made (early ones before the write), events, logs, metric
 // facts, replies and the next wake-up. See scriptHarness.do for the
-// commands.
+// commands; -rewrite accepts new output (internal/scripttest).
 func TestScripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScript(t, f) })
-	}
-}
-
-func runScript(t *testing.T, path string) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	h := newScriptHarness()
-	var out strings.Builder
-	failed := false
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if line == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			continue
-		}
-		cmd := line
-		i++
-		if i >= len(lines) || lines[i] != "----" {
-			t.Fatalf("%s:%d: want ---- after the command %q", path, i, cmd)
-		}
-		var want []string
-		for i+1 < len(lines) && lines[i+1] != "" {
-			i++
-			want = append(want, lines[i])
-		}
-		got, err := h.do(cmd)
-		if err != nil {
-			t.Fatalf("%s: command %q: %v", path, cmd, err)
-		}
-		out.WriteString(cmd + "\n----\n")
-		for _, g := range got {
-			out.WriteString(g + "\n")
-		}
-		if !*rewrite && !slices.Equal(got, want) {
-			failed = true
-			t.Errorf("%s: after %q\n got:\n\t%s\nwant:\n\t%s", path, cmd, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if failed {
-		t.Log("run with -rewrite to accept the new output after checking it")
-	}
+	scripttest.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := newScriptHarness()
+		scripttest.RunFile(t, path, func(t *testing.T, d *scripttest.Cmd) string {
+			if d.Input != "" {
+				t.Fatalf("%s: input lines before ---- are not used by these scripts", d.Pos)
+			}
+			got, err := h.do(d.Line)
+			if err != nil {
+				t.Fatalf("%s: command %q: %v", d.Pos, d.Line, err)
+			}
+			return strings.Join(got, "\n")
+		})
+	})
 }
 
 // scriptHarness drives a machine as the scheduler's loop does, with a

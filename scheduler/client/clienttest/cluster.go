@@ -23,6 +23,7 @@ import (
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler"
+	"github.com/tiltai/tiltai/scheduler/store"
 )
 
 // FailCommand is the service command the light executors fail at once
@@ -77,7 +78,7 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Cleanup(func() { mc.Close() })
 	s, err := scheduler.New(context.Background(), scheduler.Config{
 		Master: scheduler.StaticMaster(mc.MasterURL()), FrameworkName: "tiltai-test",
-		Store: scheduler.NewMemStore(), Listen: "127.0.0.1:0", ExecutorBinary: os.Args[0],
+		Store: store.NewMem(), Listen: "127.0.0.1:0", ExecutorBinary: os.Args[0],
 		APIToken: cfg.Token, OpenReads: cfg.OpenReads, Logger: logger,
 		ResendMin: 100 * time.Millisecond, ResendMax: time.Second,
 		SubscribeBackoffMin: 100 * time.Millisecond, SubscribeBackoffMax: time.Second,

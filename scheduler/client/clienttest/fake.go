@@ -3,22 +3,19 @@ package clienttest
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/apitypes"
-	"github.com/tiltai/tiltai/scheduler/internal/apiwire"
+	"github.com/tiltai/tiltai/scheduler/httpapi"
 )
 
 // FakeConfig configures a Fake. The zero value is a scheduler without a
@@ -50,14 +47,16 @@ type Request struct {
 	Body         []byte
 }
 
-// Fake answers the scheduler's HTTP API over state the test sets. Start it
-// with NewFake; Close it when done.
+// Fake serves the scheduler's real HTTP handler (package httpapi) over an
+// in-memory service whose state the test sets. Start it with NewFake;
+// Close it when done.
 type Fake struct {
 	// URL is the base URL, e.g. http://127.0.0.1:41234.
 	URL string
 
 	cfg FakeConfig
 	srv *httptest.Server
+	bus *httpapi.Bus
 
 	mu       sync.Mutex
 	version  int
@@ -72,17 +71,9 @@ type Fake struct {
 	requests []Request
 	subs     map[*fakeSub]struct{}
 	subsCh   chan struct{} // closed and replaced when subscribers change
-	seq      uint64
-	held     bool
+	released chan struct{} // while events are held: closed by ReleaseEvents
 	busyN    int           // writes still to refuse with 503
 	busyWait time.Duration // their Retry-After (0: none)
-}
-
-type fakeSub struct {
-	queue   []apitypes.Event
-	dropped uint64
-	notify  chan struct{}
-	done    chan struct{}
 }
 
 // NewFake starts a Fake.
@@ -98,33 +89,27 @@ func NewFake(cfg FakeConfig) *Fake {
 	}
 	f := &Fake{
 		cfg:    cfg,
+		bus:    httpapi.NewBus(cfg.EventQueue),
 		spec:   &linkspec.Spec{Version: linkspec.FormatVersion, Services: map[string]*linkspec.Service{}},
 		subs:   map[*fakeSub]struct{}{},
 		subsCh: make(chan struct{}),
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", f.getHealth)
-	mux.HandleFunc("GET /metrics", f.read(f.getMetrics, true))
-	mux.HandleFunc("GET /v1/spec", f.read(f.getSpec, false))
-	mux.HandleFunc("PUT /v1/spec", f.write(f.putSpec))
-	mux.HandleFunc("GET /v1/tasks", f.read(f.getTasks, false))
-	mux.HandleFunc("GET /v1/links", f.read(f.getLinks, false))
-	mux.HandleFunc("GET /v1/status", f.read(f.getStatus, false))
-	mux.HandleFunc("POST /v1/services/{name}/scale", f.write(f.postScale))
-	mux.HandleFunc("GET /v1/events", f.read(f.getEvents, false))
-	f.srv = httptest.NewServer(f.record(mux))
+	h := httpapi.New(httpapi.Config{
+		Service:      (*service)(f),
+		Token:        cfg.Token,
+		OpenReads:    cfg.OpenReads,
+		MaxSpecBytes: cfg.MaxSpecBytes,
+		Now:          cfg.Now,
+		Metrics:      http.HandlerFunc(f.getMetrics),
+	})
+	f.srv = httptest.NewServer(f.record(h))
 	f.URL = f.srv.URL
 	return f
 }
 
 // Close stops the server, ending event streams first.
 func (f *Fake) Close() {
-	f.mu.Lock()
-	for s := range f.subs {
-		delete(f.subs, s)
-		close(s.done)
-	}
-	f.mu.Unlock()
+	f.bus.Close()
 	f.srv.Close()
 }
 
@@ -151,8 +136,8 @@ func (f *Fake) Spec() *linkspec.Spec {
 }
 
 // SetTasks sets what GET /v1/tasks answers (filtered, paged and summarised
-// as the scheduler does). They are listed in launch order, as the
-// scheduler lists them: by the serial N of their ID SERVICE.N.
+// by the real handler). They are listed in launch order, as the scheduler
+// lists them: by the serial N of their ID SERVICE.N.
 func (f *Fake) SetTasks(ts []apitypes.TaskInfo) {
 	ts = slices.Clone(ts)
 	slices.SortStableFunc(ts, func(a, b apitypes.TaskInfo) int {
@@ -169,12 +154,12 @@ func (f *Fake) SetTasks(ts []apitypes.TaskInfo) {
 func (f *Fake) SetLinks(ls []apitypes.TaskLinks) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.links = ls
+	f.links = slices.Clone(ls)
 }
 
-// SetStatus makes GET /v1/status answer fn(n), n counting the status reads
-// from 0 since this call. Without it, the status is every service of the
-// current spec converged.
+// SetStatus makes GET /v1/status (and GET /v1/services/{name}) answer
+// fn(n), n counting the status reads from 0 since this call. Without it,
+// the status is every service of the current spec converged.
 func (f *Fake) SetStatus(fn func(n int) apitypes.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -194,24 +179,10 @@ func (f *Fake) StatusReads() int {
 	return f.statusN
 }
 
-// Publish sends an event to every event stream, as the scheduler's bus
-// does: a subscriber whose queue is full loses its oldest event.
+// Publish sends an event to every event stream, through the scheduler's
+// bus: a subscriber whose queue is full loses its oldest event.
 func (f *Fake) Publish(typ string, data map[string]any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seq++
-	ev := apitypes.Event{Seq: f.seq, Time: f.cfg.Now().UTC(), Type: typ, Data: data}
-	for s := range f.subs {
-		if len(s.queue) >= f.cfg.EventQueue {
-			s.queue = s.queue[1:]
-			s.dropped++
-		}
-		s.queue = append(s.queue, ev)
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
-	}
+	f.bus.Publish(typ, data, f.cfg.Now())
 }
 
 // HoldEvents stops writing events to streams (they queue, and overflow
@@ -220,28 +191,27 @@ func (f *Fake) Publish(typ string, data map[string]any) {
 func (f *Fake) HoldEvents() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.held = true
+	if f.released == nil {
+		f.released = make(chan struct{})
+	}
 }
 
 // ReleaseEvents lets held events go out.
 func (f *Fake) ReleaseEvents() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.held = false
-	for s := range f.subs {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
+	if f.released != nil {
+		close(f.released)
+		f.released = nil
 	}
 }
 
 // Busy makes the next n writes (PUT /v1/spec, POST …/scale) that pass the
-// token check be refused with 503, as the scheduler refuses them when its
-// parse slots are full: with Retry-After retryAfter (in whole seconds, at
-// least 1, as apiwire.WriteBusy writes it), or with no Retry-After when
-// retryAfter is 0, as a stopping scheduler answers. Nothing is changed by
-// a refused write; it is recorded in Requests like any other.
+// token and request checks be refused with 503, as the scheduler refuses
+// them when its parse slots are full: with Retry-After retryAfter (in
+// whole seconds, at least 1), or with no Retry-After when retryAfter is 0,
+// as a stopping scheduler answers. Nothing is changed by a refused write;
+// it is recorded in Requests like any other.
 func (f *Fake) Busy(n int, retryAfter time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -259,12 +229,13 @@ func (f *Fake) BusyLeft() int {
 // would, and keeps serving.
 func (f *Fake) CloseStreams() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	for s := range f.subs {
-		delete(f.subs, s)
-		close(s.done)
-	}
+	subs := f.subs
+	f.subs = map[*fakeSub]struct{}{}
 	f.subsChanged()
+	f.mu.Unlock()
+	for s := range subs {
+		s.Subscription.Close()
+	}
 }
 
 // WaitSubscribers waits until n event streams are open, or ctx ends.
@@ -303,65 +274,7 @@ func (f *Fake) record(h http.Handler) http.Handler {
 	})
 }
 
-// The rest mirrors scheduler/api.go; what is about the wire (bodies,
-// errors, paging) is the same code, in scheduler/internal/apiwire.
-
-var (
-	writeJSON = apiwire.WriteJSON
-	writeErr  = apiwire.WriteError
-)
-
-func (f *Fake) authorized(r *http.Request) bool {
-	if f.cfg.Token == "" {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(f.cfg.Token)) == 1
-}
-
-// read guards a read; the scheduler serves /metrics without a token.
-func (f *Fake) read(h http.HandlerFunc, open bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !open && !f.cfg.OpenReads && !f.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
-			writeErr(w, http.StatusUnauthorized, "this scheduler needs a token: pass --token or set TILTAI_TOKEN")
-			return
-		}
-		h(w, r)
-	}
-}
-
-func (f *Fake) write(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tiltai"`)
-			writeErr(w, http.StatusUnauthorized, "changes need the scheduler's token: pass --token or set TILTAI_TOKEN")
-			return
-		}
-		f.mu.Lock()
-		busy, wait := f.busyN > 0, f.busyWait
-		if busy {
-			f.busyN--
-		}
-		f.mu.Unlock()
-		switch {
-		case busy && wait > 0:
-			apiwire.WriteBusy(w, wait, "the scheduler is busy checking other specs; retry in a second")
-			return
-		case busy:
-			writeErr(w, http.StatusServiceUnavailable, "the scheduler is stopping or busy; retry")
-			return
-		}
-		h(w, r)
-	}
-}
-
-func (f *Fake) getHealth(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	writeJSON(w, http.StatusOK, apitypes.Health{Status: "ok", Subscribed: true, FrameworkID: "fake-framework", Master: "http://127.0.0.1:5050", SpecVersion: f.version})
-}
-
+// getMetrics is a token of the scheduler's /metrics: the spec version.
 func (f *Fake) getMetrics(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -369,116 +282,84 @@ func (f *Fake) getMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP tiltai_spec_version The accepted spec version.\n# TYPE tiltai_spec_version gauge\ntiltai_spec_version %d\n", f.version)
 }
 
-func (f *Fake) getSpec(w http.ResponseWriter, r *http.Request) {
+// service is the Fake as the handler's httpapi.Service: the scheduler in
+// memory, with the same spec parsing, versioning, If-Match and dry runs.
+type service Fake
+
+var _ httpapi.Service = (*service)(nil)
+
+func (s *service) fake() *Fake { return (*Fake)(s) }
+
+// View implements httpapi.Reader: a copy of the state set by the test.
+func (s *service) View() (httpapi.View, error) {
+	f := s.fake()
 	f.mu.Lock()
-	info := apitypes.SpecInfo{Version: f.version, Name: f.name, Accepted: f.accepted, Spec: f.spec, Source: string(f.source)}
-	f.mu.Unlock()
-	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(info.Version)))
-	if r.URL.Query().Get("format") == "source" {
-		w.Header().Set("Content-Type", "application/yaml")
-		io.WriteString(w, info.Source)
-		return
-	}
-	writeJSON(w, http.StatusOK, info)
+	defer f.mu.Unlock()
+	return &view{f: f, version: f.version, spec: f.spec, tasks: f.tasks, links: f.links,
+		info: apitypes.SpecInfo{Version: f.version, Name: f.name, Accepted: f.accepted, Spec: f.spec, Source: string(f.source)}}, nil
 }
 
-func (f *Fake) putSpec(w http.ResponseWriter, r *http.Request) {
-	match, err := apiwire.IfMatch(r)
-	if err != nil {
-		apiwire.WriteRequestError(w, err)
-		return
+// busy takes one refusal of Busy, if any is left.
+func (f *Fake) busy() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.busyN == 0 {
+		return nil
 	}
-	name, src, err := apiwire.ReadSpec(r, f.cfg.MaxSpecBytes)
-	if err != nil {
-		apiwire.WriteRequestError(w, err)
-		return
+	f.busyN--
+	if f.busyWait == 0 {
+		return httpapi.ErrStopped
 	}
-	spec, probs := linkspec.ParseWith(r.Context(), name, src, linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks})
+	return &httpapi.BusyError{RetryAfter: f.busyWait}
+}
+
+// SubmitSpec implements httpapi.Writer.
+func (s *service) SubmitSpec(ctx context.Context, name string, src []byte, opts httpapi.SubmitOptions) (apitypes.SubmitResult, error) {
+	f := s.fake()
+	if err := f.busy(); err != nil {
+		return apitypes.SubmitResult{}, err
+	}
+	spec, probs := linkspec.ParseWith(ctx, name, src, linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks})
 	if probs.Err() != nil {
-		invalid(w, probs)
-		return
+		return apitypes.SubmitResult{}, &httpapi.InvalidSpecError{Problems: probs}
 	}
-	f.submit(w, r, spec, src, name, match, probs.Warnings())
+	return f.submit(spec, src, name, opts, probs.Warnings())
 }
 
-func invalid(w http.ResponseWriter, probs linkspec.Problems) {
-	n := len(probs.Errors())
-	noun := "problems"
-	if n == 1 {
-		noun = "problem"
+// Scale implements httpapi.Writer.
+func (s *service) Scale(ctx context.Context, name string, instances int, opts httpapi.SubmitOptions) (apitypes.SubmitResult, error) {
+	f := s.fake()
+	if err := f.busy(); err != nil {
+		return apitypes.SubmitResult{}, err
 	}
-	writeJSON(w, http.StatusUnprocessableEntity, apiwire.Error{Error: fmt.Sprintf("the spec is invalid (%d %s); nothing was changed", n, noun), Problems: probs})
-}
-
-func (f *Fake) postScale(w http.ResponseWriter, r *http.Request) {
-	match, err := apiwire.IfMatch(r)
-	if err != nil {
-		apiwire.WriteRequestError(w, err)
-		return
-	}
-	var req struct {
-		Instances *int `json:"instances"`
-	}
-	if err := apiwire.DecodeJSON(r, 4096, &req, `{"instances": N}`); err != nil {
-		apiwire.WriteRequestError(w, err)
-		return
-	}
-	if req.Instances == nil {
-		writeErr(w, http.StatusBadRequest, `the body must be {"instances": N}; "instances" is missing`)
-		return
-	}
-	name := r.PathValue("name")
 	f.mu.Lock()
-	cur := f.spec.Services[name]
-	version := f.version
-	var next *linkspec.Spec
-	if cur != nil {
-		if match < 0 {
-			match = version
-		}
-		next = f.spec.Clone()
-		next.Services[name].Instances = *req.Instances
-	}
+	cur, version := f.spec, f.version
 	f.mu.Unlock()
-	if cur == nil {
-		writeErr(w, http.StatusNotFound, "no service %q in spec version %d", name, version)
-		return
+	if cur.Services[name] == nil {
+		return apitypes.SubmitResult{}, &httpapi.UnknownServiceError{Service: name, Version: version}
 	}
-	opts := linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks}
-	if probs := next.ValidateWith(opts); probs.Err() != nil {
-		invalid(w, probs)
-		return
+	if opts.IfMatch < 0 {
+		opts.IfMatch = version
 	}
-	src, err := json.MarshalIndent(next, "", "  ")
+	spec, src, err := httpapi.ScaledSpec(ctx, cur, name, instances, linkspec.ParseOptions{MaxTasks: f.cfg.MaxTasks})
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "cannot encode the scaled spec: %v", err)
-		return
+		return apitypes.SubmitResult{}, err
 	}
-	spec, probs := linkspec.ParseWith(r.Context(), "scaled.json", src, opts)
-	if err := probs.Err(); err != nil {
-		writeErr(w, http.StatusInternalServerError, "the scaled spec does not parse back: %v", err)
-		return
-	}
-	f.submit(w, r, spec, src, "scaled.json", match, nil)
+	return f.submit(spec, src, "scaled.json", opts, nil)
 }
 
-func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spec, src []byte, name string, match int, warnings []linkspec.Problem) {
-	dry := apiwire.DryRun(r)
+func (f *Fake) submit(spec *linkspec.Spec, src []byte, name string, opts httpapi.SubmitOptions, warnings []linkspec.Problem) (apitypes.SubmitResult, error) {
 	f.mu.Lock()
 	cur := f.version
-	if match >= 0 && match != cur {
+	if opts.IfMatch >= 0 && opts.IfMatch != cur {
 		f.mu.Unlock()
-		writeJSON(w, http.StatusConflict, apiwire.Error{
-			Error:   fmt.Sprintf("the spec is at version %d, not %d: someone else changed it; get it again and retry", cur, match),
-			Version: &cur,
-		})
-		return
+		return apitypes.SubmitResult{}, &httpapi.ConflictError{Current: cur, Expected: opts.IfMatch}
 	}
-	res := apitypes.SubmitResult{Version: cur, DryRun: dry, Changes: linkspec.Diff(f.spec, spec), Warnings: warnings}
+	res := apitypes.SubmitResult{Version: cur, DryRun: opts.DryRun, Changes: linkspec.Diff(f.spec, spec), Warnings: warnings}
 	if res.Changes == nil {
 		res.Changes = []linkspec.Change{}
 	}
-	accepted := !dry && (len(res.Changes) > 0 || cur == 0)
+	accepted := !opts.DryRun && (len(res.Changes) > 0 || cur == 0)
 	if accepted {
 		f.version, f.name, f.source, f.accepted, f.spec = cur+1, name, src, f.cfg.Now().UTC(), spec
 		res.Version, res.Changed = cur+1, true
@@ -487,110 +368,107 @@ func (f *Fake) submit(w http.ResponseWriter, r *http.Request, spec *linkspec.Spe
 	if accepted {
 		f.Publish("spec_accepted", map[string]any{"version": res.Version, "changes": len(res.Changes)})
 	}
-	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Version)))
-	writeJSON(w, http.StatusOK, res)
+	return res, nil
 }
 
-func (f *Fake) getTasks(w http.ResponseWriter, r *http.Request) {
-	q, err := apiwire.ParseTaskQuery(r.URL.Query())
-	if err != nil {
-		apiwire.WriteRequestError(w, err)
-		return
-	}
+// Subscribe implements httpapi.Events: a subscription of the bus that the
+// Fake counts, closes on CloseStreams and holds on HoldEvents.
+func (s *service) Subscribe() httpapi.Subscription {
+	f := s.fake()
+	sub := &fakeSub{Subscription: f.bus.Subscribe(), f: f}
 	f.mu.Lock()
-	ts := f.tasks
-	f.mu.Unlock()
-	task := func(i int) apitypes.Task {
-		return apitypes.Task{ID: ts[i].ID, Service: ts[i].Service, Phase: ts[i].Phase}
-	}
-	if q.Summary {
-		writeJSON(w, http.StatusOK, q.Summarize(len(ts), task))
-		return
-	}
-	idx, next, total := q.Page(len(ts), task)
-	page := make([]apitypes.TaskInfo, 0, len(idx))
-	for _, i := range idx {
-		page = append(page, ts[i])
-	}
-	apiwire.SetPageHeaders(w, r, next, total)
-	writeJSON(w, http.StatusOK, page)
-}
-
-func (f *Fake) getLinks(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	out := append([]apitypes.TaskLinks{}, f.links...)
-	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (f *Fake) getStatus(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	var st apitypes.Status
-	if f.statusFn != nil {
-		st = f.statusFn(f.statusN)
-		f.statusN++
-	} else {
-		st = apitypes.Status{SpecVersion: f.version, Subscribed: true, Converged: true}
-		for _, name := range f.spec.ServiceNames() {
-			n := f.spec.Services[name].Instances
-			st.Services = append(st.Services, apitypes.ServiceStatus{Name: name, Wanted: n, Running: n, Converged: true})
-		}
-	}
-	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, st)
-}
-
-func (f *Fake) getEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeErr(w, http.StatusInternalServerError, "streaming is not supported here")
-		return
-	}
-	s := &fakeSub{notify: make(chan struct{}, 1), done: make(chan struct{})}
-	f.mu.Lock()
-	f.subs[s] = struct{}{}
+	defer f.mu.Unlock()
+	f.subs[sub] = struct{}{}
 	f.subsChanged()
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		if _, ok := f.subs[s]; ok {
-			delete(f.subs, s)
-			f.subsChanged()
-		}
-		f.mu.Unlock()
-	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, ": tiltai scheduler events\n\n")
-	fl.Flush()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-s.done:
-			return
-		case <-s.notify:
-		}
-		f.mu.Lock()
-		if f.held {
-			f.mu.Unlock()
-			continue
-		}
-		evs, dropped := s.queue, s.dropped
-		s.queue, s.dropped = nil, 0
-		f.mu.Unlock()
-		if dropped > 0 {
-			lost := apitypes.Event{Type: "dropped", Time: f.cfg.Now().UTC(), Data: map[string]any{"events": dropped, "why": "this client read too slowly"}}
-			if _, err := w.Write(lost.SSE()); err != nil {
-				return
-			}
-		}
-		for _, ev := range evs {
-			if _, err := w.Write(ev.SSE()); err != nil {
-				return
-			}
-		}
-		fl.Flush()
-	}
+	return sub
 }
+
+// TaskFile implements httpapi.Files: the Fake has no sandboxes.
+func (s *service) TaskFile(ctx context.Context, req httpapi.FileRequest) (apitypes.TaskFile, error) {
+	return apitypes.TaskFile{}, &httpapi.StatusError{Code: http.StatusNotFound, Msg: fmt.Sprintf("task %q has no sandbox in this fake scheduler", req.Task)}
+}
+
+type fakeSub struct {
+	httpapi.Subscription
+	f *Fake
+}
+
+// Notify is, while events are held, what ReleaseEvents closes: the
+// stream sleeps until then, and the events queue in the bus meanwhile.
+func (s *fakeSub) Notify() <-chan struct{} {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.f.released != nil {
+		return s.f.released
+	}
+	return s.Subscription.Notify()
+}
+
+// Take takes nothing while events are held.
+func (s *fakeSub) Take() ([]apitypes.Event, uint64) {
+	s.f.mu.Lock()
+	held := s.f.released != nil
+	s.f.mu.Unlock()
+	if held {
+		return nil, 0
+	}
+	return s.Subscription.Take()
+}
+
+func (s *fakeSub) Close() {
+	s.f.mu.Lock()
+	if _, ok := s.f.subs[s]; ok {
+		delete(s.f.subs, s)
+		s.f.subsChanged()
+	}
+	s.f.mu.Unlock()
+	s.Subscription.Close()
+}
+
+// view is one state of the Fake, as the handler reads it.
+type view struct {
+	f       *Fake
+	version int
+	spec    *linkspec.Spec
+	info    apitypes.SpecInfo
+	tasks   []apitypes.TaskInfo
+	links   []apitypes.TaskLinks
+}
+
+func (v *view) Health() apitypes.Health {
+	return apitypes.Health{Status: "ok", Subscribed: true, FrameworkID: "fake-framework", Master: "http://127.0.0.1:5050", SpecVersion: v.version}
+}
+
+func (v *view) Spec() apitypes.SpecInfo { return v.info }
+
+// Status is SetStatus's function, counting the read, or every service of
+// the spec converged.
+func (v *view) Status() apitypes.Status {
+	f := v.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.statusFn != nil {
+		st := f.statusFn(f.statusN)
+		f.statusN++
+		return st
+	}
+	st := apitypes.Status{SpecVersion: v.version, Subscribed: true, Converged: true}
+	for _, name := range v.spec.ServiceNames() {
+		n := v.spec.Services[name].Instances
+		st.Services = append(st.Services, apitypes.ServiceStatus{Name: name, Wanted: n, Running: n, Converged: true})
+	}
+	return st
+}
+
+func (v *view) Agents() []apitypes.Agent { return []apitypes.Agent{} }
+
+func (v *view) Links() []apitypes.TaskLinks { return append([]apitypes.TaskLinks{}, v.links...) }
+
+func (v *view) Tasks() int { return len(v.tasks) }
+
+func (v *view) Task(i int) apitypes.Task {
+	t := &v.tasks[i]
+	return apitypes.Task{ID: t.ID, Service: t.Service, Phase: t.Phase}
+}
+
+func (v *view) TaskInfo(i int) apitypes.TaskInfo { return v.tasks[i] }
