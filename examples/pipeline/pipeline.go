@@ -82,6 +82,18 @@ func Feeder(ctx context.Context, h *gate.Hub, cfg Config, log *slog.Logger) (uin
 		tick = t.C
 	}
 	payload := make([]byte, cfg.Size)
+	// A send that waits for room (no peer) ends when a drain is asked for:
+	// the feeder then stops and closes its gate, which delivers or counts
+	// what is queued before the executor's deadline.
+	sendCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.Draining():
+			cancel()
+		case <-sendCtx.Done():
+		}
+	}()
 	var seq uint64
 	log.Info("feeder started", "origin", cfg.Origin, "rate", cfg.Rate, "size", cfg.Size, "count", cfg.Count)
 loop:
@@ -103,8 +115,8 @@ loop:
 			default:
 			}
 		}
-		if err := out.SendMsg(ctx, encode(origin, seq, payload)); err != nil {
-			if ctx.Err() != nil {
+		if err := out.SendMsg(sendCtx, encode(origin, seq, payload)); err != nil {
+			if sendCtx.Err() != nil {
 				break
 			}
 			return seq, fmt.Errorf("feeder: %w", err)
