@@ -428,7 +428,7 @@ func (h *harness) metric(name string) float64 {
 // every update with a uuid is acknowledged, none without.
 func TestDuplicateAndLateUpdates(t *testing.T) {
 	h := newHarness(t, 1, nil)
-	h.exec.duplicate = true
+	h.exec.Duplicate = true
 	h.submit(pipelineSpec)
 	h.waitConverged(20 * time.Second)
 	// A late TASK_STARTING after TASK_RUNNING did not undo RUNNING.
@@ -549,7 +549,7 @@ func TestAgentLost(t *testing.T) {
 	if err := h.cluster.StopAgent(lostAgent); err != nil {
 		t.Fatal(err)
 	}
-	lostAt := len(h.exec.seenTables(feeder))
+	lostAt := len(h.exec.SeenTables(feeder))
 	eventually(t, 30*time.Second, "the lost task replaced and out of the feeder's table", func() (bool, string) {
 		st := h.status()
 		m, _ := h.exec.Table(feeder)
@@ -584,7 +584,7 @@ func TestAgentLost(t *testing.T) {
 	})
 	h.waitConverged(20 * time.Second)
 	// Never advertised again after it was lost.
-	for i, m := range h.exec.seenTables(feeder) {
+	for i, m := range h.exec.SeenTables(feeder) {
 		if i < lostAt {
 			continue
 		}

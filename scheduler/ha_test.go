@@ -106,7 +106,7 @@ func newLightCluster(t testing.TB, agents int, mod func(*localmesos.Config)) (*l
 		Listen: "127.0.0.1:0", Agents: agents, SplitPorts: true,
 		Resources:         "cpus:16;mem:65536;disk:100000;ports:[31000-39999]",
 		HeartbeatInterval: time.Second, AllocationInterval: 100 * time.Millisecond,
-		Launcher: localmesos.InProcess(lx.run), Logger: testLogger(t),
+		Launcher: lx.Launcher(), Logger: testLogger(t),
 	}
 	if mod != nil {
 		mod(&lc)
@@ -117,14 +117,6 @@ func newLightCluster(t testing.TB, agents int, mod func(*localmesos.Config)) (*l
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, lx
-}
-
-// launched is how many tasks the light executors were ever given (each
-// LAUNCH records the task; only Fail removes it, and these tests do not).
-func (l *lightExecutor) launched() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.fail)
 }
 
 // countingMaster counts how often a scheduler asked where the master is:
@@ -545,7 +537,7 @@ func TestHAPartitionedLeaderIsReplaced(t *testing.T) {
 	if b.master.asked.Load() == askedB {
 		t.Fatal("b leads but never asked for the master")
 	}
-	if got := lx.launched(); got != 5 {
+	if got := lx.Launched(); got != 5 {
 		t.Fatalf("%d executors were ever launched, want the 5 of the first leader", got)
 	}
 

@@ -53,7 +53,7 @@ func newHarness(t testing.TB, agents int, mod func(*localmesos.Config, *Config))
 		Listen: "127.0.0.1:0", Agents: agents, SplitPorts: true,
 		Resources:         "cpus:16;mem:65536;disk:100000;ports:[31000-39999]",
 		HeartbeatInterval: time.Second, AllocationInterval: 100 * time.Millisecond,
-		Launcher: localmesos.InProcess(h.exec.run), Logger: testLogger(t),
+		Launcher: h.exec.Launcher(), Logger: testLogger(t),
 	}
 	h.cfg = Config{
 		FrameworkName: "tiltai-test", Listen: "127.0.0.1:0", Store: h.store, Checkpoint: true,
