@@ -98,8 +98,9 @@ type doLaunch struct {
 // doPush: hand a link snapshot to the service.
 type doPush struct{ Snapshot control.Snapshot }
 
-// doDrain: ask the service to drain within Timeout.
-type doDrain struct{ Timeout time.Duration }
+// doDrain: ask the service to drain within Timeout, telling it that SIGTERM
+// comes after Stop.
+type doDrain struct{ Timeout, Stop time.Duration }
 
 // doSignal: signal the service's process group.
 type doSignal struct{ Signal syscall.Signal }

@@ -92,7 +92,7 @@ func (m *machine) startKill(cause killCause, why string, grace time.Duration) {
 	if canDrain {
 		k.drain = true
 		k.drainBy = m.now.Add(drainBudget(grace))
-		m.emit(doDrain{Timeout: (drainBudget(grace) * 2 / 3).Truncate(time.Millisecond)})
+		m.emit(doDrain{Timeout: (drainBudget(grace) * 2 / 3).Truncate(time.Millisecond), Stop: drainBudget(grace).Truncate(time.Millisecond)})
 	} else {
 		k.drainBy = m.now
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/tiltai/tiltai/executor/contract"
 	"github.com/tiltai/tiltai/executor/internal/supervise"
 	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/internal/scripttest"
@@ -225,7 +228,8 @@ func (h *scriptHarness) do(d *scripttest.Cmd) ([]string, error) {
 
 // serviceState changes the simulated control-socket state: connect,
 // disconnect, ready, beat (a heartbeat), applied=N, rejected=N reject=TEXT,
-// drained, gates=name@addr,… counter=name:value, violation=TEXT (a false
+// drained, gates=name@addr,… counter=name:value, stop_dropped=gate:n (a
+// heartbeat: what closing out-gate gate dropped), violation=TEXT (a false
 // claim the control server refused).
 func (h *scriptHarness) serviceState(d *scripttest.Cmd) error {
 	s := &h.svc
@@ -273,6 +277,14 @@ func (h *scriptHarness) serviceState(d *scripttest.Cmd) error {
 				name, addr, _ := strings.Cut(g, "@")
 				s.Gates = append(s.Gates, control.GateInfo{Name: name, Bound: addr})
 			}
+		case "stop_dropped":
+			// An out-gate's last counters: what closing it dropped.
+			name, val, _ := strings.Cut(v, ":")
+			n, _ := strconv.ParseUint(val, 10, 64)
+			h.beats++
+			st := &control.Status{Seq: uint64(h.beats), Applied: s.Applied, Gates: map[string]control.GateCounters{
+				name: {Pattern: control.Push, Dir: control.Out, Sent: 10, Dropped: n, StopDropped: n}}}
+			s.Status = st
 		case "counter":
 			name, val, _ := strings.Cut(v, ":")
 			n, _ := strconv.ParseInt(val, 10, 64)
@@ -300,6 +312,19 @@ func renderStatus(st mesos.TaskStatus) string {
 	}
 	if st.Healthy != nil {
 		s += fmt.Sprintf(" healthy=%v", *st.Healthy)
+	}
+	if len(st.Data) > 0 {
+		// The final counters (a status message): the gates' in short.
+		msg, err := contract.Decode(st.Data)
+		if err != nil || msg.Type != contract.TypeStatus || msg.TaskID != st.TaskID.Value {
+			return s + fmt.Sprintf(" data=%q (not a status of the task: %v)", st.Data, err)
+		}
+		var gates []string
+		for _, name := range slices.Sorted(maps.Keys(msg.Gates)) {
+			g := msg.Gates[name]
+			gates = append(gates, fmt.Sprintf("%s sent=%d received=%d dropped=%d stop_dropped=%d", name, g.Sent, g.Received, g.Dropped, g.StopDropped))
+		}
+		s += " final=[" + strings.Join(gates, "; ") + "]"
 	}
 	return s
 }
@@ -334,7 +359,7 @@ func (h *scriptHarness) render(effects []effect) []string {
 			b, _ := json.Marshal(e.Snapshot)
 			out = append(out, "push "+string(b))
 		case doDrain:
-			out = append(out, fmt.Sprintf("drain timeout=%s", e.Timeout))
+			out = append(out, fmt.Sprintf("drain timeout=%s stop=%s", e.Timeout, e.Stop))
 		case doSignal:
 			out = append(out, fmt.Sprintf("signal %s", sigName(e.Signal)))
 		case doLog:

@@ -164,8 +164,16 @@ func (d *driver) loop(ctx context.Context) doExit {
 func (d *driver) step(in input) {
 	if _, ok := in.(inExited); ok && d.server != nil {
 		// The exit can overtake the service's last words on the control
-		// socket (drained, a final heartbeat): take the latest state first.
-		d.queue = append(d.queue, inService{State: d.server.State()})
+		// socket (drained, its final counters): the service is gone, so the
+		// connection ends at once; once the server has read to its end,
+		// take the latest state first.
+		ctx, cancel := context.WithTimeout(d.ctx, 200*time.Millisecond)
+		st, err := d.server.Wait(ctx, func(s control.State) bool { return !s.Connected })
+		cancel()
+		if err != nil {
+			st = d.server.State()
+		}
+		d.queue = append(d.queue, inService{State: st})
 	}
 	d.queue = append(d.queue, in)
 	for len(d.queue) > 0 && d.exit == nil {
@@ -213,7 +221,7 @@ func (d *driver) do(e effect) {
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				_ = srv.Drain(d.ctx, e.Timeout) // the outcome arrives as state
+				_ = srv.DrainStop(d.ctx, e.Timeout, e.Stop) // the outcome arrives as state
 			}()
 		}
 	case doSignal:

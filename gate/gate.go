@@ -33,6 +33,8 @@ var (
 // receive queue are counted by the queue (recvQueue.taken).
 type counters struct {
 	sent, received, dropped, rerouted, refused atomic.Uint64
+	// stopDropped: of dropped, what an out-gate held when it closed.
+	stopDropped atomic.Uint64
 }
 
 // Gate is one named gate of a service: an in-gate (binds; pull, sub, rep,
@@ -358,7 +360,7 @@ func sendSubs(l *link, on bool, topics []string, sync bool) error {
 func (g *Gate) Stats() control.GateCounters {
 	c := control.GateCounters{
 		Pattern: g.pattern, Dir: g.dir,
-		Sent: g.ctr.sent.Load(), Received: g.ctr.received.Load(), Dropped: g.ctr.dropped.Load(),
+		Sent: g.ctr.sent.Load(), Received: g.ctr.received.Load(), Dropped: g.ctr.dropped.Load(), StopDropped: g.ctr.stopDropped.Load(),
 		Rerouted: g.ctr.rerouted.Load(), Refused: g.ctr.refused.Load(),
 	}
 	// Read the queue before the links: a chunk moving from a writer's hands

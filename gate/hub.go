@@ -188,6 +188,15 @@ type Hub struct {
 	drained    chan struct{}
 	drainEnded chan struct{} // drainIn has reported drained
 	closeOnce  sync.Once
+
+	// closed holds the last counters of gates closed before the hub, so
+	// that heartbeats, and the final report, still carry them.
+	closed map[string]control.GateCounters
+	// stopBy is the stop deadline (see SetStopDeadline); stopSet closes
+	// when it is first set.
+	stopBy   atomic.Pointer[time.Time]
+	stopOnce sync.Once
+	stopSet  chan struct{}
 }
 
 // New starts a hub.
@@ -226,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		cfg: cfg, opt: cfg.Options.withDefaults(), log: cfg.Logger,
 		gates: map[string]*Gate{}, app: map[string]int64{}, opened: make(chan *Gate),
 		draining: make(chan struct{}), drained: make(chan struct{}), drainEnded: make(chan struct{}),
+		closed: map[string]control.GateCounters{}, stopSet: make(chan struct{}),
 	}
 	if cfg.TLS.Enabled() {
 		t, err := loadTLS(cfg.TLS)
@@ -331,12 +341,48 @@ func (h *Hub) open(name string, dir control.Direction) (*Gate, error) {
 	return g, nil
 }
 
+// forget removes a closed gate, keeping its last counters for the reports.
 func (h *Hub) forget(g *Gate) {
+	st := g.Stats()
 	h.mu.Lock()
 	if h.gates[g.name] == g {
 		delete(h.gates, g.name)
 	}
+	h.closed[g.name] = st
 	h.mu.Unlock()
+}
+
+// SetStopDeadline sets when the service must have stopped: closing an
+// out-gate (Gate.Close, Hub.Close) delivers what it holds until then at the
+// latest, and counts what is left as dropped (stop_dropped). The executor
+// sets it with its drain request: the time it will send SIGTERM, less a
+// reserve for the last report and the exit. Only an earlier deadline
+// replaces one already set.
+func (h *Hub) SetStopDeadline(t time.Time) {
+	for {
+		old := h.stopBy.Load()
+		if old != nil && !t.Before(*old) {
+			return
+		}
+		if h.stopBy.CompareAndSwap(old, &t) {
+			break
+		}
+	}
+	h.stopOnce.Do(func() { close(h.stopSet) })
+}
+
+// stopDeadline returns the stop deadline, zero if none.
+func (h *Hub) stopDeadline() time.Time {
+	if t := h.stopBy.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// stopReserve is the part of the time before SIGTERM kept for the final
+// report and the exit: a quarter, at most 500ms.
+func stopReserve(left time.Duration) time.Duration {
+	return min(left/4, 500*time.Millisecond)
 }
 
 // Gates describes the open gates (in-gates with their bound address).
@@ -383,11 +429,20 @@ func (h *Hub) Ready() bool {
 // SetCounter sets an application counter, reported to the executor with
 // every heartbeat (e.g. the demo printer's received and missing counts).
 func (h *Hub) SetCounter(name string, v int64) error {
-	if err := control.ValidCounterName(name); err != nil {
-		return fmt.Errorf("cannot set application counter: %w", err)
+	return h.SetCounters(map[string]int64{name: v})
+}
+
+// SetCounters sets several application counters at once: a heartbeat
+// carries all of them or none of the new values, never a mix (counters
+// that must agree, such as received and missing, stay consistent).
+func (h *Hub) SetCounters(counters map[string]int64) error {
+	for name := range counters {
+		if err := control.ValidCounterName(name); err != nil {
+			return fmt.Errorf("cannot set application counter: %w", err)
+		}
 	}
 	h.mu.Lock()
-	h.app[name] = v
+	maps.Copy(h.app, counters)
 	h.mu.Unlock()
 	return nil
 }
@@ -397,7 +452,7 @@ func (h *Hub) SetCounter(name string, v int64) error {
 func (h *Hub) Status() control.Status {
 	h.mu.Lock()
 	gates := slices.Collect(maps.Values(h.gates))
-	st := control.Status{Ready: h.ready, Gates: map[string]control.GateCounters{}, App: maps.Clone(h.app)}
+	st := control.Status{Ready: h.ready, Gates: maps.Clone(h.closed), App: maps.Clone(h.app)}
 	h.mu.Unlock()
 	for _, g := range gates {
 		st.Gates[g.name] = g.Stats()
@@ -497,7 +552,7 @@ func (h *Hub) run() {
 		pending []<-chan struct{}
 		waitAll chan struct{}
 		waitVer uint64 // the version the running wait covers
-		drains  <-chan time.Duration
+		drains  <-chan control.Drain
 	)
 	if h.ctl != nil {
 		drains = h.ctl.Drains()
@@ -567,9 +622,12 @@ func (h *Hub) run() {
 			if len(pending) > 0 || latest.Version > reported {
 				report()
 			}
-		case to := <-drains:
+		case d := <-drains:
+			if !d.StopBy.IsZero() {
+				h.SetStopDeadline(d.StopBy.Add(-stopReserve(time.Until(d.StopBy))))
+			}
 			h.wg.Add(1)
-			go func() { defer h.wg.Done(); h.Drain(h.ctx, to) }()
+			go func() { defer h.wg.Done(); h.Drain(h.ctx, d.Timeout) }()
 		}
 	}
 }
@@ -588,9 +646,16 @@ func (h *Hub) check(s control.Snapshot, last *control.Snapshot) error {
 	return s.CheckDeclared(h.cfg.Gates)
 }
 
-// Close closes every gate (out-gates drain first, see Gate.Close) and the
-// control connection, and waits for all goroutines. Idempotent.
-func (h *Hub) Close() error {
+// Close closes every gate (out-gates drain first, see Gate.Close: until the
+// stop deadline at the latest), reports the final counters to the executor,
+// closes the control connection, and waits for all goroutines. Idempotent.
+func (h *Hub) Close() error { return h.CloseContext(context.Background()) }
+
+// CloseContext is Close with out-gates delivering what they hold only until
+// ctx ends (and the stop deadline, and DrainTimeout): what is left then is
+// counted as dropped (stop_dropped) and reported to the executor before the
+// hub closes. It returns an error naming what was lost.
+func (h *Hub) CloseContext(ctx context.Context) error {
 	var errs []error
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
@@ -602,7 +667,7 @@ func (h *Hub) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := g.Close(); err != nil {
+				if err := g.closeCtx(ctx); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -619,6 +684,16 @@ func (h *Hub) Close() error {
 			// closed the drain ends at once.
 			<-h.drainEnded
 		default:
+		}
+		if h.ctl != nil {
+			// The last counters (what closing the gates dropped) reach
+			// the executor before the connection closes: it reports them
+			// when the task ends.
+			// One line on a unix socket: bounded well inside the reserve
+			// kept before SIGTERM.
+			rctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+			h.ctl.Report(rctx)
+			cancel()
 		}
 		h.cancel()
 		if h.ctl != nil {

@@ -246,15 +246,25 @@ func (g *Gate) closeLinks(err error) {
 
 // Close closes the gate and waits for its goroutines. An out-gate first
 // drains: Send fails from now on, and what is queued or in flight is
-// delivered and acknowledged, for at most Options.DrainTimeout. An in-gate
-// stops at once; what it holds and the application has not taken is counted
-// as dropped (use Hub.Drain first for a loss-free stop). Close returns an
-// error if messages were lost. It is idempotent.
-func (g *Gate) Close() error {
+// delivered and acknowledged, for at most Options.DrainTimeout and never past
+// the hub's stop deadline (Hub.SetStopDeadline: the executor's, when it
+// stops the service); what is left is counted as dropped and stop_dropped.
+// An in-gate stops at once; what it holds and the application has not taken
+// is counted as dropped (use Hub.Drain first for a loss-free stop). Close
+// returns an error if messages were lost. It is idempotent.
+func (g *Gate) Close() error { return g.closeCtx(context.Background()) }
+
+// CloseContext is Close with an out-gate delivering what it holds only until
+// ctx ends (as well as the stop deadline and DrainTimeout).
+func (g *Gate) CloseContext(ctx context.Context) error { return g.closeCtx(ctx) }
+
+func (g *Gate) closeCtx(ctx context.Context) error {
 	g.closeOnce.Do(func() {
 		before := g.ctr.dropped.Load()
-		if g.dir == control.Out && (g.sendQ != nil || g.pattern == control.Pub) {
-			g.flush(time.Now().Add(g.opt.DrainTimeout))
+		out := g.dir == control.Out && (g.sendQ != nil || g.pattern == control.Pub)
+		why := ""
+		if out {
+			why = g.flush(ctx, time.Now().Add(g.opt.DrainTimeout))
 		}
 		g.lmu.Lock()
 		g.closing = true
@@ -277,7 +287,17 @@ func (g *Gate) Close() error {
 			g.ctr.dropped.Add(uint64(g.recvQ.drop()))
 		}
 		if lost := g.ctr.dropped.Load() - before; lost > 0 {
-			g.closeErr = fmt.Errorf("gate %q closed with %d messages undelivered", g.name, lost)
+			if out {
+				g.ctr.stopDropped.Add(lost)
+			}
+			switch {
+			case why != "":
+			case out:
+				why = "lost while closing"
+			default:
+				why = "not taken by the application"
+			}
+			g.closeErr = fmt.Errorf("gate %q closed with %d messages undelivered (dropped: %s)", g.name, lost, why)
 		}
 		g.hub.forget(g)
 	})
@@ -285,24 +305,43 @@ func (g *Gate) Close() error {
 }
 
 // flush waits until an out-gate's queues are empty and nothing is in flight,
-// or until deadline.
-func (g *Gate) flush(deadline time.Time) {
+// or until the first of deadline, the hub's stop deadline and ctx's end. It
+// returns why it gave up, "" if it did not.
+func (g *Gate) flush(ctx context.Context, deadline time.Time) string {
 	if g.sendQ != nil {
 		g.sendQ.close()
 	}
-	t := time.NewTimer(time.Until(deadline))
+	why := fmt.Sprintf("no peer took them within the drain timeout (%s)", g.opt.DrainTimeout)
+	stopSet := g.hub.stopSet
+	limit := func() time.Time {
+		if by := g.hub.stopDeadline(); !by.IsZero() && by.Before(deadline) {
+			why = "stopped: no peer took them before the stop deadline"
+			return by
+		}
+		return deadline
+	}
+	t := time.NewTimer(time.Until(limit()))
 	defer t.Stop()
 	for {
 		st := g.Stats()
 		if st.QueueDepth == 0 && st.InFlight == 0 {
-			return
+			return ""
 		}
 		select {
 		case <-g.progress:
+			continue
 		case <-g.linkSig:
+			continue
+		case <-stopSet:
+			// The executor gave a stop deadline while we were flushing.
+			stopSet = nil
+			t.Reset(time.Until(limit()))
+			continue
 		case <-t.C:
-			g.log.Warn("closing gate with messages undelivered", "gate", g.name, "queued", st.QueueDepth, "in_flight", st.InFlight)
-			return
+		case <-ctx.Done():
+			why = "stopped: no peer took them before the close deadline"
 		}
+		g.log.Warn("closing gate with messages undelivered", "gate", g.name, "queued", st.QueueDepth, "in_flight", st.InFlight, "reason", why)
+		return why
 	}
 }

@@ -358,6 +358,11 @@ func TestReplyToDeadRequester(t *testing.T) {
 			}
 			if watched {
 				waitFor(t, 10*time.Second, "close noticed", func() bool { return rep.Stats().Peers == 0 })
+			} else {
+				// Reply trusts a connection read within trustRead and
+				// looks (peerGone) only past it: wait that long, or a
+				// fast machine replies before it looks.
+				waitFor(t, 10*time.Second, "the connection unread for longer than trustRead", func() bool { return r.from.unread() > trustRead })
 			}
 			if err := r.Reply([]byte("late")); !errors.Is(err, ErrPeerLost) {
 				t.Fatalf("Reply to a dead requester = %v, want ErrPeerLost", err)

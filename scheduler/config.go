@@ -136,6 +136,11 @@ type Config struct {
 	readHeaderTimeout time.Duration
 	readTimeout       time.Duration
 
+	// eventQueue is how many events each GET /v1/events client may have
+	// unsent before the oldest are dropped (default 1024; docs/reliability.md
+	// F22). Unexported: tests shrink it.
+	eventQueue int
+
 	// wrapCaller, when set, wraps the caller the outbox makes its calls
 	// with (tests: a fake that fails or stops calls around the real one).
 	wrapCaller func(mesossession.Caller) mesossession.Caller
@@ -190,6 +195,9 @@ func (c *Config) withDefaults() Config {
 	def(&d.parseWait, 2*time.Second)
 	def(&d.readHeaderTimeout, 10*time.Second)
 	def(&d.readTimeout, 30*time.Second)
+	if d.eventQueue == 0 {
+		d.eventQueue = 1024
+	}
 	if d.MissedHeartbeats == 0 {
 		d.MissedHeartbeats = 3
 	}

@@ -42,6 +42,7 @@ type metrics struct {
 	unplaced        *prometheus.CounterVec
 	inverseAccepted prometheus.Counter
 	parseRefused    prometheus.Counter
+	gateDropped     *prometheus.CounterVec
 }
 
 func newMetrics(s *Scheduler) *metrics {
@@ -91,6 +92,9 @@ func newMetrics(s *Scheduler) *metrics {
 	f(m.unplaced)
 	m.inverseAccepted = counter("inverse_offers_accepted_total", "Agents vacated for maintenance: inverse offers accepted once no task was left there.")
 	m.parseRefused = counter("api_parse_refused_total", "Spec submissions and scales refused with 503 because the scheduler was already parsing as many specs as it does at once.")
+	m.gateDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tiltai", Subsystem: "gate", Name: "ended_dropped_total",
+		Help: "Messages the gates of ended tasks dropped, from each task's final counters (what closing a sender's out-gates dropped at its stop included); live tasks' are in tiltai_gate_messages{counter=\"dropped\"}."}, []string{"service", "gate"})
+	f(m.gateDropped)
 	f(&stateCollector{s: s})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -211,6 +215,10 @@ func (m *metrics) add(f *core.Metrics) {
 	for k, n := range f.Unplaced {
 		svc, reason, _ := strings.Cut(k, "\x00")
 		m.unplaced.WithLabelValues(svc, reason).Add(float64(n))
+	}
+	for k, n := range f.GateDropped {
+		svc, gate, _ := strings.Cut(k, "\x00")
+		m.gateDropped.WithLabelValues(svc, gate).Add(float64(n))
 	}
 	for _, d := range f.AckLatency {
 		m.linkAckLatency.Observe(d.Seconds())

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		store:      cfg.Store,
 		inputs:     make(chan input, 1024),
 		reports:    mailbox.New[core.Input](),
-		bus:        httpapi.NewBus(0),
+		bus:        httpapi.NewBus(cfg.eventQueue),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
 		lis:        lis,

@@ -82,6 +82,18 @@ func Feeder(ctx context.Context, h *gate.Hub, cfg Config, log *slog.Logger) (uin
 		tick = t.C
 	}
 	payload := make([]byte, cfg.Size)
+	// A send that waits for room (no peer) ends when a drain is asked for:
+	// the feeder then stops and closes its gate, which delivers or counts
+	// what is queued before the executor's deadline.
+	sendCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.Draining():
+			cancel()
+		case <-sendCtx.Done():
+		}
+	}()
 	var seq uint64
 	log.Info("feeder started", "origin", cfg.Origin, "rate", cfg.Rate, "size", cfg.Size, "count", cfg.Count)
 loop:
@@ -103,8 +115,8 @@ loop:
 			default:
 			}
 		}
-		if err := out.SendMsg(ctx, encode(origin, seq, payload)); err != nil {
-			if ctx.Err() != nil {
+		if err := out.SendMsg(sendCtx, encode(origin, seq, payload)); err != nil {
+			if sendCtx.Err() != nil {
 				break
 			}
 			return seq, fmt.Errorf("feeder: %w", err)
@@ -233,10 +245,10 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 			tot.Duplicates += c.Duplicates
 			tot.Missing += c.Missing
 		}
-		h.SetCounter("printer.received", int64(tot.Received))
-		h.SetCounter("printer.duplicates", int64(tot.Duplicates))
-		h.SetCounter("printer.missing", int64(tot.Missing))
-		h.SetCounter("printer.origins", int64(len(tallies)))
+		h.SetCounters(map[string]int64{ // at once: a report never mixes old and new
+			"printer.received": int64(tot.Received), "printer.duplicates": int64(tot.Duplicates),
+			"printer.missing": int64(tot.Missing), "printer.origins": int64(len(tallies)),
+		})
 		label := "printer:"
 		if final {
 			label = "printer final:"
@@ -264,15 +276,16 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 				continue
 			}
 			t := tallies[origin]
+			received++
 			if t == nil {
 				t = &tally{seen: map[uint64]struct{}{}}
 				tallies[origin] = t
 			}
 			t.add(seq)
-			// Fresh in every heartbeat (what `tiltai up` shows); the
-			// other counts need a look over every tally: each report.
-			received++
-			h.SetCounter("printer.received", received)
+			// Fresh in every heartbeat (what `tiltai up` shows), with the
+			// origins seen so far; the other counts need a look over
+			// every tally: each report.
+			h.SetCounters(map[string]int64{"printer.received": received, "printer.origins": int64(len(tallies))})
 		case <-tick.C:
 			summary(false)
 		}

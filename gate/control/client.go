@@ -38,8 +38,9 @@ type Client struct {
 	log       *slog.Logger
 	path      string
 	snapshots chan Snapshot
-	drains    chan time.Duration
+	drains    chan Drain
 	updates   chan func(*clientState)
+	reports   chan chan bool
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -74,8 +75,8 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Client{
 		cfg: cfg, log: cfg.Logger, path: path,
-		snapshots: make(chan Snapshot, 1), drains: make(chan time.Duration, 1),
-		updates: make(chan func(*clientState)), ctx: ctx, cancel: cancel,
+		snapshots: make(chan Snapshot, 1), drains: make(chan Drain, 1),
+		updates: make(chan func(*clientState)), reports: make(chan chan bool), ctx: ctx, cancel: cancel,
 	}
 	c.wg.Add(1)
 	go c.run()
@@ -86,9 +87,17 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // and never an older one after a newer.
 func (c *Client) Snapshots() <-chan Snapshot { return c.snapshots }
 
-// Drains delivers the executor's drain requests (the timeout it grants; 0:
-// choose your own).
-func (c *Client) Drains() <-chan time.Duration { return c.drains }
+// Drain is the executor's drain request.
+type Drain struct {
+	// Timeout is the time granted to drain the in-gates (0: choose your own).
+	Timeout time.Duration
+	// StopBy is when the executor sends SIGTERM (zero: not said): the
+	// service should have closed its out-gates and reported by then.
+	StopBy time.Time
+}
+
+// Drains delivers the executor's drain requests.
+func (c *Client) Drains() <-chan Drain { return c.drains }
 
 // SetGates tells the executor which gates are open (and where in-gates bound).
 func (c *Client) SetGates(g []GateInfo) {
@@ -128,6 +137,27 @@ func (c *Client) update(f func(*clientState)) {
 	select {
 	case c.updates <- f:
 	case <-c.ctx.Done():
+	}
+}
+
+// Report sends a status now, after any state not yet sent (drained), and
+// returns whether it was written: the service's last words before it closes
+// the connection, so that the executor has its final counters. It returns
+// false at once when not connected, or when ctx ends.
+func (c *Client) Report(ctx context.Context) bool {
+	done := make(chan bool, 1)
+	select {
+	case c.reports <- done:
+	case <-c.ctx.Done():
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case ok := <-done:
+		return ok
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -284,7 +314,11 @@ func (c *Client) run() {
 				case <-c.drains:
 				default:
 				}
-				c.drains <- durationMS(m.msg.TimeoutMS)
+				d := Drain{Timeout: durationMS(m.msg.TimeoutMS)}
+				if m.msg.StopMS > 0 {
+					d.StopBy = time.Now().Add(durationMS(m.msg.StopMS))
+				}
+				c.drains <- d
 			case TypeError:
 				c.log.Warn("executor reported a control error", "error", m.msg.Error)
 			default:
@@ -298,6 +332,16 @@ func (c *Client) run() {
 			seq++
 			s.Seq = seq
 			send(Message{Type: TypeStatus, Status: &s})
+		case done := <-c.reports:
+			flush()
+			ok := false
+			if conn != nil {
+				s := c.cfg.Status()
+				seq++
+				s.Seq = seq
+				ok = send(Message{Type: TypeStatus, Status: &s})
+			}
+			done <- ok
 		}
 	}
 }

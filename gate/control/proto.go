@@ -57,6 +57,7 @@ type Message struct {
 	Version     uint64     `json:"version,omitempty"`      // applied, rejected
 	Status      *Status    `json:"status,omitempty"`       // status
 	TimeoutMS   int64      `json:"timeout_ms,omitempty"`   // drain
+	StopMS      int64      `json:"stop_ms,omitempty"`      // drain
 	Error       string     `json:"error,omitempty"`        // rejected, error
 }
 
@@ -92,6 +93,10 @@ type GateCounters struct {
 	// Dropped counts messages the gate lost or discarded, for any reason
 	// (pub queue full or no subscriber, undeliverable at close, …).
 	Dropped uint64 `json:"dropped"`
+	// StopDropped counts, of Dropped, the messages an out-gate still held
+	// (queued or unacknowledged) when it was closed and no peer took them
+	// before the deadline: at a stop, the stop deadline the executor gave.
+	StopDropped uint64 `json:"stop_dropped,omitempty"`
 	// Rerouted counts messages taken back from a peer that died or was drained
 	// past its deadline, and queued again for the others.
 	Rerouted uint64 `json:"rerouted"`
@@ -191,6 +196,9 @@ func (m *Message) validate() error {
 	case TypeDrain:
 		if m.TimeoutMS < 0 {
 			return fmt.Errorf("drain message: timeout_ms %d is negative", m.TimeoutMS)
+		}
+		if m.StopMS < 0 {
+			return fmt.Errorf("drain message: stop_ms %d is negative", m.StopMS)
 		}
 	case TypeReady, TypeDrained:
 	case TypeError:

@@ -106,7 +106,7 @@ type Server struct {
 	conns   chan net.Conn
 	in      chan inbound
 	pushes  chan pushReq
-	drains  chan time.Duration
+	drains  chan drainReq
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -148,7 +148,7 @@ func Listen(ctx context.Context, path string, cfg ServerConfig) (*Server, error)
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, path: path, ln: ln,
 		conns: make(chan net.Conn), in: make(chan inbound),
-		pushes: make(chan pushReq), drains: make(chan time.Duration),
+		pushes: make(chan pushReq), drains: make(chan drainReq),
 		ctx: ctx, cancel: cancel,
 	}
 	s.cur.Store(&published{changed: make(chan struct{})})
@@ -216,8 +216,27 @@ func (s *Server) Push(snap Snapshot) error {
 // service's default) to do so, and waits until it reports drained or ctx ends.
 // The request is repeated if the service reconnects.
 func (s *Server) Drain(ctx context.Context, timeout time.Duration) error {
+	return s.DrainStop(ctx, timeout, 0)
+}
+
+// drainReq is a drain request: its timeout, and when the executor will send
+// SIGTERM (zero: not said).
+type drainReq struct {
+	timeout time.Duration
+	stopAt  time.Time
+}
+
+// DrainStop is Drain that also tells the service how long it has, from now,
+// until it is sent SIGTERM (stop_ms; 0: not said): the deadline by which it
+// should have closed its out-gates, counted what they could not deliver and
+// reported it. A repeat after a reconnect gives the time that is left.
+func (s *Server) DrainStop(ctx context.Context, timeout, stop time.Duration) error {
+	r := drainReq{timeout: timeout}
+	if stop > 0 {
+		r.stopAt = time.Now().Add(stop)
+	}
 	select {
-	case s.drains <- timeout:
+	case s.drains <- r:
 	case <-s.ctx.Done():
 		return ErrServerClosed
 	case <-ctx.Done():
@@ -289,11 +308,19 @@ func (s *Server) read(c net.Conn) {
 func (s *Server) run() {
 	defer s.wg.Done()
 	var (
-		st        State
-		conn      net.Conn
-		helloed   bool
-		snap      *Snapshot
-		drainTO   time.Duration
+		st       State
+		conn     net.Conn
+		helloed  bool
+		snap     *Snapshot
+		drain    drainReq
+		drainMsg = func() Message {
+			m := Message{Type: TypeDrain, TimeoutMS: drain.timeout.Milliseconds()}
+			if !drain.stopAt.IsZero() {
+				// At least 1: 0 would mean "not said".
+				m.StopMS = max(time.Until(drain.stopAt).Milliseconds(), 1)
+			}
+			return m
+		}
 		book      ledger
 		tick      = time.NewTicker(s.cfg.HeartbeatInterval / 2)
 		publish   = func() { s.publish(st) }
@@ -402,7 +429,7 @@ func (s *Server) run() {
 					send(Message{Type: TypeSnapshot, Snapshot: snap})
 				}
 				if st.Draining {
-					send(Message{Type: TypeDrain, TimeoutMS: drainTO.Milliseconds()})
+					send(drainMsg())
 				}
 			case TypeGates:
 				if err := checkGates(m); err != nil {
@@ -451,10 +478,10 @@ func (s *Server) run() {
 			}
 			r.reply <- nil
 			publish()
-		case to := <-s.drains:
-			st.Draining, drainTO = true, to
+		case r := <-s.drains:
+			st.Draining, drain = true, r
 			if helloed {
-				send(Message{Type: TypeDrain, TimeoutMS: to.Milliseconds()})
+				send(drainMsg())
 			}
 			publish()
 		case now := <-tick.C:

@@ -111,15 +111,18 @@ func TestClientServer(t *testing.T) {
 
 	go func() {
 		select {
-		case to := <-cli.Drains():
-			if to != 3*time.Second {
-				t.Errorf("drain timeout %v", to)
+		case d := <-cli.Drains():
+			if d.Timeout != 3*time.Second {
+				t.Errorf("drain timeout %v", d.Timeout)
+			}
+			if left := time.Until(d.StopBy); left <= 4*time.Second || left > 5*time.Second {
+				t.Errorf("drain stop_ms: SIGTERM in %v, want just under 5s", left)
 			}
 			cli.Drained()
 		case <-ctx.Done():
 		}
 	}()
-	if err := srv.Drain(ctx, 3*time.Second); err != nil {
+	if err := srv.DrainStop(ctx, 3*time.Second, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
 	"github.com/tiltai/tiltai/executor/contract"
+	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/linkspec"
 )
 
@@ -134,6 +135,7 @@ func (m *Machine) onUpdate(st mesos.TaskStatus, now time.Time) {
 		} else {
 			m.logf(LevelInfo, "task ended", "task_id", id, "state", state.String(), "reason", t.Reason, "message", t.Message)
 		}
+		m.countFinalDrops(t, st)
 		m.forget(t, state.String()+": "+t.Message)
 		return
 	}
@@ -217,6 +219,31 @@ func (m *Machine) onExecutorMessage(em Message, now time.Time) {
 		m.viewDirty = true
 		if msg.Version > 0 {
 			m.onAck(t, msg.Version, now)
+		}
+	}
+}
+
+// countFinalDrops adds what an ended task's gates dropped to the metrics, so
+// that the loss outlives the task: from the final counters its executor put
+// in the terminal update (what closing its out-gates dropped at the stop
+// included), else from its last periodic report.
+func (m *Machine) countFinalDrops(t *taskRecord, st mesos.TaskStatus) {
+	var gates map[string]control.GateCounters
+	if s := m.status[t.ID]; s != nil {
+		gates = s.Gates
+	}
+	if len(st.Data) > 0 {
+		msg, err := contract.Decode(st.Data)
+		switch {
+		case err != nil || msg.Type != contract.TypeStatus || msg.TaskID != t.ID:
+			m.logf(LevelWarn, "ignoring the final counters of an ended task: not a status of the task", "task_id", t.ID, "err", err)
+		default:
+			gates = msg.Gates
+		}
+	}
+	for name, g := range gates {
+		if g.Dropped > 0 {
+			inc(&m.out.Metrics.GateDropped, t.Service+"\x00"+name, int(g.Dropped))
 		}
 	}
 }

@@ -314,6 +314,9 @@ type Metrics struct {
 	Unplaced        map[string]int
 	InverseAccepted int
 	AckLatency      []time.Duration
+	// GateDropped counts what the gates of tasks that ended dropped, from
+	// each task's final counters, by "service\x00gate".
+	GateDropped map[string]int
 }
 
 func inc(m *map[string]int, k string, n int) {

@@ -14,6 +14,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/tiltai/tiltai/executor/contract"
+	"github.com/tiltai/tiltai/gate/control"
 	"github.com/tiltai/tiltai/internal/scripttest"
 	"github.com/tiltai/tiltai/linkspec"
 )
@@ -392,6 +393,13 @@ func (h *scriptHarness) status(task, state string, kv map[string]string) mesos.T
 	if m := kv["message"]; m != "" {
 		st.Message = &m
 	}
+	if d := kv["dropped"]; d != "" {
+		// The executor's final counters: gate:n dropped, n of them at stop.
+		gate, n, _ := strings.Cut(d, ":")
+		v, _ := strconv.ParseUint(n, 10, 64)
+		st.Data, _ = contract.Encode(contract.Message{Type: contract.TypeStatus, TaskID: task, State: "done",
+			Gates: map[string]control.GateCounters{gate: {Pattern: control.Push, Dir: control.Out, Dropped: v, StopDropped: v}}})
+	}
 	return st
 }
 
@@ -534,7 +542,7 @@ func metricsLine(m *Metrics) string {
 	for _, lm := range []struct {
 		name string
 		m    map[string]int
-	}{{"failures", m.Failures}, {"calls_repaired", m.CallsRepaired}, {"held", m.Held}, {"unplaced", m.Unplaced}} {
+	}{{"failures", m.Failures}, {"calls_repaired", m.CallsRepaired}, {"held", m.Held}, {"unplaced", m.Unplaced}, {"gate_dropped", m.GateDropped}} {
 		keys := make([]string, 0, len(lm.m))
 		for k := range lm.m {
 			keys = append(keys, k)

@@ -105,3 +105,26 @@ func (s *busSub) Take() ([]apitypes.Event, uint64) {
 	s.queue, s.dropped = nil, 0
 	return q, d
 }
+
+// Seq is the number of the last event published.
+func (b *Bus) Seq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seq
+}
+
+// Backlog is the longest queue of any subscriber, and the events dropped
+// for that one and not yet told to it: a subscriber whose queue stays full
+// is one the server cannot write to (docs/reliability.md F22's test).
+func (b *Bus) Backlog() (queued int, dropped uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.mu.Lock()
+		if len(s.queue) > queued || len(s.queue) == queued && s.dropped > dropped {
+			queued, dropped = len(s.queue), s.dropped
+		}
+		s.mu.Unlock()
+	}
+	return queued, dropped
+}
