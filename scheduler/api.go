@@ -127,12 +127,6 @@ const (
 	MaxTaskLimit     = apitypes.MaxTaskLimit
 )
 
-// writeJSON and writeErr answer the standby's requests as the API does.
-var (
-	writeJSON = httpapi.WriteJSON
-	writeErr  = httpapi.WriteError
-)
-
 func waitingView(w *core.Waiting) *Waiting {
 	if w == nil {
 		return nil

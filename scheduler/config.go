@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/mesossession"
 )
 
 // Config configures a Scheduler. Zero values take the defaults noted.
@@ -142,7 +143,7 @@ type Config struct {
 
 	// wrapCaller, when set, wraps the caller the outbox makes its calls
 	// with (tests: a fake that fails or stops calls around the real one).
-	wrapCaller func(mesosCaller) mesosCaller
+	wrapCaller func(mesossession.Caller) mesossession.Caller
 }
 
 func (c *Config) withDefaults() Config {

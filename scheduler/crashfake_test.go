@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/tiltai/tiltai/scheduler/mesossession"
 )
 
 // crash is a kill -9 at a chosen point, made of fakes around the store
@@ -58,7 +60,7 @@ func (s *crashStore) Apply(ctx context.Context, batch map[string][]byte) error {
 // crashCaller makes calls through next; after the crash, none. before may
 // fail a call (as a 5xx would); after may crash right after a call made.
 type crashCaller struct {
-	next   mesosCaller
+	next   mesossession.Caller
 	c      *crash
 	before func(*scheduler.Call) error
 	after  func(*scheduler.Call) bool

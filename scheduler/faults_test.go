@@ -23,6 +23,7 @@ import (
 
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler/core"
+	"github.com/tiltai/tiltai/scheduler/mesossession"
 	"github.com/tiltai/tiltai/scheduler/store"
 )
 
@@ -172,7 +173,7 @@ func TestCrashAroundLaunch(t *testing.T) {
 		}},
 		{"after ACCEPT, before the first update", func(c *Config, cr *crash) {
 			c.Store = &crashStore{Store: c.Store, c: cr}
-			c.wrapCaller = func(next mesosCaller) mesosCaller {
+			c.wrapCaller = func(next mesossession.Caller) mesossession.Caller {
 				return &crashCaller{next: next, c: cr, after: func(call *scheduler.Call) bool { return call.Type == scheduler.Call_ACCEPT }}
 			}
 		}},
@@ -737,7 +738,7 @@ func TestFailedCallsRepaired(t *testing.T) {
 	fail := map[scheduler.Call_Type]int{scheduler.Call_ACCEPT: 1}
 	h := newHarness(t, 1, func(lc *localmesos.Config, c *Config) {
 		c.StagingReconcile = 2 * time.Second
-		c.wrapCaller = func(next mesosCaller) mesosCaller {
+		c.wrapCaller = func(next mesossession.Caller) mesossession.Caller {
 			return &crashCaller{next: next, c: newCrash(), before: func(call *scheduler.Call) error {
 				mu.Lock()
 				defer mu.Unlock()

@@ -31,6 +31,7 @@ import (
 	"github.com/tiltai/tiltai/localmesos"
 	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/detect"
+	"github.com/tiltai/tiltai/scheduler/ha"
 	"github.com/tiltai/tiltai/scheduler/store"
 )
 
@@ -609,7 +610,7 @@ func TestHADeposedLeaderCannotWrite(t *testing.T) {
 	}
 	// Refused by the fence, or (a write of its own in flight at the cut)
 	// unanswered: either way a store failure that ends this leadership.
-	if !lostStore(s.Err()) {
+	if !ha.LostStore(s.Err()) {
 		t.Fatalf("the deposed scheduler stopped with %v, want a refused or failed state write", s.Err())
 	}
 	proxy.Unblock()

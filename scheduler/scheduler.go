@@ -15,12 +15,13 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/tiltai/tiltai/internal/mailbox"
 	"github.com/tiltai/tiltai/linkspec"
 	"github.com/tiltai/tiltai/scheduler/artifacts"
 	"github.com/tiltai/tiltai/scheduler/core"
 	"github.com/tiltai/tiltai/scheduler/httpapi"
+	"github.com/tiltai/tiltai/scheduler/mesossession"
 )
 
 // Scheduler is the Tiltai framework: it subscribes to Mesos, launches the
@@ -33,10 +34,9 @@ type Scheduler struct {
 	cfg     Config
 	log     *slog.Logger
 	store   Store
-	conn    *conn
-	inputs  chan input
-	outbox  *mailbox[[]*scheduler.Call] // loop → outbox: never blocks either
-	reports *mailbox[core.Input]        // outbox → loop: never blocks either
+	mesos   mesosSession
+	inputs  chan input               // API writes → loop
+	reports *mailbox.Box[core.Input] // outbox → loop: never blocks either
 	bus     *httpapi.Bus
 	metrics *metrics
 	art     *artifacts.Executor
@@ -48,8 +48,7 @@ type Scheduler struct {
 	// parseSlots bounds the specs parsed at once (see parsing).
 	parseSlots chan struct{}
 
-	fwID   atomic.Pointer[string] // for conn's SUBSCRIBE and the outbox's calls
-	caller mesosCaller            // the outbox's: conn (or a test's fake around it)
+	fwID atomic.Pointer[string] // for the session's SUBSCRIBE and the outbox's calls
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -64,27 +63,12 @@ type Scheduler struct {
 	wake    time.Time
 }
 
-// input is what other goroutines hand the loop.
-type input interface{ isLoopInput() }
-
-type (
-	evMesos struct {
-		ev     *scheduler.Event
-		leader string
-	}
-	evDisconnected struct{ err error }
-	evFatal        struct{ err error }
-	// evSubmit is a spec change; the reply comes once it is stored.
-	evSubmit struct {
-		in    core.SubmitSpec
-		reply chan core.Reply // buffered: the loop never waits on it
-	}
-)
-
-func (evMesos) isLoopInput()        {}
-func (evDisconnected) isLoopInput() {}
-func (evFatal) isLoopInput()        {}
-func (evSubmit) isLoopInput()       {}
+// input is what API writers hand the loop: a spec change, whose reply
+// comes once it is stored.
+type input struct {
+	in    core.SubmitSpec
+	reply chan core.Reply // buffered: the loop never waits on it
+}
 
 // New loads the state, starts the HTTP API and subscribes to Mesos. It
 // fails when the stored state cannot be read, or says the framework ID was
@@ -133,8 +117,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		log:        cfg.Logger,
 		store:      cfg.Store,
 		inputs:     make(chan input, 1024),
-		outbox:     newMailbox[[]*scheduler.Call](),
-		reports:    newMailbox[core.Input](),
+		reports:    mailbox.New[core.Input](),
 		bus:        httpapi.NewBus(cfg.eventQueue),
 		art:        art,
 		sandboxes:  newSandboxReader(cfg),
@@ -151,11 +134,6 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		s.fwID.Store(&id)
 	}
 	s.view.Store(m.View())
-	s.conn = &conn{cfg: &s.cfg, log: s.log, events: s.inputs, info: s.frameworkInfo}
-	s.caller = s.conn
-	if w := cfg.wrapCaller; w != nil {
-		s.caller = w(s.conn)
-	}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: cfg.readHeaderTimeout, ReadTimeout: cfg.readTimeout, MaxHeaderBytes: 64 << 10}
 
 	if n := specTasks(m.Spec()); n > cfg.MaxTasks {
@@ -171,10 +149,9 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		}
 	}
 	startLog := []any{"api", s.URL(), "framework_id", m.FrameworkID(), "spec_version", m.SpecVersion(), "tasks", m.Tasks(), "executor", art.Name()}
-	s.wg.Add(4)
+	s.mesos = s.openSession(ctx)
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.serveHTTP() }()
-	go func() { defer s.wg.Done(); s.conn.run(ctx) }()
-	go func() { defer s.wg.Done(); s.runOutbox(ctx) }()
 	go func() {
 		defer s.wg.Done()
 		defer close(s.done)
@@ -248,6 +225,7 @@ func (s *Scheduler) Close() error {
 		s.http.Close()
 		s.bus.Close()
 		s.wg.Wait()
+		s.mesos.Close()
 		s.art.Close()
 		s.sandboxes.client.CloseIdleConnections()
 	})
@@ -260,7 +238,7 @@ func (s *Scheduler) serveHTTP() {
 	}
 }
 
-// frameworkInfo is what conn subscribes with.
+// frameworkInfo is what the session subscribes with.
 func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
 	failover := s.cfg.FailoverTimeout.Seconds()
 	checkpoint := s.cfg.Checkpoint
@@ -301,17 +279,18 @@ func (s *Scheduler) frameworkInfo() *mesos.FrameworkInfo {
 // what it decided, then hand its Mesos calls to the outbox.
 //
 // No deadlock is possible between the loop and the outbox: each hands the
-// other work through a mailbox (a slice under a mutex, and a notification
-// channel of one that is signalled without waiting), so neither ever
-// waits for the other. The outbox's queue is bounded by the batches the
-// machine counts as in flight; the loop's reports queue by the calls in
-// those batches. Only the Mesos connection and API callers wait to hand
-// the loop an input, and the loop waits for nothing but the store.
+// other work through a mailbox (internal/mailbox: a slice under a mutex,
+// and a notification channel of one that is signalled without waiting),
+// so neither ever waits for the other. The outbox's queue is bounded by
+// the batches the machine counts as in flight; the loop's reports queue by
+// the calls in those batches. Only the Mesos session and API callers wait
+// to hand the loop an input, and the loop waits for nothing but the store.
 func (s *Scheduler) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	const maxBatch = 256
 	batch := make([]core.Input, 0, maxBatch+16)
+	events := s.mesos.Events()
 	for {
 		if err := s.step(ctx, batch); err != nil {
 			s.fail(err)
@@ -324,12 +303,14 @@ func (s *Scheduler) run(ctx context.Context) error {
 			s.fail(ErrStopped)
 			return nil
 		case in := <-s.inputs:
+			batch = s.take(batch, in)
+		case ev := <-events:
 			var err error
-			if batch, err = s.take(batch, in); err != nil {
+			if batch, err = takeEvent(batch, ev); err != nil {
 				s.fail(err)
 				return err
 			}
-		case <-s.reports.notify:
+		case <-s.reports.Notify():
 		case <-timer.C:
 		}
 		// Take whatever else is waiting, so a burst of updates costs one
@@ -338,8 +319,10 @@ func (s *Scheduler) run(ctx context.Context) error {
 		for len(batch) < maxBatch {
 			select {
 			case in := <-s.inputs:
+				batch = s.take(batch, in)
+			case ev := <-events:
 				var err error
-				if batch, err = s.take(batch, in); err != nil {
+				if batch, err = takeEvent(batch, ev); err != nil {
 					s.fail(err)
 					return err
 				}
@@ -347,26 +330,31 @@ func (s *Scheduler) run(ctx context.Context) error {
 				break drain
 			}
 		}
-		batch = append(batch, s.reports.take()...)
+		batch = append(batch, s.reports.Take()...)
 	}
 }
 
-// take turns an input from another goroutine into the machine's.
-func (s *Scheduler) take(batch []core.Input, in input) ([]core.Input, error) {
-	switch e := in.(type) {
-	case evMesos:
-		if ci := core.FromEvent(e.ev, e.leader); ci != nil {
+// take turns an API write into the machine's input; its reply waits for
+// the step that stores it.
+func (s *Scheduler) take(batch []core.Input, in input) []core.Input {
+	s.nextID++
+	in.in.ID = s.nextID
+	s.waiting[in.in.ID] = in.reply
+	return append(batch, in.in)
+}
+
+// takeEvent turns the Mesos session's news into the machine's input; a
+// Fatal one stops the loop.
+func takeEvent(batch []core.Input, ev mesossession.Event) ([]core.Input, error) {
+	switch e := ev.(type) {
+	case mesossession.Received:
+		if ci := core.FromEvent(e.Event, e.Leader); ci != nil {
 			batch = append(batch, ci)
 		}
-	case evDisconnected:
-		batch = append(batch, core.Disconnected{Err: errString(e.err)})
-	case evFatal:
-		return batch, e.err
-	case evSubmit:
-		s.nextID++
-		e.in.ID = s.nextID
-		s.waiting[e.in.ID] = e.reply
-		batch = append(batch, e.in)
+	case mesossession.Disconnected:
+		batch = append(batch, core.Disconnected{Err: errString(e.Err)})
+	case mesossession.Fatal:
+		return batch, e.Err
 	}
 	return batch, nil
 }
@@ -389,7 +377,7 @@ func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
 		return rd.Err
 	}
 	if len(rd.Early) > 0 {
-		s.outbox.put(rd.Early)
+		s.mesos.Send(rd.Early)
 	}
 	if len(rd.Records) > 0 {
 		if err := s.store.Apply(context.WithoutCancel(ctx), rd.Records); err != nil {
@@ -402,7 +390,7 @@ func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
 		s.metrics.storeWrites.Inc()
 	}
 	if len(rd.Late) > 0 {
-		s.outbox.put(rd.Late)
+		s.mesos.Send(rd.Late)
 	}
 	if rd.ViewChanged {
 		s.view.Store(s.core.View())
@@ -445,7 +433,7 @@ func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
 
 // submit hands a spec change to the loop and waits until it is stored.
 func (s *Scheduler) submitIn(ctx context.Context, in core.SubmitSpec) (core.Reply, error) {
-	ev := evSubmit{in: in, reply: make(chan core.Reply, 1)}
+	ev := input{in: in, reply: make(chan core.Reply, 1)}
 	select {
 	case s.inputs <- ev:
 	case <-s.done:
