@@ -49,7 +49,7 @@ func BenchmarkLinkChangeAcked(b *testing.B) {
 
 func benchLinkChange(b *testing.B, n int) {
 	h := newHarness(b, 4, func(lc *localmesos.Config, c *Config) {
-		lc.Resources = "cpus:64;mem:1000000;disk:1000;ports:[20000-29999]"
+		lc.Resources = "cpus:64;mem:1000000;disk:1000;ports:[20000-39999]" // split among the agents: room for 10,000 in-gates
 		lc.HeartbeatInterval = 5 * time.Second
 	})
 	ctx := context.Background()

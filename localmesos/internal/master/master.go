@@ -378,18 +378,18 @@ func (m *Master) agentRegister(x link.AgentRegister) {
 // recomputeUsed derives an agent's used resources from the tasks and
 // executors on it, rather than keeping a running count.
 func (m *Master) recomputeUsed(a *agentRec) {
-	var used res.Resources
+	items := make([]res.Resources, 0, len(a.tasks)+len(a.executors))
 	for t := range a.tasks {
 		if !t.released {
-			used.AddInPlace(t.resources)
+			items = append(items, t.resources)
 		}
 	}
 	for _, execs := range a.executors {
 		for _, e := range execs {
-			used.AddInPlace(e.resources)
+			items = append(items, e.resources)
 		}
 	}
-	a.used = used
+	a.used = res.Sum(items...)
 }
 
 func (m *Master) agentDisconnected(id string) {

@@ -125,6 +125,31 @@ func (r *Resources) AddInPlace(o Resources) {
 	}
 }
 
+// Sum adds up many resources: each range resource is merged once at the
+// end, where adding one at a time would sort the ranges so far every time
+// (an agent with thousands of tasks, each holding a port).
+func Sum(items ...Resources) Resources {
+	var r Resources
+	for _, o := range items {
+		for _, n := range o.names {
+			if v, ok := o.scalars[n]; ok {
+				r.addMilli(n, v)
+			}
+			if v, ok := o.ranges[n]; ok {
+				if r.ranges == nil {
+					r.ranges = map[string][]Range{}
+				}
+				r.note(n)
+				r.ranges[n] = append(r.ranges[n], v...)
+			}
+		}
+	}
+	for n, rs := range r.ranges {
+		r.ranges[n] = normalize(rs)
+	}
+	return r
+}
+
 // Contains reports whether o fits in r.
 func (r Resources) Contains(o Resources) bool {
 	for n, v := range o.scalars {

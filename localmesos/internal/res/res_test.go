@@ -2,6 +2,7 @@ package res
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -73,5 +74,34 @@ func TestString(t *testing.T) {
 	r, _ := Parse("cpus:100.1;mem:32")
 	if got, want := r.String(), "cpus(allocated: *):100.1; mem(allocated: *):32"; got != want {
 		t.Fatalf("String = %q, want %q", got, want)
+	}
+}
+
+// TestSum is adding one at a time, in any order: scalars summed, ranges
+// merged.
+func TestSum(t *testing.T) {
+	var items []Resources
+	var one Resources
+	for i := range 300 {
+		port := 31000 + (i*7919)%1000 // every port once, out of order
+		r, err := Parse(fmt.Sprintf("cpus:0.1;mem:32;ports:[%d-%d]", port, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, r)
+		one.AddInPlace(r)
+	}
+	sum := Sum(items...)
+	if sum.String() != one.String() {
+		t.Fatalf("Sum %s, one at a time %s", sum, one)
+	}
+	if got := sum.Scalar("cpus"); got != 30 {
+		t.Errorf("cpus %v, want 30", got)
+	}
+	if got := len(sum.Ranges("ports")); got == 0 || got > 300 {
+		t.Errorf("%d port ranges", got)
+	}
+	if Sum().String() != (Resources{}).String() {
+		t.Errorf("the empty sum is %s", Sum())
 	}
 }
