@@ -61,7 +61,26 @@ type Scheduler struct {
 	waiting map[uint64]chan core.Reply // submissions waiting for their step's write
 	nextID  uint64
 	wake    time.Time
+	// The view is made at most every viewEvery (it copies every task), and
+	// the events that follow from a step wait with it: whoever sees an
+	// event and then reads finds its effect.
+	viewDue  bool
+	lastView time.Time
+	held     []heldEvent
 }
+
+// heldEvent is an event waiting for the view that shows its effect.
+type heldEvent struct {
+	ev core.Event
+	at time.Time
+}
+
+// viewEvery is how often at most the loop makes a view for readers while
+// nothing waits for it. A submission's answer never waits: its step makes
+// the view at once, before answering. At 10,000 tasks a view costs
+// milliseconds; made after every one of a burst of acknowledgements it
+// took most of the loop's time.
+const viewEvery = 20 * time.Millisecond
 
 // input is what API writers hand the loop: a spec change, whose reply
 // comes once it is stored.
@@ -382,6 +401,8 @@ func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
 	if len(rd.Records) > 0 {
 		if err := s.store.Apply(context.WithoutCancel(ctx), rd.Records); err != nil {
 			s.publish(&rd, now)
+			s.viewDue = false // what was not stored is not shown
+			s.flushView(now)
 			// Write-ahead: what was not stored must not be acted on. Stop;
 			// a restarted scheduler resumes from what is stored and
 			// reconciles the rest.
@@ -392,12 +413,11 @@ func (s *Scheduler) step(ctx context.Context, batch []core.Input) error {
 	if len(rd.Late) > 0 {
 		s.mesos.Send(rd.Late)
 	}
-	if rd.ViewChanged {
-		s.view.Store(s.core.View())
-	}
-	// Events after the view: whoever sees one and then reads finds its
-	// effect.
+	s.viewDue = s.viewDue || rd.ViewChanged
 	s.publish(&rd, now)
+	if !s.viewDue || len(rd.Replies) > 0 || now.Sub(s.lastView) >= viewEvery {
+		s.flushView(now)
+	}
 	for _, r := range rd.Replies {
 		if ch := s.waiting[r.ID]; ch != nil {
 			ch <- r
@@ -417,18 +437,40 @@ func (s *Scheduler) fail(err error) {
 
 // untilWake is how long the loop may wait for an input.
 func (s *Scheduler) untilWake() time.Duration {
-	return max(s.wake.Sub(s.cfg.Now()), time.Millisecond)
+	wake := s.wake
+	if s.viewDue {
+		wake = minTime(wake, s.lastView.Add(viewEvery))
+	}
+	return max(wake.Sub(s.cfg.Now()), time.Millisecond)
 }
 
 // publish hands the step's events, logs and metric facts on.
 func (s *Scheduler) publish(rd *core.Ready, now time.Time) {
 	for _, ev := range rd.Events {
-		s.bus.Publish(ev.Type, ev.Data, now)
+		s.held = append(s.held, heldEvent{ev, now})
+	}
+	if rd.Err != nil {
+		s.flushView(now)
 	}
 	for _, l := range rd.Logs {
 		s.log.Log(context.Background(), slog.Level(l.Level), l.Msg, l.Attrs...)
 	}
 	s.metrics.add(&rd.Metrics)
+}
+
+// flushView makes the view when one is due, then publishes the events
+// held for it: events after the view, so whoever sees one and then reads
+// finds its effect.
+func (s *Scheduler) flushView(now time.Time) {
+	if s.viewDue {
+		s.view.Store(s.core.View())
+		s.viewDue, s.lastView = false, now
+	}
+	for _, h := range s.held {
+		s.bus.Publish(h.ev.Type, h.ev.Data, h.at)
+	}
+	clear(s.held)
+	s.held = s.held[:0]
 }
 
 // submit hands a spec change to the loop and waits until it is stored.
@@ -474,4 +516,11 @@ func imageServices(spec *linkspec.Spec) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

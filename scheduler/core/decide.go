@@ -82,7 +82,7 @@ func (m *Machine) applyPlan(plan *linkspec.Plan, now time.Time) bool {
 	changed := false
 	for _, l := range plan.Launch {
 		t := &taskRecord{ID: l.TaskID, Seq: l.Seq, Service: l.Service, Config: l.Config, Phase: linkspec.Pending.String(), Created: now, Updated: now}
-		m.st.tasks[t.ID] = t
+		m.st.addTask(t)
 		m.touch(t)
 		m.observe(t)
 		m.event("task_planned", map[string]any{"task_id": t.ID, "service": t.Service})

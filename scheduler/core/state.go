@@ -1,10 +1,12 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,6 +122,10 @@ type state struct {
 	meta        meta
 	tasks       map[string]*taskRecord
 	dirty       map[string]bool
+	// order is the tasks by launch serial, kept as tasks come and go
+	// (nil: to be sorted again), so a view does not sort every task on
+	// every step.
+	order []*taskRecord
 }
 
 func newState() *state {
@@ -176,9 +182,29 @@ func loadState(kv map[string][]byte) (*state, error) {
 	return s, nil
 }
 
-func (s *state) touchTask(id string)  { s.dirty[prefixTask+id] = true }
-func (s *state) touchMeta()           { s.dirty[keyMeta] = true }
-func (s *state) deleteTask(id string) { delete(s.tasks, id); s.dirty[prefixTask+id] = true }
+func (s *state) touchTask(id string) { s.dirty[prefixTask+id] = true }
+func (s *state) touchMeta()          { s.dirty[keyMeta] = true }
+func (s *state) deleteTask(id string) {
+	if t := s.tasks[id]; t != nil && s.order != nil {
+		if i, ok := slices.BinarySearchFunc(s.order, t.Seq, func(x *taskRecord, seq uint64) int { return cmp.Compare(x.Seq, seq) }); ok {
+			s.order = slices.Delete(s.order, i, i+1)
+		} else {
+			s.order = nil
+		}
+	}
+	delete(s.tasks, id)
+	s.dirty[prefixTask+id] = true
+}
+
+// addTask adds a new task; launch serials only grow, so it goes last.
+func (s *state) addTask(t *taskRecord) {
+	s.tasks[t.ID] = t
+	if n := len(s.order); s.order != nil && (n == 0 || s.order[n-1].Seq < t.Seq) {
+		s.order = append(s.order, t)
+	} else {
+		s.order = nil
+	}
+}
 
 // flush returns the dirty keys' values (nil for deleted) and clears them.
 func (s *state) flush() (map[string][]byte, error) {
@@ -210,12 +236,15 @@ func (s *state) flush() (map[string][]byte, error) {
 	return batch, nil
 }
 
-// sortedTasks returns the tasks by launch serial.
+// sortedTasks returns the tasks by launch serial. The slice is the
+// state's own: read it, do not keep or change it.
 func (s *state) sortedTasks() []*taskRecord {
-	ts := make([]*taskRecord, 0, len(s.tasks))
-	for _, t := range s.tasks {
-		ts = append(ts, t)
+	if s.order == nil || len(s.order) != len(s.tasks) {
+		s.order = make([]*taskRecord, 0, len(s.tasks))
+		for _, t := range s.tasks {
+			s.order = append(s.order, t)
+		}
+		sort.Slice(s.order, func(i, j int) bool { return s.order[i].Seq < s.order[j].Seq })
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Seq < ts[j].Seq })
-	return ts
+	return s.order
 }
