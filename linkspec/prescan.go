@@ -105,10 +105,13 @@ const (
 )
 
 // prop counts an anchor, alias or tag from at to end: the lexer makes no
-// token of one that ends the input.
+// token of one that ends the input (blanks after it included).
 func (s *prescan) prop(at, end int) {
-	if end < len(s.data) {
-		s.token(at)
+	for k := end; k < len(s.data); k++ {
+		if !isBlank(s.data[k]) && !isBreak(s.data[k]) {
+			s.token(at)
+			return
+		}
 	}
 }
 
@@ -149,6 +152,16 @@ func (s *prescan) line(i int) int {
 	j := i + col
 	if j >= len(d) || isBreak(d[j]) {
 		return lineEnd(d, j)
+	}
+	if d[j] == '\t' {
+		// Tabs and then nothing: a blank line, no token.
+		k := j
+		for k < len(d) && isBlank(d[k]) {
+			k++
+		}
+		if k >= len(d) || isBreak(d[k]) {
+			return lineEnd(d, k)
+		}
 	}
 	if d[j] == '\t' || d[j] == '#' {
 		// A comment, or indented with a tab, which YAML forbids: no
@@ -197,6 +210,16 @@ func (s *prescan) line(i int) int {
 	return s.node(j, col)
 }
 
+// mergedLineEnds is called where a line ends after indicators or node
+// properties only ("-", "? ", ": ", a tag or anchor). If goccy may have
+// taken the line into the plain scalar before it (merge), it takes the
+// lines after it too: they continue that scalar, counted as none.
+func (s *prescan) mergedLineEnds() {
+	if s.merge {
+		s.pending, s.skipCol, s.plain = none, s.topCol(), true
+	}
+}
+
 // node scans a block node starting at j (column col) on its line.
 func (s *prescan) node(j, col int) int {
 	d := s.data
@@ -204,17 +227,20 @@ func (s *prescan) node(j, col int) int {
 	mapValue := s.pending != none && s.n > 0 && s.pending == s.topCol() && !s.stack[s.n-1].seq
 	for {
 		c := d[j]
-		if (c == '-' || c == '?' || c == ':') && isBlankAt(d, j+1) {
+		// goccy takes "?" at a line's end for a plain scalar, not a key.
+		if (c == '-' || c == ':') && isBlankAt(d, j+1) || c == '?' && j+1 < len(d) && isBlank(d[j+1]) {
 			// "- " opens a sequence entry; "? " and ": " an explicit
 			// mapping key and its value.
 			s.token(j)
 			mapValue = c != '-'
 			if !s.place(c == '-', col, j) {
+				s.mergedLineEnds()
 				return lineEnd(d, j)
 			}
 			k := skipSpaces(d, j+1)
 			s.pending = col
 			if k >= len(d) || isBreak(d[k]) || d[k] == '#' {
+				s.mergedLineEnds()
 				return lineEnd(d, k)
 			}
 			col += k - j
@@ -226,6 +252,7 @@ func (s *prescan) node(j, col int) int {
 			k := skipSpaces(d, skipToken(d, j, false))
 			if k >= len(d) || isBreak(d[k]) || d[k] == '#' {
 				s.pending = s.topCol()
+				s.mergedLineEnds()
 				return lineEnd(d, k)
 			}
 			col += k - j
@@ -436,6 +463,14 @@ func (s *prescan) flow(j int) (int, bool) {
 		case c == '?' && state != inPlain && isBlankAt(d, i+1):
 			// an explicit key: a node starts after it
 			s.token(i)
+		case (c == '|' || c == '>') && state != inPlain:
+			// goccy starts a block scalar here even in a flow
+			// collection, taking the rest of the line into it: one
+			// token, the rest of the line uncounted.
+			s.token(i)
+			i, space = lineEnd(d, i), true
+			state = afterNode
+			continue
 		default:
 			if state != inPlain {
 				s.token(i)
@@ -469,8 +504,10 @@ func skipQuoted(d []byte, j int) int {
 // flow indicator too (a tag takes in brackets even there).
 func skipToken(d []byte, j int, inFlow bool) int {
 	stopAtIndicator := inFlow && d[j] != '!'
+	tag := d[j] == '!'
 	i := j + 1
-	for i < len(d) && !isBlank(d[i]) && !isBreak(d[i]) && !(stopAtIndicator && isFlowIndicator(d[i])) {
+	// goccy reads a tab into a tag (only a space or a line break ends it).
+	for i < len(d) && !isBreak(d[i]) && d[i] != ' ' && (tag || d[i] != '\t') && !(stopAtIndicator && isFlowIndicator(d[i])) {
 		i++
 	}
 	return i
