@@ -429,7 +429,15 @@ func (h *Hub) Ready() bool {
 // SetCounter sets an application counter, reported to the executor with
 // every heartbeat (e.g. the demo printer's received and missing counts).
 func (h *Hub) SetCounter(name string, v int64) error {
-	return h.SetCounters(map[string]int64{name: v})
+	// Not through SetCounters: services call this per message, and a map
+	// per call would be garbage on that path.
+	if err := control.ValidCounterName(name); err != nil {
+		return fmt.Errorf("cannot set application counter: %w", err)
+	}
+	h.mu.Lock()
+	h.app[name] = v
+	h.mu.Unlock()
+	return nil
 }
 
 // SetCounters sets several application counters at once: a heartbeat

@@ -277,15 +277,17 @@ func Printer(ctx context.Context, h *gate.Hub, cfg Config, w io.Writer, log *slo
 			}
 			t := tallies[origin]
 			received++
+			// Fresh in every heartbeat (what `tiltai up` shows), with the
+			// origins seen so far (set together when one is new); the
+			// other counts need a look over every tally: each report.
 			if t == nil {
 				t = &tally{seen: map[uint64]struct{}{}}
 				tallies[origin] = t
+				h.SetCounters(map[string]int64{"printer.received": received, "printer.origins": int64(len(tallies))})
+			} else {
+				h.SetCounter("printer.received", received)
 			}
 			t.add(seq)
-			// Fresh in every heartbeat (what `tiltai up` shows), with the
-			// origins seen so far; the other counts need a look over
-			// every tally: each report.
-			h.SetCounters(map[string]int64{"printer.received": received, "printer.origins": int64(len(tallies))})
 		case <-tick.C:
 			summary(false)
 		}

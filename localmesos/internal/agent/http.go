@@ -115,15 +115,10 @@ func (h *agentHTTP) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	// No Mesos-Stream-Id on the executor API.
 	w.Header().Set("Content-Type", rep.stream.Codec.MediaType())
+	// The stream ends with the request or with this incarnation.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-h.ctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(h.ctx, cancel)()
 	rep.stream.Serve(ctx, w, wire.ServeOptions{
 		Heartbeat:         &executor.Event{Type: executor.Event_HEARTBEAT},
 		HeartbeatInterval: h.a.cfg.ExecutorHeartbeatInterval,

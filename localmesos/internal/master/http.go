@@ -216,15 +216,8 @@ func (h *masterHTTP) serveCall(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", res.stream.Codec.MediaType())
 	w.Header().Set("Mesos-Stream-Id", res.stream.ID)
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	go func() {
-		select {
-		case <-h.ctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	res.stream.Serve(ctx, w, wire.ServeOptions{
 		Heartbeat:         &scheduler.Event{Type: scheduler.Event_HEARTBEAT},
 		HeartbeatInterval: h.m.cfg.HeartbeatInterval,

@@ -497,15 +497,10 @@ func (m *Master) agentDrainInfo(id string) *mesos.DrainInfo {
 	return nil
 }
 
-// operatorStreamContext ends the operator stream with the master.
+// streamContext ends a stream with its request or with the master's
+// incarnation, whichever ends first.
 func (h *masterHTTP) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
-	go func() {
-		select {
-		case <-h.ctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	stop := context.AfterFunc(h.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
